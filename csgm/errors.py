@@ -1,0 +1,15 @@
+"""The one exception type for bad user input; entry points print it as a single line."""
+
+from __future__ import annotations
+
+__all__ = ["CsgmError", "check_choice"]
+
+
+class CsgmError(ValueError):
+    """A user-facing error: the message names the bad value and the fix."""
+
+
+def check_choice(kind: str, name: str, choices: "dict | list | tuple") -> None:
+    """Raise a CsgmError if ``name`` is not one of ``choices``."""
+    if name not in choices:
+        raise CsgmError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(choices))}")

@@ -1,0 +1,23 @@
+"""Generators G: (N, k) latents -> (N, C, H, W) images in [0, 1]."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from csgm.errors import CsgmError, check_choice
+from csgm.generators.base import Generator
+from csgm.generators.dcgan import DCGANDiscriminator, DCGANGenerator
+from csgm.generators.vae import VAEDecoder, VAEEncoder
+
+__all__ = ["GENERATORS", "Generator", "build_generator", "VAEDecoder", "VAEEncoder", "DCGANGenerator", "DCGANDiscriminator"]
+
+GENERATORS: dict[str, type[Generator]] = {"vae": VAEDecoder, "dcgan": DCGANGenerator}
+
+
+def build_generator(name: str, arch: dict, image_shape: Sequence[int]) -> Generator:
+    """Instantiate generator ``name`` with architecture options ``arch`` for ``image_shape``."""
+    check_choice("generator", name, GENERATORS)
+    try:
+        return GENERATORS[name](image_shape=tuple(image_shape), **arch)
+    except TypeError as exc:
+        raise CsgmError(f"bad architecture options {sorted(arch)} for generator {name!r}: {exc}") from None

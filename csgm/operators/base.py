@@ -1,0 +1,109 @@
+"""The LinearOperator contract shared by every forward model y = A x."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from csgm.errors import CsgmError
+from csgm.seeding import seeded_generator
+
+__all__ = ["LinearOperator", "resolve_count"]
+
+
+def resolve_count(value: int | float | None, maximum: int, what: str, unit: int = 1) -> int:
+    """Turn a count (int >= 1) or a fraction of ``maximum`` (float in (0, 1]) into a count in [unit, maximum].
+
+    ``unit`` > 1 requires a multiple of ``unit`` (one value per channel); a fraction is rounded to one.
+    """
+    if value is None:
+        raise CsgmError(f"{what} is required: give a count in [{unit}, {maximum}] or a fraction in (0, 1]")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CsgmError(f"{what}={value!r} is not a number; give a count in [{unit}, {maximum}] or a fraction in (0, 1]")
+    if isinstance(value, float):
+        if not 0.0 < value <= 1.0:
+            raise CsgmError(f"{what}={value} is not a fraction in (0, 1]; give a fraction in (0, 1] or an integer count")
+        return max(unit, int(round(value * maximum / unit)) * unit)
+    if not unit <= value <= maximum:
+        raise CsgmError(f"{what}={value} is out of range; it must be in [{unit}, {maximum}] for this image shape")
+    if value % unit:
+        lower = value // unit * unit
+        raise CsgmError(f"{what}={value} is not a multiple of the {unit} image channels; use {lower or unit} or {lower + unit}")
+    return int(value)
+
+
+class LinearOperator(nn.Module):
+    """A linear map A from images (B, C, H, W) to real measurement vectors (B, output_size).
+
+    Subclasses implement ``_forward`` and ``_adjoint`` and set ``m`` (the measurement count the
+    user chooses and results report) and ``output_size`` (the length of the real vector y; equal to
+    ``m`` except for complex measurements, which store real and imaginary parts). Matrices, masks
+    and kernels are buffers, so ``.to(device/dtype)`` moves them.
+    """
+
+    name: str = "operator"
+
+    def __init__(self, image_shape: Sequence[int]) -> None:
+        super().__init__()
+        if len(image_shape) != 3 or min(image_shape) < 1:
+            raise CsgmError(f"image_shape={tuple(image_shape)} is not (C, H, W) with positive sizes")
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.m = self.n
+        self.output_size = self.n
+
+    @property
+    def n(self) -> int:
+        """Number of pixels C * H * W."""
+        return math.prod(self.image_shape)
+
+    def _check_image(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise CsgmError(f"{self.name} operator was built for images of shape (B, {', '.join(map(str, self.image_shape))}), "
+                            f"got {tuple(x.shape)}; build the operator for this image shape")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """y = A x: (B, C, H, W) -> (B, output_size)."""
+        self._check_image(x)
+        return self._forward(x)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """A^T y: (B, output_size) -> (B, C, H, W)."""
+        if y.ndim != 2 or y.shape[1] != self.output_size:
+            raise CsgmError(f"{self.name} operator expects measurements of shape (B, {self.output_size}), got {tuple(y.shape)}")
+        return self._adjoint(y)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def to_dense(self, max_pixels: int = 4096, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """The explicit (output_size, n) matrix, built column by column; for small images (tests)."""
+        if self.n > max_pixels:
+            raise CsgmError(f"to_dense builds an {self.output_size} x {self.n} matrix; n = {self.n} exceeds max_pixels={max_pixels}")
+        ref = next(iter(self.buffers()), None)
+        device = ref.device if ref is not None else torch.device("cpu")
+        eye = torch.eye(self.n, dtype=dtype, device=device).view(self.n, *self.image_shape)
+        return self._forward(eye).T.contiguous()
+
+    @torch.no_grad()
+    def norm_squared(self, iterations: int = 100, seed: int = 0, tol: float = 1e-7) -> float:
+        """Power-method estimate of ||A||_2^2, the largest eigenvalue of A^T A (FISTA step sizes)."""
+        ref = next(iter(self.buffers()), None)
+        device = ref.device if ref is not None else torch.device("cpu")
+        dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
+        x = torch.randn(1, *self.image_shape, generator=seeded_generator("power", seed), dtype=torch.float64)
+        x = (x / x.norm()).to(device=device, dtype=dtype)
+        value = 0.0
+        for _ in range(iterations):
+            x = self._adjoint(self._forward(x))
+            new_value = float(x.norm())
+            x = x / new_value
+            if abs(new_value - value) <= tol * new_value:
+                return new_value
+            value = new_value
+        return value

@@ -1,0 +1,1 @@
+"""Loggers, plots and W&B helpers."""

@@ -1,0 +1,51 @@
+"""GAN training with manual optimisation (non-saturating loss, Adam 2e-4, beta1 0.5)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from csgm.generators import DCGANDiscriminator
+from csgm.training.base import GeneratorModule
+
+__all__ = ["GANModule"]
+
+
+class GANModule(GeneratorModule):
+    """Alternates one discriminator and one generator step per batch (so ``max_steps`` counts both)."""
+
+    def __init__(self, arch: dict, image_shape: tuple[int, int, int], dataset: str = "",
+                 lr: float = 2e-4, beta1: float = 0.5, disc_base_channels: int = 64) -> None:
+        super().__init__("dcgan", arch, image_shape, dataset)
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.discriminator = DCGANDiscriminator(image_shape, disc_base_channels)
+
+    def training_step(self, batch, batch_idx):
+        real = batch[0]
+        opt_g, opt_d = self.optimizers()
+        z = torch.randn(len(real), self.generator.latent_dim, device=real.device)
+        fake = self.generator(z)
+
+        d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
+        d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        opt_d.zero_grad()
+        self.manual_backward(d_loss)
+        opt_d.step()
+
+        d_gen = self.discriminator(fake)
+        g_loss = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        opt_g.zero_grad()
+        self.manual_backward(g_loss)
+        opt_g.step()
+
+        self.log_dict({"train/d_loss": d_loss, "train/g_loss": g_loss,
+                       "train/d_real": torch.sigmoid(d_real).mean(), "train/d_fake": torch.sigmoid(d_fake).mean()},
+                      prog_bar=True, on_step=True, on_epoch=True, batch_size=len(real))
+
+    def configure_optimizers(self):
+        betas = (self.hparams.beta1, 0.999)
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=betas)
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr, betas=betas)
+        return opt_g, opt_d

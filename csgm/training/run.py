@@ -1,0 +1,57 @@
+"""One training job: dataset -> generator module -> Lightning fit -> checkpoint, sample grid, test ELBO."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from csgm.cli import plain
+from csgm.data import ImageDataModule
+from csgm.errors import CsgmError, check_choice
+from csgm.reporting.loggers import build_logger, finish_wandb
+from csgm.training import TRAINING_MODULES
+from csgm.training.samples import SampleGrid
+
+__all__ = ["train"]
+
+
+def build_trainer(trainer_cfg: dict, **extra: Any) -> pl.Trainer:
+    """``pl.Trainer(**trainer_cfg, **extra)`` with a clear error for unknown trainer options."""
+    try:
+        return pl.Trainer(**trainer_cfg, **extra)
+    except TypeError as exc:
+        raise CsgmError(f"bad trainer option: {exc}; see conf/trainer/*.yaml for valid keys") from None
+    except Exception as exc:  # MisconfigurationException and friends
+        raise CsgmError(f"trainer config {trainer_cfg} is invalid: {exc}") from None
+
+
+def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
+    """Train the configured generator; returns a summary with the checkpoint and sample grid paths."""
+    cfg = plain(cfg)
+    run_dir = Path(run_dir)
+    pl.seed_everything(cfg["seed"], workers=True, verbose=False)
+    gen_cfg = cfg["generator"]
+    check_choice("generator", gen_cfg["name"], TRAINING_MODULES)
+
+    data = ImageDataModule(cfg["dataset"], cfg["batch_size"], cfg["num_workers"])
+    module = TRAINING_MODULES[gen_cfg["name"]](arch=gen_cfg["arch"], image_shape=data.image_shape,
+                                               dataset=cfg["dataset"]["name"], **gen_cfg["training"])
+    samples = SampleGrid(run_dir, cfg["num_samples"], cfg["seed"])
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0)
+    logger = build_logger(cfg["logger"], run_dir, run_name=f"train-{gen_cfg['name']}-{cfg['dataset']['name']}")
+    trainer = build_trainer(cfg["trainer"], default_root_dir=str(run_dir), logger=logger,
+                            callbacks=[checkpoint, samples])
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data)
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(run_dir / "checkpoints" / "last.ckpt"),
+                               "samples": str(samples.latest), "fit_seconds": round(time.perf_counter() - start, 1),
+                               "global_step": trainer.global_step}
+    if hasattr(module, "test_step"):
+        metrics = trainer.test(module, datamodule=data, verbose=False)
+        summary.update({k: float(v) for k, v in metrics[0].items()})
+    finish_wandb()
+    return summary
