@@ -1,0 +1,42 @@
+"""Where recovery runs live: `checkpoint=latest`, and run folders named by what determines their results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from csgm.errors import CsgmError
+
+__all__ = ["resolve_checkpoint", "run_fingerprint", "register_resolvers", "FINGERPRINT_KEYS"]
+
+FINGERPRINT_KEYS = ("dataset", "checkpoint", "input", "operator", "noise", "solver", "seed")
+
+
+def resolve_checkpoint(value: str | None, output_root: str | Path) -> str | None:
+    """``latest`` -> the newest ``last.ckpt`` written by train.py under ``output_root``; else ``value``."""
+    if value != "latest":
+        return value
+    found = sorted(Path(output_root).glob("train*/**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise CsgmError(f"checkpoint=latest found no checkpoints/last.ckpt under {str(output_root)!r}; "
+                        "run `python train.py` first or pass checkpoint=PATH")
+    return str(found[-1].resolve())
+
+
+def run_fingerprint(cfg: Any) -> str:
+    """8 hex digits over the settings that determine per-image results (not the m grid, the number of
+    images or the trainer): re-running the same command finds the same folder and resumes it."""
+    node = OmegaConf.to_container(cfg, resolve=False) if not isinstance(cfg, dict) else cfg
+    keyed = {k: node.get(k) for k in FINGERPRINT_KEYS}
+    keyed["checkpoint"] = resolve_checkpoint(keyed["checkpoint"], node.get("paths", {}).get("output_root", "outputs"))
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def register_resolvers() -> None:
+    """Register ``${csgm_fingerprint:}`` for Hydra run folders (idempotent)."""
+    if not OmegaConf.has_resolver("csgm_fingerprint"):
+        OmegaConf.register_new_resolver("csgm_fingerprint", lambda *, _root_: run_fingerprint(_root_), use_cache=False)

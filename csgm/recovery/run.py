@@ -1,0 +1,93 @@
+"""One recovery job: checkpoint + test images + operator/noise/solver + m grid -> results store, plot, grids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from csgm.cli import plain
+from csgm.data import load_splits
+from csgm.errors import CsgmError, check_choice
+from csgm.generators.checkpoint import load_generator
+from csgm.operators import build_noise
+from csgm.recovery.grid import measurement_grid
+from csgm.recovery.module import RecoveryModule, gen_span_images
+from csgm.recovery.paths import resolve_checkpoint
+from csgm.recovery.store import ResultsStore
+from csgm.recovery.writer import ShardWriter
+from csgm.reporting.plots import plot_error_curves, save_image_rows
+from csgm.solvers import build_solver
+from csgm.training.run import build_trainer
+
+__all__ = ["recover", "INPUTS"]
+
+INPUTS = ("test", "val", "gen_span")
+
+
+def _images(cfg: dict) -> Subset:
+    split = "test" if cfg["input"] == "gen_span" else cfg["input"]
+    dataset = load_splits(cfg["dataset"])[split]
+    count = cfg["num_images"]
+    if not 1 <= count <= len(dataset):
+        raise CsgmError(f"num_images={count} is out of range; the {split} split of {cfg['dataset']['name']} has {len(dataset)} images")
+    return Subset(dataset, range(count))
+
+
+def _grid_images(store: ResultsStore, originals: Callable[[list[int]], torch.Tensor], count: int) -> dict[str, Path]:
+    """Originals on top, then one row per m, for the first ``count`` images."""
+    merged = torch.load(store.run_dir / "reconstructions.pt", weights_only=True)
+    keys = [tuple(k) for k in merged["keys"].tolist()]
+    ids = sorted({i for _, i in keys})[:count]
+    if not ids:
+        return {}
+    rows = [originals(ids).cpu()]
+    for m in sorted({m for m, _ in keys}):
+        index = {k: j for j, k in enumerate(keys)}
+        if all((m, i) in index for i in ids):
+            rows.append(torch.stack([merged["x_hat"][index[(m, i)]] for i in ids]))
+    return {"recovery_grid": save_image_rows(rows, store.run_dir / "grid.png")}
+
+
+def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
+    """Run the configured recovery grid; returns the summary rows and the paths written."""
+    cfg = plain(cfg)
+    run_dir = Path(run_dir)
+    check_choice("input", cfg["input"], INPUTS)
+    torch.manual_seed(cfg["seed"])
+    solver = build_solver(cfg["solver"])
+    noise = build_noise(cfg["noise"])
+    images = _images(cfg)
+    image_shape = tuple(images[0][0].shape)
+    generator = None
+    if solver.needs_generator or cfg["input"] == "gen_span":
+        checkpoint = resolve_checkpoint(cfg["checkpoint"], cfg["paths"]["output_root"])
+        if checkpoint is None:
+            raise CsgmError(f"solver {cfg['solver']['name']!r} needs a generator: pass checkpoint=PATH or checkpoint=latest")
+        generator, meta = load_generator(checkpoint)
+        if tuple(generator.image_shape) != image_shape:
+            raise CsgmError(f"checkpoint {checkpoint!r} makes {'x'.join(map(str, generator.image_shape))} images "
+                            f"(trained on {meta['dataset']!r}) but dataset {cfg['dataset']['name']!r} has "
+                            f"{'x'.join(map(str, image_shape))}; use a checkpoint trained on this dataset")
+    grid = measurement_grid(cfg["measurements"], cfg["operator"])
+    store = ResultsStore(run_dir)
+    labels = {"solver": cfg["solver"].get("label") or cfg["solver"]["name"], "noise": cfg["noise"]["name"]}
+    module = RecoveryModule(generator, solver, cfg["operator"], noise, grid, cfg["seed"], image_shape,
+                            cfg["input"], done=store.done(), labels=labels)
+    trainer = build_trainer(cfg["trainer"], inference_mode=False, logger=False, default_root_dir=str(run_dir),
+                            callbacks=[ShardWriter(store)], enable_checkpointing=False)
+    loader = DataLoader(images, batch_size=cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"])
+    trainer.predict(module, dataloaders=loader, return_predictions=False)
+    if not trainer.is_global_zero:
+        return {}
+    rows, summary = store.merge()
+    paths = {"results": run_dir / "results.csv", "summary": run_dir / "summary.csv",
+             "curve": plot_error_curves(summary, run_dir / "error_vs_m.png")}
+    if cfg["input"] == "gen_span":
+        originals = lambda ids: gen_span_images(generator, ids, cfg["seed"])  # noqa: E731
+    else:
+        originals = lambda ids: torch.stack([images[i][0] for i in ids])  # noqa: E731
+    paths.update(_grid_images(store, originals, cfg["save_images"]))
+    return {"summary": summary, "rows": len(rows), "paths": paths}

@@ -1,0 +1,31 @@
+"""A prediction writer: every rank stores its own results per batch; rank 0 merges at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import BasePredictionWriter
+
+from csgm.recovery.store import ResultsStore
+
+__all__ = ["ShardWriter"]
+
+
+class ShardWriter(BasePredictionWriter):
+    """Writes each (rows, x_hat) result of ``predict_step`` as an atomic shard, so an interrupted run keeps
+    every finished batch; after the last batch all ranks meet and rank 0 merges the shards."""
+
+    def __init__(self, store: ResultsStore) -> None:
+        super().__init__(write_interval="batch")
+        self.store = store
+
+    def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: Any,
+                           batch_indices: Any, batch: Any, batch_idx: int, dataloader_idx: int) -> None:
+        for rows, x_hat in prediction:
+            self.store.write_shard(rows, x_hat)
+
+    def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.strategy.barrier("csgm-merge")
+        if trainer.is_global_zero:
+            self.store.merge()

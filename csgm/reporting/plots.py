@@ -1,0 +1,58 @@
+"""Error-versus-m curves with 95% bands, and paper-style image grids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torchvision.utils import make_grid, save_image
+
+__all__ = ["plot_error_curves", "save_image_rows", "METRIC_LABELS"]
+
+METRIC_LABELS = {"mse": "per-pixel squared error ||x̂ - x||² / n", "psnr": "PSNR (dB)", "ssim": "SSIM"}
+
+
+def plot_error_curves(summary: Sequence[dict[str, Any]], path: str | Path, metric: str = "mse", title: str | None = None) -> Path:
+    """One curve per (solver, operator, noise) of ``metric`` mean versus m, with a 95% band; PNG at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for row in summary:
+        curves.setdefault(f"{row['solver']} ({row['operator']}, noise {row['noise']})", []).append(row)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, rows in sorted(curves.items()):
+        rows = sorted(rows, key=lambda r: int(r["m"]))
+        m = [int(r["m"]) for r in rows]
+        mean = [float(r[f"{metric}_mean"]) for r in rows]
+        half = [float(r[f"{metric}_ci95"]) for r in rows]
+        ax.plot(m, mean, marker="o", label=label)
+        ax.fill_between(m, [a - b for a, b in zip(mean, half)], [a + b for a, b in zip(mean, half)], alpha=0.25)
+    ax.set_xlabel("number of measurements m")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_title(title or "reconstruction error versus measurements (mean, 95% interval)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def save_image_rows(rows: Sequence[torch.Tensor], path: str | Path) -> Path:
+    """Stack equally long image rows (each (N, C, H, W)): originals first, then one row per method."""
+    images = torch.cat([r.detach().cpu().float() for r in rows])
+    grid = make_grid(images, nrow=len(rows[0]), padding=2, pad_value=1.0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    save_image(grid, tmp)
+    tmp.replace(path)
+    return path

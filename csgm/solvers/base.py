@@ -1,0 +1,39 @@
+"""The solver interface: measurements y, operator A (and a frozen generator G) -> x_hat per image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+from csgm.generators import Generator
+from csgm.operators import LinearOperator
+
+__all__ = ["Solver", "SolverOutput"]
+
+
+@dataclass
+class SolverOutput:
+    """What a solver returns for a batch of B images."""
+
+    x_hat: torch.Tensor                  # (B, C, H, W) in [0, 1]
+    measurement_loss: torch.Tensor       # (B,) ||A x_hat - y||^2
+    iterations: torch.Tensor             # (B,) iterations run for the kept estimate
+    dropped_restarts: torch.Tensor       # (B,) restarts dropped as diverged (NaN/inf)
+    z: torch.Tensor | None = None        # (B, k) latent of the kept estimate, for generative solvers
+    converged: torch.Tensor | None = None  # (B,) bool, for solvers with a convergence test
+    extra: dict = field(default_factory=dict)
+
+
+class Solver:
+    """Base class. ``needs_generator`` solvers receive the frozen G; all receive the run ``seed`` and
+    stable ``image_ids`` so that every random draw is per image, never per batch.
+    """
+
+    name: str = "solver"
+    needs_generator: bool = False
+
+    def solve(self, y: torch.Tensor, operator: LinearOperator, image_ids: Sequence[int],
+              generator: Generator | None = None, seed: int = 0) -> SolverOutput:  # pragma: no cover - abstract
+        raise NotImplementedError

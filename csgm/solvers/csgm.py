@@ -1,0 +1,131 @@
+"""CSGM: min_z w2 ||A G(z) - y||^2 + w1 ||A G(z) - y||_1 + lambda ||z||^2, batched over images x restarts."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from csgm.errors import CsgmError, check_choice
+from csgm.generators import Generator
+from csgm.operators import LinearOperator
+from csgm.seeding import seeded_generator
+from csgm.solvers.base import Solver, SolverOutput
+
+__all__ = ["CSGMSolver", "initial_latents", "select_restarts"]
+
+OPTIMIZERS = ("adam", "sgd", "momentum")
+
+
+def initial_latents(image_ids: Sequence[int], restarts: int, latent_dim: int, seed: int) -> torch.Tensor:
+    """z starts ~ N(0, I), one per (image id, restart), drawn on the CPU from (seed, id, restart)."""
+    return torch.stack([
+        torch.randn(latent_dim, generator=seeded_generator("z", seed, int(i), r))
+        for i in image_ids for r in range(restarts)
+    ]) if len(image_ids) else torch.zeros(0, latent_dim)
+
+
+def select_restarts(losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For (B, R) final measurement losses: the index of the best finite restart per image, and the
+    number of non-finite (dropped) restarts. An image whose restarts all diverged gets index 0."""
+    finite = torch.isfinite(losses)
+    best = torch.where(finite, losses, torch.full_like(losses, float("inf"))).argmin(1)
+    return best, (~finite).sum(1)
+
+
+class CSGMSolver(Solver):
+    """Gradient descent on the latent z of a frozen generator, with random restarts.
+
+    Losses are summed over samples, so each image's steps never depend on the batch. Per image the
+    restart with the lowest final measurement loss ||A G(z) - y||^2 is kept; restarts that diverge
+    (NaN/inf) are dropped and counted. With ``stall_patience`` > 0 a restart stops (its z is frozen)
+    once its loss improved by less than ``stall_tol`` (relative) for that many iterations.
+    """
+
+    name = "csgm"
+    needs_generator = True
+
+    def __init__(self, lr: float = 0.01, iterations: int = 1000, restarts: int = 10, optimizer: str = "adam",
+                 momentum: float = 0.9, lambda_z: float = 0.0, l2_weight: float = 1.0, l1_weight: float = 0.0,
+                 lr_decay: float = 1.0, lr_decay_every: int = 0, stall_patience: int = 0, stall_tol: float = 1e-4,
+                 label: str | None = None) -> None:
+        check_choice("optimizer", optimizer, OPTIMIZERS)
+        for key, value, low in (("lr", lr, 0.0), ("iterations", iterations, 0), ("restarts", restarts, 0)):
+            if not value > low:
+                raise CsgmError(f"solver.{key}={value} must be > {low}")
+        if lambda_z < 0 or l1_weight < 0 or l2_weight < 0:
+            raise CsgmError(f"solver weights must be >= 0 (lambda_z={lambda_z}, l1_weight={l1_weight}, l2_weight={l2_weight})")
+        self.lr, self.iterations, self.restarts, self.optimizer = lr, int(iterations), int(restarts), optimizer
+        self.momentum, self.lambda_z, self.l2_weight, self.l1_weight = momentum, lambda_z, l2_weight, l1_weight
+        self.lr_decay, self.lr_decay_every = lr_decay, int(lr_decay_every)
+        self.stall_patience, self.stall_tol = int(stall_patience), stall_tol
+        self.label = label or self.name
+
+    def _optimizer(self, z: torch.Tensor) -> torch.optim.Optimizer:
+        if self.optimizer == "adam":
+            return torch.optim.Adam([z], lr=self.lr)
+        return torch.optim.SGD([z], lr=self.lr, momentum=self.momentum if self.optimizer == "momentum" else 0.0)
+
+    def objective(self, z: torch.Tensor, y: torch.Tensor, operator: LinearOperator, generator: Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample (objective, measurement loss ||A G(z) - y||^2)."""
+        residual = operator(generator(z)) - y
+        data = residual.pow(2).sum(1)
+        total = self.l2_weight * data + self.lambda_z * z.pow(2).sum(1)
+        if self.l1_weight:
+            total = total + self.l1_weight * residual.abs().sum(1)
+        return total, data
+
+    def solve(self, y: torch.Tensor, operator: LinearOperator, image_ids: Sequence[int],
+              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+        if generator is None:
+            raise CsgmError("the csgm solver needs a generator checkpoint (checkpoint=PATH)")
+        batch, restarts = len(y), self.restarts
+        z0 = initial_latents(image_ids, restarts, generator.latent_dim, seed).to(device=y.device, dtype=y.dtype)
+        return self.optimise(z0, y, operator, generator)
+
+    def optimise(self, z0: torch.Tensor, y: torch.Tensor, operator: LinearOperator, generator: Generator) -> SolverOutput:
+        """Run the optimisation from given starts z0 (B * R, k), restarts of an image adjacent."""
+        batch, restarts = len(y), len(z0) // max(len(y), 1)
+        y_rep = y.repeat_interleave(restarts, dim=0)
+        z = z0.clone().requires_grad_(True)
+        optimizer = self._optimizer(z)
+        iterations = torch.full((len(z0),), self.iterations, dtype=torch.long)
+        active = torch.ones(len(z0), dtype=torch.bool, device=z.device)
+        best = torch.full((len(z0),), float("inf"), dtype=y.dtype, device=z.device)
+        since_improved = torch.zeros(len(z0), dtype=torch.long, device=z.device)
+        with torch.enable_grad():
+            for step in range(self.iterations):
+                optimizer.zero_grad(set_to_none=True)
+                total, _ = self.objective(z, y_rep, operator, generator)
+                total.sum().backward()
+                if self.stall_patience:
+                    z_before = z.detach().clone()
+                    loss = total.detach()
+                    improved = loss < best * (1 - self.stall_tol)
+                    best = torch.where(improved, loss, torch.minimum(best, loss))
+                    since_improved = torch.where(improved, 0, since_improved + 1)
+                    stalled = active & (since_improved >= self.stall_patience)
+                    iterations[stalled.cpu()] = step
+                    active &= ~stalled
+                    if not bool(active.any()):
+                        break
+                optimizer.step()
+                if self.stall_patience:
+                    with torch.no_grad():
+                        z[~active] = z_before[~active]
+                if self.lr_decay_every and (step + 1) % self.lr_decay_every == 0:
+                    for group in optimizer.param_groups:
+                        group["lr"] *= self.lr_decay
+        with torch.no_grad():
+            z_final = z.detach()
+            _, data = self.objective(z_final, y_rep, operator, generator)
+            data = torch.where(torch.isfinite(z_final).all(1), data, torch.full_like(data, float("nan")))
+            best_restart, dropped = select_restarts(data.view(batch, restarts).cpu())
+            pick = torch.arange(batch) * restarts + best_restart
+            z_kept = z_final[pick.to(z_final.device)]
+            failed = (dropped == restarts).to(z_kept.device)
+            z_kept = torch.where(failed[:, None], torch.zeros_like(z_kept), z_kept)
+            x_hat = generator(z_kept)
+            loss = (operator(x_hat) - y).pow(2).sum(1)
+        return SolverOutput(x_hat=x_hat, measurement_loss=loss, iterations=iterations[pick], dropped_restarts=dropped,
+                            z=z_kept, extra={"all_restarts_diverged": failed.cpu()})
