@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,8 +17,10 @@ from csgm.operators import build_noise
 from csgm.recovery.grid import measurement_grid
 from csgm.recovery.module import RecoveryModule, gen_span_images
 from csgm.recovery.paths import resolve_checkpoint
-from csgm.recovery.store import ResultsStore
+from csgm.recovery.store import ResultsStore, atomic_write_bytes
 from csgm.recovery.writer import ShardWriter
+from csgm.reporting.loggers import LOGGERS
+from csgm.reporting.wandb_log import log_recovery_to_wandb
 from csgm.reporting.plots import plot_error_curves, save_image_rows
 from csgm.solvers import build_solver
 from csgm.training.run import build_trainer
@@ -36,19 +39,26 @@ def _images(cfg: dict) -> Subset:
     return Subset(dataset, range(count))
 
 
-def _grid_images(store: ResultsStore, originals: Callable[[list[int]], torch.Tensor], count: int) -> dict[str, Path]:
-    """Originals on top, then one row per m, for the first ``count`` images."""
+def _save_originals(store: ResultsStore, originals: Callable[[list[int]], torch.Tensor], count: int) -> dict[str, torch.Tensor]:
+    """Store the first ``count`` ground-truth images with their ids (``originals.pt``) for grids and reports."""
+    ids = list(range(count))
+    payload = {"ids": torch.tensor(ids, dtype=torch.long), "images": originals(ids).detach().cpu().float()}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(store.run_dir / "originals.pt", buffer.getvalue())
+    return payload
+
+
+def _grid_images(store: ResultsStore, originals: dict[str, torch.Tensor]) -> dict[str, Path]:
+    """Originals on top, then one row per m of this run."""
     merged = torch.load(store.run_dir / "reconstructions.pt", weights_only=True)
-    keys = [tuple(k) for k in merged["keys"].tolist()]
-    ids = sorted({i for _, i in keys})[:count]
-    if not ids:
-        return {}
-    rows = [originals(ids).cpu()]
-    for m in sorted({m for m, _ in keys}):
-        index = {k: j for j, k in enumerate(keys)}
+    index = {tuple(k): j for j, k in enumerate(merged["keys"].tolist())}
+    ids = originals["ids"].tolist()
+    rows = [originals["images"]]
+    for m in sorted({m for m, _ in index}):
         if all((m, i) in index for i in ids):
             rows.append(torch.stack([merged["x_hat"][index[(m, i)]] for i in ids]))
-    return {"recovery_grid": save_image_rows(rows, store.run_dir / "grid.png")}
+    return {"recovery_grid": save_image_rows(rows, store.run_dir / "grid.png")} if len(rows) > 1 else {}
 
 
 def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
@@ -89,5 +99,10 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
         originals = lambda ids: gen_span_images(generator, ids, cfg["seed"])  # noqa: E731
     else:
         originals = lambda ids: torch.stack([images[i][0] for i in ids])  # noqa: E731
-    paths.update(_grid_images(store, originals, cfg["save_images"]))
+    shown = _save_originals(store, originals, min(cfg["save_images"], cfg["num_images"]))
+    paths.update(_grid_images(store, shown))
+    check_choice("logger", cfg["logger"]["name"], LOGGERS)
+    if cfg["logger"]["name"] == "wandb":
+        log_recovery_to_wandb(cfg["logger"], run_dir, run_dir.name, cfg, summary,
+                              {k: v for k, v in paths.items() if str(v).endswith(".png")})
     return {"summary": summary, "rows": len(rows), "paths": paths}

@@ -1,0 +1,93 @@
+"""Combine recovery runs into one error-versus-m plot, table and image grid.
+
+    python -m csgm.report RUN_DIR_OR_SWEEP_DIR... [--out DIR] [--metric mse|psnr|ssim] [--m 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from csgm.errors import CsgmError
+from csgm.reporting.plots import METRIC_LABELS, plot_error_curves, save_image_rows
+from csgm.reporting.table import format_summary
+
+__all__ = ["find_runs", "read_summaries", "comparison_grid", "main"]
+
+
+def find_runs(paths: Sequence[str | Path]) -> list[Path]:
+    """Every folder holding a summary.csv, at or below the given paths."""
+    runs: list[Path] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise CsgmError(f"{str(path)!r} does not exist; pass recovery run folders (or folders that contain them)")
+        runs += sorted(p.parent for p in path.rglob("summary.csv"))
+    if not runs:
+        raise CsgmError(f"no summary.csv under {[str(p) for p in paths]}; run recover.py first")
+    return sorted(set(runs))
+
+
+def read_summaries(runs: Sequence[Path]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for run in runs:
+        with open(run / "summary.csv", newline="") as handle:
+            rows += list(csv.DictReader(handle))
+    return rows
+
+
+def comparison_grid(runs: Sequence[Path], m: int, count: int, out: Path) -> Path | None:
+    """Paper-style grid at one m: originals on top (from the first run's ``originals.pt``), then one row
+    per run that recovered the same images at that m."""
+    rows, reference = [], None
+    for run in runs:
+        recon_path, originals_path = run / "reconstructions.pt", run / "originals.pt"
+        if not recon_path.is_file() or not originals_path.is_file():
+            continue
+        merged = torch.load(recon_path, weights_only=True)
+        originals = torch.load(originals_path, weights_only=True)
+        keys = [tuple(k) for k in merged["keys"].tolist()]
+        index = {k: j for j, k in enumerate(keys)}
+        ids = [i for i in originals["ids"].tolist() if (m, i) in index][:count]
+        if not ids:
+            continue
+        if reference is None:
+            reference = ids
+            rows.append(originals["images"][[originals["ids"].tolist().index(i) for i in ids]])
+        if ids[: len(reference)] == reference:
+            rows.append(torch.stack([merged["x_hat"][index[(m, i)]] for i in reference]))
+    return save_image_rows(rows, out) if len(rows) > 1 else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m csgm.report", description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", help="recovery run folders, or folders that contain them (sweeps)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the first path)")
+    parser.add_argument("--metric", choices=sorted(METRIC_LABELS), default="mse")
+    parser.add_argument("--m", type=int, default=None, help="m of the comparison image grid (default: the largest common m)")
+    parser.add_argument("--images", type=int, default=10, help="images in the comparison grid")
+    args = parser.parse_args(argv)
+    try:
+        runs = find_runs(args.paths)
+        summary = read_summaries(runs)
+        out = args.out or Path(args.paths[0])
+        curve = plot_error_curves(summary, out / f"error_vs_m_{args.metric}.png", args.metric)
+        common = set.intersection(*({int(r["m"]) for r in summary if r["solver"] == s} for s in {r["solver"] for r in summary}))
+        m = args.m if args.m is not None else (max(common) if common else None)
+        grid = comparison_grid(runs, m, args.images, out / f"comparison_m{m}.png") if m is not None else None
+    except CsgmError as exc:
+        print(f"csgm: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(sorted(summary, key=lambda r: (r["solver"], r["operator"], r["noise"], int(r["m"])))))
+    print(f"curve  {curve}")
+    if grid is not None:
+        print(f"grid   {grid}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
