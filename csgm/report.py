@@ -33,11 +33,23 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def read_summaries(runs: Sequence[Path]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+    """All summary rows; where two runs share a (solver, operator, noise) label, the run folder is appended
+    to the solver name so that their curves stay apart."""
+    per_run = []
     for run in runs:
         with open(run / "summary.csv", newline="") as handle:
-            rows += list(csv.DictReader(handle))
-    return rows
+            per_run.append((run, list(csv.DictReader(handle))))
+    owners: dict[tuple, set[Path]] = {}
+    for run, rows in per_run:
+        for r in rows:
+            owners.setdefault((r["solver"], r["operator"], r["noise"]), set()).add(run)
+    merged: list[dict[str, Any]] = []
+    for run, rows in per_run:
+        for r in rows:
+            if len(owners[(r["solver"], r["operator"], r["noise"])]) > 1:
+                r = {**r, "solver": f"{r['solver']} [{run.name}]"}
+            merged.append(r)
+    return merged
 
 
 def comparison_grid(runs: Sequence[Path], m: int, count: int, out: Path) -> Path | None:

@@ -32,7 +32,10 @@ def run_fingerprint(cfg: Any) -> str:
     images or the trainer): re-running the same command finds the same folder and resumes it."""
     node = OmegaConf.to_container(cfg, resolve=False) if not isinstance(cfg, dict) else cfg
     keyed = {k: node.get(k) for k in FINGERPRINT_KEYS}
-    keyed["checkpoint"] = resolve_checkpoint(keyed["checkpoint"], node.get("paths", {}).get("output_root", "outputs"))
+    try:
+        keyed["checkpoint"] = resolve_checkpoint(keyed["checkpoint"], node.get("paths", {}).get("output_root", "outputs"))
+    except CsgmError:
+        pass  # no checkpoint yet: recover() reports it in one line; the folder name need not
     return hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from csgm.cli import plain
 from csgm.data import ImageDataModule
@@ -50,7 +51,7 @@ def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(run_dir / "checkpoints" / "last.ckpt"),
                                "samples": str(samples.latest), "fit_seconds": round(time.perf_counter() - start, 1),
                                "global_step": trainer.global_step}
-    if hasattr(module, "test_step"):
+    if is_overridden("test_step", module):
         metrics = trainer.test(module, datamodule=data, verbose=False)
         summary.update({k: float(v) for k, v in metrics[0].items()})
     finish_wandb()

@@ -1,0 +1,57 @@
+"""Generator contract: (N, k) -> (N, C, H, W) in [0, 1]; layouts; clear errors for shapes G cannot make."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from csgm.errors import CsgmError
+from csgm.generators import GENERATORS, DCGANDiscriminator, build_generator
+from csgm.generators.dcgan import dcgan_layout
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64), (1, 32, 48)])
+def test_generator_contract(name, shape):
+    generator = build_generator(name, {"latent_dim": 7}, shape).eval()
+    assert generator.latent_dim == 7 and generator.image_shape == shape
+    with torch.no_grad():
+        out = generator(torch.randn(5, 7))
+    assert out.shape == (5, *shape)
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+
+
+def test_vae_matches_the_paper_architecture():
+    generator = build_generator("vae", {"latent_dim": 20, "hidden_dims": [500, 500]}, (1, 28, 28))
+    linear = [m for m in generator.net if isinstance(m, torch.nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linear] == [(20, 500), (500, 500), (500, 784)]
+
+
+def test_dcgan_matches_the_paper_architecture_at_64():
+    generator = build_generator("dcgan", {"latent_dim": 100}, (3, 64, 64))
+    assert (generator.h0, generator.w0) == (4, 4)
+    convs = [m for m in generator.body if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [c.in_channels for c in convs] == [512, 256, 128, 64]
+    assert convs[-1].out_channels == 3
+
+
+@pytest.mark.parametrize("size,expected", [(64, (4, 4, 4)), (28, (7, 7, 2)), (32, (4, 4, 3))])
+def test_dcgan_layout(size, expected):
+    assert dcgan_layout(size, size) == expected
+
+
+@pytest.mark.parametrize("shape", [(1, 27, 27), (3, 10, 10), (3, 36, 36)])
+def test_dcgan_rejects_shapes_it_cannot_make(shape):
+    with pytest.raises(CsgmError, match=rf"DCGAN cannot produce {shape[1]}x{shape[2]} images"):
+        build_generator("dcgan", {}, shape)
+
+
+def test_discriminator_gives_one_logit_per_image():
+    assert DCGANDiscriminator((3, 64, 64))(torch.rand(4, 3, 64, 64)).shape == (4,)
+
+
+def test_unknown_generator_and_bad_arch_options():
+    with pytest.raises(CsgmError, match="unknown generator 'gan'; choose one of: dcgan, vae"):
+        build_generator("gan", {}, (1, 28, 28))
+    with pytest.raises(CsgmError, match="bad architecture options"):
+        build_generator("vae", {"layers": 3}, (1, 28, 28))
