@@ -1,0 +1,127 @@
+"""The maths contract every operator config must pass (pyxu-style): a new conf/operator/*.yaml is
+tested here without new test code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from csgm.cli import plain
+from csgm.errors import CsgmError
+from csgm.operators import build_operator, operator_uses_m
+from tests.helpers import ROOT, compose_config, conf_options
+
+SHAPES = [(1, 16, 16), (3, 16, 12)]
+SEED = 5
+
+
+def operator_cfg(option: str) -> dict:
+    return plain(compose_config("recover", [f"operator={option}"]))["operator"]
+
+
+def make(option: str, shape, seed: int = SEED, dtype=torch.float64):
+    cfg = operator_cfg(option)
+    if cfg.get("mode") == "hole":
+        cfg["hole_size"] = 4
+    return build_operator(cfg, shape, seed=seed, m=0.3 if operator_uses_m(cfg) else None).to(dtype)
+
+
+def probe(shape, count=3, dtype=torch.float64, seed=0):
+    return torch.rand(count, *shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
+
+
+@pytest.fixture(params=conf_options("operator"))
+def option(request):
+    return request.param
+
+
+@pytest.fixture(params=SHAPES, ids=lambda s: "x".join(map(str, s)))
+def shape(request):
+    return request.param
+
+
+class TestOperatorContract:
+    @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+    def test_adjointness(self, option, shape, dtype, tol):
+        A = make(option, shape, dtype=dtype)
+        x = probe(shape, dtype=dtype)
+        y = torch.randn(3, A.output_size, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(dtype)
+        Ax = A(x)
+        error = abs(float((Ax * y).sum() - (x * A.adjoint(y)).sum())) / (float(Ax.norm()) * float(y.norm()))
+        assert error < tol
+
+    def test_linearity(self, option, shape):
+        A = make(option, shape)
+        x1, x2 = probe(shape, seed=1), probe(shape, seed=2)
+        torch.testing.assert_close(A(2.5 * x1 - 0.7 * x2), 2.5 * A(x1) - 0.7 * A(x2))
+
+    def test_shapes_and_counts(self, option, shape):
+        A = make(option, shape)
+        y = A(probe(shape, count=4))
+        assert y.shape == (4, A.output_size) and y.dtype == torch.float64
+        assert A.adjoint(y).shape == (4, *shape)
+        assert 1 <= A.m <= A.n and A.output_size in (A.m, 2 * A.m)
+
+    def test_dense_matrix_equals_operator(self, option, shape):
+        A = make(option, shape)
+        x = probe(shape)
+        dense = A.to_dense()
+        assert dense.shape == (A.output_size, A.n)
+        torch.testing.assert_close(x.flatten(1) @ dense.T, A(x))
+
+    def test_norm_estimate_matches_the_spectral_norm(self, option, shape):
+        A = make(option, shape)
+        exact = float(torch.linalg.matrix_norm(A.to_dense(), ord=2)) ** 2
+        assert A.norm_squared(iterations=500, tol=1e-12) == pytest.approx(exact, rel=1e-3)
+
+    def test_same_seed_same_operator(self, option, shape):
+        torch.testing.assert_close(make(option, shape, seed=3).to_dense(), make(option, shape, seed=3).to_dense())
+
+    def test_seed_changes_random_operators(self, option, shape):
+        cfg = operator_cfg(option)
+        if not operator_uses_m(cfg) or cfg["name"] not in ("gaussian", "fourier", "inpaint"):
+            pytest.skip("operator has no random draw")
+        if cfg.get("mask") == "radial":
+            pytest.skip("radial spokes are deterministic")
+        assert not torch.equal(make(option, shape, seed=3).to_dense(), make(option, shape, seed=4).to_dense())
+
+    def test_float32_and_float64_agree(self, option, shape):
+        x = probe(shape)
+        y64 = make(option, shape, dtype=torch.float64)(x)
+        y32 = make(option, shape, dtype=torch.float32)(x.float())
+        torch.testing.assert_close(y32.double(), y64, rtol=1e-4, atol=1e-4)
+
+    def test_wrong_image_shape_is_a_clear_error(self, option, shape):
+        A = make(option, shape)
+        with pytest.raises(CsgmError, match="was built for images of shape"):
+            A(torch.zeros(1, shape[0], shape[1] + 4, shape[2]))
+        with pytest.raises(CsgmError, match="expects measurements of shape"):
+            A.adjoint(torch.zeros(1, A.output_size + 1))
+
+    @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+    def test_cuda_matches_cpu(self, option, shape):
+        A = make(option, shape, dtype=torch.float32)
+        x = probe(shape, dtype=torch.float32)
+        torch.testing.assert_close(A.to("cuda")(x.cuda()).cpu(), A(x), rtol=1e-4, atol=1e-4)
+
+
+CROSS_PROCESS = """
+import json, sys, torch
+sys.path.insert(0, {root!r})
+from tests.operators.test_contract import make, probe, SHAPES
+print(json.dumps({{o: make(o, SHAPES[1])(probe(SHAPES[1])).tolist() for o in {options!r}}}))
+"""
+
+
+def test_operators_are_identical_across_processes():
+    options = conf_options("operator")
+    code = CROSS_PROCESS.format(root=str(ROOT), options=options)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    other = json.loads(result.stdout.strip().splitlines()[-1])
+    for o in options:
+        assert torch.equal(torch.tensor(other[o], dtype=torch.float64), make(o, SHAPES[1])(probe(SHAPES[1]))), o
