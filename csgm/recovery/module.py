@@ -1,4 +1,4 @@
-"""The recovery LightningModule: for each batch of test images and each m, y = A x + noise -> solver -> rows."""
+"""The recovery LightningModule and its work items: one item per (m, image) still to recover."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import pytorch_lightning as pl
 import torch
+from torch.utils.data import Dataset
 
 from csgm.generators import Generator
 from csgm.metrics import image_metrics
@@ -14,7 +15,7 @@ from csgm.operators import LinearOperator, Noise, build_operator
 from csgm.seeding import seeded_generator
 from csgm.solvers import Solver
 
-__all__ = ["RecoveryModule", "gen_span_images"]
+__all__ = ["RecoveryModule", "WorkItems", "gen_span_images"]
 
 
 def gen_span_images(generator: Generator, image_ids: Sequence[int], seed: int) -> torch.Tensor:
@@ -25,37 +26,49 @@ def gen_span_images(generator: Generator, image_ids: Sequence[int], seed: int) -
         return generator(z.to(device)).clamp(0, 1)
 
 
-class RecoveryModule(pl.LightningModule):
-    """Runs ``solver`` in ``predict_step`` (needs ``Trainer(inference_mode=False)``) for every m of the grid.
+class WorkItems(Dataset):
+    """Item = (image, image id, index of m in the grid) for every pair not yet in the results store.
 
-    Operators are rebuilt from (operator config, image shape, seed, m) on every rank, so every rank
-    measures with the same A; noise and latent starts are seeded per image id. ``done`` holds the
-    (m, image id) pairs already stored, which are skipped (resume).
+    Filtering before the loader means a resumed run only spreads the remaining work over the ranks.
     """
 
-    def __init__(self, generator: Generator | None, solver: Solver, operator_cfg: dict, noise: Noise,
-                 grid: Sequence[int | float | None], seed: int, image_shape: Sequence[int], input_mode: str = "test",
-                 done: set[tuple[int, int]] | None = None, labels: dict[str, str] | None = None) -> None:
+    def __init__(self, images: Dataset, pairs: Sequence[tuple[int, int]]) -> None:
+        self.images, self.pairs = images, list(pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        grid_index, image_id = self.pairs[i]
+        return self.images[image_id][0], image_id, grid_index
+
+
+class RecoveryModule(pl.LightningModule):
+    """Runs ``solver`` in ``predict_step`` (needs ``Trainer(inference_mode=False)``).
+
+    Operators are built once per m from (operator config, image shape, seed, m) on every rank, so all
+    ranks measure with the same A; noise and latent starts are seeded per image id, so no result
+    depends on the batch, the rank or the number of devices.
+    """
+
+    def __init__(self, generator: Generator | None, solver: Solver, operators: Sequence[LinearOperator], noise: Noise,
+                 seed: int, input_mode: str = "test", labels: dict[str, str] | None = None) -> None:
         super().__init__()
         self.generator = generator
         if generator is not None:
             generator.eval().requires_grad_(False)
-        self.solver, self.operator_cfg, self.noise = solver, dict(operator_cfg), noise
-        self.seed, self.image_shape, self.input_mode = seed, tuple(image_shape), input_mode
-        self.done = set(done or ())
+        self.solver, self.noise, self.seed, self.input_mode = solver, noise, seed, input_mode
+        self.operators = torch.nn.ModuleList(operators)
         self.labels = labels or {}
-        self.operators = torch.nn.ModuleList([build_operator(self.operator_cfg, self.image_shape, seed, m) for m in grid])
 
-    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> list[tuple[list[dict[str, Any]], torch.Tensor]]:
-        images, ids = batch
-        ids = [int(i) for i in ids]
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> list[tuple[list[dict[str, Any]], torch.Tensor]]:
+        images, ids, grid_index = batch
         if self.input_mode == "gen_span":
-            images = gen_span_images(self.generator, ids, self.seed)
+            images = gen_span_images(self.generator, ids.tolist(), self.seed)
         results = []
-        for operator in self.operators:
-            todo = [j for j, i in enumerate(ids) if (operator.m, i) not in self.done]
-            if todo:
-                results.append(self._recover(operator, images[todo], [ids[j] for j in todo]))
+        for j in sorted(set(grid_index.tolist())):
+            pick = (grid_index == j).nonzero().squeeze(1)
+            results.append(self._recover(self.operators[j], images[pick], ids[pick].tolist()))
         return results
 
     def _recover(self, operator: LinearOperator, x: torch.Tensor, ids: list[int]) -> tuple[list[dict[str, Any]], torch.Tensor]:

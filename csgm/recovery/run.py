@@ -13,9 +13,9 @@ from csgm.cli import plain
 from csgm.data import load_splits
 from csgm.errors import CsgmError, check_choice
 from csgm.generators.checkpoint import load_generator
-from csgm.operators import build_noise
+from csgm.operators import build_noise, build_operator
 from csgm.recovery.grid import measurement_grid
-from csgm.recovery.module import RecoveryModule, gen_span_images
+from csgm.recovery.module import RecoveryModule, WorkItems, gen_span_images
 from csgm.recovery.paths import resolve_checkpoint
 from csgm.recovery.store import ResultsStore, atomic_write_bytes
 from csgm.recovery.writer import ShardWriter
@@ -82,14 +82,18 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
                             f"(trained on {meta['dataset']!r}) but dataset {cfg['dataset']['name']!r} has "
                             f"{'x'.join(map(str, image_shape))}; use a checkpoint trained on this dataset")
     grid = measurement_grid(cfg["measurements"], cfg["operator"])
+    operators = [build_operator(cfg["operator"], image_shape, cfg["seed"], m) for m in grid]
     store = ResultsStore(run_dir)
+    done = store.done()
+    pairs = [(j, i) for j, op in enumerate(operators) for i in range(len(images)) if (op.m, i) not in done]
     labels = {"solver": cfg["solver"].get("label") or cfg["solver"]["name"], "noise": cfg["noise"]["name"]}
-    module = RecoveryModule(generator, solver, cfg["operator"], noise, grid, cfg["seed"], image_shape,
-                            cfg["input"], done=store.done(), labels=labels)
+    module = RecoveryModule(generator, solver, operators, noise, cfg["seed"], cfg["input"], labels=labels)
     trainer = build_trainer(cfg["trainer"], inference_mode=False, logger=False, default_root_dir=str(run_dir),
                             callbacks=[ShardWriter(store)], enable_checkpointing=False)
-    loader = DataLoader(images, batch_size=cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"])
-    trainer.predict(module, dataloaders=loader, return_predictions=False)
+    if pairs:
+        loader = DataLoader(WorkItems(images, pairs), batch_size=cfg["batch_size"], shuffle=False,
+                            num_workers=cfg["num_workers"])
+        trainer.predict(module, dataloaders=loader, return_predictions=False)
     if not trainer.is_global_zero:
         return {}
     rows, summary = store.merge()

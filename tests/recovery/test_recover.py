@@ -1,0 +1,154 @@
+"""recover.py end to end: results, plots, resume after a crash, DDP on CPU, multirun, bad input."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from csgm.errors import CsgmError
+from csgm.recovery.run import recover
+from csgm.solvers.csgm import CSGMSolver
+from tests.helpers import TINY_RECOVER, compose_config, run_script, write_images
+
+
+def read_rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "results.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def config(checkpoint, tmp_path, *extra):
+    return compose_config("recover", [*TINY_RECOVER, f"checkpoint={checkpoint}", f"paths.output_root={tmp_path}", *extra])
+
+
+def test_recover_writes_results_plot_and_grid(vae_checkpoint, tmp_path):
+    result = recover(config(vae_checkpoint, tmp_path, "measurements=[20,40]"), tmp_path / "run")
+    rows = read_rows(tmp_path / "run")
+    assert sorted((int(r["m"]), int(r["image_id"])) for r in rows) == [(m, i) for m in (20, 40) for i in range(6)]
+    assert all(math.isfinite(float(r[k])) for r in rows for k in ("mse", "psnr", "ssim", "measurement_loss"))
+    assert all(r["status"] == "ok" for r in rows)
+    for name in ("curve", "recovery_grid", "summary"):
+        assert Path(result["paths"][name]).is_file()
+    assert [s["m"] for s in result["summary"]] == [20, 40]
+
+
+def test_fixed_m_operator_and_gen_span_input(vae_checkpoint, tmp_path):
+    result = recover(config(vae_checkpoint, tmp_path, "operator=superres", "input=gen_span", "noise=none"), tmp_path / "run")
+    assert [s["m"] for s in result["summary"]] == [7 * 7]
+    originals = torch.load(tmp_path / "run" / "originals.pt", weights_only=True)
+    assert originals["images"].shape == (4, 1, 28, 28)
+
+
+def test_resume_after_a_crash_recomputes_nothing(vae_checkpoint, tmp_path, monkeypatch):
+    extra = ("measurements=[20,40]", "batch_size=2")
+    reference = recover(config(vae_checkpoint, tmp_path, *extra), tmp_path / "reference")
+    calls = {"count": 0}
+    original_solve = CSGMSolver.solve
+
+    def crashing_solve(self, *args, **kwargs):
+        calls["count"] += 1
+        if calls["count"] == 4:
+            raise RuntimeError("simulated crash")
+        return original_solve(self, *args, **kwargs)
+
+    monkeypatch.setattr(CSGMSolver, "solve", crashing_solve)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        recover(config(vae_checkpoint, tmp_path, *extra), tmp_path / "run")
+    shards = sorted((tmp_path / "run" / "shards").glob("*.pt"))
+    assert len(shards) == 3  # three (m, batch) pieces finished before the crash
+    stamps = {p: p.stat().st_mtime_ns for p in shards}
+
+    calls["count"] = -100  # no more crashes; count the remaining solves
+    resumed = recover(config(vae_checkpoint, tmp_path, *extra), tmp_path / "run")
+    assert calls["count"] == -100 + 3  # 2 m x 3 batches = 6 pieces, 3 already done
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    untimed = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert untimed(read_rows(tmp_path / "run")) == untimed(read_rows(tmp_path / "reference"))
+    assert resumed["summary"] == reference["summary"]
+
+
+def test_bigger_grid_and_more_images_only_add_the_new_pairs(vae_checkpoint, tmp_path, monkeypatch):
+    recover(config(vae_checkpoint, tmp_path, "measurements=[20]", "num_images=3"), tmp_path / "run")
+    seen = []
+    original_solve = CSGMSolver.solve
+    monkeypatch.setattr(CSGMSolver, "solve", lambda self, y, A, ids, *a, **k: seen.append((A.m, list(ids))) or original_solve(self, y, A, ids, *a, **k))
+    recover(config(vae_checkpoint, tmp_path, "measurements=[20,40]", "num_images=4"), tmp_path / "run")
+    assert seen == [(20, [3]), (40, [0, 1, 2, 3])]
+
+
+def test_checkpoint_that_does_not_fit_the_dataset(vae_checkpoint, tmp_path):
+    write_images(tmp_path / "faces", 20, (32, 32))
+    cfg = config(vae_checkpoint, tmp_path, "dataset=folder", f"dataset.data_dir={tmp_path / 'faces'}", "dataset.image_size=32",
+                 "num_images=2")
+    with pytest.raises(CsgmError, match=r"makes 1x28x28 images \(trained on 'mnist10k'\) but dataset 'folder' has 3x32x32"):
+        recover(cfg, tmp_path / "run")
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["measurements=[100,1000]"], r"m=1000 is out of range; it must be in \[1, 784\]"),
+    (["measurements=[]"], r"measurements=\[\] is empty"),
+    (["num_images=5000"], r"num_images=5000 is out of range; the test split of mnist10k has 1000 images"),
+    (["input=train"], r"unknown input 'train'; choose one of: gen_span, test, val"),
+])
+def test_bad_recovery_input(vae_checkpoint, tmp_path, extra, match):
+    with pytest.raises(CsgmError, match=match):
+        recover(config(vae_checkpoint, tmp_path, *extra), tmp_path / "run")
+
+
+def test_recover_script_prints_table_and_resumes(vae_checkpoint, tmp_path):
+    args = [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", f"paths.output_root={tmp_path}", "measurements=[20,40]"]
+    first = run_script("recover.py", *args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "per-pixel error" in first.stdout and "error_vs_m.png" in first.stdout
+    (run_dir,) = (tmp_path / "recover").iterdir()
+    stamps = {p: p.stat().st_mtime_ns for p in (run_dir / "shards").glob("*.pt")}
+    second = run_script("recover.py", *args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert {p: p.stat().st_mtime_ns for p in (run_dir / "shards").glob("*.pt")} == stamps
+    table = lambda out: [l for l in out.splitlines() if l.startswith("csgm ")]  # noqa: E731
+    assert table(first.stdout) == table(second.stdout) and len(table(first.stdout)) == 2
+
+
+def test_recover_script_errors_are_one_line(tmp_path):
+    result = run_script("recover.py", *TINY_RECOVER, f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "csgm: error: checkpoint=latest found no checkpoints/last.ckpt" in result.stderr
+
+
+def test_two_cpu_processes_match_one(vae_checkpoint, tmp_path):
+    common = [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", "measurements=[20,40]", "num_images=5", "batch_size=2"]
+    one = run_script("recover.py", *common, f"paths.output_root={tmp_path / 'one'}", cwd=tmp_path)
+    two = run_script("recover.py", *common, "trainer=ddp", f"paths.output_root={tmp_path / 'two'}", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    (dir_one,), (dir_two,) = (tmp_path / "one" / "recover").iterdir(), (tmp_path / "two" / "recover").iterdir()
+    rows_one, rows_two = read_rows(dir_one), read_rows(dir_two)
+    keys = [(int(r["m"]), int(r["image_id"])) for r in rows_two]
+    assert keys == sorted(set(keys)) == [(m, i) for m in (20, 40) for i in range(5)]  # each image exactly once
+    for a, b in zip(rows_one, rows_two):
+        assert (a["m"], a["image_id"]) == (b["m"], b["image_id"])
+        assert float(a["mse"]) == pytest.approx(float(b["mse"]), rel=1e-4, abs=1e-6)
+
+
+def test_multirun_with_two_devices(vae_checkpoint, tmp_path):
+    result = run_script("recover.py", "-m", *TINY_RECOVER, f"checkpoint={vae_checkpoint}", "measurements=[20]",
+                        "num_images=3", "solver=csgm,csgm_reg", "trainer=ddp", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = sorted(p.name.split("-")[0] for p in (tmp_path / "recover").iterdir() if p.is_dir())
+    assert runs == ["csgm", "csgm_reg"]
+    for run_dir in (tmp_path / "recover").iterdir():
+        if run_dir.is_dir():
+            assert sorted(int(r["image_id"]) for r in read_rows(run_dir)) == [0, 1, 2]
+
+
+def test_multirun_with_the_joblib_launcher(vae_checkpoint, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    result = run_script("recover.py", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY_RECOVER,
+                        f"checkpoint={vae_checkpoint}", "measurements=[20]", "num_images=2", "operator=gaussian,fourier",
+                        f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = sorted(p.name.split("-")[1] for p in (tmp_path / "recover").iterdir() if p.is_dir())
+    assert runs == ["fourier", "gaussian"]

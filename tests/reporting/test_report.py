@@ -1,0 +1,52 @@
+"""Reports: curves with bands, image rows, the report CLI over several runs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from csgm.recovery.run import recover
+from csgm.report import main as report_main
+from csgm.reporting.plots import plot_error_curves, save_image_rows
+from csgm.reporting.table import format_summary
+from tests.helpers import TINY_RECOVER, compose_config
+
+SUMMARY = [{"solver": s, "operator": "gaussian", "noise": "gaussian", "m": m, "images": 4, "mse_mean": v, "mse_ci95": v / 10,
+            "psnr_mean": 20.0, "psnr_ci95": 1.0, "ssim_mean": 0.8, "ssim_ci95": 0.01, "failed": 0}
+           for s, pts in (("csgm", [(10, 0.05), (20, 0.03)]), ("lasso", [(10, 0.09), (20, 0.04)])) for m, v in pts]
+
+
+def test_curve_png_is_written(tmp_path):
+    path = plot_error_curves(SUMMARY, tmp_path / "curve.png")
+    with Image.open(path) as image:
+        assert image.size[0] > 400 and image.size[1] > 300
+
+
+def test_image_rows_grid_shape(tmp_path):
+    rows = [torch.zeros(5, 1, 8, 8), torch.ones(5, 1, 8, 8), torch.full((5, 1, 8, 8), 0.5)]
+    with Image.open(save_image_rows(rows, tmp_path / "grid.png")) as image:
+        assert image.size == (5 * 10 + 2, 3 * 10 + 2)
+
+
+def test_table_has_one_line_per_point():
+    lines = format_summary(SUMMARY).splitlines()
+    assert len(lines) == 2 + len(SUMMARY)
+    assert "0.05000 ± 0.00500" in lines[2]
+
+
+def test_report_cli_combines_runs(vae_checkpoint, tmp_path, capsys):
+    for solver in ("csgm", "csgm_reg"):
+        cfg = compose_config("recover", [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", f"solver={solver}",
+                                         "measurements=[20,40]", "num_images=3"])
+        recover(cfg, tmp_path / "sweep" / solver)
+    assert report_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "report")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("csgm_reg ") == 2 and out.count("csgm ") == 2
+    assert (tmp_path / "report" / "error_vs_m_mse.png").is_file()
+    assert (tmp_path / "report" / "comparison_m40.png").is_file()
+
+
+def test_report_cli_on_a_missing_folder(tmp_path, capsys):
+    assert report_main([str(tmp_path / "nothing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
