@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -11,7 +13,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from csgm.errors import CsgmError
 
-__all__ = ["plain", "report_errors", "hydra_run_dir"]
+__all__ = ["plain", "report_errors", "hydra_run_dir", "quiet_third_party"]
+
+
+class _DropAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def quiet_third_party() -> None:
+    """Hide third-party noise that says nothing about the run (adverts, internal deprecations)."""
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropAdverts())
 
 
 def plain(cfg: DictConfig | dict | None) -> Any:

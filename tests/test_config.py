@@ -91,3 +91,18 @@ def test_unknown_operator_option_is_named():
 def test_unknown_solver_option_is_named():
     with pytest.raises(CsgmError, match=r"unknown options \['step'\] for solver 'csgm'"):
         build_solver({"name": "csgm", "step": 0.1})
+
+
+@pytest.mark.parametrize("launcher,plugin,target", [
+    ("local_parallel", "hydra_plugins.hydra_joblib_launcher", "JoblibLauncher"),
+    ("slurm", "hydra_plugins.hydra_submitit_launcher", "SlurmLauncher"),
+])
+def test_launcher_configs_compose(launcher, plugin, target):
+    pytest.importorskip(plugin)
+    from hydra import compose, initialize_config_dir
+
+    from tests.helpers import CONF
+
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("recover", [f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)

@@ -146,7 +146,7 @@ def test_multirun_with_two_devices(vae_checkpoint, tmp_path):
 
 def test_multirun_with_the_joblib_launcher(vae_checkpoint, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    result = run_script("recover.py", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY_RECOVER,
+    result = run_script("recover.py", "-m", "hydra/launcher=local_parallel", *TINY_RECOVER,
                         f"checkpoint={vae_checkpoint}", "measurements=[20]", "num_images=2", "operator=gaussian,fourier",
                         f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
