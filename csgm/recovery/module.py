@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Sequence
 
@@ -51,13 +52,13 @@ class RecoveryModule(pl.LightningModule):
     depends on the batch, the rank or the number of devices.
     """
 
-    def __init__(self, generator: Generator | None, solver: Solver, operators: Sequence[LinearOperator], noise: Noise,
-                 seed: int, input_mode: str = "test", labels: dict[str, str] | None = None) -> None:
+    def __init__(self, generator: Generator | None, solvers: Sequence[Solver], operators: Sequence[LinearOperator],
+                 noise: Noise, seed: int, input_mode: str = "test", labels: dict[str, str] | None = None) -> None:
         super().__init__()
         self.generator = generator
         if generator is not None:
             generator.eval().requires_grad_(False)
-        self.solver, self.noise, self.seed, self.input_mode = solver, noise, seed, input_mode
+        self.solvers, self.noise, self.seed, self.input_mode = list(solvers), noise, seed, input_mode
         self.operators = torch.nn.ModuleList(operators)
         self.labels = labels or {}
 
@@ -68,23 +69,25 @@ class RecoveryModule(pl.LightningModule):
         results = []
         for j in sorted(set(grid_index.tolist())):
             pick = (grid_index == j).nonzero().squeeze(1)
-            results.append(self._recover(self.operators[j], images[pick], ids[pick].tolist()))
+            results.append(self._recover(self.solvers[j], self.operators[j], images[pick], ids[pick].tolist()))
         return results
 
-    def _recover(self, operator: LinearOperator, x: torch.Tensor, ids: list[int]) -> tuple[list[dict[str, Any]], torch.Tensor]:
+    def _recover(self, solver: Solver, operator: LinearOperator, x: torch.Tensor, ids: list[int]) -> tuple[list[dict[str, Any]], torch.Tensor]:
         y = self.noise(operator(x), ids, key=(self.seed, operator.name, operator.m))
         start = time.perf_counter()
-        out = self.solver.solve(y, operator, ids, self.generator, self.seed)
+        out = solver.solve(y, operator, ids, self.generator, self.seed)
         seconds = (time.perf_counter() - start) / len(ids)
         x_hat = out.x_hat.detach().clamp(0, 1)
         metrics = image_metrics(x_hat, x)
         failed = out.extra.get("all_restarts_diverged", torch.zeros(len(ids), dtype=torch.bool))
+        converged = out.converged if out.converged is not None else torch.ones(len(ids), dtype=torch.bool)
         rows = [{
-            "solver": self.labels.get("solver", self.solver.name), "operator": self.labels.get("operator", operator.name),
+            "solver": self.labels.get("solver", solver.name), "operator": self.labels.get("operator", operator.name),
             "noise": self.labels.get("noise", self.noise.kind), "m": operator.m, "image_id": image_id,
             "mse": float(metrics["mse"][j]), "psnr": float(metrics["psnr"][j]), "ssim": float(metrics["ssim"][j]),
             "measurement_loss": float(out.measurement_loss[j]), "iterations": int(out.iterations[j]),
             "dropped_restarts": int(out.dropped_restarts[j]),
-            "status": "all_restarts_diverged" if bool(failed[j]) else "ok", "seconds": seconds,
+            "status": "all_restarts_diverged" if bool(failed[j]) else ("ok" if bool(converged[j]) else "not_converged"),
+            "seconds": seconds, "params": json.dumps(solver.tuned, sort_keys=True),
         } for j, image_id in enumerate(ids)]
         return rows, x_hat.cpu()

@@ -18,6 +18,7 @@ from csgm.recovery.grid import measurement_grid
 from csgm.recovery.module import RecoveryModule, WorkItems, gen_span_images
 from csgm.recovery.paths import resolve_checkpoint
 from csgm.recovery.store import ResultsStore, atomic_write_bytes
+from csgm.recovery.tuning import tune_per_m
 from csgm.recovery.writer import ShardWriter
 from csgm.reporting.loggers import LOGGERS
 from csgm.reporting.wandb_log import log_recovery_to_wandb
@@ -30,9 +31,9 @@ __all__ = ["recover", "INPUTS"]
 INPUTS = ("test", "val", "gen_span")
 
 
-def _images(cfg: dict) -> Subset:
+def _images(cfg: dict, splits: dict) -> Subset:
     split = "test" if cfg["input"] == "gen_span" else cfg["input"]
-    dataset = load_splits(cfg["dataset"])[split]
+    dataset = splits[split]
     count = cfg["num_images"]
     if not 1 <= count <= len(dataset):
         raise CsgmError(f"num_images={count} is out of range; the {split} split of {cfg['dataset']['name']} has {len(dataset)} images")
@@ -69,9 +70,10 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     torch.manual_seed(cfg["seed"])
     solver = build_solver(cfg["solver"])
     noise = build_noise(cfg["noise"])
-    images = _images(cfg)
+    splits = load_splits(cfg["dataset"])
+    images = _images(cfg, splits)
     image_shape = tuple(images[0][0].shape)
-    generator = None
+    generator, checkpoint = None, None
     if solver.needs_generator or cfg["input"] == "gen_span":
         checkpoint = resolve_checkpoint(cfg["checkpoint"], cfg["paths"]["output_root"])
         if checkpoint is None:
@@ -83,11 +85,16 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
                             f"{'x'.join(map(str, image_shape))}; use a checkpoint trained on this dataset")
     grid = measurement_grid(cfg["measurements"], cfg["operator"])
     operators = [build_operator(cfg["operator"], image_shape, cfg["seed"], m) for m in grid]
+    val_count = min(cfg["tuning"]["num_images"], len(splits["val"]))
+    val_images = torch.stack([splits["val"][i][0] for i in range(val_count)]) if val_count else torch.zeros(0, *image_shape)
+    context = {"dataset": cfg["dataset"], "operator": cfg["operator"], "noise": cfg["noise"], "checkpoint": checkpoint}
+    solvers = tune_per_m(cfg["solver"], operators, val_images, noise, generator, cfg["seed"],
+                         Path(cfg["paths"]["output_root"]) / "tuning", context)
     store = ResultsStore(run_dir)
     done = store.done()
     pairs = [(j, i) for j, op in enumerate(operators) for i in range(len(images)) if (op.m, i) not in done]
     labels = {"solver": cfg["solver"].get("label") or cfg["solver"]["name"], "noise": cfg["noise"]["name"]}
-    module = RecoveryModule(generator, solver, operators, noise, cfg["seed"], cfg["input"], labels=labels)
+    module = RecoveryModule(generator, solvers, operators, noise, cfg["seed"], cfg["input"], labels=labels)
     trainer = build_trainer(cfg["trainer"], inference_mode=False, logger=False, default_root_dir=str(run_dir),
                             callbacks=[ShardWriter(store)], enable_checkpointing=False)
     if pairs:

@@ -17,9 +17,9 @@ from csgm.metrics import mean_ci95
 __all__ = ["ResultsStore", "atomic_write_bytes", "summarise", "RESULT_FIELDS", "SUMMARY_FIELDS"]
 
 RESULT_FIELDS = ["solver", "operator", "noise", "m", "image_id", "mse", "psnr", "ssim", "measurement_loss",
-                 "iterations", "dropped_restarts", "status", "seconds"]
+                 "iterations", "dropped_restarts", "status", "seconds", "params"]
 SUMMARY_FIELDS = ["solver", "operator", "noise", "m", "images", "mse_mean", "mse_ci95", "psnr_mean", "psnr_ci95",
-                  "ssim_mean", "ssim_ci95", "failed"]
+                  "ssim_mean", "ssim_ci95", "failed", "not_converged", "params"]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -53,7 +53,9 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     summary = []
     for (solver, operator, noise, m), members in sorted(groups.items()):
         entry: dict[str, Any] = {"solver": solver, "operator": operator, "noise": noise, "m": m, "images": len(members),
-                                 "failed": sum(r["status"] != "ok" for r in members)}
+                                 "failed": sum(r["status"] == "all_restarts_diverged" for r in members),
+                                 "not_converged": sum(r["status"] == "not_converged" for r in members),
+                                 "params": members[0].get("params", "{}")}
         for metric in ("mse", "psnr", "ssim"):
             mean, half = mean_ci95([float(r[metric]) for r in members])
             entry[f"{metric}_mean"], entry[f"{metric}_ci95"] = mean, half

@@ -28,11 +28,15 @@ class SolverOutput:
 
 class Solver:
     """Base class. ``needs_generator`` solvers receive the frozen G; all receive the run ``seed`` and
-    stable ``image_ids`` so that every random draw is per image, never per batch.
+    stable ``image_ids`` so that every random draw is per image, never per batch. A solver with a
+    ``tunable`` option set to ``auto`` has it chosen per m on the validation split (csgm.recovery.tuning).
     """
 
     name: str = "solver"
     needs_generator: bool = False
+    tunable: str | None = None          # the option that ``auto`` chooses on the validation split
+    lambda_grid: list[float] = []       # its candidates
+    tuned: dict = {}                    # the values chosen on the validation split, recorded with results
 
     def solve(self, y: torch.Tensor, operator: LinearOperator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:  # pragma: no cover - abstract

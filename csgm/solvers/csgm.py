@@ -66,21 +66,33 @@ class CSGMSolver(Solver):
             return torch.optim.Adam([z], lr=self.lr)
         return torch.optim.SGD([z], lr=self.lr, momentum=self.momentum if self.optimizer == "momentum" else 0.0)
 
-    def objective(self, z: torch.Tensor, y: torch.Tensor, operator: LinearOperator, generator: Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample (objective, measurement loss ||A G(z) - y||^2)."""
-        residual = operator(generator(z)) - y
+    def image(self, z: torch.Tensor, generator: Generator, deviation: torch.Tensor | None) -> torch.Tensor:
+        """The estimate for latents z: G(z) (Sparse-Gen adds its deviation)."""
+        return generator(z)
+
+    def objective(self, z: torch.Tensor, y: torch.Tensor, operator: LinearOperator, generator: Generator,
+                  deviation: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-sample (objective, measurement loss ||A x - y||^2, residual A x - y)."""
+        residual = operator(self.image(z, generator, deviation)) - y
         data = residual.pow(2).sum(1)
         total = self.l2_weight * data + self.lambda_z * z.pow(2).sum(1)
         if self.l1_weight:
             total = total + self.l1_weight * residual.abs().sum(1)
-        return total, data
+        return total, data, residual
+
+    def init_deviation(self, z0: torch.Tensor, operator: LinearOperator) -> torch.Tensor | None:
+        """Extra per-sample state optimised beside z (none for CSGM)."""
+        return None
+
+    def update_deviation(self, deviation: torch.Tensor | None, residual: torch.Tensor, operator: LinearOperator) -> torch.Tensor | None:
+        """One step on the extra state from the current residual (none for CSGM)."""
+        return deviation
 
     def solve(self, y: torch.Tensor, operator: LinearOperator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:
         if generator is None:
             raise CsgmError("the csgm solver needs a generator checkpoint (checkpoint=PATH)")
-        batch, restarts = len(y), self.restarts
-        z0 = initial_latents(image_ids, restarts, generator.latent_dim, seed).to(device=y.device, dtype=y.dtype)
+        z0 = initial_latents(image_ids, self.restarts, generator.latent_dim, seed).to(device=y.device, dtype=y.dtype)
         return self.optimise(z0, y, operator, generator)
 
     def optimise(self, z0: torch.Tensor, y: torch.Tensor, operator: LinearOperator, generator: Generator) -> SolverOutput:
@@ -88,6 +100,7 @@ class CSGMSolver(Solver):
         batch, restarts = len(y), len(z0) // max(len(y), 1)
         y_rep = y.repeat_interleave(restarts, dim=0)
         z = z0.clone().requires_grad_(True)
+        deviation = self.init_deviation(z0, operator)
         optimizer = self._optimizer(z)
         iterations = torch.full((len(z0),), self.iterations, dtype=torch.long)
         active = torch.ones(len(z0), dtype=torch.bool, device=z.device)
@@ -96,10 +109,11 @@ class CSGMSolver(Solver):
         with torch.enable_grad():
             for step in range(self.iterations):
                 optimizer.zero_grad(set_to_none=True)
-                total, _ = self.objective(z, y_rep, operator, generator)
+                total, _, residual = self.objective(z, y_rep, operator, generator, deviation)
                 total.sum().backward()
                 if self.stall_patience:
                     z_before = z.detach().clone()
+                    deviation_before = deviation
                     loss = total.detach()
                     improved = loss < best * (1 - self.stall_tol)
                     best = torch.where(improved, loss, torch.minimum(best, loss))
@@ -110,22 +124,28 @@ class CSGMSolver(Solver):
                     if not bool(active.any()):
                         break
                 optimizer.step()
+                deviation = self.update_deviation(deviation, residual.detach(), operator)
                 if self.stall_patience:
                     with torch.no_grad():
                         z[~active] = z_before[~active]
+                        if deviation is not None:
+                            deviation = torch.where(active[:, None], deviation, deviation_before)
                 if self.lr_decay_every and (step + 1) % self.lr_decay_every == 0:
                     for group in optimizer.param_groups:
                         group["lr"] *= self.lr_decay
         with torch.no_grad():
             z_final = z.detach()
-            _, data = self.objective(z_final, y_rep, operator, generator)
+            _, data, _ = self.objective(z_final, y_rep, operator, generator, deviation)
             data = torch.where(torch.isfinite(z_final).all(1), data, torch.full_like(data, float("nan")))
             best_restart, dropped = select_restarts(data.view(batch, restarts).cpu())
-            pick = torch.arange(batch) * restarts + best_restart
-            z_kept = z_final[pick.to(z_final.device)]
+            pick = (torch.arange(batch) * restarts + best_restart).to(z_final.device)
+            z_kept = z_final[pick]
             failed = (dropped == restarts).to(z_kept.device)
             z_kept = torch.where(failed[:, None], torch.zeros_like(z_kept), z_kept)
-            x_hat = generator(z_kept)
+            kept_deviation = None
+            if deviation is not None:
+                kept_deviation = torch.where(failed[:, None], torch.zeros_like(deviation[pick]), deviation[pick])
+            x_hat = self.image(z_kept, generator, kept_deviation).clamp(0, 1)
             loss = (operator(x_hat) - y).pow(2).sum(1)
         return SolverOutput(x_hat=x_hat, measurement_loss=loss, iterations=iterations[pick], dropped_restarts=dropped,
                             z=z_kept, extra={"all_restarts_diverged": failed.cpu()})

@@ -1,0 +1,78 @@
+"""Choose a solver's ``auto`` hyperparameter per m on the validation split (never on test images).
+
+For every m of the grid, each candidate of the solver's ``lambda_grid`` recovers the first
+``num_images`` validation images from their own seeded measurements; the candidate with the lowest
+mean per-pixel error wins. Choices are cached as JSON per (dataset, operator, noise, solver, m,
+seed, checkpoint, images) under ``cache_dir`` and recorded with every result row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from csgm.errors import CsgmError
+from csgm.generators import Generator
+from csgm.metrics import per_pixel_error
+from csgm.operators import LinearOperator, Noise
+from csgm.recovery.store import atomic_write_bytes
+from csgm.solvers import Solver, build_solver
+from csgm.solvers.lasso import LassoSolver
+
+__all__ = ["validation_errors", "tune_per_m"]
+
+
+def validation_errors(solver_cfg: dict, candidates: Sequence[float], x: torch.Tensor, y: torch.Tensor,
+                      operator: LinearOperator, generator: Generator | None, seed: int) -> list[float]:
+    """Mean per-pixel error of every candidate value of the solver's tunable option on (x, y)."""
+    solver = build_solver(solver_cfg)
+    ids = list(range(len(x)))
+    if isinstance(solver, LassoSolver):  # one batched FISTA run: every (candidate, image) is its own row
+        lam = torch.tensor(candidates, dtype=y.dtype, device=y.device).repeat_interleave(len(y))
+        out = solver.solve_with(y.repeat(len(candidates), 1), operator, lam)
+        return per_pixel_error(out.x_hat, x.repeat(len(candidates), 1, 1, 1)).view(len(candidates), -1).mean(1).tolist()
+    errors = []
+    for value in candidates:
+        candidate = build_solver({**solver_cfg, solver.tunable: value})
+        out = candidate.solve(y, operator, ids, generator, seed)
+        errors.append(float(per_pixel_error(out.x_hat, x).mean()))
+    return errors
+
+
+def tune_per_m(solver_cfg: dict, operators: Sequence[LinearOperator], val_images: torch.Tensor, noise: Noise,
+               generator: Generator | None, seed: int, cache_dir: Path, context: dict[str, Any]) -> list[Solver]:
+    """One solver per operator of the grid, with the ``auto`` option chosen on ``val_images``."""
+    solver = build_solver(solver_cfg)
+    if solver.tunable is None or getattr(solver, solver.tunable) != "auto":
+        return [solver] * len(operators)
+    candidates = list(solver.lambda_grid)
+    if not candidates:
+        raise CsgmError(f"solver.{solver.tunable}=auto needs candidates: set solver.lambda_grid, e.g. [0.01,0.1,1,10]")
+    if len(val_images) == 0:
+        raise CsgmError(f"solver.{solver.tunable}=auto needs validation images, but the val split is empty; "
+                        f"set dataset.val_size > 0 and tuning.num_images > 0, or give solver.{solver.tunable} a number")
+    if any(not v > 0 for v in candidates):
+        raise CsgmError(f"solver.lambda_grid={candidates} must hold numbers > 0")
+    solvers = []
+    ids = list(range(len(val_images)))
+    for operator in operators:
+        key = {"solver": {k: v for k, v in solver_cfg.items() if k != "label"}, "m": operator.m, "seed": seed,
+               "images": len(val_images), **context}
+        path = cache_dir / (hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16] + ".json")
+        if path.is_file():
+            choice = json.loads(path.read_text())["value"]
+        else:
+            with torch.no_grad():
+                y = noise(operator(val_images), ids, key=(seed, operator.name, operator.m, "validation"))
+            errors = validation_errors(solver_cfg, candidates, val_images, y, operator, generator, seed)
+            choice = candidates[min(range(len(errors)), key=errors.__getitem__)]
+            record = {"value": choice, "option": solver.tunable, "candidates": candidates, "errors": errors, "key": key}
+            atomic_write_bytes(path, json.dumps(record, indent=1, default=str).encode())
+        tuned = build_solver({**solver_cfg, solver.tunable: choice})
+        tuned.tuned = {solver.tunable: choice}
+        solvers.append(tuned)
+    return solvers
