@@ -14,7 +14,8 @@ from typing import Any, Sequence
 import torch
 
 from csgm.errors import CsgmError
-from csgm.reporting.plots import METRIC_LABELS, plot_error_curves, save_image_rows
+from csgm.recovery.store import SUMMARY_FIELDS, atomic_write_bytes, csv_bytes
+from csgm.reporting.plots import METRIC_LABELS, X_AXES, plot_error_curves, save_image_rows
 from csgm.reporting.table import format_summary
 
 __all__ = ["find_runs", "read_summaries", "comparison_grid", "main"]
@@ -48,7 +49,7 @@ def read_summaries(runs: Sequence[Path]) -> list[dict[str, Any]]:
         for r in rows:
             if len(owners[(r["solver"], r["operator"], r["noise"])]) > 1:
                 r = {**r, "solver": f"{r['solver']} [{run.name}]"}
-            merged.append(r)
+            merged.append({**r, "run": str(run)})
     return merged
 
 
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", help="recovery run folders, or folders that contain them (sweeps)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the first path)")
     parser.add_argument("--metric", choices=sorted(METRIC_LABELS), default="mse")
+    parser.add_argument("--x", choices=sorted(X_AXES), default="m", help="the curve's x axis")
     parser.add_argument("--m", type=int, default=None, help="m of the comparison image grid (default: the largest common m)")
     parser.add_argument("--images", type=int, default=10, help="images in the comparison grid")
     args = parser.parse_args(argv)
@@ -87,14 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = find_runs(args.paths)
         summary = read_summaries(runs)
         out = args.out or Path(args.paths[0])
-        curve = plot_error_curves(summary, out / f"error_vs_m_{args.metric}.png", args.metric)
+        curve = plot_error_curves(summary, out / f"error_vs_{args.x}_{args.metric}.png", args.metric, x=args.x)
+        atomic_write_bytes(out / "summary.csv", csv_bytes(summary, ["run", *SUMMARY_FIELDS]))
         common = set.intersection(*({int(r["m"]) for r in summary if r["solver"] == s} for s in {r["solver"] for r in summary}))
         m = args.m if args.m is not None else (max(common) if common else None)
         grid = comparison_grid(runs, m, args.images, out / f"comparison_m{m}.png") if m is not None else None
     except CsgmError as exc:
         print(f"csgm: error: {exc}", file=sys.stderr)
         return 2
-    print(format_summary(sorted(summary, key=lambda r: (r["solver"], r["operator"], r["noise"], int(r["m"])))))
+    print(format_summary(sorted(summary, key=lambda r: (r["solver"], r["operator"], r["noise"], float(r["noise_std"]), int(r["m"])))))
     print(f"curve  {curve}")
     if grid is not None:
         print(f"grid   {grid}")

@@ -83,7 +83,8 @@ class RecoveryModule(pl.LightningModule):
         converged = out.converged if out.converged is not None else torch.ones(len(ids), dtype=torch.bool)
         rows = [{
             "solver": self.labels.get("solver", solver.name), "operator": self.labels.get("operator", operator.name),
-            "noise": self.labels.get("noise", self.noise.kind), "m": operator.m, "image_id": image_id,
+            "noise": self.labels.get("noise", self.noise.kind), "noise_std": 0.0 if self.noise.kind == "none" else self.noise.std,
+            "m": operator.m, "image_id": image_id,
             "mse": float(metrics["mse"][j]), "psnr": float(metrics["psnr"][j]), "ssim": float(metrics["ssim"][j]),
             "measurement_loss": float(out.measurement_loss[j]), "iterations": int(out.iterations[j]),
             "dropped_restarts": int(out.dropped_restarts[j]),

@@ -40,6 +40,9 @@ def run_fingerprint(cfg: Any) -> str:
 
 
 def register_resolvers() -> None:
-    """Register ``${csgm_fingerprint:}`` for Hydra run folders (idempotent)."""
+    """Register ``${csgm_fingerprint:}`` (run folders) and ``${csgm_sweep_mode:${sweep}}`` (an experiment
+    that lists a sweep runs as a multirun without -m) for Hydra (idempotent)."""
     if not OmegaConf.has_resolver("csgm_fingerprint"):
         OmegaConf.register_new_resolver("csgm_fingerprint", lambda *, _root_: run_fingerprint(_root_), use_cache=False)
+    if not OmegaConf.has_resolver("csgm_sweep_mode"):
+        OmegaConf.register_new_resolver("csgm_sweep_mode", lambda sweep: "MULTIRUN" if sweep else "RUN")

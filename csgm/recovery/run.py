@@ -22,6 +22,7 @@ from csgm.recovery.tuning import tune_per_m
 from csgm.recovery.writer import ShardWriter
 from csgm.reporting.loggers import LOGGERS
 from csgm.reporting.wandb_log import log_recovery_to_wandb
+from csgm.reporting.sweep import register_run
 from csgm.reporting.plots import plot_error_curves, save_image_rows
 from csgm.solvers import build_solver
 from csgm.training.run import build_trainer
@@ -112,6 +113,8 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
         originals = lambda ids: torch.stack([images[i][0] for i in ids])  # noqa: E731
     shown = _save_originals(store, originals, min(cfg["save_images"], cfg["num_images"]))
     paths.update(_grid_images(store, shown))
+    if cfg.get("report_name"):
+        register_run(cfg, run_dir)
     check_choice("logger", cfg["logger"]["name"], LOGGERS)
     if cfg["logger"]["name"] == "wandb":
         log_recovery_to_wandb(cfg["logger"], run_dir, run_dir.name, cfg, summary,

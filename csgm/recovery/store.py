@@ -14,11 +14,11 @@ import torch
 
 from csgm.metrics import mean_ci95
 
-__all__ = ["ResultsStore", "atomic_write_bytes", "summarise", "RESULT_FIELDS", "SUMMARY_FIELDS"]
+__all__ = ["ResultsStore", "atomic_write_bytes", "csv_bytes", "summarise", "RESULT_FIELDS", "SUMMARY_FIELDS"]
 
-RESULT_FIELDS = ["solver", "operator", "noise", "m", "image_id", "mse", "psnr", "ssim", "measurement_loss",
+RESULT_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "image_id", "mse", "psnr", "ssim", "measurement_loss",
                  "iterations", "dropped_restarts", "status", "seconds", "params"]
-SUMMARY_FIELDS = ["solver", "operator", "noise", "m", "images", "mse_mean", "mse_ci95", "psnr_mean", "psnr_ci95",
+SUMMARY_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "images", "mse_mean", "mse_ci95", "psnr_mean", "psnr_ci95",
                   "ssim_mean", "ssim_ci95", "failed", "not_converged", "params"]
 
 
@@ -37,7 +37,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def _csv_bytes(rows: Iterable[dict[str, Any]], fields: list[str]) -> bytes:
+def csv_bytes(rows: Iterable[dict[str, Any]], fields: list[str]) -> bytes:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -46,13 +46,15 @@ def _csv_bytes(rows: Iterable[dict[str, Any]], fields: list[str]) -> bytes:
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and 95% interval of mse/psnr/ssim per (solver, operator, noise, m), sorted by solver then m."""
+    """Mean and 95% interval of mse/psnr/ssim per (solver, operator, noise, noise std, m), sorted."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["solver"], row["operator"], row["noise"], int(row["m"])), []).append(row)
+        key = (row["solver"], row["operator"], row["noise"], float(row.get("noise_std", 0.0)), int(row["m"]))
+        groups.setdefault(key, []).append(row)
     summary = []
-    for (solver, operator, noise, m), members in sorted(groups.items()):
-        entry: dict[str, Any] = {"solver": solver, "operator": operator, "noise": noise, "m": m, "images": len(members),
+    for (solver, operator, noise, noise_std, m), members in sorted(groups.items()):
+        entry: dict[str, Any] = {"solver": solver, "operator": operator, "noise": noise, "noise_std": noise_std, "m": m,
+                                 "images": len(members),
                                  "failed": sum(r["status"] == "all_restarts_diverged" for r in members),
                                  "not_converged": sum(r["status"] == "not_converged" for r in members),
                                  "params": members[0].get("params", "{}")}
@@ -101,8 +103,8 @@ class ResultsStore:
         keys = sorted(rows)
         ordered = [rows[k] for k in keys]
         summary = summarise(ordered)
-        atomic_write_bytes(self.run_dir / "results.csv", _csv_bytes(ordered, RESULT_FIELDS))
-        atomic_write_bytes(self.run_dir / "summary.csv", _csv_bytes(summary, SUMMARY_FIELDS))
+        atomic_write_bytes(self.run_dir / "results.csv", csv_bytes(ordered, RESULT_FIELDS))
+        atomic_write_bytes(self.run_dir / "summary.csv", csv_bytes(summary, SUMMARY_FIELDS))
         buffer = io.BytesIO()
         torch.save({"keys": torch.tensor(keys, dtype=torch.long).view(-1, 2),
                     "x_hat": torch.stack([images[k] for k in keys]) if keys else torch.zeros(0)}, buffer)

@@ -8,32 +8,41 @@ from typing import Any, Sequence
 import torch
 from torchvision.utils import make_grid, save_image
 
-__all__ = ["plot_error_curves", "save_image_rows", "METRIC_LABELS"]
+__all__ = ["plot_error_curves", "save_image_rows", "METRIC_LABELS", "X_AXES"]
 
 METRIC_LABELS = {"mse": "per-pixel squared error ||x̂ - x||² / n", "psnr": "PSNR (dB)", "ssim": "SSIM"}
 
 
-def plot_error_curves(summary: Sequence[dict[str, Any]], path: str | Path, metric: str = "mse", title: str | None = None) -> Path:
-    """One curve per (solver, operator, noise) of ``metric`` mean versus m, with a 95% band; PNG at ``path``."""
+X_AXES = {"m": "number of measurements m", "noise_std": "noise standard deviation"}
+
+
+def plot_error_curves(summary: Sequence[dict[str, Any]], path: str | Path, metric: str = "mse", title: str | None = None,
+                      x: str = "m") -> Path:
+    """One curve per setting of ``metric`` mean versus ``x`` (m or noise_std), with a 95% band; PNG at ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def label(row: dict[str, Any]) -> str:
+        if x == "m":
+            return f"{row['solver']} ({row['operator']}, noise {row['noise']} {float(row.get('noise_std', 0)):g})"
+        return f"{row['solver']} ({row['operator']}, m = {row['m']})"
+
     curves: dict[str, list[dict[str, Any]]] = {}
     for row in summary:
-        curves.setdefault(f"{row['solver']} ({row['operator']}, noise {row['noise']})", []).append(row)
+        curves.setdefault(label(row), []).append(row)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, rows in sorted(curves.items()):
-        rows = sorted(rows, key=lambda r: int(r["m"]))
-        m = [int(r["m"]) for r in rows]
+    for name, rows in sorted(curves.items()):
+        rows = sorted(rows, key=lambda r: float(r[x]))
+        xs = [float(r[x]) for r in rows]
         mean = [float(r[f"{metric}_mean"]) for r in rows]
         half = [float(r[f"{metric}_ci95"]) for r in rows]
-        ax.plot(m, mean, marker="o", label=label)
-        ax.fill_between(m, [a - b for a, b in zip(mean, half)], [a + b for a, b in zip(mean, half)], alpha=0.25)
-    ax.set_xlabel("number of measurements m")
+        ax.plot(xs, mean, marker="o", label=name)
+        ax.fill_between(xs, [a - b for a, b in zip(mean, half)], [a + b for a, b in zip(mean, half)], alpha=0.25)
+    ax.set_xlabel(X_AXES[x])
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    ax.set_title(title or "reconstruction error versus measurements (mean, 95% interval)")
+    ax.set_title(title or f"reconstruction error versus {'measurements' if x == 'm' else 'noise level'} (mean, 95% interval)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

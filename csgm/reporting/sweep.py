@@ -1,0 +1,40 @@
+"""A Hydra callback that turns the jobs of an experiment sweep into one report (curves, table, grid)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+__all__ = ["SweepReport", "report_dir", "register_run"]
+
+
+def report_dir(cfg: Any) -> Path:
+    """Where the report of experiment ``cfg['report_name']`` lives."""
+    return Path(cfg["paths"]["output_root"]) / "reports" / str(cfg["report_name"])
+
+
+def register_run(cfg: dict, run_dir: Path) -> None:
+    """Record ``run_dir`` as the curve of its (solver, operator, noise, input) in the experiment's report;
+    a re-run with other settings replaces that curve instead of adding a stale one."""
+    noise_std = 0.0 if cfg["noise"]["name"] == "none" else cfg["noise"].get("std", 0.0)
+    key = f"{cfg['solver'].get('label') or cfg['solver']['name']}-{cfg['operator']['name']}-{cfg['noise']['name']}-{noise_std:g}-{cfg['input']}"
+    marker = report_dir(cfg) / "runs" / f"{key}.txt"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(run_dir.resolve()) + "\n")
+
+
+class SweepReport(Callback):
+    """After a multirun with ``report_name`` set: ``python -m csgm.report`` over its registered runs."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not config.get("report_name"):
+            return
+        from csgm.report import main
+
+        folder = report_dir(config)
+        runs = [line.strip() for p in sorted((folder / "runs").glob("*.txt")) for line in p.read_text().splitlines() if line.strip()]
+        if runs:
+            main([*runs, "--out", str(folder), "--x", str(config.get("report_x", "m"))])
