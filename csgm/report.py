@@ -34,20 +34,24 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def read_summaries(runs: Sequence[Path]) -> list[dict[str, Any]]:
-    """All summary rows; where two runs share a (solver, operator, noise) label, the run folder is appended
-    to the solver name so that their curves stay apart."""
+    """All summary rows; where two runs give the same point (solver, operator, noise, noise std, m), the run
+    folder is appended to the solver name so that their curves stay apart."""
     per_run = []
     for run in runs:
         with open(run / "summary.csv", newline="") as handle:
             per_run.append((run, list(csv.DictReader(handle))))
+    def point(r: dict[str, Any]) -> tuple:
+        return r["solver"], r["operator"], r["noise"], float(r["noise_std"]), int(r["m"])
+
     owners: dict[tuple, set[Path]] = {}
     for run, rows in per_run:
         for r in rows:
-            owners.setdefault((r["solver"], r["operator"], r["noise"]), set()).add(run)
+            owners.setdefault(point(r), set()).add(run)
+    clashing = {run for runs in owners.values() if len(runs) > 1 for run in runs}
     merged: list[dict[str, Any]] = []
     for run, rows in per_run:
         for r in rows:
-            if len(owners[(r["solver"], r["operator"], r["noise"])]) > 1:
+            if run in clashing:
                 r = {**r, "solver": f"{r['solver']} [{run.name}]"}
             merged.append({**r, "run": str(run)})
     return merged

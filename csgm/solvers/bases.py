@@ -7,7 +7,6 @@ are orthonormal, so synthesis is the exact inverse and the adjoint of analysis.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Sequence
 
 import torch
@@ -80,11 +79,24 @@ class DCTBasis(Basis):
         return rows.T @ c.view(-1, *self.image_shape) @ cols
 
 
+def wavelet_matrix(size: int, wavelet: str) -> torch.Tensor:
+    """One level of the periodized orthogonal DWT of a length-``size`` signal as a (size x size) matrix:
+    the first half of the rows gives the approximation, the second half the details, exactly as
+    ``pywt.dwt(v, wavelet, mode="periodization")``."""
+    import numpy as np
+    import pywt
+
+    eye = np.eye(size)
+    low, high = pywt.dwt(eye, wavelet, mode="periodization", axis=1)
+    return torch.from_numpy(np.concatenate([low, high], axis=1).T.copy())
+
+
 class WaveletBasis(Basis):
-    """Orthogonal 2-D wavelet transform (Haar, Daubechies ``dbN``, ``symN``, ``coifN``) with ``levels``
-    levels, from the PyTorch Wavelet Toolbox (ptwt): boundary wavelets make it exactly orthonormal on
-    the finite image, for any size divisible by 2^levels that is at least the filter length at the
-    coarsest level.
+    """Orthogonal 2-D wavelet transform (Haar, Daubechies ``dbN``, ``symN``, ``coifN``) with periodic
+    boundaries and ``levels`` levels: the coefficients of ``pywt.wavedec2(mode="periodization")`` in the
+    layout of ``pywt.coeffs_to_array``. Each level applies small (H x H) and (W x W) matrices to the rows
+    and columns of the current approximation block (separable, like the DCT: O(n (H + W)) work), so it
+    is batched on any device and never forms an n x n matrix.
     """
 
     name = "wavelet"
@@ -95,59 +107,41 @@ class WaveletBasis(Basis):
 
         if wavelet not in pywt.wavelist(kind="discrete") or not pywt.Wavelet(wavelet).orthogonal:
             raise CsgmError(f"wavelet={wavelet!r} is not an orthogonal discrete wavelet; use haar, db1..db38, sym2..sym20 or coif1..coif17")
-        _, h, w = self.image_shape
-        filter_length = pywt.Wavelet(wavelet).dec_len
         if not isinstance(levels, int) or levels < 1:
             raise CsgmError(f"wavelet levels={levels} must be an integer >= 1")
-        coarsest = (h // 2 ** (levels - 1), w // 2 ** (levels - 1))
-        if h % 2**levels or w % 2**levels or min(coarsest) < filter_length:
-            deepest = 0
-            while h % 2 ** (deepest + 1) == 0 and w % 2 ** (deepest + 1) == 0 and min(h, w) // 2**deepest >= filter_length:
-                deepest += 1
-            raise CsgmError(f"wavelet levels={levels} is too deep for {wavelet} on {h}x{w} images (each level halves the size, "
-                            f"which must stay even and >= the filter length {filter_length}); use levels <= {deepest}"
-                            + (" or a shorter wavelet such as haar" if deepest == 0 else ""))
+        _, h, w = self.image_shape
         self.wavelet, self.levels = wavelet, levels
-        self._transforms: dict[tuple, tuple] = {}
-        self._shapes: list[tuple[int, int]] | None = None
+        deepest = 0
+        while h % 2 ** (deepest + 1) == 0 and w % 2 ** (deepest + 1) == 0 and min(h, w) // 2**deepest >= 2:
+            deepest += 1
+        if levels > deepest:
+            raise CsgmError(f"wavelet levels={levels} is too deep for {h}x{w} images (every level halves both sides, "
+                            f"which must stay even); use levels <= {deepest}" + (" or resize the images" if deepest == 0 else ""))
+        for level in range(levels):
+            rows, cols = wavelet_matrix(h >> level, wavelet), wavelet_matrix(w >> level, wavelet)
+            self.register_buffer(f"rows{level}", rows)
+            self.register_buffer(f"cols{level}", cols)
 
-    def _pair(self, dtype: torch.dtype, device: torch.device) -> tuple:
-        """ptwt builds its sparse matrices for one dtype and device on first use: keep one pair per kind."""
-        key = (dtype, device)
-        if key not in self._transforms:
-            import ptwt
-            import pywt
-
-            wavelet = pywt.Wavelet(self.wavelet)
-            self._transforms[key] = (ptwt.MatrixWavedec2(wavelet, level=self.levels), ptwt.MatrixWaverec2(wavelet))
-        return self._transforms[key]
+    def _matrices(self, level: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        return getattr(self, f"rows{level}").to(dtype), getattr(self, f"cols{level}").to(dtype)
 
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
-        forward, _ = self._pair(x.dtype, x.device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # ptwt's notes on beta sparse tensors
-            coeffs = forward(x)
-        parts = [coeffs[0]] + [band for level in coeffs[1:] for band in level]
-        if self._shapes is None:
-            self._shapes = [tuple(p.shape[-2:]) for p in parts]
-        return torch.cat([p.flatten(2) for p in parts], dim=2).flatten(1)
+        out = x.clone()
+        _, h, w = self.image_shape
+        for level in range(self.levels):
+            rows, cols = self._matrices(level, x.dtype)
+            hh, ww = h >> level, w >> level
+            out[..., :hh, :ww] = rows @ out[..., :hh, :ww] @ cols.T
+        return out.flatten(1)
 
     def synthesis(self, c: torch.Tensor) -> torch.Tensor:
-        if self._shapes is None:
-            self.analysis(torch.zeros(1, *self.image_shape, dtype=c.dtype, device=c.device))
-        _, inverse = self._pair(c.dtype, c.device)
-        flat = c.view(len(c), self.image_shape[0], -1)
-        sizes = [h * w for h, w in self._shapes]
-        parts = [p.reshape(len(c), self.image_shape[0], *shape) for p, shape in zip(flat.split(sizes, dim=2), self._shapes)]
-        coeffs = (parts[0], *[tuple(parts[i : i + 3]) for i in range(1, len(parts), 3)])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return inverse(coeffs)
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_transforms"] = {}  # rebuilt on first use after pickling (ddp_spawn workers)
-        return state
+        out = c.view(-1, *self.image_shape).clone()
+        _, h, w = self.image_shape
+        for level in reversed(range(self.levels)):
+            rows, cols = self._matrices(level, c.dtype)
+            hh, ww = h >> level, w >> level
+            out[..., :hh, :ww] = rows.T @ out[..., :hh, :ww] @ cols
+        return out
 
 
 BASES: dict[str, type[Basis]] = {cls.name: cls for cls in (PixelBasis, DCTBasis, WaveletBasis)}

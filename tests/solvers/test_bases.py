@@ -47,11 +47,15 @@ def test_dct_matches_scipy():
     np.testing.assert_allclose(ours, scipy.fft.dctn(x.numpy(), axes=(2, 3), norm="ortho"), atol=1e-12)
 
 
-def test_haar_matches_pywavelets():
-    x = torch.rand(1, 1, 32, 32, dtype=torch.float64)
-    ours = build_basis("wavelet", (1, 32, 32), wavelet="haar", levels=3).analysis(x)
-    reference, _ = pywt.coeffs_to_array(pywt.wavedec2(x[0, 0].numpy(), "haar", level=3, mode="periodization"))
-    np.testing.assert_allclose(np.sort(np.abs(ours.numpy().ravel())), np.sort(np.abs(reference.ravel())), atol=1e-12)
+@pytest.mark.parametrize("wavelet,levels,shape", [("haar", 3, (32, 32)), ("db4", 2, (28, 28)), ("db2", 3, (64, 48)),
+                                                   ("sym4", 2, (32, 32)), ("coif1", 1, (16, 16))])
+def test_wavelets_match_pywavelets(wavelet, levels, shape):
+    x = torch.rand(1, 2, *shape, dtype=torch.float64)
+    ours = build_basis("wavelet", (2, *shape), wavelet=wavelet, levels=levels).analysis(x).view(2, *shape)
+    for channel in range(2):
+        coeffs = pywt.wavedec2(x[0, channel].numpy(), wavelet, level=levels, mode="periodization")
+        reference, _ = pywt.coeffs_to_array(coeffs)
+        np.testing.assert_allclose(ours[channel].numpy(), reference, atol=1e-12)
 
 
 def test_daubechies_is_sparse_on_smooth_images():
@@ -66,11 +70,11 @@ def test_daubechies_is_sparse_on_smooth_images():
 
 
 @pytest.mark.parametrize("shape,options,match", [
-    ((1, 28, 28), {"wavelet": "db4", "levels": 3}, r"levels=3 is too deep for db4 on 28x28 images .* use levels <= 2"),
-    ((1, 28, 28), {"wavelet": "haar", "levels": 3}, r"levels=3 is too deep for haar on 28x28"),
-    ((1, 27, 27), {"wavelet": "haar", "levels": 1}, r"use levels <= 0 or a shorter wavelet"),
+    ((1, 28, 28), {"wavelet": "db4", "levels": 3}, r"levels=3 is too deep for 28x28 images .* use levels <= 2"),
+    ((1, 27, 27), {"wavelet": "haar", "levels": 1}, r"use levels <= 0 or resize the images"),
     ((1, 16, 16), {"wavelet": "bior2.2", "levels": 1}, r"wavelet='bior2.2' is not an orthogonal discrete wavelet"),
     ((1, 16, 16), {"wavelet": "db2", "levels": 0}, r"levels=0 must be an integer >= 1"),
+    ((1, 12, 12), {"wavelet": "db2", "levels": 3}, r"levels=3 is too deep for 12x12 images .* use levels <= 2"),
 ])
 def test_bases_that_do_not_fit(shape, options, match):
     with pytest.raises(CsgmError, match=match):
