@@ -81,13 +81,14 @@ class RecoveryModule(pl.LightningModule):
         metrics = image_metrics(x_hat, x)
         failed = out.extra.get("all_restarts_diverged", torch.zeros(len(ids), dtype=torch.bool))
         converged = out.converged if out.converged is not None else torch.ones(len(ids), dtype=torch.bool)
+        evaluations = out.extra.get("generator_evaluations", torch.zeros(len(ids), dtype=torch.long))
         rows = [{
             "solver": self.labels.get("solver", solver.name), "operator": self.labels.get("operator", operator.name),
             "noise": self.labels.get("noise", self.noise.kind), "noise_std": 0.0 if self.noise.kind == "none" else self.noise.std,
             "m": operator.m, "image_id": image_id,
             "mse": float(metrics["mse"][j]), "psnr": float(metrics["psnr"][j]), "ssim": float(metrics["ssim"][j]),
             "measurement_loss": float(out.measurement_loss[j]), "iterations": int(out.iterations[j]),
-            "dropped_restarts": int(out.dropped_restarts[j]),
+            "dropped_restarts": int(out.dropped_restarts[j]), "generator_evaluations": int(evaluations[j]),
             "status": "all_restarts_diverged" if bool(failed[j]) else ("ok" if bool(converged[j]) else "not_converged"),
             "seconds": seconds, "params": json.dumps(solver.tuned, sort_keys=True),
         } for j, image_id in enumerate(ids)]

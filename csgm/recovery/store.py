@@ -17,7 +17,7 @@ from csgm.metrics import mean_ci95
 __all__ = ["ResultsStore", "atomic_write_bytes", "csv_bytes", "summarise", "RESULT_FIELDS", "SUMMARY_FIELDS"]
 
 RESULT_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "image_id", "mse", "psnr", "ssim", "measurement_loss",
-                 "iterations", "dropped_restarts", "status", "seconds", "params"]
+                 "iterations", "dropped_restarts", "generator_evaluations", "status", "seconds", "params"]
 SUMMARY_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "images", "mse_mean", "mse_ci95", "psnr_mean", "psnr_ci95",
                   "ssim_mean", "ssim_ci95", "failed", "not_converged", "params"]
 

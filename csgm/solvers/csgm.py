@@ -11,10 +11,10 @@ from csgm.generators import Generator
 from csgm.operators import LinearOperator
 from csgm.seeding import seeded_generator
 from csgm.solvers.base import Solver, SolverOutput
+from csgm.solvers.latent_optim import OPTIMIZERS, LatentOptimizer
 
 __all__ = ["CSGMSolver", "initial_latents", "select_restarts"]
 
-OPTIMIZERS = ("adam", "sgd", "momentum")
 
 
 def initial_latents(image_ids: Sequence[int], restarts: int, latent_dim: int, seed: int) -> torch.Tensor:
@@ -23,6 +23,21 @@ def initial_latents(image_ids: Sequence[int], restarts: int, latent_dim: int, se
         torch.randn(latent_dim, generator=seeded_generator("z", seed, int(i), r))
         for i in image_ids for r in range(restarts)
     ]) if len(image_ids) else torch.zeros(0, latent_dim)
+
+
+def _take(tensor: torch.Tensor | None, rows: torch.Tensor | None) -> torch.Tensor | None:
+    return tensor if tensor is None or rows is None else tensor[rows]
+
+
+def _best_per_image(loss: torch.Tensor, image: torch.Tensor, keep: float) -> torch.Tensor:
+    """Mask of the ceil(keep * count) lowest-loss rows of every image among the given rows."""
+    order = torch.argsort(loss, stable=True)
+    order = order[torch.argsort(image[order], stable=True)]  # by image, then by loss
+    counts = torch.bincount(image, minlength=int(image.max()) + 1 if len(image) else 0)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order), device=loss.device) - starts[image[order]]
+    return rank < torch.ceil(keep * counts[image].to(loss.dtype)).long()
 
 
 def select_restarts(losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,8 +53,10 @@ class CSGMSolver(Solver):
 
     Losses are summed over samples, so each image's steps never depend on the batch. Per image the
     restart with the lowest final measurement loss ||A G(z) - y||^2 is kept; restarts that diverge
-    (NaN/inf) are dropped and counted. With ``stall_patience`` > 0 a restart stops (its z is frozen)
-    once its loss improved by less than ``stall_tol`` (relative) for that many iterations.
+    (NaN/inf) are dropped and counted. Restarts leave the batch (no more generator evaluations) when
+    they diverge, when their loss improved by less than ``stall_tol`` (relative) for ``stall_patience``
+    iterations, or, with ``halving_every`` > 0, when every ``halving_every`` iterations they are not
+    among the best ``halving_keep`` fraction of their image's remaining restarts (successive halving).
     """
 
     name = "csgm"
@@ -48,7 +65,7 @@ class CSGMSolver(Solver):
     def __init__(self, lr: float = 0.01, iterations: int = 1000, restarts: int = 10, optimizer: str = "adam",
                  momentum: float = 0.9, lambda_z: float = 0.0, l2_weight: float = 1.0, l1_weight: float = 0.0,
                  lr_decay: float = 1.0, lr_decay_every: int = 0, stall_patience: int = 0, stall_tol: float = 1e-4,
-                 label: str | None = None) -> None:
+                 halving_every: int = 0, halving_keep: float = 0.5, label: str | None = None) -> None:
         check_choice("optimizer", optimizer, OPTIMIZERS)
         for key, value, low in (("lr", lr, 0.0), ("iterations", iterations, 0), ("restarts", restarts, 0)):
             if not value > low:
@@ -59,12 +76,10 @@ class CSGMSolver(Solver):
         self.momentum, self.lambda_z, self.l2_weight, self.l1_weight = momentum, lambda_z, l2_weight, l1_weight
         self.lr_decay, self.lr_decay_every = lr_decay, int(lr_decay_every)
         self.stall_patience, self.stall_tol = int(stall_patience), stall_tol
+        if halving_every < 0 or not 0 < halving_keep <= 1:
+            raise CsgmError(f"solver.halving_every={halving_every} must be >= 0 and solver.halving_keep={halving_keep} in (0, 1]")
+        self.halving_every, self.halving_keep = int(halving_every), float(halving_keep)
         self.label = label or self.name
-
-    def _optimizer(self, z: torch.Tensor) -> torch.optim.Optimizer:
-        if self.optimizer == "adam":
-            return torch.optim.Adam([z], lr=self.lr)
-        return torch.optim.SGD([z], lr=self.lr, momentum=self.momentum if self.optimizer == "momentum" else 0.0)
 
     def image(self, z: torch.Tensor, generator: Generator, deviation: torch.Tensor | None) -> torch.Tensor:
         """The estimate for latents z: G(z) (Sparse-Gen adds its deviation)."""
@@ -98,44 +113,49 @@ class CSGMSolver(Solver):
     def optimise(self, z0: torch.Tensor, y: torch.Tensor, operator: LinearOperator, generator: Generator) -> SolverOutput:
         """Run the optimisation from given starts z0 (B * R, k), restarts of an image adjacent."""
         batch, restarts = len(y), len(z0) // max(len(y), 1)
+        total_rows = len(z0)
         y_rep = y.repeat_interleave(restarts, dim=0)
-        z = z0.clone().requires_grad_(True)
+        z = z0.clone()
         deviation = self.init_deviation(z0, operator)
-        optimizer = self._optimizer(z)
-        iterations = torch.full((len(z0),), self.iterations, dtype=torch.long)
-        active = torch.ones(len(z0), dtype=torch.bool, device=z.device)
-        best = torch.full((len(z0),), float("inf"), dtype=y.dtype, device=z.device)
-        since_improved = torch.zeros(len(z0), dtype=torch.long, device=z.device)
-        with torch.enable_grad():
-            for step in range(self.iterations):
-                optimizer.zero_grad(set_to_none=True)
-                total, _, residual = self.objective(z, y_rep, operator, generator, deviation)
-                total.sum().backward()
-                if self.stall_patience:
-                    z_before = z.detach().clone()
-                    deviation_before = deviation
-                    loss = total.detach()
-                    improved = loss < best * (1 - self.stall_tol)
-                    best = torch.where(improved, loss, torch.minimum(best, loss))
-                    since_improved = torch.where(improved, 0, since_improved + 1)
-                    stalled = active & (since_improved >= self.stall_patience)
-                    iterations[stalled.cpu()] = step
-                    active &= ~stalled
-                    if not bool(active.any()):
-                        break
-                optimizer.step()
-                deviation = self.update_deviation(deviation, residual.detach(), operator)
-                if self.stall_patience:
-                    with torch.no_grad():
-                        z[~active] = z_before[~active]
-                        if deviation is not None:
-                            deviation = torch.where(active[:, None], deviation, deviation_before)
-                if self.lr_decay_every and (step + 1) % self.lr_decay_every == 0:
-                    for group in optimizer.param_groups:
-                        group["lr"] *= self.lr_decay
+        optimizer = LatentOptimizer(self.optimizer, z, self.momentum)
+        iterations = torch.full((total_rows,), self.iterations, dtype=torch.long, device=z.device)
+        evaluations = torch.zeros(total_rows, dtype=torch.long, device=z.device)
+        image_of_row = torch.arange(total_rows, device=z.device) // max(restarts, 1)
+        best = torch.full((total_rows,), float("inf"), dtype=y.dtype, device=z.device)
+        since_improved = torch.zeros(total_rows, dtype=torch.long, device=z.device)
+        active = torch.arange(total_rows, device=z.device)
+        lr = self.lr
+        for step in range(self.iterations):
+            if len(active) == 0:
+                break
+            rows = None if len(active) == total_rows else active
+            with torch.enable_grad():
+                z_active = _take(z, rows).detach().requires_grad_(True)
+                total, _, residual = self.objective(z_active, _take(y_rep, rows), operator, generator, _take(deviation, rows))
+                (grad,) = torch.autograd.grad(total.sum(), z_active)
+            evaluations[active] += 1
+            optimizer.step(z, rows, grad, lr)
+            if deviation is not None:
+                updated = self.update_deviation(_take(deviation, rows), residual.detach(), operator)
+                deviation = updated if rows is None else deviation.index_copy(0, active, updated)
+            loss = total.detach()
+            stop = ~torch.isfinite(loss)
+            if self.stall_patience:
+                improved = loss < best[active] * (1 - self.stall_tol)
+                best[active] = torch.where(improved, loss, torch.minimum(best[active], loss))
+                since_improved[active] = torch.where(improved, 0, since_improved[active] + 1)
+                stop |= since_improved[active] >= self.stall_patience
+            if self.halving_every and (step + 1) % self.halving_every == 0:
+                stop |= ~_best_per_image(loss, image_of_row[active], self.halving_keep)
+            if bool(stop.any()):
+                iterations[active[stop]] = step + 1
+                active = active[~stop]
+            if self.lr_decay_every and (step + 1) % self.lr_decay_every == 0:
+                lr *= self.lr_decay
         with torch.no_grad():
-            z_final = z.detach()
+            z_final = z
             _, data, _ = self.objective(z_final, y_rep, operator, generator, deviation)
+            evaluations += 1
             data = torch.where(torch.isfinite(z_final).all(1), data, torch.full_like(data, float("nan")))
             best_restart, dropped = select_restarts(data.view(batch, restarts).cpu())
             pick = (torch.arange(batch) * restarts + best_restart).to(z_final.device)
@@ -147,5 +167,6 @@ class CSGMSolver(Solver):
                 kept_deviation = torch.where(failed[:, None], torch.zeros_like(deviation[pick]), deviation[pick])
             x_hat = self.image(z_kept, generator, kept_deviation).clamp(0, 1)
             loss = (operator(x_hat) - y).pow(2).sum(1)
-        return SolverOutput(x_hat=x_hat, measurement_loss=loss, iterations=iterations[pick], dropped_restarts=dropped,
-                            z=z_kept, extra={"all_restarts_diverged": failed.cpu()})
+        return SolverOutput(x_hat=x_hat, measurement_loss=loss, iterations=iterations[pick].cpu(), dropped_restarts=dropped,
+                            z=z_kept, extra={"all_restarts_diverged": failed.cpu(),
+                                             "generator_evaluations": evaluations.view(batch, restarts).sum(1).cpu()})
