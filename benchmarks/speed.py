@@ -1,0 +1,94 @@
+"""CSGM speed on the paper's MNIST protocol, each figure a ratio measured in the same run; prints JSON.
+
+    python benchmarks/speed.py [--checkpoint latest] [--threads 1] [--device cpu] [--images 100]
+
+- throughput: latent steps/s and images/s (10 restarts x 1000 Adam steps, m = 100), and the achieved
+  GFLOP/s against a plain float32 matrix-multiply peak measured in this process on this device;
+- batched: 64 images x 10 restarts in one batch versus the same images one at a time;
+- time to quality: successive halving (+ stall stopping) versus the full protocol: mean error and
+  generator evaluations.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from common import emit, environment, mnist_problem, timed
+from csgm.metrics import per_pixel_error
+from csgm.solvers.csgm import CSGMSolver
+
+
+def matmul_peak(device: str, size: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of a float32 (size x size) @ (size x size) product."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    a @ b
+    _, seconds = timed(lambda: [a @ b for _ in range(repeats)], device)
+    return 2 * size**3 * repeats / seconds / 1e9
+
+
+def forward_flops(generator, m: int) -> int:
+    """FLOPs of one latent's forward pass: the decoder's linear layers plus A (2 per multiply-add)."""
+    linear = sum(2 * layer.in_features * layer.out_features for layer in generator.modules() if isinstance(layer, torch.nn.Linear))
+    return linear + 2 * m * generator.num_pixels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="latest")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--iterations", type=int, default=1000)
+    parser.add_argument("--m", type=int, default=100)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = args.device
+    result = {"environment": environment(args.threads, device), "protocol": {
+        "m": args.m, "noise_std": 0.1, "restarts": 10, "iterations": args.iterations, "optimizer": "adam", "lr": 0.01}}
+
+    generator, operator, x, y, ids = mnist_problem(args.checkpoint, args.images, args.m, device=device)
+    solver = CSGMSolver(lr=0.01, iterations=args.iterations, restarts=10)
+    peak = matmul_peak(device)
+    out, seconds = timed(lambda: solver.solve(y, operator, ids, generator), device)
+    steps = len(ids) * 10 * args.iterations
+    # Each step: a forward pass and a backward pass to the latents only (G is frozen), about 2x the forward.
+    flops = steps * 2 * forward_flops(generator, args.m)
+    result["throughput"] = {
+        "images": len(ids), "seconds": round(seconds, 3), "latent_steps_per_second": round(steps / seconds),
+        "images_per_second": round(len(ids) / seconds, 3), "achieved_gflops": round(flops / seconds / 1e9, 2),
+        "matmul_peak_gflops": round(peak, 2), "fraction_of_peak": round(flops / seconds / 1e9 / peak, 3),
+        "mean_per_pixel_error": round(float(per_pixel_error(out.x_hat, x).mean()), 5),
+    }
+
+    count = min(64, len(ids))
+    batched, t_batched = timed(lambda: solver.solve(y[:count], operator, ids[:count], generator), device)
+    singles, t_single = timed(lambda: [solver.solve(y[i : i + 1], operator, ids[i : i + 1], generator) for i in range(count)], device)
+    single_x = torch.cat([s.x_hat for s in singles])
+    result["batched_vs_one_at_a_time"] = {
+        "images": count, "restarts": 10, "batched_seconds": round(t_batched, 3), "one_at_a_time_seconds": round(t_single, 3),
+        "speedup": round(t_single / t_batched, 2),
+        "max_abs_difference": float((batched.x_hat - single_x).abs().max()),
+    }
+
+    full_error = float(per_pixel_error(out.x_hat, x).mean())
+    full_evaluations = int(out.extra["generator_evaluations"].sum())
+    schedules = {"halving_100": {"halving_every": 100}, "halving_200": {"halving_every": 200},
+                 "halving_100_stall": {"halving_every": 100, "stall_patience": 50, "stall_tol": 1e-4}}
+    result["time_to_quality"] = {"full": {"mean_per_pixel_error": round(full_error, 5), "generator_evaluations": full_evaluations,
+                                          "seconds": round(seconds, 3)}}
+    for name, options in schedules.items():
+        cheap = CSGMSolver(lr=0.01, iterations=args.iterations, restarts=10, **options)
+        cheap_out, cheap_seconds = timed(lambda: cheap.solve(y, operator, ids, generator), device)
+        error = float(per_pixel_error(cheap_out.x_hat, x).mean())
+        evaluations = int(cheap_out.extra["generator_evaluations"].sum())
+        result["time_to_quality"][name] = {
+            "options": options, "mean_per_pixel_error": round(error, 5), "error_ratio_to_full": round(error / full_error, 4),
+            "generator_evaluations": evaluations, "evaluation_saving": round(full_evaluations / evaluations, 2),
+            "seconds": round(cheap_seconds, 3), "time_saving": round(seconds / cheap_seconds, 2)}
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
