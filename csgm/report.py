@@ -14,7 +14,8 @@ from typing import Any, Sequence
 import torch
 
 from csgm.errors import CsgmError
-from csgm.recovery.store import SUMMARY_FIELDS, atomic_write_bytes, csv_bytes
+from csgm.files import atomic_write_bytes
+from csgm.recovery.store import SUMMARY_FIELDS, csv_bytes
 from csgm.reporting.plots import METRIC_LABELS, X_AXES, plot_error_curves, save_image_rows
 from csgm.reporting.table import format_summary
 

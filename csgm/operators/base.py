@@ -59,6 +59,17 @@ class LinearOperator(nn.Module):
         """Number of pixels C * H * W."""
         return math.prod(self.image_shape)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the operator's buffers live (CPU for buffer-free operators)."""
+        ref = next(iter(self.buffers()), None)
+        return ref.device if ref is not None else torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype of the operator's buffers (float32 for operators without float buffers)."""
+        return next((b.dtype for b in self.buffers() if b.is_floating_point()), torch.float32)
+
     def _check_image(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
             raise CsgmError(f"{self.name} operator was built for images of shape (B, {', '.join(map(str, self.image_shape))}), "
@@ -85,19 +96,14 @@ class LinearOperator(nn.Module):
         """The explicit (output_size, n) matrix, built column by column; for small images (tests)."""
         if self.n > max_pixels:
             raise CsgmError(f"to_dense builds an {self.output_size} x {self.n} matrix; n = {self.n} exceeds max_pixels={max_pixels}")
-        ref = next(iter(self.buffers()), None)
-        device = ref.device if ref is not None else torch.device("cpu")
-        eye = torch.eye(self.n, dtype=dtype, device=device).view(self.n, *self.image_shape)
+        eye = torch.eye(self.n, dtype=dtype, device=self.device).view(self.n, *self.image_shape)
         return self._forward(eye).T.contiguous()
 
     @torch.no_grad()
     def norm_squared(self, iterations: int = 100, seed: int = 0, tol: float = 1e-7) -> float:
         """Power-method estimate of ||A||_2^2, the largest eigenvalue of A^T A (FISTA step sizes)."""
-        ref = next(iter(self.buffers()), None)
-        device = ref.device if ref is not None else torch.device("cpu")
-        dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
         x = torch.randn(1, *self.image_shape, generator=seeded_generator("power", seed), dtype=torch.float64)
-        x = (x / x.norm()).to(device=device, dtype=dtype)
+        x = (x / x.norm()).to(device=self.device, dtype=self.dtype)
         value = 0.0
         for _ in range(iterations):
             x = self._adjoint(self._forward(x))

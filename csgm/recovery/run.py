@@ -17,7 +17,8 @@ from csgm.operators import build_noise, build_operator
 from csgm.recovery.grid import measurement_grid
 from csgm.recovery.module import RecoveryModule, WorkItems, gen_span_images
 from csgm.recovery.paths import resolve_checkpoint
-from csgm.recovery.store import ResultsStore, atomic_write_bytes
+from csgm.files import atomic_write_bytes
+from csgm.recovery.store import ResultsStore
 from csgm.recovery.tuning import tune_per_m
 from csgm.recovery.writer import ShardWriter
 from csgm.reporting.loggers import LOGGERS

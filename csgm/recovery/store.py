@@ -5,36 +5,20 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
 
+from csgm.files import atomic_write_bytes
 from csgm.metrics import mean_ci95
 
-__all__ = ["ResultsStore", "atomic_write_bytes", "csv_bytes", "summarise", "RESULT_FIELDS", "SUMMARY_FIELDS"]
+__all__ = ["ResultsStore", "csv_bytes", "summarise", "RESULT_FIELDS", "SUMMARY_FIELDS"]
 
 RESULT_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "image_id", "mse", "psnr", "ssim", "measurement_loss",
                  "iterations", "dropped_restarts", "generator_evaluations", "status", "seconds", "params"]
 SUMMARY_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "images", "mse_mean", "mse_ci95", "psnr_mean", "psnr_ci95",
                   "ssim_mean", "ssim_ci95", "failed", "not_converged", "params"]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def csv_bytes(rows: Iterable[dict[str, Any]], fields: list[str]) -> bytes:

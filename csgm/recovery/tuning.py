@@ -19,7 +19,7 @@ from csgm.errors import CsgmError
 from csgm.generators import Generator
 from csgm.metrics import per_pixel_error
 from csgm.operators import LinearOperator, Noise
-from csgm.recovery.store import atomic_write_bytes
+from csgm.files import atomic_write_bytes
 from csgm.solvers import Solver, build_solver
 from csgm.solvers.lasso import LassoSolver
 

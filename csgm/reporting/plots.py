@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+
+from csgm.files import atomic_path
 from torchvision.utils import make_grid, save_image
 
 __all__ = ["plot_error_curves", "save_image_rows", "METRIC_LABELS", "X_AXES"]
@@ -46,22 +48,16 @@ def plot_error_curves(summary: Sequence[dict[str, Any]], path: str | Path, metri
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    tmp.replace(path)
-    return path
+    return Path(path)
 
 
 def save_image_rows(rows: Sequence[torch.Tensor], path: str | Path) -> Path:
     """Stack equally long image rows (each (N, C, H, W)): originals first, then one row per method."""
     images = torch.cat([r.detach().cpu().float() for r in rows])
     grid = make_grid(images, nrow=len(rows[0]), padding=2, pad_value=1.0)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    save_image(grid, tmp)
-    tmp.replace(path)
-    return path
+    with atomic_path(path) as tmp:
+        save_image(grid, tmp)
+    return Path(path)

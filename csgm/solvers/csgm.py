@@ -11,7 +11,7 @@ from csgm.generators import Generator
 from csgm.operators import LinearOperator
 from csgm.seeding import seeded_generator
 from csgm.solvers.base import Solver, SolverOutput
-from csgm.solvers.latent_optim import OPTIMIZERS, LatentOptimizer
+from csgm.solvers.latent_optim import OPTIMIZERS, LatentOptimizer, take_rows
 
 __all__ = ["CSGMSolver", "initial_latents", "select_restarts"]
 
@@ -23,10 +23,6 @@ def initial_latents(image_ids: Sequence[int], restarts: int, latent_dim: int, se
         torch.randn(latent_dim, generator=seeded_generator("z", seed, int(i), r))
         for i in image_ids for r in range(restarts)
     ]) if len(image_ids) else torch.zeros(0, latent_dim)
-
-
-def _take(tensor: torch.Tensor | None, rows: torch.Tensor | None) -> torch.Tensor | None:
-    return tensor if tensor is None or rows is None else tensor[rows]
 
 
 def _best_per_image(loss: torch.Tensor, image: torch.Tensor, keep: float) -> torch.Tensor:
@@ -130,13 +126,13 @@ class CSGMSolver(Solver):
                 break
             rows = None if len(active) == total_rows else active
             with torch.enable_grad():
-                z_active = _take(z, rows).detach().requires_grad_(True)
-                total, _, residual = self.objective(z_active, _take(y_rep, rows), operator, generator, _take(deviation, rows))
+                z_active = take_rows(z, rows).detach().requires_grad_(True)
+                total, _, residual = self.objective(z_active, take_rows(y_rep, rows), operator, generator, take_rows(deviation, rows))
                 (grad,) = torch.autograd.grad(total.sum(), z_active)
             evaluations[active] += 1
             optimizer.step(z, rows, grad, lr)
             if deviation is not None:
-                updated = self.update_deviation(_take(deviation, rows), residual.detach(), operator)
+                updated = self.update_deviation(take_rows(deviation, rows), residual.detach(), operator)
                 deviation = updated if rows is None else deviation.index_copy(0, active, updated)
             loss = total.detach()
             stop = ~torch.isfinite(loss)

@@ -11,7 +11,7 @@ import torch
 
 from csgm.errors import check_choice
 
-__all__ = ["LatentOptimizer", "OPTIMIZERS"]
+__all__ = ["LatentOptimizer", "OPTIMIZERS", "take_rows"]
 
 OPTIMIZERS = ("adam", "sgd", "momentum")
 
@@ -34,22 +34,23 @@ class LatentOptimizer:
         if self.kind == "sgd":
             update = lr * grad
         elif self.kind == "momentum":
-            buffer = self.momentum * _rows(self.first, rows) + grad
+            buffer = self.momentum * take_rows(self.first, rows) + grad
             _assign(self.first, rows, buffer)
             update = lr * buffer
         else:
             beta1, beta2 = self.betas
-            first = beta1 * _rows(self.first, rows) + (1 - beta1) * grad
-            second = beta2 * _rows(self.second, rows) + (1 - beta2) * grad * grad
+            first = beta1 * take_rows(self.first, rows) + (1 - beta1) * grad
+            second = beta2 * take_rows(self.second, rows) + (1 - beta2) * grad * grad
             _assign(self.first, rows, first)
             _assign(self.second, rows, second)
             correction1, correction2 = 1 - beta1**self.steps, 1 - beta2**self.steps
             update = (lr / correction1) * first / (second.sqrt() / correction2**0.5 + self.eps)
-        _assign(z, rows, _rows(z, rows) - update)
+        _assign(z, rows, take_rows(z, rows) - update)
 
 
-def _rows(tensor: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-    return tensor if rows is None else tensor[rows]
+def take_rows(tensor: torch.Tensor | None, rows: torch.Tensor | None) -> torch.Tensor | None:
+    """``tensor[rows]``, or the whole tensor when ``rows`` is None (all rows active)."""
+    return tensor if tensor is None or rows is None else tensor[rows]
 
 
 def _assign(tensor: torch.Tensor, rows: torch.Tensor | None, value: torch.Tensor) -> None:

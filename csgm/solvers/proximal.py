@@ -37,10 +37,7 @@ class BasisCache:
     def get(self, operator) -> tuple:
         key = (id(operator), operator.m)
         if key not in self._cache:
-            basis = self._build(self.basis_name, operator.image_shape, **self.options)
-            ref = next(iter(operator.buffers()), None)
-            if ref is not None and ref.is_floating_point():
-                basis = basis.to(ref.device)
+            basis = self._build(self.basis_name, operator.image_shape, **self.options).to(operator.device)
             self._cache[key] = (basis, operator.norm_squared() * 1.001)
         return self._cache[key]
 

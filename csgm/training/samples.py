@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torchvision.utils import make_grid, save_image
 
+from csgm.files import atomic_path
 from csgm.seeding import seeded_generator
 
 __all__ = ["SampleGrid"]
@@ -35,9 +36,8 @@ class SampleGrid(pl.Callback):
         grid = make_grid(images, nrow=int(self.num_samples**0.5), padding=2, pad_value=1.0)
         (self.out_dir / "samples").mkdir(parents=True, exist_ok=True)
         save_image(grid, self.out_dir / "samples" / f"epoch_{trainer.current_epoch:04d}.png")
-        tmp = self.latest.with_suffix(".tmp.png")
-        save_image(grid, tmp)
-        tmp.replace(self.latest)
+        with atomic_path(self.latest) as tmp:
+            save_image(grid, tmp)
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image("samples", images=[grid], step=trainer.global_step)

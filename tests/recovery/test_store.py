@@ -7,7 +7,8 @@ import csv
 import pytest
 import torch
 
-from csgm.recovery.store import ResultsStore, atomic_write_bytes, summarise
+from csgm.files import atomic_write_bytes
+from csgm.recovery.store import ResultsStore, summarise
 
 
 def row(m, image_id, mse=0.1, status="ok"):
