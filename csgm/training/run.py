@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
@@ -48,11 +49,16 @@ def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
                             callbacks=[checkpoint, samples])
     start = time.perf_counter()
     trainer.fit(module, datamodule=data)
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(run_dir / "checkpoints" / "last.ckpt"),
-                               "samples": str(samples.latest), "fit_seconds": round(time.perf_counter() - start, 1),
-                               "global_step": trainer.global_step}
+    last = run_dir / "checkpoints" / "last.ckpt"
+    # Read the step from the checkpoint: with ddp_spawn the workers' counters do not come back to this process.
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(last), "samples": str(samples.latest),
+                               "fit_seconds": round(time.perf_counter() - start, 1),
+                               "global_step": torch.load(last, map_location="cpu", weights_only=True)["global_step"]}
     if is_overridden("test_step", module):
-        metrics = trainer.test(module, datamodule=data, verbose=False)
+        # One device, so that every test image counts exactly once (a distributed sampler would pad).
+        tester = build_trainer({**cfg["trainer"], "devices": 1, "num_nodes": 1, "strategy": "auto"}, logger=logger,
+                               default_root_dir=str(run_dir))
+        metrics = tester.test(module, datamodule=data, verbose=False)
         summary.update({k: float(v) for k, v in metrics[0].items()})
     finish_wandb()
     return summary

@@ -86,3 +86,12 @@ def test_image_shape_the_generator_cannot_produce(tmp_path):
 def test_bad_trainer_option(tmp_path):
     result = run_script("train.py", *TINY_TRAIN, "+trainer.max_epoch=3", cwd=tmp_path)
     assert_clean_error(result, "max_epoch", "conf/trainer")
+
+
+def test_train_on_two_cpu_processes(tmp_path):
+    result = run_script("train.py", *TINY_TRAIN, "trainer=ddp", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = summary_lines(result)
+    assert int(summary["global_step"]) == 4 and float(summary["test/nelbo"]) > 0
+    generator, _ = load_generator(summary["checkpoint"])
+    assert generator.image_shape == (1, 28, 28)
