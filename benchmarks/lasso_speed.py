@@ -37,7 +37,7 @@ def main() -> None:
     _, _, x_val, _, val_ids = mnist_problem(args.checkpoint, 20, args.m, split="val")
     y_val = Noise("gaussian", 0.1)(operator(x_val), val_ids, key=(0, "gaussian", args.m, "validation"))
     cfg = {"name": "lasso", "lambda_l1": "auto", "lambda_grid": GRID}
-    errors = validation_errors(cfg, GRID, x_val, y_val, operator, None, 0)
+    errors = validation_errors(cfg, [{"lambda_l1": v} for v in GRID], x_val, y_val, operator, None, 0)
     tuned = GRID[min(range(len(GRID)), key=errors.__getitem__)]
     matrix = operator.to_dense().double().numpy()
     result = {"environment": environment(args.threads, "cpu"), "images": len(ids), "m": args.m, "cases": {}}

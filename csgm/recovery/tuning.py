@@ -1,6 +1,6 @@
 """Choose a solver's ``auto`` hyperparameter per m on the validation split (never on test images).
 
-For every m of the grid, each candidate of the solver's ``lambda_grid`` recovers the first
+For every m of the grid, each candidate setting of the solver (``Solver.candidates``) recovers the first
 ``num_images`` validation images from their own seeded measurements; the candidate with the lowest
 mean per-pixel error wins. Choices are cached as JSON per (dataset, operator, noise, solver, m,
 seed, checkpoint, images) under ``cache_dir`` and recorded with every result row.
@@ -26,18 +26,18 @@ from csgm.solvers.lasso import LassoSolver
 __all__ = ["validation_errors", "tune_per_m"]
 
 
-def validation_errors(solver_cfg: dict, candidates: Sequence[float], x: torch.Tensor, y: torch.Tensor,
+def validation_errors(solver_cfg: dict, candidates: Sequence[dict], x: torch.Tensor, y: torch.Tensor,
                       operator: LinearOperator, generator: Generator | None, seed: int) -> list[float]:
-    """Mean per-pixel error of every candidate value of the solver's tunable option on (x, y)."""
+    """Mean per-pixel error of every candidate setting (a dict of solver options) on (x, y)."""
     solver = build_solver(solver_cfg)
     ids = list(range(len(x)))
     if isinstance(solver, LassoSolver):  # one batched FISTA run: every (candidate, image) is its own row
-        lam = torch.tensor(candidates, dtype=y.dtype, device=y.device).repeat_interleave(len(y))
+        lam = torch.tensor([c["lambda_l1"] for c in candidates], dtype=y.dtype, device=y.device).repeat_interleave(len(y))
         out = solver.solve_with(y.repeat(len(candidates), 1), operator, lam)
         return per_pixel_error(out.x_hat, x.repeat(len(candidates), 1, 1, 1)).view(len(candidates), -1).mean(1).tolist()
     errors = []
-    for value in candidates:
-        candidate = build_solver({**solver_cfg, solver.tunable: value})
+    for setting in candidates:
+        candidate = build_solver({**solver_cfg, **setting})
         out = candidate.solve(y, operator, ids, generator, seed)
         errors.append(float(per_pixel_error(out.x_hat, x).mean()))
     return errors
@@ -49,14 +49,14 @@ def tune_per_m(solver_cfg: dict, operators: Sequence[LinearOperator], val_images
     solver = build_solver(solver_cfg)
     if solver.tunable is None or getattr(solver, solver.tunable) != "auto":
         return [solver] * len(operators)
-    candidates = list(solver.lambda_grid)
+    candidates = solver.candidates()
     if not candidates:
         raise CsgmError(f"solver.{solver.tunable}=auto needs candidates: set solver.lambda_grid, e.g. [0.01,0.1,1,10]")
     if len(val_images) == 0:
         raise CsgmError(f"solver.{solver.tunable}=auto needs validation images, but the val split is empty; "
                         f"set dataset.val_size > 0 and tuning.num_images > 0, or give solver.{solver.tunable} a number")
-    if any(not v > 0 for v in candidates):
-        raise CsgmError(f"solver.lambda_grid={candidates} must hold numbers > 0")
+    if any(not v > 0 for v in solver.lambda_grid):
+        raise CsgmError(f"solver.lambda_grid={solver.lambda_grid} must hold numbers > 0")
     solvers = []
     ids = list(range(len(val_images)))
     for operator in operators:
@@ -72,7 +72,7 @@ def tune_per_m(solver_cfg: dict, operators: Sequence[LinearOperator], val_images
             choice = candidates[min(range(len(errors)), key=errors.__getitem__)]
             record = {"value": choice, "option": solver.tunable, "candidates": candidates, "errors": errors, "key": key}
             atomic_write_bytes(path, json.dumps(record, indent=1, default=str).encode())
-        tuned = build_solver({**solver_cfg, solver.tunable: choice})
-        tuned.tuned = {solver.tunable: choice}
+        tuned = build_solver({**solver_cfg, **choice})
+        tuned.tuned = dict(choice)
         solvers.append(tuned)
     return solvers

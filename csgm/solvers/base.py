@@ -35,8 +35,12 @@ class Solver:
     name: str = "solver"
     needs_generator: bool = False
     tunable: str | None = None          # the option that ``auto`` chooses on the validation split
-    lambda_grid: list[float] = []       # its candidates
+    lambda_grid: list[float] = []       # its candidate values
     tuned: dict = {}                    # the values chosen on the validation split, recorded with results
+
+    def candidates(self) -> list[dict]:
+        """The option settings the validation search compares (one per value of ``lambda_grid``)."""
+        return [{self.tunable: value} for value in self.lambda_grid]
 
     def solve(self, y: torch.Tensor, operator: LinearOperator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:  # pragma: no cover - abstract

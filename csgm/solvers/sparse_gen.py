@@ -4,7 +4,9 @@
 
 Gradient steps (the CSGM optimiser) on z and proximal (soft-threshold) steps on c, for all images x
 restarts at once; per image the restart with the lowest measurement loss is kept, then its c is
-polished by FISTA with z fixed (a convex Lasso on the residual y - A G(z)).
+polished by FISTA with z fixed (a convex Lasso on the residual y - A G(z)). ``use_generator: false``
+drops the G(z) term (x = nu, a Lasso with lambda_nu / 2); ``tune_generator: true`` lets the validation
+search choose it per m together with lambda_nu.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class SparseGenSolver(CSGMSolver):
     tunable = "lambda_nu"
 
     def __init__(self, lambda_nu: float | str = "auto", basis: str = "pixel", wavelet: str = "db4", levels: int = 2,
-                 polish_iterations: int = 1000, lambda_grid: Sequence[float] = (), **csgm_options) -> None:
+                 polish_iterations: int = 1000, lambda_grid: Sequence[float] = (), use_generator: bool = True,
+                 tune_generator: bool = False, **csgm_options) -> None:
         super().__init__(**csgm_options)
         if self.l1_weight:
             raise CsgmError("sparse_gen uses the squared measurement loss only; set solver.l1_weight=0")
@@ -39,12 +42,36 @@ class SparseGenSolver(CSGMSolver):
         self.bases = BasisCache(basis, wavelet, levels)
         self.polish_iterations = int(polish_iterations)
         self.lambda_grid = [float(v) for v in lambda_grid]
+        self.use_generator, self.tune_generator = bool(use_generator), bool(tune_generator)
         self._operator: LinearOperator | None = None
 
-    def init_deviation(self, z0: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
+    def candidates(self) -> list[dict]:
+        """lambda_nu values; with ``tune_generator`` also each value without the generator term (x = nu),
+        so that validation can switch G off where the sparse model alone recovers better (large m)."""
+        switches = (True, False) if self.tune_generator else (self.use_generator,)
+        return [{"lambda_nu": value, "use_generator": on} for on in switches for value in self.lambda_grid]
+
+    def solve(self, y: torch.Tensor, operator: LinearOperator, image_ids: Sequence[int],
+              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+        if self.use_generator:
+            return super().solve(y, operator, image_ids, generator, seed)
+        self._require_lambda()
+        basis, lipschitz = self.bases.get(operator)
+        lam = torch.full((len(y),), self.lambda_nu / (2 * self.l2_weight), dtype=y.dtype, device=y.device)
+        with torch.no_grad():
+            coefficients, iterations, converged = fista(y, operator, basis, lam, self.polish_iterations, 1e-6, lipschitz)
+            x_hat = basis.synthesis(coefficients).clamp(0, 1)
+        return SolverOutput(x_hat=x_hat, measurement_loss=(operator(x_hat) - y).pow(2).sum(1), iterations=iterations.cpu(),
+                            dropped_restarts=torch.zeros(len(y), dtype=torch.long), converged=converged.cpu(),
+                            extra={"generator_evaluations": torch.zeros(len(y), dtype=torch.long)})
+
+    def _require_lambda(self) -> None:
         if self.lambda_nu == "auto":
             raise CsgmError("lambda_nu=auto must be resolved on the validation split first (recover.py does this); "
                             "or set solver.lambda_nu to a number")
+
+    def init_deviation(self, z0: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
+        self._require_lambda()
         self._operator = operator
         basis, _ = self.bases.get(operator)
         return torch.zeros(len(z0), basis.n, dtype=z0.dtype, device=z0.device)

@@ -29,7 +29,7 @@ def test_batched_validation_errors_match_one_by_one():
     x = digits()
     A = build_operator({"name": "gaussian"}, (1, 28, 28), seed=0, m=300)
     y = Noise("gaussian", 0.1)(A(x), list(range(6)), key=(0, "gaussian", 300, "validation"))
-    batched = tuning.validation_errors(LASSO, LASSO["lambda_grid"], x, y, A, None, 0)
+    batched = tuning.validation_errors(LASSO, [{"lambda_l1": v} for v in LASSO["lambda_grid"]], x, y, A, None, 0)
     single = [float(per_pixel_error(build_solver({**LASSO, "lambda_l1": v}).solve(y, A, range(6)).x_hat, x).mean())
               for v in LASSO["lambda_grid"]]
     assert batched == pytest.approx(single, rel=1e-3)  # float32 sums differ in the last bits between batch sizes
@@ -43,6 +43,7 @@ def test_tuning_picks_the_best_and_caches(tmp_path, monkeypatch):
     assert len(records) == 2
     for record in records:
         assert record["value"] == record["candidates"][min(range(3), key=record["errors"].__getitem__)]
+        assert set(record["value"]) == {"lambda_l1"}
     assert {s.tuned["lambda_l1"] for s in solvers} <= set(LASSO["lambda_grid"])
 
     monkeypatch.setattr(tuning, "validation_errors", lambda *a, **k: pytest.fail("the cache was not used"))
