@@ -87,14 +87,18 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
                             f"{'x'.join(map(str, image_shape))}; use a checkpoint trained on this dataset")
     grid = measurement_grid(cfg["measurements"], cfg["operator"])
     operators = [build_operator(cfg["operator"], image_shape, cfg["seed"], m) for m in grid]
-    val_count = min(cfg["tuning"]["num_images"], len(splits["val"]))
-    val_images = torch.stack([splits["val"][i][0] for i in range(val_count)]) if val_count else torch.zeros(0, *image_shape)
-    context = {"dataset": cfg["dataset"], "operator": cfg["operator"], "noise": cfg["noise"], "checkpoint": checkpoint}
-    solvers = tune_per_m(cfg["solver"], operators, val_images, noise, generator, cfg["seed"],
-                         Path(cfg["paths"]["output_root"]) / "tuning", context)
     store = ResultsStore(run_dir)
     done = store.done()
     pairs = [(j, i) for j, op in enumerate(operators) for i in range(len(images)) if (op.m, i) not in done]
+    pending = sorted({j for j, _ in pairs})  # only m values with work left need their hyperparameters
+    val_count = min(cfg["tuning"]["num_images"], len(splits["val"]))
+    val_images = torch.stack([splits["val"][i][0] for i in range(val_count)]) if val_count else torch.zeros(0, *image_shape)
+    context = {"dataset": cfg["dataset"], "operator": cfg["operator"], "noise": cfg["noise"], "checkpoint": checkpoint}
+    solvers = [solver] * len(operators)
+    tuned = tune_per_m(cfg["solver"], [operators[j] for j in pending], val_images, noise, generator, cfg["seed"],
+                       Path(cfg["paths"]["output_root"]) / "tuning", context)
+    for j, tuned_solver in zip(pending, tuned):
+        solvers[j] = tuned_solver
     labels = {"solver": cfg["solver"].get("label") or cfg["solver"]["name"], "noise": cfg["noise"]["name"]}
     module = RecoveryModule(generator, solvers, operators, noise, cfg["seed"], cfg["input"], labels=labels)
     trainer = build_trainer(cfg["trainer"], inference_mode=False, logger=False, default_root_dir=str(run_dir),
