@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from csgm.generators import Generator
 from csgm.metrics import image_metrics
-from csgm.operators import LinearOperator, Noise, build_operator
+from csgm.operators import LinearOperator, Noise
 from csgm.seeding import seeded_generator
 from csgm.solvers import Solver
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-import torch
 
 from csgm.generators.checkpoint import load_generator
 from tests.helpers import TINY_TRAIN, make_fake_celeba, run_script, summary_lines, write_images
