@@ -15,32 +15,42 @@ import torch
 
 from csgm.errors import CsgmError
 from csgm.files import atomic_write_bytes
-from csgm.recovery.store import SUMMARY_FIELDS, csv_bytes
+from csgm.recovery.store import SUMMARY_FIELDS, csv_bytes, summarise
 from csgm.reporting.plots import METRIC_LABELS, X_AXES, plot_error_curves, save_image_rows
 from csgm.reporting.table import format_summary
 
-__all__ = ["find_runs", "read_summaries", "comparison_grid", "main"]
+__all__ = ["find_runs", "read_summaries", "comparison_grid", "build_report", "main"]
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Path]:
-    """Every folder holding a summary.csv, at or below the given paths."""
+    """Every recovery run folder (one holding results.csv) at or below the given paths."""
     runs: list[Path] = []
     for path in map(Path, paths):
         if not path.exists():
             raise CsgmError(f"{str(path)!r} does not exist; pass recovery run folders (or folders that contain them)")
-        runs += sorted(p.parent for p in path.rglob("summary.csv"))
+        runs += sorted(p.parent for p in path.rglob("results.csv"))
     if not runs:
-        raise CsgmError(f"no summary.csv under {[str(p) for p in paths]}; run recover.py first")
+        raise CsgmError(f"no results.csv under {[str(p) for p in paths]}; run recover.py first")
     return sorted(set(runs))
 
 
-def read_summaries(runs: Sequence[Path]) -> list[dict[str, Any]]:
-    """All summary rows; where two runs give the same point (solver, operator, noise, noise std, m), the run
-    folder is appended to the solver name so that their curves stay apart."""
-    per_run = []
-    for run in runs:
-        with open(run / "summary.csv", newline="") as handle:
-            per_run.append((run, list(csv.DictReader(handle))))
+def _summary(run: Path, request: dict | None) -> list[dict[str, Any]]:
+    """The run's summary.csv, or, for a ``request`` {m: [...], images: N}, the summary of just those rows."""
+    name = "summary.csv" if request is None else "results.csv"
+    with open(run / name, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if request is None:
+        return rows
+    wanted = set(request["m"])
+    return summarise([r for r in rows if int(r["m"]) in wanted and int(r["image_id"]) < request["images"]])
+
+
+def read_summaries(runs: Sequence[tuple[Path, dict | None]]) -> list[dict[str, Any]]:
+    """Summary rows of (run folder, request or None) pairs; where two runs give the same point (solver,
+    operator, noise, noise std, m), the run folder is appended to the solver name so that their curves
+    stay apart."""
+    per_run = [(run, _summary(run, request)) for run, request in runs]
+
     def point(r: dict[str, Any]) -> tuple:
         return r["solver"], r["operator"], r["noise"], float(r["noise_std"]), int(r["m"])
 
@@ -81,6 +91,19 @@ def comparison_grid(runs: Sequence[Path], m: int, count: int, out: Path) -> Path
     return save_image_rows(rows, out) if len(rows) > 1 else None
 
 
+def build_report(runs: Sequence[tuple[Path, dict | None]], out: Path, metric: str = "mse", x: str = "m",
+                 m: int | None = None, images: int = 10) -> dict[str, Any]:
+    """Curves, combined summary.csv and comparison grid of the runs in ``out``; returns what it wrote."""
+    summary = read_summaries(runs)
+    curve = plot_error_curves(summary, out / f"error_vs_{x}_{metric}.png", metric, x=x)
+    atomic_write_bytes(out / "summary.csv", csv_bytes(summary, ["run", *SUMMARY_FIELDS]))
+    solvers = {r["solver"] for r in summary}
+    common = set.intersection(*({int(r["m"]) for r in summary if r["solver"] == s} for s in solvers)) if solvers else set()
+    m = m if m is not None else (max(common) if common else None)
+    grid = comparison_grid([run for run, _ in runs], m, images, out / f"comparison_m{m}.png") if m is not None else None
+    return {"summary": summary, "curve": curve, "grid": grid}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m csgm.report", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="recovery run folders, or folders that contain them (sweeps)")
@@ -91,21 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=10, help="images in the comparison grid")
     args = parser.parse_args(argv)
     try:
-        runs = find_runs(args.paths)
-        summary = read_summaries(runs)
-        out = args.out or Path(args.paths[0])
-        curve = plot_error_curves(summary, out / f"error_vs_{args.x}_{args.metric}.png", args.metric, x=args.x)
-        atomic_write_bytes(out / "summary.csv", csv_bytes(summary, ["run", *SUMMARY_FIELDS]))
-        common = set.intersection(*({int(r["m"]) for r in summary if r["solver"] == s} for s in {r["solver"] for r in summary}))
-        m = args.m if args.m is not None else (max(common) if common else None)
-        grid = comparison_grid(runs, m, args.images, out / f"comparison_m{m}.png") if m is not None else None
+        runs = [(run, None) for run in find_runs(args.paths)]
+        report = build_report(runs, args.out or Path(args.paths[0]), args.metric, args.x, args.m, args.images)
     except CsgmError as exc:
         print(f"csgm: error: {exc}", file=sys.stderr)
         return 2
+    summary = report["summary"]
     print(format_summary(sorted(summary, key=lambda r: (r["solver"], r["operator"], r["noise"], float(r["noise_std"]), int(r["m"])))))
-    print(f"curve  {curve}")
-    if grid is not None:
-        print(f"grid   {grid}")
+    print(f"curve  {report['curve']}")
+    if report["grid"] is not None:
+        print(f"grid   {report['grid']}")
     return 0
 
 

@@ -109,7 +109,8 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
         trainer.predict(module, dataloaders=loader, return_predictions=False)
     if not trainer.is_global_zero:
         return {}
-    rows, summary = store.merge()
+    requested_m = {op.m for op in operators}
+    rows, summary = store.merge(lambda m, image_id: m in requested_m and image_id < len(images))
     paths = {"results": run_dir / "results.csv", "summary": run_dir / "summary.csv",
              "curve": plot_error_curves(summary, run_dir / "error_vs_m.png")}
     if cfg["input"] == "gen_span":
@@ -119,7 +120,7 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     shown = _save_originals(store, originals, min(cfg["save_images"], cfg["num_images"]))
     paths.update(_grid_images(store, shown))
     if cfg.get("report_name"):
-        register_run(cfg, run_dir)
+        register_run(cfg, run_dir, sorted(requested_m), len(images))
     check_choice("logger", cfg["logger"]["name"], LOGGERS)
     if cfg["logger"]["name"] == "wandb":
         log_recovery_to_wandb(cfg["logger"], run_dir, run_dir.name, cfg, summary,

@@ -6,7 +6,7 @@ import csv
 import hashlib
 import io
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -51,7 +51,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class ResultsStore:
     """``run_dir/shards/*.pt`` hold (rows, reconstructions) per batch and m, each written atomically by the
-    rank that computed it; ``merge`` writes ``results.csv``, ``summary.csv`` and ``reconstructions.pt``.
+    rank that computed it; ``merge`` writes ``results.csv`` (every row the folder holds), ``summary.csv``
+    (the rows of the current request) and ``reconstructions.pt``.
     A rerun reads the shards and skips every (m, image id) already done.
     """
 
@@ -76,8 +77,9 @@ class ResultsStore:
         """The (m, image id) pairs already stored."""
         return {(int(r["m"]), int(r["image_id"])) for shard in self.shards() for r in shard["rows"]}
 
-    def merge(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Merge all shards (one row per (m, image id), sorted) into the run's tables; returns (rows, summary)."""
+    def merge(self, requested: Callable[[int, int], bool] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Merge all shards (one row per (m, image id), sorted) into results.csv; summary.csv covers the
+        (m, image id) pairs ``requested`` accepts (all if None). Returns (all rows, that summary)."""
         rows: dict[tuple[int, int], dict[str, Any]] = {}
         images: dict[tuple[int, int], torch.Tensor] = {}
         for shard in self.shards():
@@ -86,7 +88,7 @@ class ResultsStore:
                 rows[key], images[key] = row, x_hat
         keys = sorted(rows)
         ordered = [rows[k] for k in keys]
-        summary = summarise(ordered)
+        summary = summarise([rows[k] for k in keys if requested is None or requested(*k)])
         atomic_write_bytes(self.run_dir / "results.csv", csv_bytes(ordered, RESULT_FIELDS))
         atomic_write_bytes(self.run_dir / "summary.csv", csv_bytes(summary, SUMMARY_FIELDS))
         buffer = io.BytesIO()

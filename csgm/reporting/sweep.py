@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from csgm.files import atomic_write_bytes
 
 __all__ = ["SweepReport", "report_dir", "register_run"]
 
@@ -16,14 +19,15 @@ def report_dir(cfg: Any) -> Path:
     return Path(cfg["paths"]["output_root"]) / "reports" / str(cfg["report_name"])
 
 
-def register_run(cfg: dict, run_dir: Path) -> None:
-    """Record ``run_dir`` as the curve of its (solver, operator, noise, input) in the experiment's report;
-    a re-run with other settings replaces that curve instead of adding a stale one."""
+def register_run(cfg: dict, run_dir: Path, measurements: list[int], images: int) -> None:
+    """Record ``run_dir`` (with the m values and image count of this request) as the curve of its
+    (solver, operator, noise, input) in the experiment's report; a re-run with other settings replaces
+    that curve instead of adding a stale one. A run folder shared by two experiments keeps all rows;
+    each report reads only its own request."""
     noise_std = 0.0 if cfg["noise"]["name"] == "none" else cfg["noise"].get("std", 0.0)
     key = f"{cfg['solver'].get('label') or cfg['solver']['name']}-{cfg['operator']['name']}-{cfg['noise']['name']}-{noise_std:g}-{cfg['input']}"
-    marker = report_dir(cfg) / "runs" / f"{key}.txt"
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(str(run_dir.resolve()) + "\n")
+    marker = report_dir(cfg) / "runs" / f"{key}.json"
+    atomic_write_bytes(marker, json.dumps({"run": str(run_dir.resolve()), "m": measurements, "images": images}).encode())
 
 
 class SweepReport(Callback):
@@ -32,9 +36,9 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not config.get("report_name"):
             return
-        from csgm.report import main
+        from csgm.report import build_report
 
         folder = report_dir(config)
-        runs = [line.strip() for p in sorted((folder / "runs").glob("*.txt")) for line in p.read_text().splitlines() if line.strip()]
-        if runs:
-            main([*runs, "--out", str(folder), "--x", str(config.get("report_x", "m"))])
+        requests = [json.loads(p.read_text()) for p in sorted((folder / "runs").glob("*.json"))]
+        if requests:
+            build_report([(Path(r["run"]), r) for r in requests], folder, x=str(config.get("report_x", "m")))

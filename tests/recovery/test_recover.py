@@ -152,3 +152,10 @@ def test_multirun_with_the_joblib_launcher(vae_checkpoint, tmp_path):
     assert result.returncode == 0, result.stderr
     runs = sorted(p.name.split("-")[1] for p in (tmp_path / "recover").iterdir() if p.is_dir())
     assert runs == ["fourier", "gaussian"]
+
+
+def test_summary_covers_the_request_while_results_keep_every_row(vae_checkpoint, tmp_path):
+    recover(config(vae_checkpoint, tmp_path, "measurements=[20,40]"), tmp_path / "run")
+    again = recover(config(vae_checkpoint, tmp_path, "measurements=[40]", "num_images=3"), tmp_path / "run")
+    assert [(s["m"], s["images"]) for s in again["summary"]] == [(40, 3)]
+    assert len(read_rows(tmp_path / "run")) == 2 * 6
