@@ -1,0 +1,1 @@
+"""Recovery: the LightningModule, the measurement grid, the results store, hyperparameter tuning, the job."""
