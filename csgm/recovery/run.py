@@ -69,6 +69,7 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     cfg = plain(cfg)
     run_dir = Path(run_dir)
     check_choice("input", cfg["input"], INPUTS)
+    check_choice("logger", cfg["logger"]["name"], LOGGERS)
     torch.manual_seed(cfg["seed"])
     solver = build_solver(cfg["solver"])
     noise = build_noise(cfg["noise"])
@@ -121,7 +122,6 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     paths.update(_grid_images(store, shown))
     if cfg.get("report_name"):
         register_run(cfg, run_dir, sorted(requested_m), len(images))
-    check_choice("logger", cfg["logger"]["name"], LOGGERS)
     if cfg["logger"]["name"] == "wandb":
         log_recovery_to_wandb(cfg["logger"], run_dir, run_dir.name, cfg, summary,
                               {k: v for k, v in paths.items() if str(v).endswith(".png")})

@@ -1,4 +1,4 @@
-"""A prediction writer: every rank stores its own results per batch; rank 0 merges at the end."""
+"""A prediction writer: every rank stores its own results per batch (recover() merges them on rank 0)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ __all__ = ["ShardWriter"]
 
 class ShardWriter(BasePredictionWriter):
     """Writes each (rows, x_hat) result of ``predict_step`` as an atomic shard, so an interrupted run keeps
-    every finished batch; after the last batch all ranks meet and rank 0 merges the shards."""
+    every finished batch; after the last batch all ranks meet, so that rank 0 merges complete results."""
 
     def __init__(self, store: ResultsStore) -> None:
         super().__init__(write_interval="batch")
@@ -27,5 +27,3 @@ class ShardWriter(BasePredictionWriter):
 
     def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         trainer.strategy.barrier("csgm-merge")
-        if trainer.is_global_zero:
-            self.store.merge()
