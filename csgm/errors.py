@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CsgmError", "check_choice"]
+__all__ = ["CsgmError", "check_choice", "check_options"]
 
 
 class CsgmError(ValueError):
@@ -13,3 +13,10 @@ def check_choice(kind: str, name: str, choices: "dict | list | tuple") -> None:
     """Raise a CsgmError if ``name`` is not one of ``choices``."""
     if name not in choices:
         raise CsgmError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(choices))}")
+
+
+def check_options(kind: str, options: "dict", accepted: "set[str]") -> None:
+    """Raise a CsgmError naming the options of ``kind`` that are not in ``accepted`` (and listing those)."""
+    unknown = set(options) - set(accepted)
+    if unknown:
+        raise CsgmError(f"unknown options {sorted(unknown)} for {kind}; it accepts {sorted(accepted)}")

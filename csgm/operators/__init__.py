@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Sequence
 
-from csgm.errors import CsgmError, check_choice
+from csgm.errors import check_choice, check_options
 from csgm.operators.base import LinearOperator, resolve_count
 from csgm.operators.blur import BlurOperator
 from csgm.operators.fourier import FourierOperator
@@ -39,9 +39,7 @@ def build_operator(cfg: dict, image_shape: Sequence[int], seed: int = 0, m: int 
     cls = OPERATORS[cfg["name"]]
     accepted = _parameters(cls)
     options = {k: v for k, v in cfg.items() if k != "name"}
-    unknown = set(options) - accepted
-    if unknown:
-        raise CsgmError(f"unknown options {sorted(unknown)} for operator {cfg['name']!r}; it accepts {sorted(accepted)}")
+    check_options(f"operator {cfg['name']!r}", options, accepted)
     if m is not None and "m" in accepted:
         options["m"] = m
     if "seed" in accepted:

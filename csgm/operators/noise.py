@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from csgm.errors import CsgmError, check_choice
+from csgm.errors import CsgmError, check_choice, check_options
 from csgm.seeding import derive_seed
 
 __all__ = ["Noise", "build_noise", "NOISES"]
@@ -58,7 +58,5 @@ class Noise(nn.Module):
 def build_noise(cfg: dict) -> Noise:
     """Noise from a conf/noise entry: {name, std, df}."""
     options = {k: v for k, v in cfg.items() if k != "name"}
-    unknown = set(options) - {"std", "df"}
-    if unknown:
-        raise CsgmError(f"unknown noise options {sorted(unknown)}; noise accepts std and df")
+    check_options(f"noise {cfg['name']!r}", options, {"std", "df"})
     return Noise(cfg["name"], **options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from csgm.errors import CsgmError, check_choice
+from csgm.errors import check_choice, check_options
 from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.csgm import CSGMSolver
 from csgm.solvers.lasso import LassoSolver
@@ -25,7 +25,5 @@ def build_solver(cfg: dict) -> Solver:
             break
         accepted |= set(inspect.signature(klass.__init__).parameters) - {"self", "csgm_options"}
     options = {k: v for k, v in cfg.items() if k != "name"}
-    unknown = set(options) - accepted
-    if unknown:
-        raise CsgmError(f"unknown options {sorted(unknown)} for solver {cfg['name']!r}; it accepts {sorted(accepted)}")
+    check_options(f"solver {cfg['name']!r}", options, accepted)
     return cls(**options)
