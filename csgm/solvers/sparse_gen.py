@@ -56,14 +56,20 @@ class SparseGenSolver(CSGMSolver):
         if self.use_generator:
             return super().solve(y, operator, image_ids, generator, seed)
         self._require_lambda()
-        basis, lipschitz = self.bases.get(operator)
-        lam = torch.full((len(y),), self.lambda_nu / (2 * self.l2_weight), dtype=y.dtype, device=y.device)
-        with torch.no_grad():
-            coefficients, iterations, converged = fista(y, operator, basis, lam, self.polish_iterations, 1e-6, lipschitz)
-            x_hat = basis.synthesis(coefficients).clamp(0, 1)
+        nu, iterations, converged = self.sparse_fit(y, operator)
+        x_hat = nu.clamp(0, 1)
         return SolverOutput(x_hat=x_hat, measurement_loss=(operator(x_hat) - y).pow(2).sum(1), iterations=iterations.cpu(),
                             dropped_restarts=torch.zeros(len(y), dtype=torch.long), converged=converged.cpu(),
                             extra={"generator_evaluations": torch.zeros(len(y), dtype=torch.long)})
+
+    @torch.no_grad()
+    def sparse_fit(self, target: torch.Tensor, operator: LinearOperator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """nu = Psi^T c minimising w2 ||A nu - target||^2 + lambda_nu ||c||_1 by FISTA (the same minimiser as
+        0.5 ||A nu - target||^2 + lambda_nu / (2 w2) ||c||_1); returns (nu, iterations, converged)."""
+        basis, lipschitz = self.bases.get(operator)
+        lam = torch.full((len(target),), self.lambda_nu / (2 * self.l2_weight), dtype=target.dtype, device=target.device)
+        coefficients, iterations, converged = fista(target, operator, basis, lam, self.polish_iterations, 1e-6, lipschitz)
+        return basis.synthesis(coefficients), iterations, converged
 
     def _require_lambda(self) -> None:
         if self.lambda_nu == "auto":
@@ -93,13 +99,10 @@ class SparseGenSolver(CSGMSolver):
         out = super().optimise(z0, y, operator, generator)
         if not self.polish_iterations:
             return out
-        basis, lipschitz = self.bases.get(operator)
         with torch.no_grad():
-            residual_target = y - operator(generator(out.z))
-            # w2 ||r||^2 + lambda_nu ||c||_1 has the minimiser of 0.5 ||r||^2 + lambda_nu / (2 w2) ||c||_1.
-            lam = torch.full((len(y),), self.lambda_nu / (2 * self.l2_weight), dtype=y.dtype, device=y.device)
-            coefficients, _, converged = fista(residual_target, operator, basis, lam, self.polish_iterations, 1e-6, lipschitz)
-            x_hat = (generator(out.z) + basis.synthesis(coefficients)).clamp(0, 1)
+            range_part = generator(out.z)
+            nu, _, converged = self.sparse_fit(y - operator(range_part), operator)
+            x_hat = (range_part + nu).clamp(0, 1)
         out.x_hat = x_hat
         out.measurement_loss = (operator(x_hat) - y).pow(2).sum(1)
         out.converged = converged.cpu()
