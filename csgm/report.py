@@ -15,7 +15,7 @@ import torch
 
 from csgm.errors import CsgmError
 from csgm.files import atomic_write_bytes
-from csgm.recovery.store import SUMMARY_FIELDS, csv_bytes, summarise
+from csgm.recovery.store import SUMMARY_FIELDS, ResultsStore, csv_bytes, summarise
 from csgm.reporting.plots import METRIC_LABELS, X_AXES, plot_error_curves, save_image_rows
 from csgm.reporting.table import format_summary
 
@@ -76,18 +76,16 @@ def comparison_grid(runs: Sequence[Path], m: int, count: int, out: Path) -> Path
         recon_path, originals_path = run / "reconstructions.pt", run / "originals.pt"
         if not recon_path.is_file() or not originals_path.is_file():
             continue
-        merged = torch.load(recon_path, weights_only=True)
+        recon = ResultsStore(run).reconstructions()
         originals = torch.load(originals_path, weights_only=True)
-        keys = [tuple(k) for k in merged["keys"].tolist()]
-        index = {k: j for j, k in enumerate(keys)}
-        ids = [i for i in originals["ids"].tolist() if (m, i) in index][:count]
+        ids = [i for i in originals["ids"].tolist() if (m, i) in recon][:count]
         if not ids:
             continue
         if reference is None:
             reference = ids
             rows.append(originals["images"][[originals["ids"].tolist().index(i) for i in ids]])
         if ids[: len(reference)] == reference:
-            rows.append(torch.stack([merged["x_hat"][index[(m, i)]] for i in reference]))
+            rows.append(torch.stack([recon[(m, i)] for i in reference]))
     return save_image_rows(rows, out) if len(rows) > 1 else None
 
 

@@ -54,13 +54,12 @@ def _save_originals(store: ResultsStore, originals: Callable[[list[int]], torch.
 
 def _grid_images(store: ResultsStore, originals: dict[str, torch.Tensor]) -> dict[str, Path]:
     """Originals on top, then one row per m of this run."""
-    merged = torch.load(store.run_dir / "reconstructions.pt", weights_only=True)
-    index = {tuple(k): j for j, k in enumerate(merged["keys"].tolist())}
+    recon = store.reconstructions()
     ids = originals["ids"].tolist()
     rows = [originals["images"]]
-    for m in sorted({m for m, _ in index}):
-        if all((m, i) in index for i in ids):
-            rows.append(torch.stack([merged["x_hat"][index[(m, i)]] for i in ids]))
+    for m in sorted({m for m, _ in recon}):
+        if all((m, i) in recon for i in ids):
+            rows.append(torch.stack([recon[(m, i)] for i in ids]))
     return {"recovery_grid": save_image_rows(rows, store.run_dir / "grid.png")} if len(rows) > 1 else {}
 
 

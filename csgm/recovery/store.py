@@ -77,6 +77,11 @@ class ResultsStore:
         """The (m, image id) pairs already stored."""
         return {(int(r["m"]), int(r["image_id"])) for shard in self.shards() for r in shard["rows"]}
 
+    def reconstructions(self) -> dict[tuple[int, int], torch.Tensor]:
+        """The merged reconstructions (``reconstructions.pt``) by (m, image id)."""
+        merged = torch.load(self.run_dir / "reconstructions.pt", weights_only=True)
+        return {tuple(key): x_hat for key, x_hat in zip(merged["keys"].tolist(), merged["x_hat"])}
+
     def merge(self, requested: Callable[[int, int], bool] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Merge all shards (one row per (m, image id), sorted) into results.csv; summary.csv covers the
         (m, image id) pairs ``requested`` accepts (all if None). Returns (all rows, that summary)."""
