@@ -14,6 +14,7 @@ from csgm.errors import CsgmError
 __all__ = ["resolve_checkpoint", "run_fingerprint", "register_resolvers", "FINGERPRINT_KEYS"]
 
 FINGERPRINT_KEYS = ("dataset", "checkpoint", "input", "operator", "noise", "solver", "seed")
+SPEED_ONLY_SOLVER_OPTIONS = ("flush_denormals", "compile")  # how fast, not what: a run may resume with them changed
 
 
 def resolve_checkpoint(value: str | None, output_root: str | Path) -> str | None:
@@ -32,6 +33,8 @@ def run_fingerprint(cfg: Any) -> str:
     images or the trainer): re-running the same command finds the same folder and resumes it."""
     node = OmegaConf.to_container(cfg, resolve=False) if not isinstance(cfg, dict) else cfg
     keyed = {k: node.get(k) for k in FINGERPRINT_KEYS}
+    if isinstance(keyed["solver"], dict):
+        keyed["solver"] = {k: v for k, v in keyed["solver"].items() if k not in SPEED_ONLY_SOLVER_OPTIONS}
     try:
         keyed["checkpoint"] = resolve_checkpoint(keyed["checkpoint"], node.get("paths", {}).get("output_root", "outputs"))
     except CsgmError:

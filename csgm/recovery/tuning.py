@@ -21,7 +21,6 @@ from csgm.metrics import per_pixel_error
 from csgm.operators import LinearOperator, Noise
 from csgm.files import atomic_write_bytes
 from csgm.solvers import Solver, build_solver
-from csgm.solvers.lasso import LassoSolver
 
 __all__ = ["validation_errors", "tune_per_m"]
 
@@ -30,17 +29,9 @@ def validation_errors(solver_cfg: dict, candidates: Sequence[dict], x: torch.Ten
                       operator: LinearOperator, generator: Generator | None, seed: int) -> list[float]:
     """Mean per-pixel error of every candidate setting (a dict of solver options) on (x, y)."""
     solver = build_solver(solver_cfg)
-    ids = list(range(len(x)))
-    if isinstance(solver, LassoSolver):  # one batched FISTA run: every (candidate, image) is its own row
-        lam = torch.tensor([c["lambda_l1"] for c in candidates], dtype=y.dtype, device=y.device).repeat_interleave(len(y))
-        out = solver.solve_with(y.repeat(len(candidates), 1), operator, lam)
-        return per_pixel_error(out.x_hat, x.repeat(len(candidates), 1, 1, 1)).view(len(candidates), -1).mean(1).tolist()
-    errors = []
-    for setting in candidates:
-        candidate = build_solver({**solver_cfg, **setting})
-        out = candidate.solve(y, operator, ids, generator, seed)
-        errors.append(float(per_pixel_error(out.x_hat, x).mean()))
-    return errors
+    estimates = solver.solve_candidates(candidates, lambda setting: build_solver({**solver_cfg, **setting}), y, operator,
+                                        list(range(len(x))), generator, seed)
+    return [float(per_pixel_error(x_hat, x).mean()) for x_hat in estimates]
 
 
 def tune_per_m(solver_cfg: dict, operators: Sequence[LinearOperator], val_images: torch.Tensor, noise: Noise,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -41,6 +41,13 @@ class Solver:
     def candidates(self) -> list[dict]:
         """The option settings the validation search compares (one per value of ``lambda_grid``)."""
         return [{self.tunable: value} for value in self.lambda_grid]
+
+    def solve_candidates(self, candidates: Sequence[dict], build: Callable[[dict], Solver], y: torch.Tensor,
+                         operator: LinearOperator, image_ids: Sequence[int], generator: Generator | None = None,
+                         seed: int = 0) -> list[torch.Tensor]:
+        """x_hat (B, C, H, W) for every candidate setting; ``build(setting)`` makes that setting's solver.
+        Solvers that can try all settings in one batched run override this."""
+        return [build(setting).solve(y, operator, image_ids, generator, seed).x_hat for setting in candidates]
 
     def solve(self, y: torch.Tensor, operator: LinearOperator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:  # pragma: no cover - abstract

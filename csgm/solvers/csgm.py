@@ -8,9 +8,11 @@ import torch
 
 from csgm.errors import CsgmError, check_choice
 from csgm.generators import Generator
+from csgm.numerics import flush_denormals
 from csgm.operators import LinearOperator
 from csgm.seeding import seeded_generator
 from csgm.solvers.base import Solver, SolverOutput
+from csgm.solvers.latent_gradient import latent_gradient
 from csgm.solvers.latent_optim import OPTIMIZERS, LatentOptimizer, take_rows
 
 __all__ = ["CSGMSolver", "initial_latents", "select_restarts"]
@@ -53,6 +55,8 @@ class CSGMSolver(Solver):
     they diverge, when their loss improved by less than ``stall_tol`` (relative) for ``stall_patience``
     iterations, or, with ``halving_every`` > 0, when every ``halving_every`` iterations they are not
     among the best ``halving_keep`` fraction of their image's remaining restarts (successive halving).
+    With ``flush_denormals`` the CPU flushes float32 subnormals to zero during the search (csgm.numerics);
+    with ``compile`` the objective's gradient is compiled by torch.compile (csgm.solvers.latent_gradient).
     """
 
     name = "csgm"
@@ -61,7 +65,8 @@ class CSGMSolver(Solver):
     def __init__(self, lr: float = 0.01, iterations: int = 1000, restarts: int = 10, optimizer: str = "adam",
                  momentum: float = 0.9, lambda_z: float = 0.0, l2_weight: float = 1.0, l1_weight: float = 0.0,
                  lr_decay: float = 1.0, lr_decay_every: int = 0, stall_patience: int = 0, stall_tol: float = 1e-4,
-                 halving_every: int = 0, halving_keep: float = 0.5, label: str | None = None) -> None:
+                 halving_every: int = 0, halving_keep: float = 0.5, flush_denormals: bool = True,
+                 compile: bool = False, label: str | None = None) -> None:
         check_choice("optimizer", optimizer, OPTIMIZERS)
         for key, value, low in (("lr", lr, 0.0), ("iterations", iterations, 0), ("restarts", restarts, 0)):
             if not value > low:
@@ -75,6 +80,7 @@ class CSGMSolver(Solver):
         if halving_every < 0 or not 0 < halving_keep <= 1:
             raise CsgmError(f"solver.halving_every={halving_every} must be >= 0 and solver.halving_keep={halving_keep} in (0, 1]")
         self.halving_every, self.halving_keep = int(halving_every), float(halving_keep)
+        self.flush_denormals, self.compile = bool(flush_denormals), bool(compile)
         self.label = label or self.name
 
     def image(self, z: torch.Tensor, generator: Generator, deviation: torch.Tensor | None) -> torch.Tensor:
@@ -108,6 +114,10 @@ class CSGMSolver(Solver):
 
     def optimise(self, z0: torch.Tensor, y: torch.Tensor, operator: LinearOperator, generator: Generator) -> SolverOutput:
         """Run the optimisation from given starts z0 (B * R, k), restarts of an image adjacent."""
+        with flush_denormals(self.flush_denormals):
+            return self._optimise(z0, y, operator, generator)
+
+    def _optimise(self, z0: torch.Tensor, y: torch.Tensor, operator: LinearOperator, generator: Generator) -> SolverOutput:
         batch, restarts = len(y), len(z0) // max(len(y), 1)
         total_rows = len(z0)
         y_rep = y.repeat_interleave(restarts, dim=0)
@@ -125,16 +135,13 @@ class CSGMSolver(Solver):
             if len(active) == 0:
                 break
             rows = None if len(active) == total_rows else active
-            with torch.enable_grad():
-                z_active = take_rows(z, rows).detach().requires_grad_(True)
-                total, _, residual = self.objective(z_active, take_rows(y_rep, rows), operator, generator, take_rows(deviation, rows))
-                (grad,) = torch.autograd.grad(total.sum(), z_active)
+            grad, loss, residual = latent_gradient(self.objective, take_rows(z, rows), take_rows(y_rep, rows), operator, generator,
+                                                   take_rows(deviation, rows), self.compile)
             evaluations[active] += 1
             optimizer.step(z, rows, grad, lr)
             if deviation is not None:
-                updated = self.update_deviation(take_rows(deviation, rows), residual.detach(), operator)
+                updated = self.update_deviation(take_rows(deviation, rows), residual, operator)
                 deviation = updated if rows is None else deviation.index_copy(0, active, updated)
-            loss = total.detach()
             stop = ~torch.isfinite(loss)
             if self.stall_patience:
                 improved = loss < best[active] * (1 - self.stall_tol)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -96,6 +96,14 @@ class LassoSolver(Solver):
         loss = (operator(x_hat) - y).pow(2).sum(1)
         return SolverOutput(x_hat=x_hat, measurement_loss=loss, iterations=iterations.cpu(),
                             dropped_restarts=torch.zeros(len(y), dtype=torch.long), converged=converged.cpu())
+
+    def solve_candidates(self, candidates: Sequence[dict], build: Callable[[dict], Solver], y: torch.Tensor,
+                         operator: LinearOperator, image_ids: Sequence[int], generator: Generator | None = None,
+                         seed: int = 0) -> list[torch.Tensor]:
+        """One batched FISTA run for every lambda of the search: each (candidate, image) is its own row."""
+        lam = torch.tensor([c["lambda_l1"] for c in candidates], dtype=y.dtype, device=y.device).repeat_interleave(len(y))
+        out = self.solve_with(y.repeat(len(candidates), 1), operator, lam)
+        return list(out.x_hat.split(len(y)))
 
     def solve(self, y: torch.Tensor, operator: LinearOperator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:

@@ -112,6 +112,13 @@ def test_recover_script_prints_table_and_resumes(vae_checkpoint, tmp_path):
     assert table(first.stdout) == table(second.stdout) and len(table(first.stdout)) == 2
 
 
+def test_speed_options_keep_the_run_folder():
+    """flush_denormals and compile change how fast, not what: a run resumes in the same folder."""
+    folder = lambda *extra: compose_config("recover", ["checkpoint=x.ckpt", *extra]).run_name  # noqa: E731
+    assert folder() == folder("solver.compile=true") == folder("solver.flush_denormals=false")
+    assert folder() != folder("solver.lr=0.02")
+
+
 def test_recover_script_errors_are_one_line(tmp_path):
     result = run_script("recover.py", *TINY_RECOVER, f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -119,9 +126,11 @@ def test_recover_script_errors_are_one_line(tmp_path):
 
 
 def test_two_cpu_processes_match_one(vae_checkpoint, tmp_path):
+    """Also runs the compiled gradient inside Lightning's predict loop in spawned processes."""
     common = [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", "measurements=[20,40]", "num_images=5", "batch_size=2"]
     one = run_script("recover.py", *common, f"paths.output_root={tmp_path / 'one'}", cwd=tmp_path)
-    two = run_script("recover.py", *common, "trainer=ddp", f"paths.output_root={tmp_path / 'two'}", cwd=tmp_path)
+    two = run_script("recover.py", *common, "trainer=ddp", "solver.compile=true", f"paths.output_root={tmp_path / 'two'}",
+                     cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
     (dir_one,), (dir_two,) = (tmp_path / "one" / "recover").iterdir(), (tmp_path / "two" / "recover").iterdir()
