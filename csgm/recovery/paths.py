@@ -11,10 +11,15 @@ from omegaconf import OmegaConf
 
 from csgm.errors import CsgmError
 
-__all__ = ["resolve_checkpoint", "run_fingerprint", "register_resolvers", "FINGERPRINT_KEYS"]
+__all__ = ["resolve_checkpoint", "run_fingerprint", "register_resolvers", "results_defining", "FINGERPRINT_KEYS"]
 
 FINGERPRINT_KEYS = ("dataset", "checkpoint", "input", "operator", "noise", "solver", "seed")
 SPEED_ONLY_SOLVER_OPTIONS = ("flush_denormals", "compile")  # how fast, not what: a run may resume with them changed
+
+
+def results_defining(solver_cfg: dict) -> dict:
+    """The solver options that can change results: all but the speed-only ones."""
+    return {k: v for k, v in solver_cfg.items() if k not in SPEED_ONLY_SOLVER_OPTIONS}
 
 
 def resolve_checkpoint(value: str | None, output_root: str | Path) -> str | None:
@@ -34,7 +39,7 @@ def run_fingerprint(cfg: Any) -> str:
     node = OmegaConf.to_container(cfg, resolve=False) if not isinstance(cfg, dict) else cfg
     keyed = {k: node.get(k) for k in FINGERPRINT_KEYS}
     if isinstance(keyed["solver"], dict):
-        keyed["solver"] = {k: v for k, v in keyed["solver"].items() if k not in SPEED_ONLY_SOLVER_OPTIONS}
+        keyed["solver"] = results_defining(keyed["solver"])
     try:
         keyed["checkpoint"] = resolve_checkpoint(keyed["checkpoint"], node.get("paths", {}).get("output_root", "outputs"))
     except CsgmError:

@@ -19,6 +19,7 @@ from csgm.errors import CsgmError
 from csgm.generators import Generator
 from csgm.metrics import per_pixel_error
 from csgm.operators import LinearOperator, Noise
+from csgm.recovery.paths import results_defining
 from csgm.files import atomic_write_bytes
 from csgm.solvers import Solver, build_solver
 
@@ -51,7 +52,7 @@ def tune_per_m(solver_cfg: dict, operators: Sequence[LinearOperator], val_images
     solvers = []
     ids = list(range(len(val_images)))
     for operator in operators:
-        key = {"format": 2, "solver": {k: v for k, v in solver_cfg.items() if k != "label"}, "m": operator.m, "seed": seed,
+        key = {"format": 2, "solver": results_defining({k: v for k, v in solver_cfg.items() if k != "label"}), "m": operator.m, "seed": seed,
                "images": len(val_images), **context}
         path = cache_dir / (hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16] + ".json")
         if path.is_file():
