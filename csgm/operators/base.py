@@ -11,7 +11,7 @@ from torch import nn
 from csgm.errors import CsgmError
 from csgm.seeding import seeded_generator
 
-__all__ = ["LinearOperator", "resolve_count"]
+__all__ = ["LinearOperator", "location_mask", "resolve_count"]
 
 
 def resolve_count(value: int | float | None, maximum: int, what: str, unit: int = 1) -> int:
@@ -33,6 +33,13 @@ def resolve_count(value: int | float | None, maximum: int, what: str, unit: int 
         lower = value // unit * unit
         raise CsgmError(f"{what}={value} is not a multiple of the {unit} image channels; use {lower or unit} or {lower + unit}")
     return int(value)
+
+
+def location_mask(kept: torch.Tensor, image_shape: Sequence[int]) -> torch.Tensor:
+    """The (H, W) 0/1 mask of the kept flat locations (indices into H * W)."""
+    mask = torch.zeros(image_shape[1] * image_shape[2], device=kept.device)
+    mask[kept] = 1.0
+    return mask.view(*image_shape[1:])
 
 
 class LinearOperator(nn.Module):

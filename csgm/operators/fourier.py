@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 
 from csgm.errors import CsgmError, check_choice
-from csgm.operators.base import LinearOperator, resolve_count
+from csgm.operators.base import LinearOperator, location_mask, resolve_count
 from csgm.seeding import seeded_generator
 
 __all__ = ["FourierOperator", "fourier_mask_indices", "MASKS"]
@@ -102,9 +102,7 @@ class FourierOperator(LinearOperator):
 
     def mask(self) -> torch.Tensor:
         """The (H, W) 0/1 sampling mask (DC at [0, 0])."""
-        mask = torch.zeros(self.image_shape[1] * self.image_shape[2], device=self.kept.device)
-        mask[self.kept] = 1.0
-        return mask.view(self.image_shape[1:])
+        return location_mask(self.kept, self.image_shape)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         coeffs = torch.fft.fft2(x, norm="ortho").flatten(2)[..., self.kept]  # (B, C, k) complex

@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 
 from csgm.errors import CsgmError, check_choice
-from csgm.operators.base import LinearOperator, resolve_count
+from csgm.operators.base import LinearOperator, location_mask, resolve_count
 from csgm.seeding import seeded_generator
 
 __all__ = ["InpaintOperator"]
@@ -47,9 +47,7 @@ class InpaintOperator(LinearOperator):
 
     def mask(self) -> torch.Tensor:
         """The (H, W) 0/1 mask of observed locations."""
-        mask = torch.zeros(self.image_shape[1] * self.image_shape[2], device=self.kept.device)
-        mask[self.kept] = 1.0
-        return mask.view(self.image_shape[1:])
+        return location_mask(self.kept, self.image_shape)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(2)[..., self.kept].flatten(1)
