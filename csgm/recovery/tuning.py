@@ -52,8 +52,8 @@ def tune_per_m(solver_cfg: dict, operators: Sequence[LinearOperator], val_images
     solvers = []
     ids = list(range(len(val_images)))
     for operator in operators:
-        key = {"format": 2, "solver": results_defining({k: v for k, v in solver_cfg.items() if k != "label"}), "m": operator.m, "seed": seed,
-               "images": len(val_images), **context}
+        solver_key = results_defining({k: v for k, v in solver_cfg.items() if k != "label"})
+        key = {"format": 2, "solver": solver_key, "m": operator.m, "seed": seed, "images": len(val_images), **context}
         path = cache_dir / (hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16] + ".json")
         if path.is_file():
             choice = json.loads(path.read_text())["value"]
