@@ -1,6 +1,6 @@
 """The paper_mnist table as JSON: per-pixel error (mean, 95% interval), PSNR and SSIM per solver and m.
 
-    python benchmarks/quality.py [--checkpoint latest] [--images 100 | --full] [--solvers lasso,csgm,csgm_reg,sparse_gen]
+    python benchmarks/quality.py [--checkpoint latest] [--images 100 | --full] [--solvers lasso,csgm,csgm_reg,sparse_gen] [OVERRIDE ...]
 
 It runs exactly `python recover.py experiment=paper_mnist` (same configs, same resumable run folders
 under --output-root), then adds the measurement ratio between Lasso and CSGM at equal error: the m at
@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--target-error", type=float, default=0.05)
     parser.add_argument("--output-root", default=str(ROOT / "outputs"))
+    parser.add_argument("overrides", nargs="*", help="more recover.py overrides, e.g. solver.iterations=300")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     register_resolvers()
@@ -49,7 +50,7 @@ def main() -> None:
     table, settings, timings = {}, {}, {}
     for solver in args.solvers.split(","):
         overrides = ["experiment=paper_mnist", f"solver={solver}", f"checkpoint={args.checkpoint}", f"num_images={images}",
-                     f"paths.output_root={args.output_root}", "trainer.enable_progress_bar=false", "logger=none"]
+                     f"paths.output_root={args.output_root}", "trainer.enable_progress_bar=false", "logger=none", *args.overrides]
         with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
             cfg = compose("recover", overrides=overrides)
         resolved = plain(cfg)
@@ -69,7 +70,7 @@ def main() -> None:
         ratios = {"target_error": args.target_error, "lasso_m": lasso_m, "csgm_m": csgm_m,
                   "lasso_over_csgm": round(lasso_m / csgm_m, 2) if lasso_m and csgm_m else None}
     emit({"environment": environment(args.threads, "cpu"),
-          "protocol": {"experiment": "paper_mnist", "images": images, "noise_std": resolved["noise"]["std"],
+          "protocol": {"experiment": "paper_mnist", "overrides": args.overrides, "images": images, "noise_std": resolved["noise"]["std"],
                        "operator": resolved["operator"], "measurements": resolved["measurements"],
                        "tuning_images": resolved["tuning"]["num_images"]},
           "solvers": settings, "seconds": timings, "table": table, "equal_error_measurement_ratio": ratios})

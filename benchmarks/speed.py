@@ -39,19 +39,20 @@ def forward_flops(generator, m: int) -> int:
     return linear + 2 * m * generator.num_pixels
 
 
-def throughput(variants: dict[str, CSGMSolver], generator, operator, x, y, ids, repeats: int, device: str) -> dict:
+def throughput(variants: dict[str, CSGMSolver], generator, operator, x, y, ids, repeats: int, device: str,
+               peak_size: int) -> dict:
     """Latent steps/s and fraction of the matmul peak of each solver variant, timed ``repeats`` times
     interleaved (a shared machine's slow moments then hit every variant alike); median and best."""
     warm_up = CSGMSolver(iterations=2, restarts=10, compile=True)
     _, compile_seconds = timed(lambda: warm_up.solve(y, operator, ids, generator), device)  # compiling, outside the timings
-    peak_before = matmul_peak(device)
+    peak_before = matmul_peak(device, peak_size)
     seconds: dict[str, list[float]] = {name: [] for name in variants}
     outputs = {}
     for _ in range(repeats):
         for name, solver in variants.items():
             outputs[name], elapsed = timed(lambda: solver.solve(y, operator, ids, generator), device)
             seconds[name].append(elapsed)
-    peak = max(peak_before, matmul_peak(device))  # the higher of the peaks measured before and after
+    peak = max(peak_before, matmul_peak(device, peak_size))  # the higher of the peaks measured before and after
     steps = len(ids) * variants["default"].restarts * variants["default"].iterations
     # Each step: a forward pass and a backward pass to the latents only (G is frozen), about 2x the forward.
     flops = steps * 2 * forward_flops(generator, operator.m)
@@ -79,6 +80,7 @@ def main() -> None:
     parser.add_argument("--m", type=int, default=100)
     parser.add_argument("--sample", type=int, default=8, help="images timed one at a time (scaled to 64)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timings of each throughput variant")
+    parser.add_argument("--peak-size", type=int, default=2048, help="side of the square matmul that measures the peak")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = args.device
@@ -90,7 +92,7 @@ def main() -> None:
     variants = {"default": solver,
                 "without_flush_denormals": CSGMSolver(lr=0.01, iterations=args.iterations, restarts=10, flush_denormals=False),
                 "compiled": CSGMSolver(lr=0.01, iterations=args.iterations, restarts=10, compile=True)}
-    result["throughput"] = throughput(variants, generator, operator, x, y, ids, args.repeats, device)
+    result["throughput"] = throughput(variants, generator, operator, x, y, ids, args.repeats, device, args.peak_size)
     out = result["throughput"].pop("default_output")
     seconds = statistics.median(result["throughput"]["default"]["seconds"])
 

@@ -1,0 +1,67 @@
+"""The benchmark scripts run end to end at tiny size and their JSON holds consistent figures.
+(The figures themselves are measured on the full protocol and reported in docs/RESULTS.md.)"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tests.helpers import run_script
+
+
+def run_benchmark(script: str, *args: str, cwd) -> dict:
+    result = run_script(f"benchmarks/{script}", *args, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def ratio_consistent(ratio: float, numerator: float, denominator: float, rounding: float = 5e-4) -> bool:
+    """Whether ``ratio`` = numerator / denominator, given that both were rounded to 3 decimals."""
+    low = max(numerator - rounding, 0.0) / (denominator + rounding)
+    high = (numerator + rounding) / max(denominator - rounding, 1e-9)
+    return low * 0.99 <= ratio <= high * 1.01
+
+
+def test_speed_benchmark(vae_checkpoint, tmp_path):
+    out = run_benchmark("speed.py", f"--checkpoint={vae_checkpoint}", "--images=3", "--iterations=4", "--sample=1",
+                        "--repeats=2", "--peak-size=256", cwd=tmp_path)
+    throughput = out["throughput"]
+    assert set(throughput) >= {"default", "without_flush_denormals", "compiled", "matmul_peak_gflops"}
+    for name in ("default", "without_flush_denormals", "compiled"):
+        variant = throughput[name]
+        assert len(variant["seconds"]) == 2 and variant["latent_steps_per_second"] > 0
+        assert variant["fraction_of_peak_best"] >= variant["fraction_of_peak"] > 0
+        assert variant["max_abs_difference_x_hat_vs_default"] < 1e-4  # every variant recovers the same images
+    assert throughput["without_flush_denormals"]["max_abs_difference_x_hat_vs_default"] < 1e-30
+    batched = out["batched_vs_one_at_a_time"]
+    assert ratio_consistent(batched["speedup_vs_one_latent_at_a_time"], batched["one_latent_at_a_time_seconds"],
+                            batched["batched_seconds"])
+    assert batched["max_abs_difference_per_image"] < 1e-4
+    quality = out["time_to_quality"]
+    assert quality["full"]["generator_evaluations"] == 3 * 10 * (4 + 1)  # images x restarts x (steps + final pass)
+    for schedule in ("halving_100", "halving_200", "halving_100_stall"):
+        assert math.isfinite(quality[schedule]["mean_per_pixel_error"])
+
+
+def test_lasso_speed_benchmark(vae_checkpoint, tmp_path):
+    out = run_benchmark("lasso_speed.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--m=50", cwd=tmp_path)
+    assert set(out["cases"]) == {"validation_lambda", "lambda_0.3"}
+    for case in out["cases"].values():
+        assert ratio_consistent(case["speedup"], case["sklearn_seconds"], case["fista_seconds"])
+        assert case["error_ratio"] == pytest.approx(case["fista_error"] / case["sklearn_error"], rel=1e-3)
+    # Where scikit-learn converges (lambda 0.3; at 0.01 it hits its iteration cap) both solve the same Lasso
+    assert 0.9 < out["cases"]["lambda_0.3"]["error_ratio"] < 1.1
+
+
+def test_quality_benchmark(vae_checkpoint, tmp_path):
+    out = run_benchmark("quality.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--solvers=lasso,csgm", "--threads=1",
+                        f"--output-root={tmp_path}", "measurements=[100,400]", "tuning.num_images=4", cwd=tmp_path)
+    assert out["protocol"]["measurements"] == [100, 400] and out["protocol"]["images"] == 2
+    for solver in ("lasso", "csgm"):
+        rows = out["table"][solver]
+        assert [row["m"] for row in rows] == [100, 400] and all(row["images"] == 2 for row in rows)
+    ratio = out["equal_error_measurement_ratio"]
+    if ratio["lasso_m"] and ratio["csgm_m"]:
+        assert ratio["lasso_over_csgm"] == pytest.approx(ratio["lasso_m"] / ratio["csgm_m"], abs=0.01)
