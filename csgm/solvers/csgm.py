@@ -8,6 +8,7 @@ import torch
 
 from csgm.errors import CsgmError, check_choice
 from csgm.generators import Generator
+from csgm.metrics import measurement_error
 from csgm.numerics import flush_denormals
 from csgm.operators import LinearOperator
 from csgm.seeding import seeded_generator
@@ -169,7 +170,7 @@ class CSGMSolver(Solver):
             if deviation is not None:
                 kept_deviation = torch.where(failed[:, None], torch.zeros_like(deviation[pick]), deviation[pick])
             x_hat = self.image(z_kept, generator, kept_deviation).clamp(0, 1)
-            loss = (operator(x_hat) - y).pow(2).sum(1)
+            loss = measurement_error(operator, x_hat, y)
         return SolverOutput(x_hat=x_hat, measurement_loss=loss, iterations=iterations[pick].cpu(), dropped_restarts=dropped,
                             z=z_kept, extra={"all_restarts_diverged": failed.cpu(),
                                              "generator_evaluations": evaluations.view(batch, restarts).sum(1).cpu()})

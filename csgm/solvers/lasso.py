@@ -11,7 +11,8 @@ from csgm.generators import Generator
 from csgm.operators import LinearOperator
 from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.bases import Basis
-from csgm.solvers.proximal import BasisCache, check_positive_lambda, soft_threshold
+from csgm.metrics import measurement_error
+from csgm.solvers.proximal import BasisCache, check_positive_lambda, require_resolved, soft_threshold
 
 __all__ = ["LassoSolver", "fista", "duality_gap"]
 
@@ -93,7 +94,7 @@ class LassoSolver(Solver):
         basis, lipschitz = self.bases.get(operator)
         coefficients, iterations, converged = fista(y, operator, basis, lam, self.max_iterations, self.tol, lipschitz)
         x_hat = basis.synthesis(coefficients).clamp(0, 1)
-        loss = (operator(x_hat) - y).pow(2).sum(1)
+        loss = measurement_error(operator, x_hat, y)
         return SolverOutput(x_hat=x_hat, measurement_loss=loss, iterations=iterations.cpu(),
                             dropped_restarts=torch.zeros(len(y), dtype=torch.long), converged=converged.cpu())
 
@@ -107,7 +108,5 @@ class LassoSolver(Solver):
 
     def solve(self, y: torch.Tensor, operator: LinearOperator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:
-        if self.lambda_l1 == "auto":
-            raise CsgmError("lambda_l1=auto must be resolved on the validation split first (recover.py does this); "
-                            "or set solver.lambda_l1 to a number")
+        require_resolved("lambda_l1", self.lambda_l1)
         return self.solve_with(y, operator, torch.full((len(y),), self.lambda_l1, dtype=y.dtype, device=y.device))

@@ -6,7 +6,7 @@ import torch
 
 from csgm.errors import CsgmError
 
-__all__ = ["soft_threshold", "check_positive_lambda", "BasisCache"]
+__all__ = ["soft_threshold", "check_positive_lambda", "require_resolved", "BasisCache"]
 
 
 def soft_threshold(v: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
@@ -21,6 +21,13 @@ def check_positive_lambda(name: str, value: float | str) -> float | str:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise CsgmError(f"solver.{name}={value!r} must be a number > 0, or auto to choose it on the validation split")
     return float(value)
+
+
+def require_resolved(name: str, value: float | str) -> None:
+    """Raise if the weight ``name`` is still 'auto' when a solve needs its number."""
+    if value == "auto":
+        raise CsgmError(f"{name}=auto must be resolved on the validation split first (recover.py does this); "
+                        f"or set solver.{name} to a number")
 
 
 class BasisCache:

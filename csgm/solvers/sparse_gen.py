@@ -17,11 +17,12 @@ import torch
 
 from csgm.errors import CsgmError
 from csgm.generators import Generator
+from csgm.metrics import measurement_error
 from csgm.operators import LinearOperator
 from csgm.solvers.base import SolverOutput
 from csgm.solvers.csgm import CSGMSolver
 from csgm.solvers.lasso import fista
-from csgm.solvers.proximal import BasisCache, check_positive_lambda, soft_threshold
+from csgm.solvers.proximal import BasisCache, check_positive_lambda, require_resolved, soft_threshold
 
 __all__ = ["SparseGenSolver"]
 
@@ -55,10 +56,10 @@ class SparseGenSolver(CSGMSolver):
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:
         if self.use_generator:
             return super().solve(y, operator, image_ids, generator, seed)
-        self._require_lambda()
+        require_resolved("lambda_nu", self.lambda_nu)
         nu, iterations, converged = self.sparse_fit(y, operator)
         x_hat = nu.clamp(0, 1)
-        return SolverOutput(x_hat=x_hat, measurement_loss=(operator(x_hat) - y).pow(2).sum(1), iterations=iterations.cpu(),
+        return SolverOutput(x_hat=x_hat, measurement_loss=measurement_error(operator, x_hat, y), iterations=iterations.cpu(),
                             dropped_restarts=torch.zeros(len(y), dtype=torch.long), converged=converged.cpu(),
                             extra={"generator_evaluations": torch.zeros(len(y), dtype=torch.long)})
 
@@ -71,13 +72,8 @@ class SparseGenSolver(CSGMSolver):
         coefficients, iterations, converged = fista(target, operator, basis, lam, self.polish_iterations, 1e-6, lipschitz)
         return basis.synthesis(coefficients), iterations, converged
 
-    def _require_lambda(self) -> None:
-        if self.lambda_nu == "auto":
-            raise CsgmError("lambda_nu=auto must be resolved on the validation split first (recover.py does this); "
-                            "or set solver.lambda_nu to a number")
-
     def init_deviation(self, z0: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
-        self._require_lambda()
+        require_resolved("lambda_nu", self.lambda_nu)
         self._operator = operator
         basis, _ = self.bases.get(operator)
         return torch.zeros(len(z0), basis.n, dtype=z0.dtype, device=z0.device)
@@ -104,6 +100,6 @@ class SparseGenSolver(CSGMSolver):
             nu, _, converged = self.sparse_fit(y - operator(range_part), operator)
             x_hat = (range_part + nu).clamp(0, 1)
         out.x_hat = x_hat
-        out.measurement_loss = (operator(x_hat) - y).pow(2).sum(1)
+        out.measurement_loss = measurement_error(operator, x_hat, y)
         out.converged = converged.cpu()
         return out
