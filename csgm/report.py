@@ -15,7 +15,7 @@ import torch
 
 from csgm.errors import CsgmError
 from csgm.files import atomic_write_bytes
-from csgm.recovery.store import SUMMARY_FIELDS, ResultsStore, csv_bytes, summarise
+from csgm.recovery.store import SUMMARY_FIELDS, ResultsStore, csv_bytes, summarise, summary_key
 from csgm.reporting.plots import METRIC_LABELS, X_AXES, plot_error_curves, save_image_rows
 from csgm.reporting.table import format_summary
 
@@ -50,14 +50,10 @@ def read_summaries(runs: Sequence[tuple[Path, dict | None]]) -> list[dict[str, A
     operator, noise, noise std, m), the run folder is appended to the solver name so that their curves
     stay apart."""
     per_run = [(run, _summary(run, request)) for run, request in runs]
-
-    def point(r: dict[str, Any]) -> tuple:
-        return r["solver"], r["operator"], r["noise"], float(r["noise_std"]), int(r["m"])
-
     owners: dict[tuple, set[Path]] = {}
     for run, rows in per_run:
         for r in rows:
-            owners.setdefault(point(r), set()).add(run)
+            owners.setdefault(summary_key(r), set()).add(run)
     clashing = {run for runs in owners.values() if len(runs) > 1 for run in runs}
     merged: list[dict[str, Any]] = []
     for run, rows in per_run:
@@ -118,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"csgm: error: {exc}", file=sys.stderr)
         return 2
     summary = report["summary"]
-    print(format_summary(sorted(summary, key=lambda r: (r["solver"], r["operator"], r["noise"], float(r["noise_std"]), int(r["m"])))))
+    print(format_summary(sorted(summary, key=summary_key)))
     print(f"curve  {report['curve']}")
     if report["grid"] is not None:
         print(f"grid   {report['grid']}")

@@ -13,7 +13,7 @@ import torch
 from csgm.files import atomic_write_bytes
 from csgm.metrics import mean_ci95
 
-__all__ = ["ResultsStore", "csv_bytes", "summarise", "RESULT_FIELDS", "SUMMARY_FIELDS"]
+__all__ = ["ResultsStore", "csv_bytes", "summarise", "summary_key", "RESULT_FIELDS", "SUMMARY_FIELDS"]
 
 RESULT_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "image_id", "mse", "psnr", "ssim", "measurement_loss",
                  "iterations", "dropped_restarts", "generator_evaluations", "status", "seconds", "params"]
@@ -29,12 +29,16 @@ def csv_bytes(rows: Iterable[dict[str, Any]], fields: list[str]) -> bytes:
     return buffer.getvalue().encode()
 
 
+def summary_key(row: dict[str, Any]) -> tuple[str, str, str, float, int]:
+    """One point of a curve: (solver, operator, noise, noise std, m) of a result or summary row."""
+    return row["solver"], row["operator"], row["noise"], float(row.get("noise_std", 0.0)), int(row["m"])
+
+
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and 95% interval of mse/psnr/ssim per (solver, operator, noise, noise std, m), sorted."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
-        key = (row["solver"], row["operator"], row["noise"], float(row.get("noise_std", 0.0)), int(row["m"]))
-        groups.setdefault(key, []).append(row)
+        groups.setdefault(summary_key(row), []).append(row)
     summary = []
     for (solver, operator, noise, noise_std, m), members in sorted(groups.items()):
         entry: dict[str, Any] = {"solver": solver, "operator": operator, "noise": noise, "noise_std": noise_std, "m": m,

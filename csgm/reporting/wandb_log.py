@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from csgm.reporting.loggers import WANDB_MODES
-from csgm.errors import CsgmError
+from csgm.reporting.loggers import wandb_options
 
 __all__ = ["log_recovery_to_wandb"]
 
@@ -16,12 +15,7 @@ def log_recovery_to_wandb(logger_cfg: dict, run_dir: Path, run_name: str, config
     """Log the summary as a table and an error-versus-m line plot, and the PNGs as images; then finish."""
     import wandb
 
-    mode = logger_cfg.get("mode", "offline")
-    if mode not in WANDB_MODES:
-        raise CsgmError(f"logger.mode={mode!r} is not a W&B mode; use one of {', '.join(WANDB_MODES)}")
-    run = wandb.init(project=logger_cfg.get("project", "csgm"), entity=logger_cfg.get("entity"), name=run_name,
-                     group=logger_cfg.get("group"), tags=list(logger_cfg.get("tags") or []), mode=mode,
-                     dir=str(run_dir), config=config, reinit="finish_previous")
+    run = wandb.init(name=run_name, dir=str(run_dir), config=config, reinit="finish_previous", **wandb_options(logger_cfg))
     try:
         columns = list(summary[0]) if summary else ["m", "mse_mean"]
         table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in summary])
