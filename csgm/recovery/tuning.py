@@ -51,8 +51,8 @@ def tune_per_m(solver_cfg: dict, operators: Sequence[LinearOperator], val_images
         raise CsgmError(f"solver.lambda_grid={solver.lambda_grid} must hold numbers > 0")
     solvers = []
     ids = list(range(len(val_images)))
+    solver_key = results_defining({k: v for k, v in solver_cfg.items() if k != "label"})
     for operator in operators:
-        solver_key = results_defining({k: v for k, v in solver_cfg.items() if k != "label"})
         key = {"format": 2, "solver": solver_key, "m": operator.m, "seed": seed, "images": len(val_images), **context}
         path = cache_dir / (hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16] + ".json")
         if path.is_file():

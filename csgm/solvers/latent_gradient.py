@@ -2,8 +2,8 @@
 
 The compiled form fuses the elementwise work around the generator's matrix products (activations, their
 derivatives, the residual) into a few kernels; on the paper's MNIST VAE it was 1.02-1.10x faster on one
-CPU core across runs (benchmarks/speed.py). Shapes are dynamic, so restarts leaving the batch never recompile; a new
-operator shape (another m) or new solver weights recompile once (a fraction of a second).
+CPU core across runs (benchmarks/speed.py). Shapes are dynamic, so restarts leaving the batch never
+recompile; a new operator shape (another m) or new solver weights recompile once (a fraction of a second).
 """
 
 from __future__ import annotations
