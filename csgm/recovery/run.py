@@ -21,7 +21,7 @@ from csgm.files import atomic_write_bytes
 from csgm.recovery.store import ResultsStore
 from csgm.recovery.tuning import tune_per_m
 from csgm.recovery.writer import ShardWriter
-from csgm.reporting.loggers import LOGGERS
+from csgm.reporting.loggers import LOGGERS, wandb_options
 from csgm.reporting.wandb_log import log_recovery_to_wandb
 from csgm.reporting.sweep import register_run
 from csgm.reporting.plots import plot_error_curves, save_image_rows
@@ -69,6 +69,8 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     check_choice("input", cfg["input"], INPUTS)
     check_choice("logger", cfg["logger"]["name"], LOGGERS)
+    if cfg["logger"]["name"] == "wandb":
+        wandb_options(cfg["logger"])  # a bad W&B mode fails here, before any work
     torch.manual_seed(cfg["seed"])
     solver = build_solver(cfg["solver"])
     noise = build_noise(cfg["noise"])

@@ -92,10 +92,19 @@ def test_checkpoint_that_does_not_fit_the_dataset(vae_checkpoint, tmp_path):
     (["measurements=[]"], r"measurements=\[\] is empty"),
     (["num_images=5000"], r"num_images=5000 is out of range; the test split of mnist10k has 1000 images"),
     (["input=train"], r"unknown input 'train'; choose one of: gen_span, test, val"),
+    (["logger=wandb", "logger.mode=cloud"], r"logger.mode='cloud' is not a W&B mode; use one of offline, online, disabled"),
 ])
 def test_bad_recovery_input(vae_checkpoint, tmp_path, extra, match):
     with pytest.raises(CsgmError, match=match):
         recover(config(vae_checkpoint, tmp_path, *extra), tmp_path / "run")
+    assert not list((tmp_path / "run").glob("shards/*.pt"))  # nothing was recovered before the error
+
+
+def test_recovery_logs_to_wandb_offline(vae_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    recover(config(vae_checkpoint, tmp_path, "logger=wandb", "measurements=[20]", "num_images=2"), tmp_path / "run")
+    (offline_run,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    assert list(offline_run.glob("run-*.wandb"))  # the offline run file `wandb sync` uploads later
 
 
 def test_recover_script_prints_table_and_resumes(vae_checkpoint, tmp_path):
