@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CsgmError", "check_choice", "check_options"]
+__all__ = ["CsgmError", "check_choice", "check_flag", "check_options"]
 
 
 class CsgmError(ValueError):
@@ -20,3 +20,10 @@ def check_options(kind: str, options: "dict", accepted: "set[str]") -> None:
     unknown = set(options) - set(accepted)
     if unknown:
         raise CsgmError(f"unknown options {sorted(unknown)} for {kind}; it accepts {sorted(accepted)}")
+
+
+def check_flag(name: str, value: object) -> bool:
+    """``value`` if it is a bool; otherwise a CsgmError naming the option (a string such as 'no' is not false)."""
+    if not isinstance(value, bool):
+        raise CsgmError(f"{name}={value!r} must be true or false")
+    return value

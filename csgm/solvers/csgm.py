@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from csgm.errors import CsgmError, check_choice
+from csgm.errors import CsgmError, check_choice, check_flag
 from csgm.generators import Generator
 from csgm.metrics import measurement_error
 from csgm.numerics import flush_denormals
@@ -81,7 +81,8 @@ class CSGMSolver(Solver):
         if halving_every < 0 or not 0 < halving_keep <= 1:
             raise CsgmError(f"solver.halving_every={halving_every} must be >= 0 and solver.halving_keep={halving_keep} in (0, 1]")
         self.halving_every, self.halving_keep = int(halving_every), float(halving_keep)
-        self.flush_denormals, self.compile = bool(flush_denormals), bool(compile)
+        self.flush_denormals = check_flag("solver.flush_denormals", flush_denormals)
+        self.compile = check_flag("solver.compile", compile)
         self.label = label or self.name
 
     def image(self, z: torch.Tensor, generator: Generator, deviation: torch.Tensor | None) -> torch.Tensor:

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from csgm.errors import CsgmError
+from csgm.errors import CsgmError, check_flag
 from csgm.generators import Generator
 from csgm.metrics import measurement_error
 from csgm.operators import LinearOperator
@@ -43,7 +43,8 @@ class SparseGenSolver(CSGMSolver):
         self.bases = BasisCache(basis, wavelet, levels)
         self.polish_iterations = int(polish_iterations)
         self.lambda_grid = [float(v) for v in lambda_grid]
-        self.use_generator, self.tune_generator = bool(use_generator), bool(tune_generator)
+        self.use_generator = check_flag("solver.use_generator", use_generator)
+        self.tune_generator = check_flag("solver.tune_generator", tune_generator)
         self._operator: LinearOperator | None = None
 
     def candidates(self) -> list[dict]:

@@ -132,7 +132,9 @@ def test_lr_decay_to_zero_stops_after_the_first_step():
 @pytest.mark.parametrize("options,match", [({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'"),
                                            ({"lr": 0.0}, r"solver.lr=0.0 must be > 0"),
                                            ({"restarts": 0}, r"solver.restarts=0 must be > 0"),
-                                           ({"lambda_z": -1.0}, "must be >= 0")])
+                                           ({"lambda_z": -1.0}, "must be >= 0"),
+                                           ({"compile": "no"}, r"solver.compile='no' must be true or false"),
+                                           ({"flush_denormals": 0}, r"solver.flush_denormals=0 must be true or false")])
 def test_bad_solver_options(options, match):
     with pytest.raises(CsgmError, match=match):
         build_solver({"name": "csgm", **options})

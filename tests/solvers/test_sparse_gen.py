@@ -62,7 +62,8 @@ def test_it_leaves_the_range_of_g(vae_checkpoint):
 
 
 @pytest.mark.parametrize("options,match", [({"lambda_nu": -2.0}, r"lambda_nu=-2.0 must be a number > 0"),
-                                           ({"lambda_nu": 1.0, "l1_weight": 1.0}, "set solver.l1_weight=0")])
+                                           ({"lambda_nu": 1.0, "l1_weight": 1.0}, "set solver.l1_weight=0"),
+                                           ({"lambda_nu": 1.0, "use_generator": "off"}, r"solver.use_generator='off' must be true or false")])
 def test_bad_sparse_gen_options(options, match):
     with pytest.raises(CsgmError, match=match):
         build_solver({"name": "sparse_gen", **options})
