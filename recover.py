@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from csgm.cli import hydra_run_dir, quiet_third_party, report_errors
+from csgm.cli import hydra_run_dir, report_errors, run_entry
 from csgm.recovery.paths import register_resolvers
 
 register_resolvers()
@@ -23,5 +23,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    quiet_third_party()
-    main()
+    run_entry(main)

@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from csgm.cli import hydra_run_dir, quiet_third_party, report_errors
+from csgm.cli import hydra_run_dir, report_errors, run_entry
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -17,5 +17,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    quiet_third_party()
-    main()
+    run_entry(main)

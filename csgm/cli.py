@@ -1,19 +1,35 @@
-"""Shared parts of the entry points: config to plain dicts, one-line errors, run folders."""
+"""Shared parts of the entry points: one-line errors, failed-job accounting in sweeps, run folders.
+
+Failure classes a user can cause (bad configuration, unreadable or unwritable files, a full disk) end
+in one line on stderr and exit status 2, wherever they arise: in Hydra's composition, in Hydra's own
+output folder, in our code, in a DataLoader worker or in a spawned DDP worker. In a multirun, a failed
+job prints its line and the sweep goes on; the sweep ends by listing every failed job (exit status 2).
+Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
+import re
+import shutil
 import sys
+import tempfile
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from csgm.errors import CsgmError
 
-__all__ = ["plain", "report_errors", "hydra_run_dir", "quiet_third_party"]
+__all__ = ["plain", "report_errors", "run_entry", "user_error_line", "hydra_run_dir", "quiet_third_party", "FailedJobs"]
+
+_LEDGER_ENV = "CSGM_FAILED_JOBS_DIR"
+_HYDRA_OWN_FILES = {".hydra", ".lock", "identity.json"}  # what a run folder holds before any work
 
 
 class _DropAdverts(logging.Filter):
@@ -28,24 +44,138 @@ def quiet_third_party() -> None:
 
 
 def plain(cfg: DictConfig | dict | None) -> Any:
-    """Resolve an OmegaConf node into plain Python containers."""
+    """Resolve an OmegaConf node into plain Python containers (a missing mandatory value ``???`` raises)."""
     if cfg is None or isinstance(cfg, (dict, list)):
         return cfg
-    return OmegaConf.to_container(cfg, resolve=True)
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+def _os_error_line(exc: OSError) -> str:
+    where = exc.filename if exc.filename is not None else "a file"
+    reason = exc.strerror or type(exc).__name__
+    fixes = {28: "free disk space or set paths.output_root to another disk",
+             122: "free disk space or set paths.output_root to another disk",
+             13: "make it writable or set paths.output_root to a writable folder",
+             1: "make it writable or set paths.output_root to a writable folder",
+             30: "set paths.output_root to a writable folder"}
+    fix = fixes.get(exc.errno or 0, "check the path")
+    return f"cannot use {str(where)!r}: {reason}; {fix}"
+
+
+def _condense(text: str) -> str:
+    """Hydra's multi-line messages as one line: the lines of a list after 'Title:' joined by commas, the
+    search-path dump left out."""
+    parts: list[str] = []
+    listing = False
+    for line in (line.strip() for line in str(text).splitlines()):
+        if line.startswith("Config search path"):
+            break
+        if not line:
+            continue
+        if listing and not line.endswith(":"):
+            parts[-1] += (" " if parts[-1].endswith(":") else ", ") + line
+        else:
+            parts.append(line)
+            listing = line.endswith(":")
+    return " ".join(p if p.endswith((".", ";", ":")) else p + ";" for p in parts[:-1]) + (" " + parts[-1] if len(parts) > 1 else
+                                                                                          parts[0] if parts else "")
+
+
+def user_error_line(exc: BaseException) -> str | None:
+    """The one line for a failure the user can fix, or None for a bug (which keeps its traceback)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+    if isinstance(exc, MissingMandatoryValue) and getattr(exc, "full_key", None):
+        return f"{exc.full_key} is required (it is ??? in the config); set {exc.full_key}=VALUE"
+    if isinstance(exc, CsgmError):
+        return str(exc).strip().splitlines()[-1]  # a DataLoader worker prepends its own lines
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return _os_error_line(exc)
+    if isinstance(exc, (HydraException, OmegaConfBaseException)):
+        cause = exc.__cause__
+        text = _condense(str(exc))
+        if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
+            text += " (" + _condense(str(cause).split("\n")[0]) + ")"
+        return text
+    if type(exc).__name__ == "ProcessRaisedException":  # torch.multiprocessing: a DDP worker's traceback as text
+        last = str(exc).strip().splitlines()[-1]
+        match = re.match(r"^(?:[\w.]+\.)?(CsgmError|\w*Error): (.*)$", last)
+        if match and (match.group(1) == "CsgmError" or "[Errno" in match.group(2)):
+            return match.group(2)
+    return None
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """Remove a run folder that holds nothing but Hydra's own files (a job that failed before any work)."""
+    if run_dir.is_dir() and all(p.name in _HYDRA_OWN_FILES or p.suffix == ".log" for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a CsgmError into one line on stderr and exit status 2 (no traceback wall)."""
+    """Wrap a Hydra task function: a failed job leaves no empty run folder behind; in a multirun it
+    prints its reason, is recorded for the end of the sweep, and the other jobs still run."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except CsgmError as exc:
-            print(f"csgm: error: {exc}", file=sys.stderr, flush=True)
-            sys.exit(2)
+        except Exception as exc:
+            from hydra.core.hydra_config import HydraConfig
+            from hydra.types import RunMode
+
+            hydra = HydraConfig.get()
+            _remove_if_empty(Path(hydra.runtime.output_dir))
+            ledger = os.environ.get(_LEDGER_ENV)
+            line = user_error_line(exc)
+            if hydra.mode != RunMode.MULTIRUN or not ledger:
+                if line is None:
+                    raise
+                print(f"csgm: error: {line}", file=sys.stderr, flush=True)
+                sys.exit(2)  # SystemExit passes Hydra's job runner without its own "Error executing job" line
+            if line is None:
+                traceback.print_exc()
+                line = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            job = f"job {hydra.job.num} ({' '.join(hydra.overrides.task)})"
+            print(f"csgm: error: {job}: {line}", file=sys.stderr, flush=True)
+            Path(ledger, f"{int(hydra.job.num):06d}.txt").write_text(f"{job}: {line}\n")
+            return None
 
     return wrapper
+
+
+class FailedJobs(Callback):
+    """Hydra callback: collects the failed jobs of a multirun and lists them at its end (exit status 2)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        os.environ[_LEDGER_ENV] = tempfile.mkdtemp(prefix="csgm-failed-jobs-")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        ledger = os.environ.pop(_LEDGER_ENV, None)
+        if not ledger:
+            return
+        lines = [p.read_text().strip() for p in sorted(Path(ledger).glob("*.txt"))]
+        shutil.rmtree(ledger, ignore_errors=True)
+        if lines:
+            print(f"csgm: error: {len(lines)} job(s) of the sweep failed:", file=sys.stderr)
+            for line in lines:
+                print(f"  {line}", file=sys.stderr)
+            sys.stderr.flush()
+            sys.exit(2)
+
+
+def run_entry(main: Callable[[], Any]) -> None:
+    """Run a ``@hydra.main`` function as a command: user-fixable failures become one line and exit 2."""
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us instead of Hydra's own traceback printer
+    quiet_third_party()
+    try:
+        main()
+    except Exception as exc:
+        line = user_error_line(exc)
+        if line is None:
+            raise
+        print(f"csgm: error: {line}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def hydra_run_dir() -> Path:

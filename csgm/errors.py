@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CsgmError", "check_choice", "check_flag", "check_options"]
+__all__ = ["CsgmError", "check_choice", "check_flag", "check_range"]
 
 
 class CsgmError(ValueError):
@@ -15,11 +15,17 @@ def check_choice(kind: str, name: str, choices: "dict | list | tuple") -> None:
         raise CsgmError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(choices))}")
 
 
-def check_options(kind: str, options: "dict", accepted: "set[str]") -> None:
-    """Raise a CsgmError naming the options of ``kind`` that are not in ``accepted`` (and listing those)."""
-    unknown = set(options) - set(accepted)
-    if unknown:
-        raise CsgmError(f"unknown options {sorted(unknown)} for {kind}; it accepts {sorted(accepted)}")
+def check_range(name: str, value: "float", low: "float | None" = None, high: "float | None" = None,
+                low_open: bool = False) -> None:
+    """Raise a CsgmError unless ``low <= value <= high`` (``low < value`` with ``low_open``); NaN never passes."""
+    below = low is not None and not (value > low if low_open else value >= low)
+    above = high is not None and not value <= high
+    if below or above or value != value:
+        bounds = ">" if low_open else ">="
+        wanted = (f"in [{low}, {high}]" if high is not None and low is not None and not low_open
+                  else " and ".join(t for t in ((f"{bounds} {low}" if low is not None else ""),
+                                                (f"<= {high}" if high is not None else "")) if t))
+        raise CsgmError(f"{name}={value!r} must be {wanted}")
 
 
 def check_flag(name: str, value: object) -> bool:

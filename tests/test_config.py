@@ -84,12 +84,12 @@ def test_unknown_config_name_lists_the_choices():
 
 
 def test_unknown_operator_option_is_named():
-    with pytest.raises(CsgmError, match=r"unknown options \['sigma_typo'\] for operator 'blur'"):
+    with pytest.raises(CsgmError, match=r"unknown key operator.sigma_typo \(value 1.0\); did you mean operator.sigma\?"):
         build_operator({"name": "blur", "sigma_typo": 1.0}, (1, 8, 8))
 
 
 def test_unknown_solver_option_is_named():
-    with pytest.raises(CsgmError, match=r"unknown options \['step'\] for solver 'csgm'"):
+    with pytest.raises(CsgmError, match=r"unknown key solver.step \(value 0.1\); accepted keys: "):
         build_solver({"name": "csgm", "step": 0.1})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -12,7 +12,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from csgm.data.splits import split_indices
-from csgm.errors import CsgmError, check_choice
+from csgm.errors import CsgmError, check_choice, check_range
+from csgm.options import instantiate
 
 __all__ = ["TensorImageDataset", "ImageFileDataset", "load_splits", "DATASETS", "IMAGE_SUFFIXES"]
 
@@ -45,8 +46,12 @@ class ImageFileDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        with Image.open(self.paths[i]) as img:
-            return self.transform(img), i
+        try:
+            with Image.open(self.paths[i]) as img:
+                return self.transform(img), i
+        except (OSError, SyntaxError, ValueError) as exc:  # PIL: unidentified, truncated or corrupt files
+            raise CsgmError(f"image file {str(self.paths[i])!r} cannot be read ({type(exc).__name__}: {exc}); "
+                            "replace or remove it") from None
 
 
 def pil_to_tensor(img: Image.Image, channels: int) -> torch.Tensor:
@@ -67,34 +72,30 @@ def resize_crop(img: Image.Image, height: int, width: int) -> Image.Image:
     return img.crop((left, top, left + width, top + height))
 
 
-def _subsets(images: torch.Tensor, cfg: dict) -> dict[str, Dataset]:
-    idx = split_indices(len(images), cfg["val_size"], cfg["test_size"], cfg["split_seed"])
-    return {name: TensorImageDataset(images[ix]) for name, ix in idx.items()}
-
-
-def load_mnist10k(cfg: dict) -> dict[str, Dataset]:
+def load_mnist10k(val_size: int | float = 1000, test_size: int | float = 1000, split_seed: int = 0) -> dict[str, Dataset]:
     """The 10,000 real MNIST digits bundled inside the package (works offline)."""
     asset = resources.files("csgm.data").joinpath("assets/mnist10k.npz")
     with resources.as_file(asset) as path, np.load(path) as data:
         images = torch.from_numpy(data["images"]).unsqueeze(1)
-    return _subsets(images, cfg)
+    idx = split_indices(len(images), val_size, test_size, split_seed)
+    return {name: TensorImageDataset(images[ix]) for name, ix in idx.items()}
 
 
-def _torchvision_digits(cfg: dict, cls_name: str) -> dict[str, Dataset]:
+def _torchvision_digits(cls_name: str, data_dir: str, download: bool, val_size: int | float, split_seed: int) -> dict[str, Dataset]:
     import torchvision
 
     cls = getattr(torchvision.datasets, cls_name)
-    root = Path(cfg["data_dir"]).expanduser()
+    root = Path(data_dir).expanduser()
     try:
-        train = cls(str(root), train=True, download=cfg["download"])
-        test = cls(str(root), train=False, download=cfg["download"])
+        train = cls(str(root), train=True, download=download)
+        test = cls(str(root), train=False, download=download)
     except Exception as exc:  # torchvision raises RuntimeError / URLError offline
         raise CsgmError(
             f"could not load {cls_name} under data_dir={str(root)!r} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
             "download it with network access (download=true) or use the bundled dataset=mnist10k"
         ) from None
     train_images = train.data.unsqueeze(1)
-    idx = split_indices(len(train_images), cfg["val_size"], 0, cfg["split_seed"])
+    idx = split_indices(len(train_images), val_size, 0, split_seed)
     return {
         "train": TensorImageDataset(train_images[idx["train"]]),
         "val": TensorImageDataset(train_images[idx["val"]]),
@@ -102,24 +103,28 @@ def _torchvision_digits(cfg: dict, cls_name: str) -> dict[str, Dataset]:
     }
 
 
-def load_mnist(cfg: dict) -> dict[str, Dataset]:
-    """torchvision MNIST (60k train, 10k test); val is carved from train."""
-    return _torchvision_digits(cfg, "MNIST")
+def load_mnist(data_dir: str = "data", download: bool = True, val_size: int | float = 5000, test_size: int = 0,
+               split_seed: int = 0) -> dict[str, Dataset]:
+    """torchvision MNIST (60k train, 10k test); val is carved from train (``test_size`` is unused)."""
+    return _torchvision_digits("MNIST", data_dir, download, val_size, split_seed)
 
 
-def load_fashion_mnist(cfg: dict) -> dict[str, Dataset]:
-    """torchvision Fashion-MNIST; val is carved from train."""
-    return _torchvision_digits(cfg, "FashionMNIST")
+def load_fashion_mnist(data_dir: str = "data", download: bool = True, val_size: int | float = 5000, test_size: int = 0,
+                       split_seed: int = 0) -> dict[str, Dataset]:
+    """torchvision Fashion-MNIST; val is carved from train (``test_size`` is unused)."""
+    return _torchvision_digits("FashionMNIST", data_dir, download, val_size, split_seed)
 
 
-def load_celeba(cfg: dict) -> dict[str, Dataset]:
+def load_celeba(data_dir: str = "data", download: bool = False, crop: int = 108, image_size: int = 64) -> dict[str, Dataset]:
     """CelebA in torchvision's layout (``data_dir/celeba/img_align_celeba`` + ``list_eval_partition.txt``).
 
     Preprocessing of the paper: centre crop ``crop`` x ``crop`` then resize to ``image_size``.
     The official partition file gives train (0), val (1) and test (2).
     """
-    root = Path(cfg["data_dir"]).expanduser()
-    if cfg.get("download"):
+    check_range("dataset.crop", crop, 1)
+    check_range("dataset.image_size", image_size, 1)
+    root = Path(data_dir).expanduser()
+    if download:
         import torchvision
 
         try:
@@ -143,37 +148,39 @@ def load_celeba(cfg: dict) -> dict[str, Dataset]:
             parts[names[fields[1]]].append(image_dir / fields[0])
     if not any(parts.values()):
         raise CsgmError(f"{partition_file} lists no images; expected lines like '000001.jpg 0'")
-    crop, size = int(cfg["crop"]), int(cfg["image_size"])
 
     def transform(img: Image.Image) -> torch.Tensor:
         left, top = (img.width - crop) // 2, (img.height - crop) // 2
-        img = img.convert("RGB").crop((left, top, left + crop, top + crop)).resize((size, size), Image.BICUBIC)
+        img = img.convert("RGB").crop((left, top, left + crop, top + crop)).resize((image_size, image_size), Image.BICUBIC)
         return pil_to_tensor(img, 3)
 
     return {name: ImageFileDataset(paths, transform) for name, paths in parts.items()}
 
 
-def load_folder(cfg: dict) -> dict[str, Dataset]:
+def load_folder(data_dir: str, image_size: int | Sequence[int] = 64, channels: int = 3, val_size: int | float = 0.1,
+                test_size: int | float = 0.1, split_seed: int = 0) -> dict[str, Dataset]:
     """Any folder of images (searched recursively), resized/cropped to ``image_size`` with ``channels``."""
-    root = Path(str(cfg["data_dir"])).expanduser()
+    sizes = [image_size] * 2 if isinstance(image_size, int) else list(image_size)
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise CsgmError(f"dataset.image_size={image_size!r} must be a size >= 1 or [height, width]")
+    height, width = sizes
+    root = Path(data_dir).expanduser()
     if not root.is_dir():
         raise CsgmError(f"data_dir={str(root)!r} is not a folder; set dataset.data_dir to a folder of images")
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise CsgmError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under data_dir={str(root)!r}; point dataset.data_dir at a folder of images")
-    channels = int(cfg["channels"])
     if channels not in (1, 3):
         raise CsgmError(f"dataset.channels={channels} is not supported; use 1 (grey) or 3 (RGB)")
-    height, width = (cfg["image_size"], cfg["image_size"]) if isinstance(cfg["image_size"], int) else cfg["image_size"]
 
     def transform(img: Image.Image) -> torch.Tensor:
         return pil_to_tensor(resize_crop(img, int(height), int(width)), channels)
 
-    idx = split_indices(len(paths), cfg["val_size"], cfg["test_size"], cfg["split_seed"])
+    idx = split_indices(len(paths), val_size, test_size, split_seed)
     return {name: ImageFileDataset([paths[i] for i in ix.tolist()], transform) for name, ix in idx.items()}
 
 
-DATASETS: dict[str, Callable[[dict], dict[str, Dataset]]] = {
+DATASETS: dict[str, Callable[..., dict[str, Dataset]]] = {
     "mnist10k": load_mnist10k,
     "mnist": load_mnist,
     "fashion_mnist": load_fashion_mnist,
@@ -185,7 +192,7 @@ DATASETS: dict[str, Callable[[dict], dict[str, Dataset]]] = {
 def load_splits(cfg: dict) -> dict[str, Dataset]:
     """Build the train/val/test datasets named by ``cfg['name']``."""
     check_choice("dataset", cfg["name"], DATASETS)
-    splits = DATASETS[cfg["name"]](cfg)
+    splits = instantiate("dataset.", DATASETS[cfg["name"]], cfg)
     for name, ds in splits.items():
         if name in ("train", "test") and len(ds) == 0:
             raise CsgmError(f"dataset {cfg['name']!r} has an empty {name} split; adjust val_size/test_size or add images")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from csgm.errors import CsgmError, check_choice
+from csgm.options import instantiate, resolve_target
 from csgm.generators.base import Generator
 from csgm.generators.dcgan import DCGANDiscriminator, DCGANGenerator
 from csgm.generators.vae import VAEDecoder, VAEEncoder
@@ -16,8 +16,5 @@ GENERATORS: dict[str, type[Generator]] = {"vae": VAEDecoder, "dcgan": DCGANGener
 
 def build_generator(name: str, arch: dict, image_shape: Sequence[int]) -> Generator:
     """Instantiate generator ``name`` with architecture options ``arch`` for ``image_shape``."""
-    check_choice("generator", name, GENERATORS)
-    try:
-        return GENERATORS[name](image_shape=tuple(image_shape), **arch)
-    except TypeError as exc:
-        raise CsgmError(f"bad architecture options {sorted(arch)} for generator {name!r}: {exc}") from None
+    cls = resolve_target("generator", {"name": name}, GENERATORS, Generator)
+    return instantiate("generator.arch.", cls, arch, image_shape=tuple(image_shape))

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from csgm.errors import check_range
+
 __all__ = ["Generator"]
 
 
@@ -18,6 +20,7 @@ class Generator(nn.Module):
 
     def __init__(self, latent_dim: int, image_shape: tuple[int, int, int]) -> None:
         super().__init__()
+        check_range("generator.arch.latent_dim", latent_dim, 1)
         self.latent_dim = int(latent_dim)
         self.image_shape = tuple(int(s) for s in image_shape)
 

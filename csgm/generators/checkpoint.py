@@ -1,18 +1,23 @@
-"""Save and rebuild a generator from a checkpoint alone (architecture + weights + data shape)."""
+"""Save and rebuild a generator from a checkpoint alone (architecture + weights + data shape), and
+identify a generator by its content: a hash of its architecture and weights, not of the file's path."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from csgm.errors import CsgmError
+from csgm.files import atomic_write_bytes
 from csgm.generators.base import Generator
 
-__all__ = ["generator_payload", "load_generator", "CHECKPOINT_KEY"]
+__all__ = ["generator_payload", "load_generator", "generator_digest", "checkpoint_digest", "CHECKPOINT_KEY"]
 
 CHECKPOINT_KEY = "csgm_generator"
+PAYLOAD_KEYS = ("name", "arch", "image_shape", "latent_dim", "dataset", "state_dict")
 
 
 def generator_payload(generator: Generator, name: str, arch: dict, dataset: str) -> dict[str, Any]:
@@ -27,11 +32,22 @@ def generator_payload(generator: Generator, name: str, arch: dict, dataset: str)
     }
 
 
-def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:
-    """Rebuild the frozen generator (eval mode, no grad) saved by train.py; returns (G, metadata)."""
-    from csgm.generators import build_generator
+def generator_digest(payload: dict[str, Any]) -> str:
+    """sha256 of a generator payload's architecture, image shape and weights (16 hex digits): two
+    checkpoints with the same generator have the same digest wherever they are stored."""
+    digest = hashlib.sha256(json.dumps({k: payload[k] for k in ("name", "arch", "image_shape")}, sort_keys=True,
+                                       default=str).encode())
+    for key in sorted(payload["state_dict"]):
+        tensor = payload["state_dict"][key].detach().cpu()
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
-    path = Path(path).expanduser()
+
+def _read_payload(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    if path.is_dir():
+        raise CsgmError(f"checkpoint {str(path)!r} is a folder; pass checkpoint=PATH to the .ckpt file inside it "
+                        "(train.py writes checkpoints/last.ckpt), or checkpoint=latest")
     if not path.is_file():
         raise CsgmError(f"checkpoint {str(path)!r} does not exist; pass checkpoint=PATH to a .ckpt written by train.py (or checkpoint=latest)")
     try:
@@ -42,8 +58,52 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
     if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt:
         raise CsgmError(f"checkpoint {str(path)!r} has no {CHECKPOINT_KEY!r} entry; it was not written by csgm's train.py")
     payload = ckpt[CHECKPOINT_KEY]
+    missing = [k for k in PAYLOAD_KEYS if not isinstance(payload, dict) or k not in payload]
+    if missing or not isinstance(payload["state_dict"], dict):
+        raise CsgmError(f"checkpoint {str(path)!r} has an incomplete {CHECKPOINT_KEY!r} entry (missing {missing or ['state_dict']}); "
+                        "re-run train.py to write a complete checkpoint")
+    return payload
+
+
+def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:
+    """Rebuild the frozen generator (eval mode, no grad) saved by train.py; returns (G, metadata).
+    The metadata include ``digest``, the generator's content hash."""
+    from csgm.generators import build_generator
+
+    path = Path(path).expanduser()
+    payload = _read_payload(path, map_location)
     generator = build_generator(payload["name"], payload["arch"], payload["image_shape"])
-    generator.load_state_dict(payload["state_dict"])
+    try:
+        generator.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CsgmError(f"checkpoint {str(path)!r} holds weights that do not fit its own architecture ({first}); "
+                        "re-run train.py") from None
     generator.eval().requires_grad_(False)
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    meta["digest"] = generator_digest(payload)
     return generator, meta
+
+
+def checkpoint_digest(path: str | Path, cache_file: str | Path | None = None) -> str:
+    """``generator_digest`` of a checkpoint file, cached in ``cache_file`` (JSON) by the file's identity
+    (real path, inode, size, modification and change times), so a large checkpoint is hashed once, and a
+    file replaced at the same path (a new inode or change time) is hashed again."""
+    path = Path(path).expanduser().resolve()
+    stat = path.stat()
+    key = f"{path}|{stat.st_ino}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}"
+    cache: dict[str, str] = {}
+    if cache_file is not None and Path(cache_file).is_file():
+        try:
+            cache = json.loads(Path(cache_file).read_text())
+        except (OSError, ValueError):
+            cache = {}
+    if key not in cache:
+        cache = {k: v for k, v in cache.items() if not k.startswith(f"{path}|")}
+        cache[key] = generator_digest(_read_payload(path))
+        if cache_file is not None:
+            try:
+                atomic_write_bytes(cache_file, json.dumps(cache, indent=0, sort_keys=True).encode())
+            except OSError:
+                pass  # the cache only saves time; a read-only folder still gets the right digest
+    return cache[key]

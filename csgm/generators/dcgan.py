@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from csgm.errors import CsgmError
+from csgm.errors import CsgmError, check_range
 from csgm.generators.base import Generator
 
 __all__ = ["DCGANGenerator", "DCGANDiscriminator", "dcgan_layout"]
@@ -40,6 +40,7 @@ class DCGANGenerator(Generator):
 
     def __init__(self, latent_dim: int = 100, image_shape: Sequence[int] = (3, 64, 64), base_channels: int = 64) -> None:
         super().__init__(latent_dim, tuple(image_shape))
+        check_range("generator.arch.base_channels", base_channels, 1)
         channels, height, width = self.image_shape
         self.h0, self.w0, levels = dcgan_layout(height, width)
         widths = [base_channels * 2 ** (levels - 1 - i) for i in range(levels)]
@@ -64,6 +65,7 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(self, image_shape: Sequence[int] = (3, 64, 64), base_channels: int = 64) -> None:
         super().__init__()
+        check_range("generator.training.disc_base_channels", base_channels, 1)
         channels, height, width = image_shape
         h0, w0, levels = dcgan_layout(height, width)
         widths = [base_channels * 2**i for i in range(levels)]

@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from csgm.errors import CsgmError
 from csgm.generators.base import Generator
 
 __all__ = ["VAEDecoder", "VAEEncoder"]
@@ -28,6 +29,8 @@ class VAEDecoder(Generator):
     def __init__(self, latent_dim: int = 20, image_shape: Sequence[int] = (1, 28, 28),
                  hidden_dims: Sequence[int] = (500, 500)) -> None:
         super().__init__(latent_dim, tuple(image_shape))
+        if not hidden_dims or any(width < 1 for width in hidden_dims):
+            raise CsgmError(f"generator.arch.hidden_dims={list(hidden_dims)} must be a non-empty list of widths >= 1")
         self.hidden_dims = list(hidden_dims)
         self.net = _mlp([self.latent_dim, *self.hidden_dims, self.num_pixels])
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Sequence
 
-from csgm.errors import check_choice, check_options
+from csgm.options import instantiate, parameters, resolve_target
 from csgm.operators.base import LinearOperator, resolve_count
 from csgm.operators.blur import BlurOperator
 from csgm.operators.fourier import FourierOperator
@@ -15,7 +14,8 @@ from csgm.operators.inpaint import InpaintOperator
 from csgm.operators.noise import Noise, build_noise
 from csgm.operators.superres import SuperResOperator
 
-__all__ = ["OPERATORS", "LinearOperator", "Noise", "build_noise", "build_operator", "operator_uses_m", "resolve_count"]
+__all__ = ["OPERATORS", "LinearOperator", "Noise", "build_noise", "build_operator", "operator_class", "operator_uses_m",
+           "resolve_count"]
 
 OPERATORS: dict[str, type[LinearOperator]] = {
     cls.name: cls
@@ -23,25 +23,25 @@ OPERATORS: dict[str, type[LinearOperator]] = {
 }
 
 
-def _parameters(cls: type[LinearOperator]) -> set[str]:
-    return set(inspect.signature(cls.__init__).parameters) - {"self", "image_shape"}
+def operator_class(cfg: dict) -> type[LinearOperator]:
+    """The class of a conf/operator entry: ``OPERATORS[name]`` or a user's ``_target_``."""
+    return resolve_target("operator", cfg, OPERATORS, LinearOperator)
 
 
 def operator_uses_m(cfg: dict) -> bool:
     """Whether the operator's measurement count comes from ``m`` (else it is fixed by its options)."""
-    check_choice("operator", cfg["name"], OPERATORS)
-    return "m" in _parameters(OPERATORS[cfg["name"]]) and cfg.get("mode", "random") == "random"
+    return "m" in parameters(operator_class(cfg)) and cfg.get("mode", "random") == "random"
 
 
 def build_operator(cfg: dict, image_shape: Sequence[int], seed: int = 0, m: int | float | None = None) -> LinearOperator:
-    """Build the operator of a conf/operator entry for ``image_shape``; ``m`` overrides ``cfg['m']``."""
-    check_choice("operator", cfg["name"], OPERATORS)
-    cls = OPERATORS[cfg["name"]]
-    accepted = _parameters(cls)
-    options = {k: v for k, v in cfg.items() if k != "name"}
-    check_options(f"operator {cfg['name']!r}", options, accepted)
-    if m is not None and "m" in accepted:
-        options["m"] = m
+    """Build the operator of a conf/operator entry for ``image_shape``; ``m`` (the measurement grid's value)
+    replaces ``cfg['m']`` and the run ``seed`` is passed to operators that draw at random."""
+    cls = operator_class(cfg)
+    accepted = parameters(cls)
+    fixed: dict = {"image_shape": image_shape}
     if "seed" in accepted:
-        options["seed"] = seed
-    return cls(image_shape, **options)
+        fixed["seed"] = seed
+    if m is not None and "m" in accepted:
+        fixed["m"] = m
+    options = {k: v for k, v in cfg.items() if k not in fixed}
+    return instantiate("operator.", cls, options, **fixed)

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from csgm.errors import CsgmError, check_choice, check_options
+from csgm.errors import check_choice, check_range
+from csgm.options import instantiate, resolve_target
 from csgm.seeding import derive_seed
 
 __all__ = ["Noise", "build_noise", "NOISES"]
@@ -24,10 +25,10 @@ class Noise(nn.Module):
     def __init__(self, kind: str = "gaussian", std: float = 0.1, df: float = 3.0) -> None:
         super().__init__()
         check_choice("noise", kind, NOISES)
-        if kind != "none" and not std >= 0:
-            raise CsgmError(f"noise std={std} must be >= 0")
-        if kind == "student_t" and not df > 0:
-            raise CsgmError(f"student_t df={df} must be > 0")
+        if kind != "none":
+            check_range("noise.std", std, 0)
+        if kind == "student_t":
+            check_range("noise.df", df, 0, low_open=True)
         self.kind, self.std, self.df = kind, float(std), float(df)
 
     @property
@@ -56,7 +57,8 @@ class Noise(nn.Module):
 
 
 def build_noise(cfg: dict) -> Noise:
-    """Noise from a conf/noise entry: {name, std, df}."""
-    options = {k: v for k, v in cfg.items() if k != "name"}
-    check_options(f"noise {cfg['name']!r}", options, {"std", "df"})
-    return Noise(cfg["name"], **options)
+    """Noise from a conf/noise entry: {name, std, df}, or a user's Noise subclass by ``_target_``."""
+    if "_target_" in cfg:
+        return instantiate("noise.", resolve_target("noise", cfg, {}, Noise), cfg)
+    check_choice("noise", cfg.get("name"), NOISES)
+    return instantiate("noise.", Noise, cfg, kind=cfg["name"])

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 from csgm.generators import Generator
 from csgm.metrics import image_metrics
 from csgm.operators import LinearOperator, Noise
+from csgm.recovery.store import FAILED_STATUSES, METRICS
 from csgm.seeding import seeded_generator
 from csgm.solvers import Solver
 
@@ -79,17 +80,22 @@ class RecoveryModule(pl.LightningModule):
         seconds = (time.perf_counter() - start) / len(ids)
         x_hat = out.x_hat.detach().clamp(0, 1)
         metrics = image_metrics(x_hat, x)
-        failed = out.extra.get("all_restarts_diverged", torch.zeros(len(ids), dtype=torch.bool))
+        all_diverged = out.extra.get("all_restarts_diverged", torch.zeros(len(ids), dtype=torch.bool)).cpu()
+        nonfinite = ~(torch.isfinite(x_hat.flatten(1)).all(1) & torch.isfinite(out.measurement_loss)).cpu()
         converged = out.converged if out.converged is not None else torch.ones(len(ids), dtype=torch.bool)
         evaluations = out.extra.get("generator_evaluations", torch.zeros(len(ids), dtype=torch.long))
-        rows = [{
-            "solver": self.labels.get("solver", solver.name), "operator": self.labels.get("operator", operator.name),
-            "noise": self.labels.get("noise", self.noise.kind), "noise_std": 0.0 if self.noise.kind == "none" else self.noise.std,
-            "m": operator.m, "image_id": image_id,
-            "mse": float(metrics["mse"][j]), "psnr": float(metrics["psnr"][j]), "ssim": float(metrics["ssim"][j]),
-            "measurement_loss": float(out.measurement_loss[j]), "iterations": int(out.iterations[j]),
-            "dropped_restarts": int(out.dropped_restarts[j]), "generator_evaluations": int(evaluations[j]),
-            "status": "all_restarts_diverged" if bool(failed[j]) else ("ok" if bool(converged[j]) else "not_converged"),
-            "seconds": seconds, "params": json.dumps(solver.tuned, sort_keys=True),
-        } for j, image_id in enumerate(ids)]
-        return rows, x_hat.cpu()
+        rows = []
+        for j, image_id in enumerate(ids):
+            status = ("all_restarts_diverged" if bool(all_diverged[j]) else "diverged" if bool(nonfinite[j])
+                      else "ok" if bool(converged[j]) else "not_converged")
+            failed = status in FAILED_STATUSES
+            rows.append({
+                "solver": self.labels.get("solver", solver.name), "operator": self.labels.get("operator", operator.name),
+                "noise": self.labels.get("noise", self.noise.kind),
+                "noise_std": 0.0 if self.noise.kind == "none" else self.noise.std, "m": operator.m, "image_id": image_id,
+                **{k: None if failed else float(metrics[k][j]) for k in METRICS},
+                "measurement_loss": None if failed else float(out.measurement_loss[j]), "iterations": int(out.iterations[j]),
+                "dropped_restarts": int(out.dropped_restarts[j]), "generator_evaluations": int(evaluations[j]),
+                "status": status, "seconds": seconds, "params": json.dumps(solver.tuned, sort_keys=True),
+            })
+        return rows, torch.nan_to_num(x_hat, nan=0.0).cpu()

@@ -1,4 +1,11 @@
-"""Where recovery runs live: `checkpoint=latest`, and run folders named by what determines their results."""
+"""Where recovery runs live: `checkpoint=latest`, and run folders named by what determines their results.
+
+A run folder's name ends with a hash of its *identity*: the dataset, input, operator, noise, solver
+(less its speed-only options), seed, numeric precision, the validation setting of tuned solvers, and
+the content digest of the generator (its architecture and weights, not the checkpoint's path). The
+identity is also stored in the folder (``identity.json``) and checked on every resume, so results of two
+settings or two generators can never mix in one folder.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from csgm.errors import CsgmError
+from csgm.files import atomic_write_bytes
 
-__all__ = ["resolve_checkpoint", "run_fingerprint", "register_resolvers", "results_defining", "FINGERPRINT_KEYS"]
+__all__ = ["resolve_checkpoint", "run_identity", "run_fingerprint", "check_identity", "register_resolvers",
+           "results_defining", "uses_generator", "digest_cache_file", "IDENTITY_FILE"]
 
-FINGERPRINT_KEYS = ("dataset", "checkpoint", "input", "operator", "noise", "solver", "seed")
+IDENTITY_KEYS = ("dataset", "input", "operator", "noise", "solver", "seed")
 SPEED_ONLY_SOLVER_OPTIONS = ("flush_denormals", "compile")  # how fast, not what: a run may resume with them changed
+IDENTITY_FILE = "identity.json"
+_PRECISION_ALIASES = {"32": "32-true", "64": "64-true", "16": "16-mixed", "bf16": "bf16-mixed"}
 
 
 def results_defining(solver_cfg: dict) -> dict:
@@ -33,18 +44,79 @@ def resolve_checkpoint(value: str | None, output_root: str | Path) -> str | None
     return str(found[-1].resolve())
 
 
+def uses_generator(cfg: dict) -> bool:
+    """Whether the run needs the generator (a generative solver, or images drawn from G)."""
+    from csgm.solvers import solver_class
+
+    return cfg.get("input") == "gen_span" or solver_class(cfg["solver"]).needs_generator
+
+
+def digest_cache_file(cfg: dict) -> Path:
+    """Where checkpoint content digests are cached (so large checkpoints are hashed once)."""
+    return Path(cfg["paths"]["output_root"]) / "cache" / "checkpoint_digests.json"
+
+
+def run_identity(cfg: dict, generator_digest: str | None) -> dict[str, Any]:
+    """Everything that determines per-image results (not the m grid, the number of images, the batch
+    size, the devices or the speed-only solver options)."""
+    identity = {k: cfg.get(k) for k in IDENTITY_KEYS}
+    identity["solver"] = results_defining(identity["solver"])
+    identity["generator"] = generator_digest
+    precision = str(cfg.get("trainer", {}).get("precision", "32-true"))
+    identity["precision"] = _PRECISION_ALIASES.get(precision, precision)
+    if "auto" in identity["solver"].values():  # validation images choose the hyperparameter
+        identity["tuning"] = cfg.get("tuning")
+    return identity
+
+
+def _hash(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _selected(root: DictConfig, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The given keys of the root config, each resolved on its own (``run_name`` itself is never resolved)."""
+    out = {}
+    for key in keys:
+        node = OmegaConf.select(root, key)
+        out[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    return out
+
+
 def run_fingerprint(cfg: Any) -> str:
-    """8 hex digits over the settings that determine per-image results (not the m grid, the number of
-    images or the trainer): re-running the same command finds the same folder and resumes it."""
-    node = OmegaConf.to_container(cfg, resolve=False) if not isinstance(cfg, dict) else cfg
-    keyed = {k: node.get(k) for k in FINGERPRINT_KEYS}
-    if isinstance(keyed["solver"], dict):
-        keyed["solver"] = results_defining(keyed["solver"])
+    """8 hex digits over ``run_identity``: re-running the same command finds the same folder and resumes
+    it. Never raises (it names a folder): a config that cannot be resolved is reported by recover()."""
     try:
-        keyed["checkpoint"] = resolve_checkpoint(keyed["checkpoint"], node.get("paths", {}).get("output_root", "outputs"))
-    except CsgmError:
-        pass  # no checkpoint yet: recover() reports it in one line; the folder name need not
-    return hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        needed = (*IDENTITY_KEYS, "trainer", "tuning", "checkpoint", "paths")
+        node = _selected(cfg, needed) if OmegaConf.is_config(cfg) else {k: cfg.get(k) for k in needed}
+    except Exception:
+        return "unresolved"
+    digest = None
+    try:
+        if uses_generator(node):
+            checkpoint = resolve_checkpoint(node["checkpoint"], node["paths"]["output_root"])
+            from csgm.generators.checkpoint import checkpoint_digest
+
+            digest = checkpoint_digest(checkpoint, digest_cache_file(node))
+    except Exception:
+        digest = f"unreadable:{node.get('checkpoint')}"  # recover() reports the checkpoint in one line
+    try:
+        return _hash(run_identity(node, digest))
+    except Exception:
+        return "unresolved"
+
+
+def check_identity(run_dir: Path, identity: dict[str, Any]) -> None:
+    """Record ``identity`` in a new run folder, or check that an existing folder holds the same setting."""
+    path = run_dir / IDENTITY_FILE
+    stored = json.loads(path.read_text())["identity"] if path.is_file() else None
+    current = json.loads(json.dumps(identity, sort_keys=True, default=str))
+    if stored is None:
+        atomic_write_bytes(path, json.dumps({"fingerprint": _hash(identity), "identity": current}, indent=1,
+                                            sort_keys=True).encode())
+    elif stored != current:
+        differing = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
+        raise CsgmError(f"run folder {str(run_dir)!r} holds results of another setting (differs in: {', '.join(differing)}); "
+                        "use another folder or remove this one")
 
 
 def register_resolvers() -> None:

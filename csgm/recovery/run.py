@@ -2,35 +2,38 @@
 
 from __future__ import annotations
 
-import io
+import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
+from filelock import FileLock, Timeout
 from torch.utils.data import DataLoader, Subset
 
 from csgm.cli import plain
+from csgm.config import validate_recover_config
 from csgm.data import load_splits
-from csgm.errors import CsgmError, check_choice
+from csgm.errors import CsgmError
+from csgm.files import atomic_write_files
+from csgm.generators import Generator
 from csgm.generators.checkpoint import load_generator
-from csgm.operators import build_noise, build_operator
+from csgm.operators import Noise, build_noise, build_operator
 from csgm.recovery.grid import measurement_grid
 from csgm.recovery.module import RecoveryModule, WorkItems, gen_span_images
-from csgm.recovery.paths import resolve_checkpoint
-from csgm.files import atomic_write_bytes
-from csgm.recovery.store import ResultsStore
+from csgm.recovery.paths import check_identity, resolve_checkpoint, run_identity, uses_generator
+from csgm.recovery.store import ResultsStore, tensor_bytes
 from csgm.recovery.tuning import tune_per_m
 from csgm.recovery.writer import ShardWriter
-from csgm.reporting.loggers import LOGGERS, wandb_options
-from csgm.reporting.wandb_log import log_recovery_to_wandb
+from csgm.reporting.plots import error_curves_png, image_rows_png
 from csgm.reporting.sweep import register_run
-from csgm.reporting.plots import plot_error_curves, save_image_rows
-from csgm.solvers import build_solver
+from csgm.reporting.wandb_log import log_recovery_to_wandb
+from csgm.solvers import Solver, build_solver
 from csgm.training.run import build_trainer
 
-__all__ = ["recover", "INPUTS"]
+__all__ = ["recover"]
 
-INPUTS = ("test", "val", "gen_span")
 
 
 def _images(cfg: dict, splits: dict) -> Subset:
@@ -42,66 +45,92 @@ def _images(cfg: dict, splits: dict) -> Subset:
     return Subset(dataset, range(count))
 
 
-def _save_originals(store: ResultsStore, originals: Callable[[list[int]], torch.Tensor], count: int) -> dict[str, torch.Tensor]:
-    """Store the first ``count`` ground-truth images with their ids (``originals.pt``) for grids and reports."""
+def _originals_payload(originals: Callable[[list[int]], torch.Tensor], count: int) -> dict[str, torch.Tensor]:
+    """The first ``count`` ground-truth images with their ids (``originals.pt``) for grids and reports."""
     ids = list(range(count))
-    payload = {"ids": torch.tensor(ids, dtype=torch.long), "images": originals(ids).detach().cpu().float()}
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(store.run_dir / "originals.pt", buffer.getvalue())
-    return payload
+    images = originals(ids).detach().cpu().float() if count else torch.zeros(0)
+    return {"ids": torch.tensor(ids, dtype=torch.long), "images": images}
 
 
-def _grid_images(store: ResultsStore, originals: dict[str, torch.Tensor]) -> dict[str, Path]:
-    """Originals on top, then one row per m of this run."""
-    recon = store.reconstructions()
+def _grid_rows(x_hat: dict[tuple[int, int], torch.Tensor], originals: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """Originals on top, then one row per m of this run (an m shown only when all shown images are done)."""
     ids = originals["ids"].tolist()
+    if not ids:
+        return []
     rows = [originals["images"]]
-    for m in sorted({m for m, _ in recon}):
-        if all((m, i) in recon for i in ids):
-            rows.append(torch.stack([recon[(m, i)] for i in ids]))
-    return {"recovery_grid": save_image_rows(rows, store.run_dir / "grid.png")} if len(rows) > 1 else {}
+    for m in sorted({m for m, _ in x_hat}):
+        if all((m, i) in x_hat for i in ids):
+            rows.append(torch.stack([x_hat[(m, i)] for i in ids]))
+    return rows if len(rows) > 1 else []
+
+
+@contextmanager
+def _run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder's lock (rank 0 of a cluster job only): a second identical command waits for the
+    first one, then finds its work done; nothing is computed twice."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(run_dir / ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"csgm: run folder {str(run_dir)!r} is busy (another recover.py is writing it); waiting for it to finish",
+              file=sys.stderr, flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     """Run the configured recovery grid; returns the summary rows and the paths written."""
     cfg = plain(cfg)
+    validate_recover_config(cfg)
     run_dir = Path(run_dir)
-    check_choice("input", cfg["input"], INPUTS)
-    check_choice("logger", cfg["logger"]["name"], LOGGERS)
-    if cfg["logger"]["name"] == "wandb":
-        wandb_options(cfg["logger"])  # a bad W&B mode fails here, before any work
     torch.manual_seed(cfg["seed"])
     solver = build_solver(cfg["solver"])
     noise = build_noise(cfg["noise"])
     splits = load_splits(cfg["dataset"])
     images = _images(cfg, splits)
     image_shape = tuple(images[0][0].shape)
-    generator, checkpoint = None, None
-    if solver.needs_generator or cfg["input"] == "gen_span":
+    generator, checkpoint, digest = None, None, None
+    if uses_generator(cfg):
         checkpoint = resolve_checkpoint(cfg["checkpoint"], cfg["paths"]["output_root"])
         if checkpoint is None:
             raise CsgmError(f"solver {cfg['solver']['name']!r} needs a generator: pass checkpoint=PATH or checkpoint=latest")
         generator, meta = load_generator(checkpoint)
+        digest = meta["digest"]
         if tuple(generator.image_shape) != image_shape:
             raise CsgmError(f"checkpoint {checkpoint!r} makes {'x'.join(map(str, generator.image_shape))} images "
                             f"(trained on {meta['dataset']!r}) but dataset {cfg['dataset']['name']!r} has "
                             f"{'x'.join(map(str, image_shape))}; use a checkpoint trained on this dataset")
     grid = measurement_grid(cfg["measurements"], cfg["operator"])
     operators = [build_operator(cfg["operator"], image_shape, cfg["seed"], m) for m in grid]
+    with _run_lock(run_dir):
+        check_identity(run_dir, run_identity(cfg, digest))
+        return _run(cfg, run_dir, solver, noise, splits, images, generator, digest, operators)
+
+
+def _run(cfg: dict, run_dir: Path, solver: Solver, noise: Noise, splits: dict, images: Subset, generator: Generator | None,
+         digest: str | None, operators: list) -> dict[str, Any]:
+    """The work of ``recover`` once the run folder is locked and its identity checked."""
+    image_shape = tuple(images[0][0].shape)
     store = ResultsStore(run_dir)
     done = store.done()
     pairs = [(j, i) for j, op in enumerate(operators) for i in range(len(images)) if (op.m, i) not in done]
     pending = sorted({j for j, _ in pairs})  # only m values with work left need their hyperparameters
     val_count = min(cfg["tuning"]["num_images"], len(splits["val"]))
     val_images = torch.stack([splits["val"][i][0] for i in range(val_count)]) if val_count else torch.zeros(0, *image_shape)
-    context = {"dataset": cfg["dataset"], "operator": cfg["operator"], "noise": cfg["noise"], "checkpoint": checkpoint}
+    context = {"dataset": cfg["dataset"], "operator": cfg["operator"], "noise": cfg["noise"], "generator": digest}
     solvers = [solver] * len(operators)
     tuned = tune_per_m(cfg["solver"], [operators[j] for j in pending], val_images, noise, generator, cfg["seed"],
                        Path(cfg["paths"]["output_root"]) / "tuning", context)
     for j, tuned_solver in zip(pending, tuned):
         solvers[j] = tuned_solver
-    labels = {"solver": cfg["solver"].get("label") or cfg["solver"]["name"], "noise": cfg["noise"]["name"]}
+    labels = {"solver": cfg["solver"].get("label") or cfg["solver"].get("name"), "noise": cfg["noise"].get("name", "noise")}
     module = RecoveryModule(generator, solvers, operators, noise, cfg["seed"], cfg["input"], labels=labels)
     trainer = build_trainer(cfg["trainer"], inference_mode=False, logger=False, default_root_dir=str(run_dir),
                             callbacks=[ShardWriter(store)], enable_checkpointing=False)
@@ -112,18 +141,25 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     if not trainer.is_global_zero:
         return {}
     requested_m = {op.m for op in operators}
-    rows, summary = store.merge(lambda m, image_id: m in requested_m and image_id < len(images))
-    paths = {"results": run_dir / "results.csv", "summary": run_dir / "summary.csv",
-             "curve": plot_error_curves(summary, run_dir / "error_vs_m.png")}
+    merged = store.merge(lambda m, image_id: m in requested_m and image_id < len(images))
     if cfg["input"] == "gen_span":
         originals = lambda ids: gen_span_images(generator, ids, cfg["seed"])  # noqa: E731
     else:
         originals = lambda ids: torch.stack([images[i][0] for i in ids])  # noqa: E731
-    shown = _save_originals(store, originals, min(cfg["save_images"], cfg["num_images"]))
-    paths.update(_grid_images(store, shown))
+    shown = _originals_payload(originals, min(cfg["save_images"], cfg["num_images"]))
+    grid_rows = _grid_rows(merged.x_hat, shown)
+    paths = {"results": run_dir / "results.csv", "summary": run_dir / "summary.csv", "curve": run_dir / "error_vs_m.png"}
+    files = {**merged.files(run_dir), run_dir / "originals.pt": tensor_bytes(shown),
+             paths["curve"]: error_curves_png(merged.summary)}
+    if grid_rows:
+        paths["recovery_grid"] = run_dir / "grid.png"
+        files[paths["recovery_grid"]] = image_rows_png(grid_rows)
+    atomic_write_files(files)  # every output changes together: none is ever stale relative to results.csv
+    if not grid_rows:
+        (run_dir / "grid.png").unlink(missing_ok=True)
     if cfg.get("report_name"):
         register_run(cfg, run_dir, sorted(requested_m), len(images))
     if cfg["logger"]["name"] == "wandb":
-        log_recovery_to_wandb(cfg["logger"], run_dir, run_dir.name, cfg, summary,
+        log_recovery_to_wandb(cfg["logger"], run_dir, run_dir.name, cfg, merged.summary,
                               {k: v for k, v in paths.items() if str(v).endswith(".png")})
-    return {"summary": summary, "rows": len(rows), "paths": paths}
+    return {"summary": merged.summary, "rows": len(merged.rows), "paths": paths}

@@ -1,24 +1,39 @@
-"""The results store of one recovery run: atomic per-batch shards, merged tables, resume."""
+"""The results store of one recovery run: atomic per-batch shards, merged tables, resume.
+
+A failed image (status ``all_restarts_diverged`` or ``diverged``) has no error values: its metric
+columns are empty in results.csv, summaries average over the other images only and count the failed
+ones (``failed``), so no mean silently includes a fallback estimate.
+"""
 
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
 
-from csgm.files import atomic_write_bytes
+from csgm.files import atomic_write_bytes, is_temporary
 from csgm.metrics import mean_ci95
 
-__all__ = ["ResultsStore", "csv_bytes", "summarise", "summary_key", "RESULT_FIELDS", "SUMMARY_FIELDS"]
+__all__ = ["ResultsStore", "MergedResults", "csv_bytes", "summarise", "summary_key", "tensor_bytes", "is_failed",
+           "RESULT_FIELDS", "SUMMARY_FIELDS", "FAILED_STATUSES", "METRICS"]
 
 RESULT_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "image_id", "mse", "psnr", "ssim", "measurement_loss",
                  "iterations", "dropped_restarts", "generator_evaluations", "status", "seconds", "params"]
 SUMMARY_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "images", "mse_mean", "mse_ci95", "psnr_mean", "psnr_ci95",
                   "ssim_mean", "ssim_ci95", "failed", "not_converged", "params"]
+FAILED_STATUSES = ("all_restarts_diverged", "diverged")
+METRICS = ("mse", "psnr", "ssim")
+
+
+def is_failed(row: dict[str, Any]) -> bool:
+    """Whether a result row is a failed image (no estimate worth a number)."""
+    return row["status"] in FAILED_STATUSES
 
 
 def csv_bytes(rows: Iterable[dict[str, Any]], fields: list[str]) -> bytes:
@@ -29,35 +44,63 @@ def csv_bytes(rows: Iterable[dict[str, Any]], fields: list[str]) -> bytes:
     return buffer.getvalue().encode()
 
 
+def tensor_bytes(payload: Any) -> bytes:
+    """``torch.save`` into memory (for atomic writes)."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
 def summary_key(row: dict[str, Any]) -> tuple[str, str, str, float, int]:
     """One point of a curve: (solver, operator, noise, noise std, m) of a result or summary row."""
     return row["solver"], row["operator"], row["noise"], float(row.get("noise_std", 0.0)), int(row["m"])
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and 95% interval of mse/psnr/ssim per (solver, operator, noise, noise std, m), sorted."""
+    """Mean and 95% interval of mse/psnr/ssim per (solver, operator, noise, noise std, m) over the images
+    that did not fail (NaN if all failed), with the counts of failed and not converged images; sorted."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(summary_key(row), []).append(row)
     summary = []
     for (solver, operator, noise, noise_std, m), members in sorted(groups.items()):
+        kept = [r for r in members if not is_failed(r)]
         entry: dict[str, Any] = {"solver": solver, "operator": operator, "noise": noise, "noise_std": noise_std, "m": m,
-                                 "images": len(members),
-                                 "failed": sum(r["status"] == "all_restarts_diverged" for r in members),
+                                 "images": len(members), "failed": len(members) - len(kept),
                                  "not_converged": sum(r["status"] == "not_converged" for r in members),
                                  "params": members[0].get("params", "{}")}
-        for metric in ("mse", "psnr", "ssim"):
-            mean, half = mean_ci95([float(r[metric]) for r in members])
+        for metric in METRICS:
+            mean, half = mean_ci95([float(r[metric]) for r in kept])
             entry[f"{metric}_mean"], entry[f"{metric}_ci95"] = mean, half
         summary.append(entry)
     return summary
 
 
+@dataclass
+class MergedResults:
+    """Every row of a run folder (sorted by (m, image id)), the summary of a request, the estimates."""
+
+    rows: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+    x_hat: dict[tuple[int, int], torch.Tensor]
+
+    def files(self, run_dir: Path) -> dict[Path, bytes]:
+        """results.csv, summary.csv and reconstructions.pt, to be written together."""
+        keys = sorted(self.x_hat)
+        stacked = torch.stack([self.x_hat[k] for k in keys]) if keys else torch.zeros(0)
+        return {run_dir / "results.csv": csv_bytes(self.rows, RESULT_FIELDS),
+                run_dir / "summary.csv": csv_bytes(self.summary, SUMMARY_FIELDS),
+                run_dir / "reconstructions.pt": tensor_bytes({"keys": torch.tensor(keys, dtype=torch.long).view(-1, 2),
+                                                              "x_hat": stacked})}
+
+
 class ResultsStore:
     """``run_dir/shards/*.pt`` hold (rows, reconstructions) per batch and m, each written atomically by the
-    rank that computed it; ``merge`` writes ``results.csv`` (every row the folder holds), ``summary.csv``
-    (the rows of the current request) and ``reconstructions.pt``.
-    A rerun reads the shards and skips every (m, image id) already done.
+    rank that computed it; ``merge`` gathers them (one row per (m, image id)) for results.csv (every row
+    the folder holds), summary.csv (the rows of the current request) and reconstructions.pt.
+    A rerun reads the shards and skips every (m, image id) already done. Temporary files of interrupted
+    writes are never read; a shard that cannot be read is moved to ``shards/unreadable/`` with one
+    warning line, and its images are recomputed.
     """
 
     def __init__(self, run_dir: str | Path) -> None:
@@ -68,14 +111,28 @@ class ResultsStore:
         """Store one batch's rows and reconstructions (B, C, H, W); returns the shard path."""
         ids = ",".join(f"{r['m']}:{r['image_id']}" for r in rows)
         name = f"m{rows[0]['m']}_id{rows[0]['image_id']}_{hashlib.sha1(ids.encode()).hexdigest()[:10]}.pt"
-        buffer = io.BytesIO()
-        torch.save({"rows": rows, "x_hat": x_hat.detach().cpu().float()}, buffer)
         path = self.shard_dir / name
-        atomic_write_bytes(path, buffer.getvalue())
+        atomic_write_bytes(path, tensor_bytes({"rows": rows, "x_hat": x_hat.detach().cpu().float()}))
         return path
 
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        try:
+            shard = torch.load(path, weights_only=True)
+            if not (isinstance(shard, dict) and len(shard["rows"]) == len(shard["x_hat"])):
+                raise ValueError("not a results shard")
+            return shard
+        except Exception as exc:  # truncated, empty or foreign file
+            aside = self.shard_dir / "unreadable" / path.name
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(aside)
+            print(f"csgm: warning: shard {str(path)!r} is unreadable ({type(exc).__name__}); moved to {str(aside)!r}, "
+                  "its images will be recomputed", file=sys.stderr, flush=True)
+            return None
+
     def shards(self) -> list[dict[str, Any]]:
-        return [torch.load(p, weights_only=True) for p in sorted(self.shard_dir.glob("*.pt"))]
+        """Every readable shard (temporary files of interrupted writes are skipped)."""
+        paths = sorted(p for p in self.shard_dir.glob("*.pt") if not is_temporary(p))
+        return [shard for shard in map(self._read, paths) if shard is not None]
 
     def done(self) -> set[tuple[int, int]]:
         """The (m, image id) pairs already stored."""
@@ -86,9 +143,9 @@ class ResultsStore:
         merged = torch.load(self.run_dir / "reconstructions.pt", weights_only=True)
         return {tuple(key): x_hat for key, x_hat in zip(merged["keys"].tolist(), merged["x_hat"])}
 
-    def merge(self, requested: Callable[[int, int], bool] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Merge all shards (one row per (m, image id), sorted) into results.csv; summary.csv covers the
-        (m, image id) pairs ``requested`` accepts (all if None). Returns (all rows, that summary)."""
+    def merge(self, requested: Callable[[int, int], bool] | None = None) -> MergedResults:
+        """All shards merged (one row per (m, image id), sorted); the summary covers the (m, image id)
+        pairs ``requested`` accepts (all if None). Nothing is written: see ``MergedResults.files``."""
         rows: dict[tuple[int, int], dict[str, Any]] = {}
         images: dict[tuple[int, int], torch.Tensor] = {}
         for shard in self.shards():
@@ -96,12 +153,5 @@ class ResultsStore:
                 key = (int(row["m"]), int(row["image_id"]))
                 rows[key], images[key] = row, x_hat
         keys = sorted(rows)
-        ordered = [rows[k] for k in keys]
         summary = summarise([rows[k] for k in keys if requested is None or requested(*k)])
-        atomic_write_bytes(self.run_dir / "results.csv", csv_bytes(ordered, RESULT_FIELDS))
-        atomic_write_bytes(self.run_dir / "summary.csv", csv_bytes(summary, SUMMARY_FIELDS))
-        buffer = io.BytesIO()
-        torch.save({"keys": torch.tensor(keys, dtype=torch.long).view(-1, 2),
-                    "x_hat": torch.stack([images[k] for k in keys]) if keys else torch.zeros(0)}, buffer)
-        atomic_write_bytes(self.run_dir / "reconstructions.pt", buffer.getvalue())
-        return ordered, summary
+        return MergedResults([rows[k] for k in keys], summary, images)

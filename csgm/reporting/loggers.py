@@ -3,34 +3,43 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Sequence
 
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
-from csgm.errors import CsgmError, check_choice
+from csgm.errors import check_choice
+from csgm.options import instantiate
 
-__all__ = ["build_logger", "finish_wandb", "wandb_options", "LOGGERS"]
+__all__ = ["build_logger", "finish_wandb", "logger_options", "wandb_options", "LOGGERS"]
 
-LOGGERS = ("csv", "wandb", "none")
-WANDB_MODES = ("offline", "online", "disabled")
+
+def _no_options() -> dict:
+    return {}
+
+
+def wandb_options(project: str = "csgm", entity: str | None = None, group: str | None = None, tags: Sequence[str] = (),
+                  mode: Literal["offline", "online", "disabled"] = "offline") -> dict:
+    """The W&B run options of a conf/logger entry (project, entity, group, tags, mode)."""
+    return {"project": project, "entity": entity, "group": group, "tags": list(tags), "mode": mode}
+
+
+LOGGERS = {"csv": _no_options, "wandb": wandb_options, "none": _no_options}
+
+
+def logger_options(cfg: dict) -> dict:
+    """The checked options of a conf/logger entry (one line naming an unknown key or a bad value)."""
+    check_choice("logger", cfg.get("name"), LOGGERS)
+    return instantiate("logger.", LOGGERS[cfg["name"]], cfg)
 
 
 def build_logger(cfg: dict, run_dir: str | Path, run_name: str) -> Logger | bool:
     """Lightning logger for ``cfg['name']``; W&B files go to ``run_dir/wandb``."""
-    check_choice("logger", cfg["name"], LOGGERS)
+    options = logger_options(cfg)
     if cfg["name"] == "csv":
         return CSVLogger(save_dir=str(run_dir), name="csv", version="")
     if cfg["name"] == "none":
         return False
-    return WandbLogger(name=run_name, save_dir=str(run_dir), **wandb_options(cfg))
-
-
-def wandb_options(cfg: dict) -> dict:
-    """The W&B run options of a conf/logger entry (project, entity, group, tags, mode), mode checked."""
-    mode = cfg.get("mode", "offline")
-    if mode not in WANDB_MODES:
-        raise CsgmError(f"logger.mode={mode!r} is not a W&B mode; use one of {', '.join(WANDB_MODES)}")
-    return {"project": cfg.get("project", "csgm"), "entity": cfg.get("entity"), "group": cfg.get("group"),
-            "tags": list(cfg.get("tags") or []), "mode": mode}
+    return WandbLogger(name=run_name, save_dir=str(run_dir), **options)
 
 
 def finish_wandb() -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-
-from csgm.files import atomic_path
 from torchvision.utils import make_grid, save_image
 
-__all__ = ["plot_error_curves", "save_image_rows", "METRIC_LABELS", "X_AXES"]
+from csgm.files import atomic_write_bytes
+
+__all__ = ["plot_error_curves", "save_image_rows", "error_curves_png", "image_rows_png", "METRIC_LABELS", "X_AXES"]
 
 METRIC_LABELS = {"mse": "per-pixel squared error ||x̂ - x||² / n", "psnr": "PSNR (dB)", "ssim": "SSIM"}
 
@@ -20,7 +22,15 @@ X_AXES = {"m": "number of measurements m", "noise_std": "noise standard deviatio
 
 def plot_error_curves(summary: Sequence[dict[str, Any]], path: str | Path, metric: str = "mse", title: str | None = None,
                       x: str = "m") -> Path:
-    """One curve per setting of ``metric`` mean versus ``x`` (m or noise_std), with a 95% band; PNG at ``path``."""
+    """``error_curves_png`` written to ``path``."""
+    atomic_write_bytes(path, error_curves_png(summary, metric, title, x))
+    return Path(path)
+
+
+def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", title: str | None = None, x: str = "m") -> bytes:
+    """One curve per setting of ``metric`` mean versus ``x`` (m or noise_std), with a 95% band, as PNG bytes.
+    Failed images are not in the means (summaries exclude them); the legend says how many there were,
+    and a point where every image failed is left out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,7 +46,10 @@ def plot_error_curves(summary: Sequence[dict[str, Any]], path: str | Path, metri
         curves.setdefault(label(row), []).append(row)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, rows in sorted(curves.items()):
-        rows = sorted(rows, key=lambda r: float(r[x]))
+        failed = sum(int(r.get("failed", 0)) for r in rows)
+        if failed:
+            name += f" [{failed} failed images excluded]"
+        rows = sorted((r for r in rows if math.isfinite(float(r[f"{metric}_mean"]))), key=lambda r: float(r[x]))
         xs = [float(r[x]) for r in rows]
         mean = [float(r[f"{metric}_mean"]) for r in rows]
         half = [float(r[f"{metric}_ci95"]) for r in rows]
@@ -48,16 +61,22 @@ def plot_error_curves(summary: Sequence[dict[str, Any]], path: str | Path, metri
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=120, format="png")
     plt.close(fig)
-    return Path(path)
+    return buffer.getvalue()
 
 
 def save_image_rows(rows: Sequence[torch.Tensor], path: str | Path) -> Path:
-    """Stack equally long image rows (each (N, C, H, W)): originals first, then one row per method."""
+    """``image_rows_png`` written to ``path``."""
+    atomic_write_bytes(path, image_rows_png(rows))
+    return Path(path)
+
+
+def image_rows_png(rows: Sequence[torch.Tensor]) -> bytes:
+    """Stack equally long image rows (each (N, C, H, W)): originals first, then one row per method; PNG bytes."""
     images = torch.cat([r.detach().cpu().float() for r in rows])
     grid = make_grid(images, nrow=len(rows[0]), padding=2, pad_value=1.0)
-    with atomic_path(path) as tmp:
-        save_image(grid, tmp)
-    return Path(path)
+    buffer = io.BytesIO()
+    save_image(grid, buffer, format="png")
+    return buffer.getvalue()

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 __all__ = ["format_summary"]
 
 
 def format_summary(summary: Sequence[dict[str, Any]]) -> str:
-    """One line per (solver, operator, noise, m): per-pixel error mean ± 95%, PSNR, SSIM."""
-    header = f"{'solver':<18} {'operator':<10} {'noise':<16} {'m':>6} {'images':>6}  {'per-pixel error':>19}  {'PSNR':>12}  {'SSIM':>13}"
+    """One line per (solver, operator, noise, m): images, failed images, then per-pixel error mean ± 95%,
+    PSNR and SSIM over the images that did not fail ('all failed' when none is left)."""
+    header = (f"{'solver':<18} {'operator':<10} {'noise':<16} {'m':>6} {'images':>6} {'failed':>6}  "
+              f"{'per-pixel error':>19}  {'PSNR':>12}  {'SSIM':>13}")
     lines = [header, "-" * len(header)]
     for r in summary:
         noise = f"{r['noise']} {float(r.get('noise_std', 0)):g}" if r["noise"] != "none" else "none"
-        lines.append(f"{r['solver']:<18} {r['operator']:<10} {noise:<16} {int(r['m']):>6} {int(r['images']):>6}  "
-                     f"{float(r['mse_mean']):>9.5f} ± {float(r['mse_ci95']):<7.5f}  "
+        line = f"{r['solver']:<18} {r['operator']:<10} {noise:<16} {int(r['m']):>6} {int(r['images']):>6} {int(r['failed']):>6}  "
+        if math.isnan(float(r["mse_mean"])):
+            line += f"{'all failed':>19}"
+        else:
+            line += (f"{float(r['mse_mean']):>9.5f} ± {float(r['mse_ci95']):<7.5f}  "
                      f"{float(r['psnr_mean']):>5.2f} ± {float(r['psnr_ci95']):<4.2f}  "
                      f"{float(r['ssim_mean']):>5.3f} ± {float(r['ssim_ci95']):<5.3f}")
+        lines.append(line)
     return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from csgm.reporting.loggers import wandb_options
+from csgm.reporting.loggers import logger_options
 
 __all__ = ["log_recovery_to_wandb"]
 
@@ -15,7 +15,7 @@ def log_recovery_to_wandb(logger_cfg: dict, run_dir: Path, run_name: str, config
     """Log the summary as a table and an error-versus-m line plot, and the PNGs as images; then finish."""
     import wandb
 
-    run = wandb.init(name=run_name, dir=str(run_dir), config=config, reinit="finish_previous", **wandb_options(logger_cfg))
+    run = wandb.init(name=run_name, dir=str(run_dir), config=config, reinit="finish_previous", **logger_options(logger_cfg))
     try:
         columns = list(summary[0]) if summary else ["m", "mse_mean"]
         table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in summary])

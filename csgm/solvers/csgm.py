@@ -51,8 +51,8 @@ class CSGMSolver(Solver):
     """Gradient descent on the latent z of a frozen generator, with random restarts.
 
     Losses are summed over samples, so each image's steps never depend on the batch. Per image the
-    restart with the lowest final measurement loss ||A G(z) - y||^2 is kept; restarts that diverge
-    (NaN/inf) are dropped and counted. Restarts leave the batch (no more generator evaluations) when
+    restart with the lowest final measurement loss ||A G(z) - y||^2 is kept; a restart whose loss or
+    latent is ever non-finite (NaN/inf) at any step has diverged: it is dropped and counted. Restarts leave the batch (no more generator evaluations) when
     they diverge, when their loss improved by less than ``stall_tol`` (relative) for ``stall_patience``
     iterations, or, with ``halving_every`` > 0, when every ``halving_every`` iterations they are not
     among the best ``halving_keep`` fraction of their image's remaining restarts (successive halving).
@@ -131,6 +131,7 @@ class CSGMSolver(Solver):
         image_of_row = torch.arange(total_rows, device=z.device) // max(restarts, 1)
         best = torch.full((total_rows,), float("inf"), dtype=y.dtype, device=z.device)
         since_improved = torch.zeros(total_rows, dtype=torch.long, device=z.device)
+        diverged = torch.zeros(total_rows, dtype=torch.bool, device=z.device)
         active = torch.arange(total_rows, device=z.device)
         lr = self.lr
         for step in range(self.iterations):
@@ -144,7 +145,8 @@ class CSGMSolver(Solver):
             if deviation is not None:
                 updated = self.update_deviation(take_rows(deviation, rows), residual, operator)
                 deviation = updated if rows is None else deviation.index_copy(0, active, updated)
-            stop = ~torch.isfinite(loss)
+            stop = ~(torch.isfinite(loss) & torch.isfinite(take_rows(z, rows)).all(1))  # diverged: dropped at the end
+            diverged[active[stop]] = True
             if self.stall_patience:
                 improved = loss < best[active] * (1 - self.stall_tol)
                 best[active] = torch.where(improved, loss, torch.minimum(best[active], loss))
@@ -161,7 +163,7 @@ class CSGMSolver(Solver):
             z_final = z
             _, data, _ = self.objective(z_final, y_rep, operator, generator, deviation)
             evaluations += 1
-            data = torch.where(torch.isfinite(z_final).all(1), data, torch.full_like(data, float("nan")))
+            data = torch.where(torch.isfinite(z_final).all(1) & ~diverged, data, torch.full_like(data, float("nan")))
             best_restart, dropped = select_restarts(data.view(batch, restarts).cpu())
             pick = (torch.arange(batch) * restarts + best_restart).to(z_final.device)
             z_kept = z_final[pick]

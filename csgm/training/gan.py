@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from csgm.errors import check_range
 from csgm.generators import DCGANDiscriminator
 from csgm.training.base import GeneratorModule
 
@@ -16,6 +17,8 @@ class GANModule(GeneratorModule):
 
     def __init__(self, arch: dict, image_shape: tuple[int, int, int], dataset: str = "",
                  lr: float = 2e-4, beta1: float = 0.5, disc_base_channels: int = 64) -> None:
+        check_range("generator.training.lr", lr, 0, low_open=True)
+        check_range("generator.training.beta1", beta1, 0, 0.999)
         super().__init__("dcgan", arch, image_shape, dataset)
         self.save_hyperparameters()
         self.automatic_optimization = False

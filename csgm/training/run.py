@@ -12,8 +12,9 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from csgm.cli import plain
+from csgm.config import validate_train_config
 from csgm.data import ImageDataModule
-from csgm.errors import CsgmError, check_choice
+from csgm.errors import CsgmError
 from csgm.reporting.loggers import build_logger, finish_wandb
 from csgm.training import TRAINING_MODULES
 from csgm.training.samples import SampleGrid
@@ -34,14 +35,14 @@ def build_trainer(trainer_cfg: dict, **extra: Any) -> pl.Trainer:
 def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     """Train the configured generator; returns a summary with the checkpoint and sample grid paths."""
     cfg = plain(cfg)
+    validate_train_config(cfg)
     run_dir = Path(run_dir)
     pl.seed_everything(cfg["seed"], workers=True, verbose=False)
     gen_cfg = cfg["generator"]
-    check_choice("generator", gen_cfg["name"], TRAINING_MODULES)
 
     data = ImageDataModule(cfg["dataset"], cfg["batch_size"], cfg["num_workers"])
     module = TRAINING_MODULES[gen_cfg["name"]](arch=gen_cfg["arch"], image_shape=data.image_shape,
-                                               dataset=cfg["dataset"]["name"], **gen_cfg["training"])
+                                               dataset=cfg["dataset"]["name"], **gen_cfg.get("training", {}))
     samples = SampleGrid(run_dir, cfg["num_samples"], cfg["seed"])
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0)
     logger = build_logger(cfg["logger"], run_dir, run_name=f"train-{gen_cfg['name']}-{cfg['dataset']['name']}")

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from csgm.errors import check_choice
+from csgm.errors import check_choice, check_range
 from csgm.generators import VAEEncoder
 from csgm.training.base import GeneratorModule
 
@@ -39,6 +39,8 @@ class VAEModule(GeneratorModule):
                  likelihood: str = "bernoulli", gaussian_std: float = 0.1, lr: float = 1e-3) -> None:
         super().__init__("vae", arch, image_shape, dataset)
         check_choice("likelihood", likelihood, LIKELIHOODS)
+        check_range("generator.training.lr", lr, 0, low_open=True)
+        check_range("generator.training.gaussian_std", gaussian_std, 0, low_open=True)
         self.save_hyperparameters()
         self.encoder = VAEEncoder(self.generator.latent_dim, image_shape, self.generator.hidden_dims)
 

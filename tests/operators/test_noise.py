@@ -38,10 +38,10 @@ def test_none_and_zero_std_leave_y_unchanged():
     assert torch.equal(Noise("gaussian", 0.0)(y, [0, 1, 2], key=(0, "g", 7)), y)
 
 
-@pytest.mark.parametrize("cfg,match", [({"name": "gaussian", "std": -1.0}, "std=-1.0 must be >= 0"),
-                                       ({"name": "student_t", "df": 0.0}, "df=0.0 must be > 0"),
+@pytest.mark.parametrize("cfg,match", [({"name": "gaussian", "std": -1.0}, "noise.std=-1.0 must be >= 0"),
+                                       ({"name": "student_t", "df": 0.0}, "noise.df=0.0 must be > 0"),
                                        ({"name": "laplace"}, "unknown noise 'laplace'"),
-                                       ({"name": "gaussian", "sigma": 0.1}, r"unknown options \['sigma'\] for noise 'gaussian'; it accepts \['df', 'std'\]")])
+                                       ({"name": "gaussian", "sigma": 0.1}, r"unknown key noise.sigma \(value 0.1\); accepted keys: df, std")])
 def test_bad_noise_config(cfg, match):
     with pytest.raises(CsgmError, match=match):
         build_noise(cfg)

@@ -91,8 +91,8 @@ def test_checkpoint_that_does_not_fit_the_dataset(vae_checkpoint, tmp_path):
     (["measurements=[100,1000]"], r"m=1000 is out of range; it must be in \[1, 784\]"),
     (["measurements=[]"], r"measurements=\[\] is empty"),
     (["num_images=5000"], r"num_images=5000 is out of range; the test split of mnist10k has 1000 images"),
-    (["input=train"], r"unknown input 'train'; choose one of: gen_span, test, val"),
-    (["logger=wandb", "logger.mode=cloud"], r"logger.mode='cloud' is not a W&B mode; use one of offline, online, disabled"),
+    (["input=train"], r"input='train' must be one of 'test', 'val', 'gen_span'"),
+    (["logger=wandb", "logger.mode=cloud"], r"logger.mode='cloud' must be one of 'offline', 'online', 'disabled'"),
 ])
 def test_bad_recovery_input(vae_checkpoint, tmp_path, extra, match):
     with pytest.raises(CsgmError, match=match):

@@ -1,13 +1,16 @@
-"""The results store: atomic shards, merge without duplicates, resume keys, summaries."""
+"""The results store: atomic shards, merge without duplicates, resume keys, summaries, unreadable shards."""
 
 from __future__ import annotations
 
 import csv
+import errno
+import os
 
 import pytest
 import torch
 
-from csgm.files import atomic_write_bytes
+from csgm import files
+from csgm.files import atomic_write_bytes, atomic_write_files
 from csgm.recovery.store import ResultsStore, summarise
 
 
@@ -33,7 +36,9 @@ def test_shards_merge_and_resume_keys(tmp_path):
     store.write_shard([row(20, 1, mse=0.3)], torch.ones(1, 1, 2, 2))
     store.write_shard([row(10, 1)], torch.zeros(1, 1, 2, 2))  # a recomputed duplicate
     assert store.done() == {(10, 0), (10, 1), (20, 1)}
-    rows, summary = store.merge()
+    merged = store.merge()
+    atomic_write_files(merged.files(tmp_path))
+    rows, summary = merged.rows, merged.summary
     assert [(r["m"], r["image_id"]) for r in rows] == [(10, 0), (10, 1), (20, 1)]
     with open(tmp_path / "results.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 3
@@ -43,9 +48,59 @@ def test_shards_merge_and_resume_keys(tmp_path):
 
 
 def test_summary_mean_interval_and_failures():
-    rows = [row(5, i, mse=v) for i, v in enumerate([0.1, 0.2, 0.3, 0.4])] + [row(5, 9, mse=0.5, status="all_restarts_diverged")]
+    """Failed images are counted, never averaged: the mean is over the four images that have an estimate."""
+    rows = [row(5, i, mse=v) for i, v in enumerate([0.1, 0.2, 0.3, 0.4])] + [row(5, 9, mse=None, status="all_restarts_diverged"),
+                                                                             row(5, 8, mse=None, status="diverged")]
     (entry,) = summarise(rows)
-    values = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5], dtype=torch.float64)
-    assert entry["mse_mean"] == pytest.approx(0.3)
-    assert entry["mse_ci95"] == pytest.approx(1.96 * float(values.std()) / 5**0.5)
-    assert entry["failed"] == 1 and entry["images"] == 5
+    values = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    assert entry["mse_mean"] == pytest.approx(0.25)
+    assert entry["mse_ci95"] == pytest.approx(1.96 * float(values.std()) / 4**0.5)
+    assert entry["failed"] == 2 and entry["images"] == 6
+    (all_failed,) = summarise([row(5, 0, mse=None, status="diverged")])
+    assert all_failed["failed"] == 1 and all_failed["mse_mean"] != all_failed["mse_mean"]  # NaN, never a number
+
+
+def test_unreadable_shards_are_moved_aside_and_temporary_files_never_read(tmp_path, capsys):
+    store = ResultsStore(tmp_path)
+    store.write_shard([row(10, 0)], torch.zeros(1, 1, 2, 2))
+    (tmp_path / "shards" / "truncated.pt").write_bytes(store.write_shard([row(10, 1)], torch.zeros(1, 1, 2, 2)).read_bytes()[:50])
+    (tmp_path / "shards" / "empty.pt").write_bytes(b"")
+    leftover = tmp_path / "shards" / ".m10_id2_abc.x1y2.pt"  # what kill -9 leaves of an atomic write
+    torch.save({"rows": [row(10, 2)], "x_hat": torch.zeros(1, 1, 2, 2)}, leftover)
+    assert store.done() == {(10, 0), (10, 1)}
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(warnings) == 2 and all(line.startswith("csgm: warning: shard") for line in warnings)
+    assert sorted(p.name for p in (tmp_path / "shards" / "unreadable").iterdir()) == ["empty.pt", "truncated.pt"]
+    assert store.done() == {(10, 0), (10, 1)} and capsys.readouterr().err == ""  # moved aside: warned once
+    assert leftover.exists()
+
+
+def test_files_respect_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        atomic_write_bytes(tmp_path / "a.csv", b"x")
+        atomic_write_files({tmp_path / "b.csv": b"y"})
+    finally:
+        os.umask(old)
+    assert {oct((tmp_path / n).stat().st_mode & 0o777) for n in ("a.csv", "b.csv")} == {oct(0o640)}
+
+
+def test_a_full_disk_changes_none_of_the_files_written_together(tmp_path, monkeypatch):
+    atomic_write_files({tmp_path / "results.csv": b"old rows", tmp_path / "grid.png": b"old grid"})
+    real_open, calls = open, {"n": 0}
+
+    def disk_fills_on_second_file(path, mode="r", *args, **kwargs):
+        if "w" in mode:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", disk_fills_on_second_file)
+    with pytest.raises(OSError, match="No space left") as info:
+        atomic_write_files({tmp_path / "results.csv": b"new rows", tmp_path / "grid.png": b"new grid"})
+    monkeypatch.undo()
+    assert info.value.filename == str(tmp_path / "grid.png")
+    assert (tmp_path / "results.csv").read_bytes() == b"old rows" and (tmp_path / "grid.png").read_bytes() == b"old grid"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png", "results.csv"]  # no temporary file left
+    assert files.is_temporary(tmp_path / ".results.abc.csv")

@@ -1,0 +1,211 @@
+"""The one check of a composed configuration, at the entry points, before any work.
+
+The top-level keys of ``conf/recover.yaml`` and ``conf/train.yaml`` have typed schemas (dataclasses
+below, with ranges in the field metadata); every group entry is checked against the signature of the
+object it builds (``csgm.options``). An unknown key or a value of the wrong type at any level fails in
+one line that names the key, the value and what is expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Union
+
+from csgm.errors import CsgmError, check_choice, check_range
+from csgm.options import check_call, check_keys, check_value
+
+__all__ = ["RecoverConfig", "TrainConfig", "validate_recover_config", "validate_train_config", "MAX_SEED"]
+
+MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
+
+
+def _bounded(default: Any, low: float | None = None, high: float | None = None) -> Any:
+    return field(default=default, metadata={"low": low, "high": high})
+
+
+@dataclass
+class Paths:
+    output_root: str = "outputs"
+
+
+@dataclass
+class Tuning:
+    num_images: int = _bounded(20, 0)
+
+
+@dataclass
+class RecoverConfig:
+    """Top-level keys of recover.py (groups are checked against the objects they build)."""
+
+    dataset: dict
+    operator: dict
+    noise: dict
+    solver: dict
+    trainer: dict
+    logger: dict
+    generator: Optional[dict] = None  # read from the checkpoint; experiments shared with train.py set it
+    checkpoint: Optional[str] = "latest"
+    input: Literal["test", "val", "gen_span"] = "test"
+    num_images: int = _bounded(100, 1)
+    batch_size: int = _bounded(100, 1)
+    num_workers: int = _bounded(0, 0)
+    measurements: Union[list[Union[int, float]], int, float, None] = None
+    seed: int = _bounded(0, 0, MAX_SEED)
+    save_images: int = _bounded(10, 0)
+    tuning: Tuning = field(default_factory=Tuning)
+    paths: Paths = field(default_factory=Paths)
+    report_name: Optional[str] = None
+    report_x: Literal["m", "noise_std"] = "m"
+    sweep: dict = field(default_factory=dict)
+    run_name: str = ""
+
+
+@dataclass
+class TrainConfig:
+    """Top-level keys of train.py."""
+
+    dataset: dict
+    generator: dict
+    trainer: dict
+    logger: dict
+    operator: Optional[dict] = None  # used by recover.py; experiments shared with it set them
+    noise: Optional[dict] = None
+    solver: Optional[dict] = None
+    seed: int = _bounded(0, 0, MAX_SEED)
+    batch_size: int = _bounded(100, 1)
+    num_workers: int = _bounded(0, 0)
+    num_samples: int = _bounded(64, 1)
+    paths: Paths = field(default_factory=Paths)
+    # keys of recover.py that experiments shared by both entry points set; train.py ignores them
+    checkpoint: Optional[str] = None
+    input: Optional[str] = None
+    num_images: Optional[int] = None
+    measurements: Any = None
+    report_name: Optional[str] = None
+    report_x: Optional[str] = None
+    sweep: Optional[dict] = None
+
+
+def _check_schema(schema: type, cfg: dict, prefix: str = "") -> None:
+    """Unknown keys, types and ranges of ``cfg`` against the dataclass ``schema`` (nested ones recurse)."""
+    if not isinstance(cfg, dict):
+        raise CsgmError(f"{prefix.rstrip('.') or 'config'}={cfg!r} must be a mapping")
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    check_keys(prefix, cfg, fields)
+    for name, spec in fields.items():
+        if name not in cfg:
+            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise CsgmError(f"{prefix}{name} is missing; add it to the config")
+            continue
+        value, hint = cfg[name], hints[name]
+        if dataclasses.is_dataclass(hint):
+            _check_schema(hint, value, f"{prefix}{name}.")
+            continue
+        check_value(f"{prefix}{name}", value, hint)
+        if spec.metadata and isinstance(value, (int, float)):
+            check_range(f"{prefix}{name}", value, spec.metadata["low"], spec.metadata["high"])
+
+
+def _check_dataset(cfg: dict) -> None:
+    from csgm.data.datasets import DATASETS
+
+    check_choice("dataset", cfg.get("name"), DATASETS)
+    check_call("dataset.", DATASETS[cfg["name"]], {k: v for k, v in cfg.items() if k != "name"})
+
+
+def _check_trainer(cfg: dict) -> None:
+    import pytorch_lightning as pl
+
+    check_call("trainer.", pl.Trainer, cfg)
+
+
+def _check_logger(cfg: dict) -> None:
+    from csgm.reporting.loggers import logger_options
+
+    logger_options(cfg)
+
+
+def _check_operator(cfg: dict) -> None:
+    from csgm.operators import operator_class, operator_uses_m
+    from csgm.options import parameters
+
+    cls = operator_class(cfg)
+    fixed = {"image_shape", "seed"}
+    if operator_uses_m(cfg):
+        if "m" in cfg:
+            raise CsgmError(f"operator.m={cfg['m']!r} is set by the measurement grid; use measurements=[{cfg['m']}] instead")
+        fixed.add("m")
+    elif "m" in parameters(cls) and cfg.get("mode", "random") != "random":
+        fixed.add("m")  # a fixed-m mode (inpainting a hole) ignores m
+    check_call("operator.", cls, {k: v for k, v in cfg.items() if k not in ("name", "_target_") and k not in fixed}, fixed)
+
+
+def _check_noise(cfg: dict) -> None:
+    from csgm.operators.noise import NOISES, Noise
+    from csgm.options import resolve_target
+
+    if "_target_" in cfg:
+        cls, fixed = resolve_target("noise", cfg, {}, Noise), ()
+    else:
+        check_choice("noise", cfg.get("name"), NOISES)
+        cls, fixed = Noise, ("kind",)
+    check_call("noise.", cls, {k: v for k, v in cfg.items() if k not in ("name", "_target_")}, fixed)
+
+
+def _check_solver(cfg: dict) -> None:
+    from csgm.solvers import solver_class
+
+    check_call("solver.", solver_class(cfg), {k: v for k, v in cfg.items() if k not in ("name", "_target_")})
+
+
+def _check_generator(cfg: dict) -> None:
+    from csgm.generators import GENERATORS
+    from csgm.training import TRAINING_MODULES
+
+    check_keys("generator.", cfg, ("name", "arch", "training"))
+    check_choice("generator", cfg.get("name"), GENERATORS)
+    check_value("generator.arch", cfg.get("arch", {}), dict)
+    check_value("generator.training", cfg.get("training", {}), dict)
+    check_call("generator.arch.", GENERATORS[cfg["name"]], cfg.get("arch", {}), ("image_shape",))
+    check_call("generator.training.", TRAINING_MODULES[cfg["name"]], cfg.get("training", {}), ("arch", "image_shape", "dataset"))
+
+
+def validate_recover_config(cfg: dict) -> None:
+    """Check a resolved recover.py config; the first problem raises a one-line CsgmError."""
+    _check_schema(RecoverConfig, cfg)
+    if cfg.get("generator") is not None:  # G comes from the checkpoint; a shared experiment may name it
+        _check_generator(cfg["generator"])
+    _check_dataset(cfg["dataset"])
+    _check_operator(cfg["operator"])
+    _check_noise(cfg["noise"])
+    _check_solver(cfg["solver"])
+    _check_trainer(cfg["trainer"])
+    _check_logger(cfg["logger"])
+
+
+def validate_train_config(cfg: dict) -> None:
+    """Check a resolved train.py config; the first problem raises a one-line CsgmError."""
+    _check_schema(TrainConfig, cfg)
+    _check_dataset(cfg["dataset"])
+    _check_generator(cfg["generator"])
+    _check_trainer(cfg["trainer"])
+    _check_logger(cfg["logger"])
+    _check_training_length(cfg["trainer"])
+
+
+def _check_training_length(trainer: dict) -> None:
+    """A training run must take at least one step and must end."""
+    epochs, steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)
+    if epochs is not None and (epochs == 0 or epochs < -1):
+        raise CsgmError(f"trainer.max_epochs={epochs} trains nothing; set it to a number >= 1 "
+                        "(or -1 together with trainer.max_steps >= 1)")
+    if steps is not None and (steps == 0 or steps < -1):
+        raise CsgmError(f"trainer.max_steps={steps} trains nothing; set it to a number >= 1, or -1 for no step limit")
+    if epochs == -1 and (steps is None or steps == -1):
+        raise CsgmError("trainer.max_epochs=-1 with trainer.max_steps=-1 never stops; set one of them to a number >= 1")
+    limit = trainer.get("limit_train_batches")
+    if limit is not None and not limit > 0:
+        raise CsgmError(f"trainer.limit_train_batches={limit} trains nothing; set it > 0 (a count, or a fraction in (0, 1])")
