@@ -1,15 +1,20 @@
-"""The paper_mnist table as JSON: per-pixel error (mean, 95% interval), PSNR and SSIM per solver and m.
+"""An experiment's table as JSON: per-pixel error (mean, 95% interval), PSNR and SSIM per solver and point.
 
-    python benchmarks/quality.py [--checkpoint latest] [--images 100 | --full] [--solvers lasso,csgm,csgm_reg,sparse_gen] [OVERRIDE ...]
+    python benchmarks/quality.py [--experiment paper_mnist] [--checkpoint latest] [--images 100 | --full]
+                                 [--solvers lasso,csgm] [OVERRIDE ...] > docs/quality.json
 
-It runs exactly `python recover.py experiment=paper_mnist` (same configs, same resumable run folders
-under --output-root), then adds the measurement ratio between Lasso and CSGM at equal error: the m at
-which each curve (linearly interpolated) first reaches --target-error.
+It runs exactly `python recover.py experiment=NAME` (same configs, same jobs of the experiment's sweep,
+same resumable run folders under --output-root); ``--solvers`` replaces the sweep's solver list. With
+Lasso and CSGM in the table it adds the measurement ratio between them at equal error: the m at which
+each curve (linearly interpolated) first reaches --target-error. ``--markdown`` prints the table that
+docs/RESULTS.md shows instead (the test of RESULTS.md renders it from the committed JSON).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import time
 
 import torch
@@ -31,48 +36,84 @@ def crossing(points: list[tuple[int, float]], target: float) -> float | None:
     return None
 
 
+def markdown_table(result: dict) -> str:
+    """The RESULTS.md table of a JSON result: one row per x value (m, or the noise std when it varies), one
+    column per solver, per-pixel error mean ± 95% interval."""
+    table = result["table"]
+    x = "noise_std" if len({row["noise_std"] for rows in table.values() for row in rows}) > 1 else "m"
+    xs = sorted({row[x] for rows in table.values() for row in rows})
+    lines = [f"| {'noise std' if x == 'noise_std' else 'm'} | " + " | ".join(table) + " |",
+             "| ---: | " + " | ".join("---" for _ in table) + " |"]
+    for value in xs:
+        cells = []
+        for rows in table.values():
+            row = next((r for r in rows if r[x] == value), None)
+            cells.append("" if row is None else f"{row['mse_mean']:.5f} ± {row['mse_ci95']:.5f}")
+        lines.append(f"| {value:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def sweep_jobs(sweep: dict, solvers: str | None) -> list[list[str]]:
+    """The overrides of every job of an experiment's sweep (the cartesian product of its comma lists)."""
+    grid = {key: str(values).split(",") for key, values in sweep.items()}
+    if solvers:
+        grid["solver"] = solvers.split(",")
+    keys = list(grid)
+    return [[f"{k}={v}" for k, v in zip(keys, combo)] for combo in itertools.product(*(grid[k] for k in keys))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default="paper_mnist")
+    parser.add_argument("--markdown", type=argparse.FileType(), default=None, metavar="JSON",
+                        help="print the RESULTS.md table of a JSON file this script wrote, and stop")
     parser.add_argument("--checkpoint", default="latest")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--full", action="store_true", help="all 1000 test images of the bundled split")
-    parser.add_argument("--solvers", default="lasso,csgm,csgm_reg,sparse_gen")
+    parser.add_argument("--solvers", default=None, help="replace the sweep's solvers, e.g. lasso,csgm")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--target-error", type=float, default=0.05)
     parser.add_argument("--output-root", default=str(ROOT / "outputs"))
     parser.add_argument("overrides", nargs="*", help="more recover.py overrides, e.g. solver.iterations=300")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown_table(json.load(args.markdown)))
+        return
     torch.set_num_threads(args.threads)
     register_resolvers()
     from hydra import compose, initialize_config_dir
 
     images = 1000 if args.full else args.images
+    common = [f"experiment={args.experiment}", f"checkpoint={args.checkpoint}", f"num_images={images}",
+              f"paths.output_root={args.output_root}", "trainer.enable_progress_bar=false", "logger=none"]
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        sweep = plain(compose("recover", overrides=common))["sweep"]
     table, settings, timings = {}, {}, {}
-    for solver in args.solvers.split(","):
-        overrides = ["experiment=paper_mnist", f"solver={solver}", f"checkpoint={args.checkpoint}", f"num_images={images}",
-                     f"paths.output_root={args.output_root}", "trainer.enable_progress_bar=false", "logger=none", *args.overrides]
+    for job in sweep_jobs(sweep, args.solvers):
         with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose("recover", overrides=overrides)
+            cfg = compose("recover", overrides=[*common, *job, *args.overrides])
         resolved = plain(cfg)
-        run_dir = f"{args.output_root}/recover/{resolved['run_name']}"
+        label = resolved["solver"]["label"]
         start = time.perf_counter()
-        result = recover(cfg, run_dir)
-        timings[solver] = round(time.perf_counter() - start, 1)
-        settings[solver] = resolved["solver"]
-        table[resolved["solver"]["label"]] = [
-            {"m": row["m"], "mse_mean": round(row["mse_mean"], 6), "mse_ci95": round(row["mse_ci95"], 6),
-             "psnr_mean": round(row["psnr_mean"], 3), "ssim_mean": round(row["ssim_mean"], 4), "images": row["images"],
-             "params": row["params"]} for row in result["summary"]]
+        result = recover(cfg, f"{args.output_root}/recover/{resolved['run_name']}")
+        timings[label] = round(timings.get(label, 0.0) + time.perf_counter() - start, 1)
+        settings[label] = resolved["solver"]
+        table.setdefault(label, []).extend(
+            {"m": row["m"], "noise_std": row["noise_std"], "mse_mean": round(row["mse_mean"], 6),
+             "mse_ci95": round(row["mse_ci95"], 6), "psnr_mean": round(row["psnr_mean"], 3),
+             "ssim_mean": round(row["ssim_mean"], 4), "images": row["images"], "failed": row["failed"],
+             "params": row["params"]} for row in result["summary"])
     ratios = {}
-    if "lasso" in table and "csgm" in table:
+    single_noise = len({row["noise_std"] for rows in table.values() for row in rows}) == 1
+    if "lasso" in table and "csgm" in table and single_noise:
         lasso_m = crossing([(r["m"], r["mse_mean"]) for r in table["lasso"]], args.target_error)
         csgm_m = crossing([(r["m"], r["mse_mean"]) for r in table["csgm"]], args.target_error)
         ratios = {"target_error": args.target_error, "lasso_m": lasso_m, "csgm_m": csgm_m,
                   "lasso_over_csgm": round(lasso_m / csgm_m, 2) if lasso_m and csgm_m else None}
     emit({"environment": environment(args.threads, "cpu"),
-          "protocol": {"experiment": "paper_mnist", "overrides": args.overrides, "images": images, "noise_std": resolved["noise"]["std"],
-                       "operator": resolved["operator"], "measurements": resolved["measurements"],
-                       "tuning_images": resolved["tuning"]["num_images"]},
+          "protocol": {"experiment": args.experiment, "overrides": args.overrides, "images": images, "sweep": sweep,
+                       "noise": resolved["noise"], "operator": resolved["operator"], "input": resolved["input"],
+                       "measurements": resolved["measurements"], "tuning_images": resolved["tuning"]["num_images"]},
           "solvers": settings, "seconds": timings, "table": table, "equal_error_measurement_ratio": ratios})
 
 

@@ -6,7 +6,7 @@ import math
 from typing import Sequence
 
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+from torchmetrics.functional.image import structural_similarity_index_measure
 
 __all__ = ["per_pixel_error", "psnr", "ssim", "measurement_error", "mean_ci95", "image_metrics"]
 
@@ -17,14 +17,21 @@ def per_pixel_error(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB per image with data range 1 (inf for an exact reconstruction)."""
-    return peak_signal_noise_ratio(x_hat, x, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    """PSNR in dB per image with data range 1: -10 log10(per-pixel error) (inf for an exact reconstruction)."""
+    return -10.0 * torch.log10(per_pixel_error(x_hat, x))
 
 
 def ssim(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """SSIM per image (Gaussian window 11, data range 1; the window shrinks for images under 11 px)."""
-    kernel = min(11, *x.shape[-2:]) // 2 * 2 - 1
-    return structural_similarity_index_measure(x_hat, x, data_range=1.0, reduction="none", kernel_size=max(kernel, 3))
+    """SSIM per image as Wang et al. (2004) define it: Gaussian window 11 (sigma 1.5), data range 1, the SSIM
+    map averaged over the positions where the window lies inside the image and over channels (equal to
+    scikit-image's ``structural_similarity(gaussian_weights=True, use_sample_covariance=False)``). Images
+    under 11 px use the largest odd window that fits."""
+    side = min(11, *x.shape[-2:])
+    kernel = max(3, side if side % 2 else side - 1)
+    _, full = structural_similarity_index_measure(x_hat, x, data_range=1.0, reduction="none", kernel_size=kernel,
+                                                  return_full_image=True)
+    pad = (kernel - 1) // 2
+    return full[..., pad:-pad, pad:-pad].flatten(1).mean(1)
 
 
 def measurement_error(operator, x_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

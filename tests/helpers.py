@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from PIL import Image
@@ -18,6 +20,11 @@ from csgm.recovery.paths import register_resolvers
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 register_resolvers()
+
+# solver.compile=true needs a C++ compiler on CPU (torch.compile's inductor backend builds C++ kernels)
+requires_compiler = pytest.mark.skipif(
+    shutil.which(os.environ.get("CXX", "g++")) is None and shutil.which("c++") is None and shutil.which("clang++") is None,
+    reason="solver.compile=true needs a C++ compiler and none is on PATH (install g++, e.g. apt-get install g++)")
 
 TINY_TRAIN = ["trainer.max_epochs=1", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2",
               "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",

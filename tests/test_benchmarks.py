@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tests.helpers import run_script
+from tests.helpers import requires_compiler, run_script
 
 
 def run_benchmark(script: str, *args: str, cwd) -> dict:
@@ -24,6 +24,7 @@ def ratio_consistent(ratio: float, numerator: float, denominator: float, roundin
     return low * 0.99 <= ratio <= high * 1.01
 
 
+@requires_compiler
 def test_speed_benchmark(vae_checkpoint, tmp_path):
     out = run_benchmark("speed.py", f"--checkpoint={vae_checkpoint}", "--images=3", "--iterations=4", "--sample=1",
                         "--repeats=2", "--peak-size=256", cwd=tmp_path)
@@ -33,7 +34,8 @@ def test_speed_benchmark(vae_checkpoint, tmp_path):
         variant = throughput[name]
         assert len(variant["seconds"]) == 2 and variant["latent_steps_per_second"] > 0
         assert variant["fraction_of_peak_best"] >= variant["fraction_of_peak"] > 0
-        assert variant["max_abs_difference_x_hat_vs_default"] < 1e-4  # every variant recovers the same images
+    for name in ("without_flush_denormals", "compiled"):  # every other variant recovers the default's images
+        assert throughput[name]["max_abs_difference_x_hat_vs_default"] < 1e-4
     assert throughput["without_flush_denormals"]["max_abs_difference_x_hat_vs_default"] < 1e-30
     batched = out["batched_vs_one_at_a_time"]
     assert ratio_consistent(batched["speedup_vs_one_latent_at_a_time"], batched["one_latent_at_a_time_seconds"],

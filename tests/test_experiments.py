@@ -48,7 +48,7 @@ def test_mnist_experiment(name, vae_checkpoint, tmp_path):
     assert result.returncode == 0, result.stderr
     rows = report_rows(tmp_path, name)
     assert {r["solver"] for r in rows} == expected_solvers(name)
-    assert (tmp_path / "reports" / name).glob("error_vs_*_mse.png")
+    assert len(list((tmp_path / "reports" / name).glob("error_vs_*_mse.png"))) == 1
     if name == "paper_mnist_noise":
         assert sorted({float(r["noise_std"]) for r in rows}) == [0.0, 0.01, 0.05, 0.1, 0.2, 0.5]
         assert (tmp_path / "reports" / name / "error_vs_noise_std_mse.png").is_file()

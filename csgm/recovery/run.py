@@ -108,7 +108,11 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
                             f"(trained on {meta['dataset']!r}) but dataset {cfg['dataset']['name']!r} has "
                             f"{'x'.join(map(str, image_shape))}; use a checkpoint trained on this dataset")
     grid = measurement_grid(cfg["measurements"], cfg["operator"])
-    operators = [build_operator(cfg["operator"], image_shape, cfg["seed"], m) for m in grid]
+    operators: list = []
+    for m in grid:  # one operator per m count (a fraction 0.5 and the count 392 are the same m)
+        operator = build_operator(cfg["operator"], image_shape, cfg["seed"], m)
+        if all(operator.m != other.m for other in operators):
+            operators.append(operator)
     with _run_lock(run_dir):
         check_identity(run_dir, run_identity(cfg, digest))
         return _run(cfg, run_dir, solver, noise, splits, images, generator, digest, operators)

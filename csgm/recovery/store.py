@@ -107,12 +107,13 @@ class ResultsStore:
         self.run_dir = Path(run_dir)
         self.shard_dir = self.run_dir / "shards"
 
-    def write_shard(self, rows: list[dict[str, Any]], x_hat: torch.Tensor) -> Path:
-        """Store one batch's rows and reconstructions (B, C, H, W); returns the shard path."""
+    def write_shard(self, rows: list[dict[str, Any]], x_hat: torch.Tensor, rank: int = 0) -> Path:
+        """Store one batch's rows and reconstructions (B, C, H, W), with the rank that computed them; returns
+        the shard path."""
         ids = ",".join(f"{r['m']}:{r['image_id']}" for r in rows)
         name = f"m{rows[0]['m']}_id{rows[0]['image_id']}_{hashlib.sha1(ids.encode()).hexdigest()[:10]}.pt"
         path = self.shard_dir / name
-        atomic_write_bytes(path, tensor_bytes({"rows": rows, "x_hat": x_hat.detach().cpu().float()}))
+        atomic_write_bytes(path, tensor_bytes({"rows": rows, "x_hat": x_hat.detach().cpu().float(), "rank": rank}))
         return path
 
     def _read(self, path: Path) -> dict[str, Any] | None:

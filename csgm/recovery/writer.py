@@ -23,7 +23,7 @@ class ShardWriter(BasePredictionWriter):
     def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: Any,
                            batch_indices: Any, batch: Any, batch_idx: int, dataloader_idx: int) -> None:
         for rows, x_hat in prediction:
-            self.store.write_shard(rows, x_hat)
+            self.store.write_shard(rows, x_hat, trainer.global_rank)
 
     def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         trainer.strategy.barrier("csgm-merge")

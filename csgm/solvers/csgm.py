@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from csgm.errors import CsgmError, check_choice, check_flag
+from csgm.errors import CsgmError, check_choice, check_flag, check_range
 from csgm.generators import Generator
 from csgm.metrics import measurement_error
 from csgm.numerics import flush_denormals
@@ -78,8 +78,8 @@ class CSGMSolver(Solver):
         self.momentum, self.lambda_z, self.l2_weight, self.l1_weight = momentum, lambda_z, l2_weight, l1_weight
         self.lr_decay, self.lr_decay_every = lr_decay, int(lr_decay_every)
         self.stall_patience, self.stall_tol = int(stall_patience), stall_tol
-        if halving_every < 0 or not 0 < halving_keep <= 1:
-            raise CsgmError(f"solver.halving_every={halving_every} must be >= 0 and solver.halving_keep={halving_keep} in (0, 1]")
+        check_range("solver.halving_every", halving_every, 0)
+        check_range("solver.halving_keep", halving_keep, 0, 1, low_open=True)
         self.halving_every, self.halving_keep = int(halving_every), float(halving_keep)
         self.flush_denormals = check_flag("solver.flush_denormals", flush_denormals)
         self.compile = check_flag("solver.compile", compile)

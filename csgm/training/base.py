@@ -24,3 +24,4 @@ class GeneratorModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = generator_payload(self.generator, self.generator_name, self.arch, self.dataset_name)
+        checkpoint["world_size"] = self.trainer.world_size  # the processes that trained it

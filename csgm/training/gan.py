@@ -24,6 +24,17 @@ class GANModule(GeneratorModule):
         self.automatic_optimization = False
         self.discriminator = DCGANDiscriminator(image_shape, disc_base_channels)
 
+    @staticmethod
+    def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the discriminator's logits: real images labelled 1, generated ones 0."""
+        return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+
+    def generator_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        """The non-saturating generator objective: -log D(G(z)), mean over the batch."""
+        d_gen = self.discriminator(fake)
+        return F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+
     def training_step(self, batch, batch_idx):
         real = batch[0]
         opt_g, opt_d = self.optimizers()
@@ -31,14 +42,12 @@ class GANModule(GeneratorModule):
         fake = self.generator(z)
 
         d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
-        d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        d_loss = self.discriminator_loss(d_real, d_fake)
         opt_d.zero_grad()
         self.manual_backward(d_loss)
         opt_d.step()
 
-        d_gen = self.discriminator(fake)
-        g_loss = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        g_loss = self.generator_loss(fake)
         opt_g.zero_grad()
         self.manual_backward(g_loss)
         opt_g.step()

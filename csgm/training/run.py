@@ -23,13 +23,13 @@ __all__ = ["train"]
 
 
 def build_trainer(trainer_cfg: dict, **extra: Any) -> pl.Trainer:
-    """``pl.Trainer(**trainer_cfg, **extra)`` with a clear error for unknown trainer options."""
+    """``pl.Trainer(**trainer_cfg, **extra)``; a setting Lightning refuses fails in one line."""
     try:
         return pl.Trainer(**trainer_cfg, **extra)
-    except TypeError as exc:
-        raise CsgmError(f"bad trainer option: {exc}; see conf/trainer/*.yaml for valid keys") from None
     except Exception as exc:  # MisconfigurationException and friends
-        raise CsgmError(f"trainer config {trainer_cfg} is invalid: {exc}") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CsgmError(f"the trainer settings are refused by Lightning: {reason}; see conf/trainer/*.yaml "
+                        "(e.g. trainer.accelerator=cpu)") from None
 
 
 def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
@@ -52,9 +52,10 @@ def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     trainer.fit(module, datamodule=data)
     last = run_dir / "checkpoints" / "last.ckpt"
     # Read the step from the checkpoint: with ddp_spawn the workers' counters do not come back to this process.
+    saved = torch.load(last, map_location="cpu", weights_only=True)
     summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(last), "samples": str(samples.latest),
-                               "fit_seconds": round(time.perf_counter() - start, 1),
-                               "global_step": torch.load(last, map_location="cpu", weights_only=True)["global_step"]}
+                               "fit_seconds": round(time.perf_counter() - start, 1), "global_step": saved["global_step"],
+                               "world_size": saved["world_size"]}
     if is_overridden("test_step", module):
         # One device, so that every test image counts exactly once (a distributed sampler would pad).
         tester = build_trainer({**cfg["trainer"], "devices": 1, "num_nodes": 1, "strategy": "auto"}, logger=logger,

@@ -12,7 +12,7 @@ import torch
 from csgm.errors import CsgmError
 from csgm.recovery.run import recover
 from csgm.solvers.csgm import CSGMSolver
-from tests.helpers import TINY_RECOVER, compose_config, run_script, write_images
+from tests.helpers import TINY_RECOVER, compose_config, requires_compiler, run_script, write_images
 
 
 def read_rows(run_dir: Path) -> list[dict]:
@@ -134,6 +134,7 @@ def test_recover_script_errors_are_one_line(tmp_path):
     assert "csgm: error: checkpoint=latest found no checkpoints/last.ckpt" in result.stderr
 
 
+@requires_compiler
 def test_two_cpu_processes_match_one(vae_checkpoint, tmp_path):
     """Also runs the compiled gradient inside Lightning's predict loop in spawned processes."""
     common = [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", "measurements=[20,40]", "num_images=5", "batch_size=2"]
@@ -143,12 +144,47 @@ def test_two_cpu_processes_match_one(vae_checkpoint, tmp_path):
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
     (dir_one,), (dir_two,) = (tmp_path / "one" / "recover").iterdir(), (tmp_path / "two" / "recover").iterdir()
+    assert_two_ranks_shared_the_work(dir_two, [(m, i) for m in (20, 40) for i in range(5)])
+    assert_same_estimates(dir_one, dir_two)
+
+
+def assert_two_ranks_shared_the_work(run_dir: Path, pairs: list) -> None:
+    """Both ranks wrote shards, and the shards (before any de-duplication) cover every (m, image) exactly once."""
+    shards = [torch.load(p, weights_only=True) for p in (run_dir / "shards").glob("*.pt")]
+    by_rank = {rank: [(int(r["m"]), int(r["image_id"])) for s in shards if s["rank"] == rank for r in s["rows"]] for rank in (0, 1)}
+    assert by_rank[0] and by_rank[1] and len(shards) == len([s for s in shards if s["rank"] in (0, 1)])
+    assert sorted(by_rank[0] + by_rank[1]) == sorted(pairs)
+
+
+def assert_same_estimates(dir_one: Path, dir_two: Path) -> None:
     rows_one, rows_two = read_rows(dir_one), read_rows(dir_two)
-    keys = [(int(r["m"]), int(r["image_id"])) for r in rows_two]
-    assert keys == sorted(set(keys)) == [(m, i) for m in (20, 40) for i in range(5)]  # each image exactly once
+    assert [(a["m"], a["image_id"]) for a in rows_one] == [(b["m"], b["image_id"]) for b in rows_two]
     for a, b in zip(rows_one, rows_two):
-        assert (a["m"], a["image_id"]) == (b["m"], b["image_id"])
         assert float(a["mse"]) == pytest.approx(float(b["mse"]), rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_two_processes_started_by_torchrun(vae_checkpoint, tmp_path):
+    """The ddp_cluster route: torchrun starts two processes, each runs recover(), rank 0 merges after the barrier."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    common = [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", "measurements=[20,40]", "num_images=5", "batch_size=2"]
+    one = run_script("recover.py", *common, f"paths.output_root={tmp_path / 'one'}", cwd=tmp_path)
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(ROOT / "recover.py"), *common, "trainer=ddp_cluster", "trainer.devices=2",
+                          f"paths.output_root={tmp_path / 'two'}"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("per-pixel error") == 1  # only rank 0 reports
+    (dir_one,), (dir_two,) = (tmp_path / "one" / "recover").iterdir(), (tmp_path / "two" / "recover").iterdir()
+    assert_two_ranks_shared_the_work(dir_two, [(m, i) for m in (20, 40) for i in range(5)])
+    assert_same_estimates(dir_one, dir_two)
 
 
 def test_multirun_with_two_devices(vae_checkpoint, tmp_path):

@@ -12,6 +12,7 @@ from csgm.operators import build_operator
 from csgm.solvers import latent_gradient as gradient_module
 from csgm.solvers.csgm import CSGMSolver
 from csgm.solvers.sparse_gen import SparseGenSolver
+from tests.helpers import requires_compiler
 
 SHAPE = (1, 8, 8)
 
@@ -24,6 +25,7 @@ def problem():
     return generator, x
 
 
+@requires_compiler
 @pytest.mark.parametrize("m", [20, 30])  # a second operator shape recompiles instead of failing
 def test_compiled_csgm_matches_eager(problem, m):
     generator, x = problem
@@ -38,6 +40,7 @@ def test_compiled_csgm_matches_eager(problem, m):
     assert torch.equal(compiled.extra["generator_evaluations"], eager.extra["generator_evaluations"])
 
 
+@requires_compiler
 def test_compiled_sparse_gen_matches_eager(problem):
     generator, x = problem
     operator = build_operator({"name": "gaussian"}, SHAPE, seed=0, m=30)

@@ -90,3 +90,18 @@ def test_negative_elbo_known_answers():
     x = torch.sigmoid(torch.zeros(1, 1, 2, 2))
     value = negative_elbo(x, torch.zeros(1, 1, 2, 2), zeros[:1], zeros[:1], "gaussian", 0.1)
     assert torch.allclose(value, torch.tensor([4 * math.log(0.1 * math.sqrt(2 * math.pi))]))
+
+
+def test_kl_term_with_non_zero_log_variances():
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) against torch.distributions and the closed form by hand."""
+    g = torch.Generator().manual_seed(3)
+    mu, logvar = torch.randn(4, 5, generator=g, dtype=torch.float64), torch.randn(4, 5, generator=g, dtype=torch.float64)
+    x = torch.full((4, 1, 2, 2), 0.5, dtype=torch.float64)
+    kl = negative_elbo(x, torch.zeros(4, 1, 2, 2, dtype=torch.float64), mu, logvar) - 4 * math.log(2.0)
+    posterior = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    prior = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    assert torch.allclose(kl, torch.distributions.kl_divergence(posterior, prior).sum(1), atol=1e-12)
+    # one dimension by hand: sigma^2 = e, mu = 2 -> 0.5 (e + 4 - 1 - 1)
+    one = negative_elbo(x[:1], torch.zeros(1, 1, 2, 2, dtype=torch.float64), torch.tensor([[2.0]], dtype=torch.float64),
+                        torch.tensor([[1.0]], dtype=torch.float64))
+    assert float(one) - 4 * math.log(2.0) == pytest.approx(0.5 * (math.e + 4 - 1 - 1), abs=1e-12)

@@ -27,7 +27,7 @@ def test_train_vae_end_to_end(tmp_path):
     assert Path(summary["checkpoint"]).is_file() and Path(summary["samples"]).is_file()
     assert Path(summary["checkpoint"]).is_relative_to(tmp_path / "train")
     assert float(summary["test/nelbo"]) > 0
-    assert int(summary["global_step"]) == 4
+    assert int(summary["global_step"]) == 4 and int(summary["world_size"]) == 1
     generator, meta = load_generator(summary["checkpoint"])
     assert meta["dataset"] == "mnist10k" and generator.image_shape == (1, 28, 28) and generator.latent_dim == 20
     assert (Path(summary["run_dir"]) / "csv" / "metrics.csv").is_file()
@@ -91,5 +91,6 @@ def test_train_on_two_cpu_processes(tmp_path):
     assert result.returncode == 0, result.stderr
     summary = summary_lines(result)
     assert int(summary["global_step"]) == 4 and float(summary["test/nelbo"]) > 0
+    assert int(summary["world_size"]) == 2  # the checkpoint was written by a trainer of two processes
     generator, _ = load_generator(summary["checkpoint"])
     assert generator.image_shape == (1, 28, 28)
