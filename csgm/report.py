@@ -17,7 +17,7 @@ from csgm.errors import CsgmError
 from csgm.files import atomic_write_bytes
 from csgm.recovery.store import SUMMARY_FIELDS, ResultsStore, csv_bytes, summarise, summary_key
 from csgm.reporting.plots import METRIC_LABELS, X_AXES, plot_error_curves, save_image_rows
-from csgm.reporting.table import format_summary
+from csgm.reporting.table import format_summary, markdown_summary
 
 __all__ = ["find_runs", "read_summaries", "comparison_grid", "build_report", "main"]
 
@@ -64,11 +64,11 @@ def read_summaries(runs: Sequence[tuple[Path, dict | None]]) -> list[dict[str, A
     return merged
 
 
-def comparison_grid(runs: Sequence[Path], m: int, count: int, out: Path) -> Path | None:
+def comparison_grid(runs: Sequence[Path], m: int, count: int, out: Path, labels: Sequence[str] | None = None) -> Path | None:
     """Paper-style grid at one m: originals on top (from the first run's ``originals.pt``), then one row
-    per run that recovered the same images at that m."""
-    rows, reference = [], None
-    for run in runs:
+    per run that recovered the same images at that m, labelled by ``labels`` (the run folder names if None)."""
+    rows, names, reference = [], [], None
+    for index, run in enumerate(runs):
         recon_path, originals_path = run / "reconstructions.pt", run / "originals.pt"
         if not recon_path.is_file() or not originals_path.is_file():
             continue
@@ -80,22 +80,40 @@ def comparison_grid(runs: Sequence[Path], m: int, count: int, out: Path) -> Path
         if reference is None:
             reference = ids
             rows.append(originals["images"][[originals["ids"].tolist().index(i) for i in ids]])
+            names.append("original")
         if ids[: len(reference)] == reference:
             rows.append(torch.stack([recon[(m, i)] for i in reference]))
-    return save_image_rows(rows, out) if len(rows) > 1 else None
+            names.append(labels[index] if labels else run.name)
+    return save_image_rows(rows, out, names, f"m = {m}") if len(rows) > 1 else None
+
+
+def _run_label(rows: list[dict[str, Any]], run: Path) -> str:
+    """The legend name of a run: its solver label (with the folder when two runs share it, as the curves do)."""
+    return next((r["solver"] for r in rows if r.get("run") == str(run)), run.name)
 
 
 def build_report(runs: Sequence[tuple[Path, dict | None]], out: Path, metric: str = "mse", x: str = "m",
-                 m: int | None = None, images: int = 10) -> dict[str, Any]:
-    """Curves, combined summary.csv and comparison grid of the runs in ``out``; returns what it wrote."""
+                 m: int | None = None, images: int = 10, log_y: bool | None = None) -> dict[str, Any]:
+    """Curves, combined summary.csv, comparison grid and report.md (figures and table, readable in any
+    Markdown viewer) of the runs in ``out``; returns what it wrote."""
     summary = read_summaries(runs)
-    curve = plot_error_curves(summary, out / f"error_vs_{x}_{metric}.png", metric, x=x)
+    curve = plot_error_curves(summary, out / f"error_vs_{x}_{metric}.png", metric, x=x, log_y=log_y)
     atomic_write_bytes(out / "summary.csv", csv_bytes(summary, ["run", *SUMMARY_FIELDS]))
     solvers = {r["solver"] for r in summary}
     common = set.intersection(*({int(r["m"]) for r in summary if r["solver"] == s} for s in solvers)) if solvers else set()
     m = m if m is not None else (max(common) if common else None)
-    grid = comparison_grid([run for run, _ in runs], m, images, out / f"comparison_m{m}.png") if m is not None else None
-    return {"summary": summary, "curve": curve, "grid": grid}
+    folders = [run for run, _ in runs]
+    grid = (comparison_grid(folders, m, images, out / f"comparison_m{m}.png", [_run_label(summary, r) for r in folders])
+            if m is not None else None)
+    document = [f"# Recovery report: {out.name}", "", f"{len(folders)} run folder(s); per-pixel error is ||x̂ - x||²/n on the "
+                "[0, 1] scale, mean ± 95% interval over the images that did not fail.", "",
+                f"![error versus {x}]({curve.name})", ""]
+    if grid is not None:
+        document += [f"![comparison at m = {m}]({grid.name})", ""]
+    document += [markdown_summary(sorted(summary, key=summary_key)), ""]
+    report = out / "report.md"
+    atomic_write_bytes(report, "\n".join(document).encode())
+    return {"summary": summary, "curve": curve, "grid": grid, "report": report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,10 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--x", choices=sorted(X_AXES), default="m", help="the curve's x axis")
     parser.add_argument("--m", type=int, default=None, help="m of the comparison image grid (default: the largest common m)")
     parser.add_argument("--images", type=int, default=10, help="images in the comparison grid")
+    scale = parser.add_mutually_exclusive_group()
+    scale.add_argument("--log-y", dest="log_y", action="store_true", default=None, help="log y axis (default: when the values span > 2 decades)")
+    scale.add_argument("--linear-y", dest="log_y", action="store_false", help="linear y axis")
     args = parser.parse_args(argv)
     try:
         runs = [(run, None) for run in find_runs(args.paths)]
-        report = build_report(runs, args.out or Path(args.paths[0]), args.metric, args.x, args.m, args.images)
+        report = build_report(runs, args.out or Path(args.paths[0]), args.metric, args.x, args.m, args.images, args.log_y)
     except CsgmError as exc:
         print(f"csgm: error: {exc}", file=sys.stderr)
         return 2
@@ -118,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"curve  {report['curve']}")
     if report["grid"] is not None:
         print(f"grid   {report['grid']}")
+    print(f"report {report['report']}")
     return 0
 
 

@@ -52,16 +52,19 @@ def _originals_payload(originals: Callable[[list[int]], torch.Tensor], count: in
     return {"ids": torch.tensor(ids, dtype=torch.long), "images": images}
 
 
-def _grid_rows(x_hat: dict[tuple[int, int], torch.Tensor], originals: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-    """Originals on top, then one row per m of this run (an m shown only when all shown images are done)."""
+def _grid_rows(x_hat: dict[tuple[int, int], torch.Tensor], originals: dict[str, torch.Tensor],
+               original_label: str) -> tuple[list[torch.Tensor], list[str]]:
+    """Originals on top, then one row per m of this run (an m shown only when all shown images are done),
+    with the row labels."""
     ids = originals["ids"].tolist()
     if not ids:
-        return []
-    rows = [originals["images"]]
+        return [], []
+    rows, labels = [originals["images"]], [original_label]
     for m in sorted({m for m, _ in x_hat}):
         if all((m, i) in x_hat for i in ids):
             rows.append(torch.stack([x_hat[(m, i)] for i in ids]))
-    return rows if len(rows) > 1 else []
+            labels.append(f"m = {m}")
+    return (rows, labels) if len(rows) > 1 else ([], [])
 
 
 @contextmanager
@@ -151,19 +154,21 @@ def _run(cfg: dict, run_dir: Path, solver: Solver, noise: Noise, splits: dict, i
     else:
         originals = lambda ids: torch.stack([images[i][0] for i in ids])  # noqa: E731
     shown = _originals_payload(originals, min(cfg["save_images"], cfg["num_images"]))
-    grid_rows = _grid_rows(merged.x_hat, shown)
+    grid_rows, grid_labels = _grid_rows(merged.x_hat, shown, "G(z*)" if cfg["input"] == "gen_span" else "original")
+    noise_text = "no noise" if cfg["noise"].get("name") == "none" else f"noise {cfg['noise'].get('name')} {cfg['noise'].get('std', '')}"
+    grid_title = f"{labels['solver']}, {operators[0].name} operator, {noise_text}"
     paths = {"results": run_dir / "results.csv", "summary": run_dir / "summary.csv", "curve": run_dir / "error_vs_m.png"}
     files = {**merged.files(run_dir), run_dir / "originals.pt": tensor_bytes(shown),
              paths["curve"]: error_curves_png(merged.summary)}
     if grid_rows:
         paths["recovery_grid"] = run_dir / "grid.png"
-        files[paths["recovery_grid"]] = image_rows_png(grid_rows)
+        files[paths["recovery_grid"]] = image_rows_png(grid_rows, grid_labels, grid_title)
     atomic_write_files(files)  # every output changes together: none is ever stale relative to results.csv
     if not grid_rows:
         (run_dir / "grid.png").unlink(missing_ok=True)
     if cfg.get("report_name"):
         register_run(cfg, run_dir, sorted(requested_m), len(images))
     if cfg["logger"]["name"] == "wandb":
-        log_recovery_to_wandb(cfg["logger"], run_dir, run_dir.name, cfg, merged.summary,
+        log_recovery_to_wandb(cfg["logger"], run_dir, cfg, merged.summary,
                               {k: v for k, v in paths.items() if str(v).endswith(".png")})
     return {"summary": merged.summary, "rows": len(merged.rows), "paths": paths}

@@ -1,4 +1,4 @@
-"""Error-versus-m curves with 95% bands, and paper-style image grids."""
+"""Error-versus-m curves with 95% bands, and labelled image grids (paper style)."""
 
 from __future__ import annotations
 
@@ -8,33 +8,54 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from torchvision.utils import make_grid, save_image
 
 from csgm.files import atomic_write_bytes
 
-__all__ = ["plot_error_curves", "save_image_rows", "error_curves_png", "image_rows_png", "METRIC_LABELS", "X_AXES"]
+__all__ = ["plot_error_curves", "save_image_rows", "error_curves_png", "image_rows_png", "wants_log_scale",
+           "METRIC_LABELS", "X_AXES", "MIN_CELL_PIXELS"]
 
 METRIC_LABELS = {"mse": "per-pixel squared error ||x̂ - x||² / n", "psnr": "PSNR (dB)", "ssim": "SSIM"}
-
-
 X_AXES = {"m": "number of measurements m", "noise_std": "noise standard deviation"}
+MIN_CELL_PIXELS = 56  # each image of a grid is shown at least this many pixels wide
+_LOG_SPAN = 100.0     # a y axis whose positive values span more than two decades is drawn on a log scale
 
 
-def plot_error_curves(summary: Sequence[dict[str, Any]], path: str | Path, metric: str = "mse", title: str | None = None,
-                      x: str = "m") -> Path:
-    """``error_curves_png`` written to ``path``."""
-    atomic_write_bytes(path, error_curves_png(summary, metric, title, x))
-    return Path(path)
-
-
-def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", title: str | None = None, x: str = "m") -> bytes:
-    """One curve per setting of ``metric`` mean versus ``x`` (m or noise_std), with a 95% band, as PNG bytes.
-    Failed images are not in the means (summaries exclude them); the legend says how many there were,
-    and a point where every image failed is left out."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def wants_log_scale(values: Sequence[float]) -> bool:
+    """Whether positive values span more than two decades (a linear axis would flatten the small ones)."""
+    positive = [v for v in values if v > 0 and math.isfinite(v)]
+    return bool(positive) and max(positive) / min(positive) > _LOG_SPAN
+
+
+def plot_error_curves(summary: Sequence[dict[str, Any]], path: str | Path, metric: str = "mse", title: str | None = None,
+                      x: str = "m", log_y: bool | None = None) -> Path:
+    """``error_curves_png`` written to ``path``."""
+    atomic_write_bytes(path, error_curves_png(summary, metric, title, x, log_y))
+    return Path(path)
+
+
+def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", title: str | None = None, x: str = "m",
+                     log_y: bool | None = None) -> bytes:
+    """One curve per setting of ``metric`` mean versus ``x`` (m or noise_std), a marker at every point, a 95%
+    band, the legend outside the axes; PNG bytes. ``log_y`` None: a log y axis when the values span more than
+    two decades. Failed images are not in the means (summaries exclude them); the legend says how many there
+    were, and a point where every image failed is left out."""
+    plt = _pyplot()
 
     def label(row: dict[str, Any]) -> str:
         if x == "m":
@@ -45,6 +66,7 @@ def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", tit
     for row in summary:
         curves.setdefault(label(row), []).append(row)
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    shown: list[float] = []
     for name, rows in sorted(curves.items()):
         failed = sum(int(r.get("failed", 0)) for r in rows)
         if failed:
@@ -53,30 +75,51 @@ def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", tit
         xs = [float(r[x]) for r in rows]
         mean = [float(r[f"{metric}_mean"]) for r in rows]
         half = [float(r[f"{metric}_ci95"]) for r in rows]
-        ax.plot(xs, mean, marker="o", label=name)
-        ax.fill_between(xs, [a - b for a, b in zip(mean, half)], [a + b for a, b in zip(mean, half)], alpha=0.25)
+        shown += mean
+        ax.plot(xs, mean, marker="o", markersize=4, label=name)
+        ax.fill_between(xs, [a - b for a, b in zip(mean, half)], [a + b for a, b in zip(mean, half)], alpha=0.2)
+    if log_y if log_y is not None else wants_log_scale(shown):
+        ax.set_yscale("log")
+        positive = [v for v in shown if v > 0]
+        if positive:  # bands that reach below zero would otherwise stretch the axis
+            ax.set_ylim(min(positive) / 2, max(positive) * 2)
     ax.set_xlabel(X_AXES[x])
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_title(title or f"reconstruction error versus {'measurements' if x == 'm' else 'noise level'} (mean, 95% interval)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=120, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    return _png(fig)
 
 
-def save_image_rows(rows: Sequence[torch.Tensor], path: str | Path) -> Path:
+def save_image_rows(rows: Sequence[torch.Tensor], path: str | Path, labels: Sequence[str] | None = None,
+                    title: str | None = None) -> Path:
     """``image_rows_png`` written to ``path``."""
-    atomic_write_bytes(path, image_rows_png(rows))
+    atomic_write_bytes(path, image_rows_png(rows, labels, title))
     return Path(path)
 
 
-def image_rows_png(rows: Sequence[torch.Tensor]) -> bytes:
-    """Stack equally long image rows (each (N, C, H, W)): originals first, then one row per method; PNG bytes."""
-    images = torch.cat([r.detach().cpu().float() for r in rows])
-    grid = make_grid(images, nrow=len(rows[0]), padding=2, pad_value=1.0)
-    buffer = io.BytesIO()
-    save_image(grid, buffer, format="png")
-    return buffer.getvalue()
+def image_rows_png(rows: Sequence[torch.Tensor], labels: Sequence[str] | None = None, title: str | None = None) -> bytes:
+    """Equally long image rows (each (N, C, H, W) in [0, 1]), originals first, then one row per method; a label
+    left of every row, a title above; every image at least ``MIN_CELL_PIXELS`` wide. PNG bytes."""
+    plt = _pyplot()
+    count, (channels, height, width) = len(rows[0]), tuple(rows[0].shape[1:])
+    cell = max(MIN_CELL_PIXELS, width) / 100.0  # inches at dpi 100; labels and title are added around the cells
+    fig, axes = plt.subplots(len(rows), count, squeeze=False, dpi=100, figsize=(count * cell, len(rows) * cell * height / width))
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=1, wspace=0.04, hspace=0.04)
+    for r, row in enumerate(rows):
+        for c in range(count):
+            ax = axes[r][c]
+            image = row[c].detach().cpu().float().clamp(0, 1)
+            if channels == 1:
+                ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        if labels:
+            axes[r][0].set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=9, labelpad=6)
+    if title:
+        fig.suptitle(title, fontsize=10, y=1.0, va="bottom")
+    return _png(fig)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-__all__ = ["format_summary"]
+__all__ = ["format_summary", "markdown_summary"]
 
 
 def format_summary(summary: Sequence[dict[str, Any]]) -> str:
@@ -24,4 +24,19 @@ def format_summary(summary: Sequence[dict[str, Any]]) -> str:
                      f"{float(r['psnr_mean']):>5.2f} ± {float(r['psnr_ci95']):<4.2f}  "
                      f"{float(r['ssim_mean']):>5.3f} ± {float(r['ssim_ci95']):<5.3f}")
         lines.append(line)
+    return "\n".join(lines)
+
+
+def markdown_summary(summary: Sequence[dict[str, Any]]) -> str:
+    """The same table as ``format_summary`` in Markdown."""
+    lines = ["| solver | operator | noise | m | images | failed | per-pixel error | PSNR | SSIM |",
+             "| --- | --- | --- | ---: | ---: | ---: | --- | --- | --- |"]
+    for r in summary:
+        noise = f"{r['noise']} {float(r.get('noise_std', 0)):g}" if r["noise"] != "none" else "none"
+        if math.isnan(float(r["mse_mean"])):
+            values = "all failed | | "
+        else:
+            values = (f"{float(r['mse_mean']):.5f} ± {float(r['mse_ci95']):.5f} | {float(r['psnr_mean']):.2f} ± "
+                      f"{float(r['psnr_ci95']):.2f} | {float(r['ssim_mean']):.3f} ± {float(r['ssim_ci95']):.3f}")
+        lines.append(f"| {r['solver']} | {r['operator']} | {noise} | {int(r['m'])} | {int(r['images'])} | {int(r['failed'])} | {values} |")
     return "\n".join(lines)

@@ -7,7 +7,7 @@ from PIL import Image
 
 from csgm.recovery.run import recover
 from csgm.report import main as report_main
-from csgm.reporting.plots import plot_error_curves, save_image_rows
+from csgm.reporting.plots import MIN_CELL_PIXELS, error_curves_png, plot_error_curves, save_image_rows, wants_log_scale
 from csgm.reporting.table import format_summary
 from tests.helpers import TINY_RECOVER, compose_config
 
@@ -22,10 +22,21 @@ def test_curve_png_is_written(tmp_path):
         assert image.size[0] > 400 and image.size[1] > 300
 
 
-def test_image_rows_grid_shape(tmp_path):
-    rows = [torch.zeros(5, 1, 8, 8), torch.ones(5, 1, 8, 8), torch.full((5, 1, 8, 8), 0.5)]
-    with Image.open(save_image_rows(rows, tmp_path / "grid.png")) as image:
-        assert image.size == (5 * 10 + 2, 3 * 10 + 2)
+def test_image_rows_grid_is_labelled_and_readable(tmp_path):
+    """Every image at least 56 px wide, a label column left of the rows: wider than the images alone."""
+    rows = [torch.zeros(10, 1, 28, 28), torch.ones(10, 1, 28, 28), torch.full((10, 1, 28, 28), 0.5)]
+    with Image.open(save_image_rows(rows, tmp_path / "grid.png", ["original", "m = 25", "m = 50"], "csgm")) as image:
+        width, height = image.size
+    assert width >= 10 * MIN_CELL_PIXELS + 40 and height >= 3 * MIN_CELL_PIXELS
+    with Image.open(save_image_rows(rows, tmp_path / "plain.png")) as image:
+        assert image.size[0] < width  # the labels take room
+
+
+def test_log_axis_when_values_span_more_than_two_decades():
+    assert wants_log_scale([1e-5, 0.01, 0.1]) and not wants_log_scale([0.01, 0.05, 0.5]) and not wants_log_scale([])
+    wide = [{**row, "mse_mean": row["mse_mean"] / 10**i} for i, row in enumerate(SUMMARY)]
+    assert error_curves_png(wide) != error_curves_png(wide, log_y=False)
+    assert error_curves_png(wide) == error_curves_png(wide, log_y=True)
 
 
 def test_table_has_one_line_per_point():
@@ -44,6 +55,9 @@ def test_report_cli_combines_runs(vae_checkpoint, tmp_path, capsys):
     assert out.count("csgm_reg ") == 2 and out.count("csgm ") == 2
     assert (tmp_path / "report" / "error_vs_m_mse.png").is_file()
     assert (tmp_path / "report" / "comparison_m40.png").is_file()
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "![error versus m](error_vs_m_mse.png)" in report and "![comparison at m = 40](comparison_m40.png)" in report
+    assert sum(line.startswith("| csgm") for line in report.splitlines()) == 4  # 2 solvers x 2 m
 
 
 def test_report_cli_on_a_missing_folder(tmp_path, capsys):
