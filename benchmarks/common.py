@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 from csgm.data import load_splits  # noqa: E402
 from csgm.generators.checkpoint import load_generator  # noqa: E402
+from csgm.measurement import MeasurementModel  # noqa: E402
 from csgm.operators import Noise, build_operator  # noqa: E402
 from csgm.recovery.paths import resolve_checkpoint  # noqa: E402
 
@@ -48,7 +49,7 @@ def mnist_problem(checkpoint: str, count: int, m: int, noise_std: float = 0.1, s
     ids = list(range(count))
     x = torch.stack([dataset[i][0] for i in ids])
     operator = build_operator({"name": "gaussian"}, generator.image_shape, seed=seed, m=m)
-    y = Noise("gaussian", noise_std)(operator(x), ids, key=(seed, "gaussian", m))
+    y = MeasurementModel(operator, Noise("gaussian", noise_std), seed).measure(x, ids)
     return generator.to(device), operator.to(device), x.to(device), y.to(device), ids
 
 

@@ -17,6 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
 
 from common import emit, environment, mnist_problem, timed
+from csgm.measurement import MeasurementModel
 from csgm.metrics import per_pixel_error
 from csgm.operators import Noise
 from csgm.recovery.tuning import validation_errors
@@ -35,7 +36,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     _, operator, x, y, ids = mnist_problem(args.checkpoint, args.images, args.m)
     _, _, x_val, _, val_ids = mnist_problem(args.checkpoint, 20, args.m, split="val")
-    y_val = Noise("gaussian", 0.1)(operator(x_val), val_ids, key=(0, "gaussian", args.m, "validation"))
+    y_val = MeasurementModel(operator, Noise("gaussian", 0.1), 0, split="validation").measure(x_val, val_ids)
     cfg = {"name": "lasso", "lambda_l1": "auto", "lambda_grid": GRID}
     errors = validation_errors(cfg, [{"lambda_l1": v} for v in GRID], x_val, y_val, operator, None, 0)
     tuned = GRID[min(range(len(GRID)), key=errors.__getitem__)]

@@ -20,8 +20,8 @@ import time
 import torch
 
 from common import ROOT, emit, environment
+from csgm.api import compose
 from csgm.cli import plain
-from csgm.recovery.paths import register_resolvers
 from csgm.recovery.run import recover
 
 
@@ -80,18 +80,13 @@ def main() -> None:
         print(markdown_table(json.load(args.markdown)))
         return
     torch.set_num_threads(args.threads)
-    register_resolvers()
-    from hydra import compose, initialize_config_dir
-
     images = 1000 if args.full else args.images
     common = [f"experiment={args.experiment}", f"checkpoint={args.checkpoint}", f"num_images={images}",
               f"paths.output_root={args.output_root}", "trainer.enable_progress_bar=false", "logger=none"]
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        sweep = plain(compose("recover", overrides=common))["sweep"]
+    sweep = plain(compose("recover", common))["sweep"]
     table, settings, timings = {}, {}, {}
     for job in sweep_jobs(sweep, args.solvers):
-        with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose("recover", overrides=[*common, *job, *args.overrides])
+        cfg = compose("recover", [*common, *job, *args.overrides])
         resolved = plain(cfg)
         label = resolved["solver"]["label"]
         start = time.perf_counter()

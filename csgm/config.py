@@ -129,29 +129,19 @@ def _check_logger(cfg: dict) -> None:
 
 
 def _check_operator(cfg: dict) -> None:
-    from csgm.operators import operator_class, operator_uses_m
-    from csgm.options import parameters
+    from csgm.operators import operator_class, run_provided
 
-    cls = operator_class(cfg)
-    fixed = {"image_shape", "seed"}
-    if operator_uses_m(cfg):
-        if "m" in cfg:
-            raise CsgmError(f"operator.m={cfg['m']!r} is set by the measurement grid; use measurements=[{cfg['m']}] instead")
-        fixed.add("m")
-    elif "m" in parameters(cls) and cfg.get("mode", "random") != "random":
-        fixed.add("m")  # a fixed-m mode (inpainting a hole) ignores m
-    check_call("operator.", cls, {k: v for k, v in cfg.items() if k not in ("name", "_target_") and k not in fixed}, fixed)
+    fixed = run_provided(cfg)
+    instead = {"m": f"measurements=[{cfg.get('m')}]", "seed": f"seed={cfg.get('seed')}", "image_shape": "the dataset's images"}
+    for key in sorted(fixed & set(cfg)):
+        raise CsgmError(f"operator.{key}={cfg[key]!r} is set by the recovery run; use {instead[key]} instead")
+    check_call("operator.", operator_class(cfg), {k: v for k, v in cfg.items() if k not in ("name", "_target_", *fixed)}, fixed)
 
 
 def _check_noise(cfg: dict) -> None:
-    from csgm.operators.noise import NOISES, Noise
-    from csgm.options import resolve_target
+    from csgm.operators import noise_class
 
-    if "_target_" in cfg:
-        cls, fixed = resolve_target("noise", cfg, {}, Noise), ()
-    else:
-        check_choice("noise", cfg.get("name"), NOISES)
-        cls, fixed = Noise, ("kind",)
+    cls, fixed = noise_class(cfg)
     check_call("noise.", cls, {k: v for k, v in cfg.items() if k not in ("name", "_target_")}, fixed)
 
 

@@ -6,7 +6,7 @@ import hashlib
 
 import torch
 
-__all__ = ["derive_seed", "seeded_generator"]
+__all__ = ["derive_seed", "seeded_rng"]
 
 
 def derive_seed(*keys: object) -> int:
@@ -15,6 +15,6 @@ def derive_seed(*keys: object) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def seeded_generator(*keys: object) -> torch.Generator:
+def seeded_rng(*keys: object) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded from ``keys`` (draw on CPU, then move, for device-independence)."""
     return torch.Generator().manual_seed(derive_seed(*keys))

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from PIL import Image
 
+from csgm.api import compose
 from csgm.recovery.paths import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +35,7 @@ TINY_RECOVER = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu", 
 
 def compose_config(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """Compose conf/<name>.yaml with overrides, as Hydra would for the entry point."""
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose(name, overrides=list(overrides))
+    return compose(name, overrides, CONF)
 
 
 def conf_options(group: str) -> list[str]:

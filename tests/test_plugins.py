@@ -12,7 +12,7 @@ import torch
 from csgm.errors import CsgmError
 from csgm.operators import LinearOperator, Noise
 from csgm.recovery.run import recover
-from csgm.seeding import seeded_generator
+from csgm.seeding import seeded_rng
 from csgm.solvers import Solver, SolverOutput
 from tests.helpers import compose_config, run_script
 
@@ -24,7 +24,7 @@ class SignFlips(LinearOperator):
 
     def __init__(self, image_shape: Sequence[int], seed: int = 0, scale: float = 1.0) -> None:
         super().__init__(image_shape)
-        signs = torch.randint(0, 2, (self.n,), generator=seeded_generator("signs", seed)).float() * 2 - 1
+        signs = torch.randint(0, 2, (self.n,), generator=seeded_rng("signs", seed)).float() * 2 - 1
         self.register_buffer("signs", signs * scale)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from csgm.errors import CsgmError
-from csgm.seeding import seeded_generator
+from csgm.seeding import seeded_rng
 
 __all__ = ["split_indices", "SPLITS"]
 
@@ -33,7 +33,7 @@ def split_indices(total: int, val_size: float | int, test_size: float | int, see
     n_val = _count(val_size, total, "val_size")
     if n_test + n_val >= total:
         raise CsgmError(f"val_size + test_size = {n_val + n_test} leaves no training images out of {total}")
-    perm = torch.randperm(total, generator=seeded_generator("split", seed))
+    perm = torch.randperm(total, generator=seeded_rng("split", seed))
     return {
         "test": perm[:n_test].sort().values,
         "val": perm[n_test : n_test + n_val].sort().values,

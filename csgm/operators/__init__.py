@@ -11,10 +11,10 @@ from csgm.operators.fourier import FourierOperator
 from csgm.operators.gaussian import GaussianOperator
 from csgm.operators.identity import IdentityOperator
 from csgm.operators.inpaint import InpaintOperator
-from csgm.operators.noise import Noise, build_noise
+from csgm.operators.noise import Noise, build_noise, noise_class
 from csgm.operators.superres import SuperResOperator
 
-__all__ = ["OPERATORS", "LinearOperator", "Noise", "build_noise", "build_operator", "operator_class", "operator_uses_m",
+__all__ = ["OPERATORS", "LinearOperator", "Noise", "build_noise", "noise_class", "build_operator", "operator_class", "operator_uses_m", "run_provided",
            "resolve_count"]
 
 OPERATORS: dict[str, type[LinearOperator]] = {
@@ -33,15 +33,16 @@ def operator_uses_m(cfg: dict) -> bool:
     return "m" in parameters(operator_class(cfg)) and cfg.get("mode", "random") == "random"
 
 
+def run_provided(cfg: dict) -> set[str]:
+    """The operator arguments a recovery run provides (image shape, run seed, the grid's m): not config keys."""
+    accepted = parameters(operator_class(cfg))
+    return {"image_shape"} | ({"seed"} & set(accepted)) | ({"m"} if "m" in accepted else set())
+
+
 def build_operator(cfg: dict, image_shape: Sequence[int], seed: int = 0, m: int | float | None = None) -> LinearOperator:
     """Build the operator of a conf/operator entry for ``image_shape``; ``m`` (the measurement grid's value)
     replaces ``cfg['m']`` and the run ``seed`` is passed to operators that draw at random."""
-    cls = operator_class(cfg)
-    accepted = parameters(cls)
-    fixed: dict = {"image_shape": image_shape}
-    if "seed" in accepted:
-        fixed["seed"] = seed
-    if m is not None and "m" in accepted:
-        fixed["m"] = m
+    provided = {"image_shape": image_shape, "seed": seed, "m": m}
+    fixed = {k: provided[k] for k in run_provided(cfg) if provided[k] is not None}
     options = {k: v for k, v in cfg.items() if k not in fixed}
-    return instantiate("operator.", cls, options, **fixed)
+    return instantiate("operator.", operator_class(cfg), options, **fixed)

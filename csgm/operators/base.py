@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from csgm.errors import CsgmError
-from csgm.seeding import seeded_generator
+from csgm.seeding import seeded_rng
 
 __all__ = ["LinearOperator", "location_mask", "resolve_count"]
 
@@ -109,7 +109,7 @@ class LinearOperator(nn.Module):
     @torch.no_grad()
     def norm_squared(self, iterations: int = 100, seed: int = 0, tol: float = 1e-7) -> float:
         """Power-method estimate of ||A||_2^2, the largest eigenvalue of A^T A (FISTA step sizes)."""
-        x = torch.randn(1, *self.image_shape, generator=seeded_generator("power", seed), dtype=torch.float64)
+        x = torch.randn(1, *self.image_shape, generator=seeded_rng("power", seed), dtype=torch.float64)
         x = (x / x.norm()).to(device=self.device, dtype=self.dtype)
         value = 0.0
         for _ in range(iterations):

@@ -9,7 +9,7 @@ import torch
 
 from csgm.errors import CsgmError, check_choice
 from csgm.operators.base import LinearOperator, location_mask, resolve_count
-from csgm.seeding import seeded_generator
+from csgm.seeding import seeded_rng
 
 __all__ = ["FourierOperator", "fourier_mask_indices", "MASKS"]
 
@@ -39,7 +39,7 @@ def fourier_mask_indices(h: int, w: int, count: int, mask: str, seed: int, cente
       with variable density. With line masks the last line is cut so that exactly ``count`` bins
       are kept.
     """
-    gen = seeded_generator("fourier", mask, seed, count)
+    gen = seeded_rng("fourier", mask, seed, count)
     radius = _frequency_radius(h, w).flatten()
     total = h * w
     if mask == "uniform":

@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 
 from csgm.operators.base import LinearOperator, resolve_count
-from csgm.seeding import seeded_generator
+from csgm.seeding import seeded_rng
 
 __all__ = ["GaussianOperator"]
 
@@ -26,7 +26,7 @@ class GaussianOperator(LinearOperator):
     def __init__(self, image_shape: Sequence[int], m: int | float, seed: int = 0, normalize: bool = False) -> None:
         super().__init__(image_shape)
         self.m = self.output_size = resolve_count(m, self.n, "m")
-        matrix = torch.randn(self.m, self.n, generator=seeded_generator("gaussian", seed, self.m), dtype=torch.float64)
+        matrix = torch.randn(self.m, self.n, generator=seeded_rng("gaussian", seed, self.m), dtype=torch.float64)
         if normalize:
             matrix /= math.sqrt(self.m)
         self.register_buffer("matrix", matrix.float())

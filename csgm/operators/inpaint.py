@@ -8,7 +8,7 @@ import torch
 
 from csgm.errors import CsgmError, check_choice
 from csgm.operators.base import LinearOperator, location_mask, resolve_count
-from csgm.seeding import seeded_generator
+from csgm.seeding import seeded_rng
 
 __all__ = ["InpaintOperator"]
 
@@ -30,7 +30,7 @@ class InpaintOperator(LinearOperator):
         c, h, w = self.image_shape
         if mode == "random":
             self.m = resolve_count(m, self.n, "m", unit=c)
-            order = torch.randperm(h * w, generator=seeded_generator("inpaint", seed, self.m))
+            order = torch.randperm(h * w, generator=seeded_rng("inpaint", seed, self.m))
             kept = order[: self.m // c].sort().values
         else:
             if not isinstance(hole_size, int) or not 1 <= hole_size < min(h, w):

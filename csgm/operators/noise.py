@@ -12,7 +12,7 @@ from csgm.errors import check_choice, check_range
 from csgm.options import instantiate, resolve_target
 from csgm.seeding import derive_seed
 
-__all__ = ["Noise", "build_noise", "NOISES"]
+__all__ = ["Noise", "build_noise", "noise_class", "NOISES"]
 
 NOISES = ("none", "gaussian", "student_t")
 
@@ -56,9 +56,16 @@ class Noise(nn.Module):
         return f"kind={self.kind}, std={self.std}" + (f", df={self.df}" if self.kind == "student_t" else "")
 
 
+def noise_class(cfg: dict) -> tuple[type[Noise], dict]:
+    """The class of a conf/noise entry and the arguments the entry's name fixes: ``Noise`` with
+    ``kind=name``, or a user's Noise subclass by ``_target_`` (no fixed arguments)."""
+    if "_target_" in cfg:
+        return resolve_target("noise", cfg, {}, Noise), {}
+    check_choice("noise", cfg.get("name"), NOISES)
+    return Noise, {"kind": cfg["name"]}
+
+
 def build_noise(cfg: dict) -> Noise:
     """Noise from a conf/noise entry: {name, std, df}, or a user's Noise subclass by ``_target_``."""
-    if "_target_" in cfg:
-        return instantiate("noise.", resolve_target("noise", cfg, {}, Noise), cfg)
-    check_choice("noise", cfg.get("name"), NOISES)
-    return instantiate("noise.", Noise, cfg, kind=cfg["name"])
+    cls, fixed = noise_class(cfg)
+    return instantiate("noise.", cls, cfg, **fixed)

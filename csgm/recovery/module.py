@@ -11,10 +11,11 @@ import torch
 from torch.utils.data import Dataset
 
 from csgm.generators import Generator
+from csgm.measurement import MeasurementModel
 from csgm.metrics import image_metrics
 from csgm.operators import LinearOperator, Noise
 from csgm.recovery.store import FAILED_STATUSES, METRICS
-from csgm.seeding import seeded_generator
+from csgm.seeding import seeded_rng
 from csgm.solvers import Solver
 
 __all__ = ["RecoveryModule", "WorkItems", "gen_span_images"]
@@ -22,7 +23,7 @@ __all__ = ["RecoveryModule", "WorkItems", "gen_span_images"]
 
 def gen_span_images(generator: Generator, image_ids: Sequence[int], seed: int) -> torch.Tensor:
     """Images x = G(z*) with z* ~ N(0, I) seeded per image id: recovery with no representation error."""
-    z = torch.stack([torch.randn(generator.latent_dim, generator=seeded_generator("gen_span", seed, int(i))) for i in image_ids])
+    z = torch.stack([torch.randn(generator.latent_dim, generator=seeded_rng("gen_span", seed, int(i))) for i in image_ids])
     device = next(generator.parameters()).device
     with torch.no_grad():
         return generator(z.to(device)).clamp(0, 1)
@@ -74,7 +75,7 @@ class RecoveryModule(pl.LightningModule):
         return results
 
     def _recover(self, solver: Solver, operator: LinearOperator, x: torch.Tensor, ids: list[int]) -> tuple[list[dict[str, Any]], torch.Tensor]:
-        y = self.noise(operator(x), ids, key=(self.seed, operator.name, operator.m))
+        y = MeasurementModel(operator, self.noise, self.seed).measure(x, ids)
         start = time.perf_counter()
         out = solver.solve(y, operator, ids, self.generator, self.seed)
         seconds = (time.perf_counter() - start) / len(ids)

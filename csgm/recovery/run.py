@@ -30,7 +30,7 @@ from csgm.reporting.plots import error_curves_png, image_rows_png
 from csgm.reporting.sweep import register_run
 from csgm.reporting.wandb_log import log_recovery_to_wandb
 from csgm.solvers import Solver, build_solver
-from csgm.training.run import build_trainer
+from csgm.trainer import build_trainer
 
 __all__ = ["recover"]
 

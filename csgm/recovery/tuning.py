@@ -17,6 +17,7 @@ import torch
 
 from csgm.errors import CsgmError
 from csgm.generators import Generator
+from csgm.measurement import MeasurementModel
 from csgm.metrics import per_pixel_error
 from csgm.operators import LinearOperator, Noise
 from csgm.recovery.paths import results_defining
@@ -58,8 +59,7 @@ def tune_per_m(solver_cfg: dict, operators: Sequence[LinearOperator], val_images
         if path.is_file():
             choice = json.loads(path.read_text())["value"]
         else:
-            with torch.no_grad():
-                y = noise(operator(val_images), ids, key=(seed, operator.name, operator.m, "validation"))
+            y = MeasurementModel(operator, noise, seed, split="validation").measure(val_images, ids)
             errors = validation_errors(solver_cfg, candidates, val_images, y, operator, generator, seed)
             choice = candidates[min(range(len(errors)), key=errors.__getitem__)]
             record = {"value": choice, "option": solver.tunable, "candidates": candidates, "errors": errors, "key": key}

@@ -11,7 +11,7 @@ from csgm.generators import Generator
 from csgm.metrics import measurement_error
 from csgm.numerics import flush_denormals
 from csgm.operators import LinearOperator
-from csgm.seeding import seeded_generator
+from csgm.seeding import seeded_rng
 from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.latent_gradient import latent_gradient
 from csgm.solvers.latent_optim import OPTIMIZERS, LatentOptimizer, take_rows
@@ -23,7 +23,7 @@ __all__ = ["CSGMSolver", "initial_latents", "select_restarts"]
 def initial_latents(image_ids: Sequence[int], restarts: int, latent_dim: int, seed: int) -> torch.Tensor:
     """z starts ~ N(0, I), one per (image id, restart), drawn on the CPU from (seed, id, restart)."""
     return torch.stack([
-        torch.randn(latent_dim, generator=seeded_generator("z", seed, int(i), r))
+        torch.randn(latent_dim, generator=seeded_rng("z", seed, int(i), r))
         for i in image_ids for r in range(restarts)
     ]) if len(image_ids) else torch.zeros(0, latent_dim)
 

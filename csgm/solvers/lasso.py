@@ -10,7 +10,7 @@ from csgm.errors import CsgmError
 from csgm.generators import Generator
 from csgm.operators import LinearOperator
 from csgm.solvers.base import Solver, SolverOutput
-from csgm.solvers.bases import Basis
+from csgm.solvers.sparsity_bases import Basis
 from csgm.metrics import measurement_error
 from csgm.solvers.proximal import BasisCache, check_positive_lambda, require_resolved, soft_threshold
 

@@ -34,7 +34,7 @@ class BasisCache:
     """The basis for an operator's image shape and the Lipschitz constant ||A||^2 (power method), once per operator."""
 
     def __init__(self, basis: str, wavelet: str, levels: int) -> None:
-        from csgm.solvers.bases import build_basis
+        from csgm.solvers.sparsity_bases import build_basis
 
         self.basis_name = basis
         self.options = {"wavelet": wavelet, "levels": levels} if basis == "wavelet" else {}

@@ -14,22 +14,12 @@ from pytorch_lightning.utilities.model_helpers import is_overridden
 from csgm.cli import plain
 from csgm.config import validate_train_config
 from csgm.data import ImageDataModule
-from csgm.errors import CsgmError
 from csgm.reporting.loggers import build_logger, finish_wandb
+from csgm.trainer import build_trainer
 from csgm.training import TRAINING_MODULES
 from csgm.training.samples import SampleGrid
 
 __all__ = ["train"]
-
-
-def build_trainer(trainer_cfg: dict, **extra: Any) -> pl.Trainer:
-    """``pl.Trainer(**trainer_cfg, **extra)``; a setting Lightning refuses fails in one line."""
-    try:
-        return pl.Trainer(**trainer_cfg, **extra)
-    except Exception as exc:  # MisconfigurationException and friends
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CsgmError(f"the trainer settings are refused by Lightning: {reason}; see conf/trainer/*.yaml "
-                        "(e.g. trainer.accelerator=cpu)") from None
 
 
 def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import torch
 from torchvision.utils import make_grid, save_image
 
 from csgm.files import atomic_path
-from csgm.seeding import seeded_generator
+from csgm.seeding import seeded_rng
 
 __all__ = ["SampleGrid"]
 
@@ -28,7 +28,7 @@ class SampleGrid(pl.Callback):
         if not trainer.is_global_zero:
             return
         generator = module.generator
-        z = torch.randn(self.num_samples, generator.latent_dim, generator=seeded_generator("samples", self.seed))
+        z = torch.randn(self.num_samples, generator.latent_dim, generator=seeded_rng("samples", self.seed))
         was_training = generator.training
         generator.eval()
         images = generator(z.to(module.device)).cpu()

@@ -9,7 +9,7 @@ from sklearn.linear_model import Lasso
 from csgm.errors import CsgmError
 from csgm.operators import build_operator
 from csgm.solvers import build_solver
-from csgm.solvers.bases import build_basis
+from csgm.solvers.sparsity_bases import build_basis
 from csgm.solvers.lasso import LassoSolver, fista
 
 

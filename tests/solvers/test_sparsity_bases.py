@@ -10,7 +10,7 @@ import torch
 
 from csgm.cli import plain
 from csgm.errors import CsgmError
-from csgm.solvers.bases import build_basis
+from csgm.solvers.sparsity_bases import build_basis
 from tests.helpers import compose_config, conf_options
 
 
