@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from csgm.errors import CsgmError
+from csgm.errors import CsgmError, check_range
 from csgm.operators.base import LinearOperator
 
 __all__ = ["BlurOperator", "gaussian_kernel", "conv_same", "conv_same_adjoint"]
@@ -16,8 +16,7 @@ __all__ = ["BlurOperator", "gaussian_kernel", "conv_same", "conv_same_adjoint"]
 
 def gaussian_kernel(sigma: float, size: int | None = None) -> torch.Tensor:
     """Normalised 2-D Gaussian kernel (size x size, odd; default 2 * ceil(3 sigma) + 1)."""
-    if not sigma > 0:
-        raise CsgmError(f"blur sigma={sigma} must be > 0")
+    check_range("operator.sigma", sigma, 0, low_open=True)
     size = size or 2 * math.ceil(3 * sigma) + 1
     if size < 1 or size % 2 == 0:
         raise CsgmError(f"kernel_size={size} must be a positive odd integer")

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import torch
 
-from csgm.errors import CsgmError, check_choice
+from csgm.errors import CsgmError, check_choice, check_range
 from csgm.operators.base import LinearOperator, location_mask, resolve_count
 from csgm.seeding import seeded_rng
 
@@ -92,8 +92,8 @@ class FourierOperator(LinearOperator):
                  center_fraction: float = 0.02, decay: float = 2.0) -> None:
         super().__init__(image_shape)
         check_choice("fourier mask", mask, MASKS)
-        if not 0.0 <= center_fraction <= 1.0:
-            raise CsgmError(f"center_fraction={center_fraction} must be in [0, 1]")
+        check_range("operator.center_fraction", center_fraction, 0, 1)
+        check_range("operator.decay", decay, 0)
         c, h, w = self.image_shape
         self.m = resolve_count(m, self.n, "m", unit=c)
         self.output_size = 2 * self.m

@@ -35,6 +35,8 @@ class InpaintOperator(LinearOperator):
         else:
             if not isinstance(hole_size, int) or not 1 <= hole_size < min(h, w):
                 raise CsgmError(f"hole_size={hole_size} must be an integer in [1, {min(h, w) - 1}] for {h}x{w} images")
+            if hole_position is not None and len(hole_position) != 2:
+                raise CsgmError(f"operator.hole_position={list(hole_position)} must be [top, left] (two integers) or null")
             top, left = hole_position if hole_position is not None else ((h - hole_size) // 2, (w - hole_size) // 2)
             if not (0 <= top <= h - hole_size and 0 <= left <= w - hole_size):
                 raise CsgmError(f"hole_position={[top, left]} puts a {hole_size}-pixel hole outside the {h}x{w} image")

@@ -9,6 +9,7 @@ seed, checkpoint, images) under ``cache_dir`` and recorded with every result row
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -48,7 +49,7 @@ def tune_per_m(solver_cfg: dict, operators: Sequence[LinearOperator], val_images
     if len(val_images) == 0:
         raise CsgmError(f"solver.{solver.tunable}=auto needs validation images, but the val split is empty; "
                         f"set dataset.val_size > 0 and tuning.num_images > 0, or give solver.{solver.tunable} a number")
-    if any(not v > 0 for v in solver.lambda_grid):
+    if any(not 0 < v < math.inf for v in solver.lambda_grid):
         raise CsgmError(f"solver.lambda_grid={solver.lambda_grid} must hold numbers > 0")
     solvers = []
     ids = list(range(len(val_images)))

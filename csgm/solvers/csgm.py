@@ -69,11 +69,12 @@ class CSGMSolver(Solver):
                  halving_every: int = 0, halving_keep: float = 0.5, flush_denormals: bool = True,
                  compile: bool = False, label: str | None = None) -> None:
         check_choice("optimizer", optimizer, OPTIMIZERS)
-        for key, value, low in (("lr", lr, 0.0), ("iterations", iterations, 0), ("restarts", restarts, 0)):
-            if not value > low:
-                raise CsgmError(f"solver.{key}={value} must be > {low}")
-        if lambda_z < 0 or l1_weight < 0 or l2_weight < 0:
-            raise CsgmError(f"solver weights must be >= 0 (lambda_z={lambda_z}, l1_weight={l1_weight}, l2_weight={l2_weight})")
+        for key, value in (("lr", lr), ("iterations", iterations), ("restarts", restarts)):
+            check_range(f"solver.{key}", value, 0, low_open=True)
+        for key, value in (("lambda_z", lambda_z), ("l1_weight", l1_weight), ("l2_weight", l2_weight), ("lr_decay", lr_decay),
+                           ("lr_decay_every", lr_decay_every), ("stall_patience", stall_patience), ("stall_tol", stall_tol)):
+            check_range(f"solver.{key}", value, 0)
+        check_range("solver.momentum", momentum, 0, 1)
         self.lr, self.iterations, self.restarts, self.optimizer = lr, int(iterations), int(restarts), optimizer
         self.momentum, self.lambda_z, self.l2_weight, self.l1_weight = momentum, lambda_z, l2_weight, l1_weight
         self.lr_decay, self.lr_decay_every = lr_decay, int(lr_decay_every)

@@ -6,7 +6,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from csgm.errors import CsgmError
+from csgm.errors import check_range
 from csgm.generators import Generator
 from csgm.operators import LinearOperator
 from csgm.solvers.base import Solver, SolverOutput
@@ -82,8 +82,8 @@ class LassoSolver(Solver):
     def __init__(self, lambda_l1: float | str = "auto", basis: str = "pixel", wavelet: str = "db4", levels: int = 2,
                  max_iterations: int = 5000, tol: float = 1e-4, lambda_grid: Sequence[float] = (), label: str | None = None) -> None:
         self.lambda_l1 = check_positive_lambda("lambda_l1", lambda_l1)
-        if not max_iterations >= 1 or not tol > 0:
-            raise CsgmError(f"solver.max_iterations={max_iterations} must be >= 1 and solver.tol={tol} > 0")
+        check_range("solver.max_iterations", max_iterations, 1)
+        check_range("solver.tol", tol, 0, low_open=True)
         self.bases = BasisCache(basis, wavelet, levels)
         self.max_iterations, self.tol = int(max_iterations), float(tol)
         self.lambda_grid = [float(v) for v in lambda_grid]

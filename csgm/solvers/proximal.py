@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from csgm.errors import CsgmError
@@ -18,7 +20,7 @@ def check_positive_lambda(name: str, value: float | str) -> float | str:
     """A regularisation weight: a number > 0, or 'auto' (chosen on the validation split)."""
     if value == "auto":
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
         raise CsgmError(f"solver.{name}={value!r} must be a number > 0, or auto to choose it on the validation split")
     return float(value)
 
