@@ -40,6 +40,7 @@ class _DropAdverts(logging.Filter):
 def quiet_third_party() -> None:
     """Hide third-party noise that says nothing about the run (adverts, internal deprecations)."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=r".*no `validation_step`.*")  # GAN training has no validation loss
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropAdverts())
 
 

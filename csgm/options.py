@@ -96,7 +96,8 @@ def check_keys(prefix: str, given: Mapping[str, Any], accepted: collections.abc.
     for key in given:
         if key not in accepted:
             close = difflib.get_close_matches(str(key), [str(a) for a in accepted], n=1)
-            hint = f"did you mean {prefix}{close[0]}?" if close else f"accepted keys: {', '.join(sorted(map(str, accepted)))}"
+            hint = (f"did you mean {prefix}{close[0]}?" if close else
+                    f"accepted keys: {', '.join(sorted(map(str, accepted)))}" if accepted else "it takes no options")
             raise CsgmError(f"unknown key {prefix}{key} (value {given[key]!r}); {hint}")
 
 
