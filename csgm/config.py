@@ -36,6 +36,12 @@ class Tuning:
 
 
 @dataclass
+class FileInput:
+    y: Optional[str] = None       # input=file: your measurements, one row per image (.npy, .npz or .pt)
+    matrix: Optional[str] = None  # optional dense A (rows = length of y, columns = C*H*W); else the operator config
+
+
+@dataclass
 class RecoverConfig:
     """Top-level keys of recover.py (groups are checked against the objects they build)."""
 
@@ -47,7 +53,8 @@ class RecoverConfig:
     logger: dict
     generator: Optional[dict] = None  # read from the checkpoint; experiments shared with train.py set it
     checkpoint: Optional[str] = "latest"
-    input: Literal["test", "val", "gen_span"] = "test"
+    input: Literal["test", "val", "gen_span", "file"] = "test"
+    file: FileInput = field(default_factory=FileInput)
     num_images: int = _bounded(100, 1)
     batch_size: int = _bounded(100, 1)
     num_workers: int = _bounded(0, 0)

@@ -9,12 +9,15 @@ temporary file is complete before the first rename, so a full disk leaves all th
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
-__all__ = ["atomic_write_bytes", "atomic_write_files", "atomic_path", "is_temporary", "file_mode"]
+__all__ = ["atomic_write_bytes", "atomic_write_files", "atomic_path", "is_temporary", "file_mode", "cached_digest",
+           "content_digest"]
 
 
 def file_mode() -> int:
@@ -83,3 +86,36 @@ def atomic_write_files(contents: Mapping[str | Path, bytes]) -> None:
         raise
     for tmp, path in written:
         os.replace(tmp, path)
+
+
+def cached_digest(path: str | Path, cache_file: str | Path | None, compute: Callable[[Path], str]) -> str:
+    """``compute(path)``, cached in ``cache_file`` (JSON) by the file's identity (real path, inode, size,
+    modification and change times): a large file is digested once, and a file replaced at the same path
+    (a new inode or change time) is digested again. The cache only saves time: errors writing it are ignored."""
+    path = Path(path).expanduser().resolve()
+    stat = path.stat()
+    key = f"{path}|{stat.st_ino}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}"
+    cache: dict[str, str] = {}
+    if cache_file is not None and Path(cache_file).is_file():
+        try:
+            cache = json.loads(Path(cache_file).read_text())
+        except (OSError, ValueError):
+            cache = {}
+    if key not in cache:
+        cache = {k: v for k, v in cache.items() if not k.startswith(f"{path}|")}
+        cache[key] = compute(path)
+        if cache_file is not None:
+            try:
+                atomic_write_bytes(cache_file, json.dumps(cache, indent=0, sort_keys=True).encode())
+            except OSError:
+                pass
+    return cache[key]
+
+
+def content_digest(path: Path) -> str:
+    """sha256 of a file's bytes (16 hex digits)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from csgm.errors import CsgmError
-from csgm.files import atomic_write_bytes
+from csgm.files import cached_digest
 from csgm.generators.base import Generator
 
 __all__ = ["generator_payload", "load_generator", "generator_digest", "checkpoint_digest", "CHECKPOINT_KEY"]
@@ -86,24 +86,5 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
 
 
 def checkpoint_digest(path: str | Path, cache_file: str | Path | None = None) -> str:
-    """``generator_digest`` of a checkpoint file, cached in ``cache_file`` (JSON) by the file's identity
-    (real path, inode, size, modification and change times), so a large checkpoint is hashed once, and a
-    file replaced at the same path (a new inode or change time) is hashed again."""
-    path = Path(path).expanduser().resolve()
-    stat = path.stat()
-    key = f"{path}|{stat.st_ino}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}"
-    cache: dict[str, str] = {}
-    if cache_file is not None and Path(cache_file).is_file():
-        try:
-            cache = json.loads(Path(cache_file).read_text())
-        except (OSError, ValueError):
-            cache = {}
-    if key not in cache:
-        cache = {k: v for k, v in cache.items() if not k.startswith(f"{path}|")}
-        cache[key] = generator_digest(_read_payload(path))
-        if cache_file is not None:
-            try:
-                atomic_write_bytes(cache_file, json.dumps(cache, indent=0, sort_keys=True).encode())
-            except OSError:
-                pass  # the cache only saves time; a read-only folder still gets the right digest
-    return cache[key]
+    """``generator_digest`` of a checkpoint file, cached per file identity (``csgm.files.cached_digest``)."""
+    return cached_digest(path, cache_file, lambda file: generator_digest(_read_payload(file)))

@@ -11,10 +11,11 @@ from csgm.operators.fourier import FourierOperator
 from csgm.operators.gaussian import GaussianOperator
 from csgm.operators.identity import IdentityOperator
 from csgm.operators.inpaint import InpaintOperator
+from csgm.operators.matrix import MatrixOperator
 from csgm.operators.noise import Noise, build_noise, noise_class
 from csgm.operators.superres import SuperResOperator
 
-__all__ = ["OPERATORS", "LinearOperator", "Noise", "build_noise", "noise_class", "build_operator", "operator_class", "operator_uses_m", "run_provided",
+__all__ = ["OPERATORS", "LinearOperator", "MatrixOperator", "Noise", "build_noise", "noise_class", "build_operator", "operator_class", "operator_uses_m", "run_provided",
            "resolve_count"]
 
 OPERATORS: dict[str, type[LinearOperator]] = {

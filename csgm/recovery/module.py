@@ -65,22 +65,30 @@ class RecoveryModule(pl.LightningModule):
         self.labels = labels or {}
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> list[tuple[list[dict[str, Any]], torch.Tensor]]:
-        images, ids, grid_index = batch
+        """Items are images (measured here), or with ``input_mode='file'`` the given measurements y."""
+        data, ids, grid_index = batch
         if self.input_mode == "gen_span":
-            images = gen_span_images(self.generator, ids.tolist(), self.seed)
+            data = gen_span_images(self.generator, ids.tolist(), self.seed)
         results = []
         for j in sorted(set(grid_index.tolist())):
             pick = (grid_index == j).nonzero().squeeze(1)
-            results.append(self._recover(self.solvers[j], self.operators[j], images[pick], ids[pick].tolist()))
+            operator, picked_ids = self.operators[j], ids[pick].tolist()
+            if self.input_mode == "file":
+                x, y = None, data[pick].to(operator.dtype)
+            else:
+                x = data[pick]
+                y = MeasurementModel(operator, self.noise, self.seed).measure(x, picked_ids)
+            results.append(self._recover(self.solvers[j], operator, x, y, picked_ids))
         return results
 
-    def _recover(self, solver: Solver, operator: LinearOperator, x: torch.Tensor, ids: list[int]) -> tuple[list[dict[str, Any]], torch.Tensor]:
-        y = MeasurementModel(operator, self.noise, self.seed).measure(x, ids)
+    def _recover(self, solver: Solver, operator: LinearOperator, x: torch.Tensor | None, y: torch.Tensor,
+                 ids: list[int]) -> tuple[list[dict[str, Any]], torch.Tensor]:
+        """Solve for one m; metrics against x when there is ground truth (no error columns otherwise)."""
         start = time.perf_counter()
         out = solver.solve(y, operator, ids, self.generator, self.seed)
         seconds = (time.perf_counter() - start) / len(ids)
         x_hat = out.x_hat.detach().clamp(0, 1)
-        metrics = image_metrics(x_hat, x)
+        metrics = image_metrics(x_hat, x) if x is not None else None
         all_diverged = out.extra.get("all_restarts_diverged", torch.zeros(len(ids), dtype=torch.bool)).cpu()
         nonfinite = ~(torch.isfinite(x_hat.flatten(1)).all(1) & torch.isfinite(out.measurement_loss)).cpu()
         converged = out.converged if out.converged is not None else torch.ones(len(ids), dtype=torch.bool)
@@ -94,7 +102,7 @@ class RecoveryModule(pl.LightningModule):
                 "solver": self.labels.get("solver", solver.name), "operator": self.labels.get("operator", operator.name),
                 "noise": self.labels.get("noise", self.noise.kind),
                 "noise_std": 0.0 if self.noise.kind == "none" else self.noise.std, "m": operator.m, "image_id": image_id,
-                **{k: None if failed else float(metrics[k][j]) for k in METRICS},
+                **{k: None if failed or metrics is None else float(metrics[k][j]) for k in METRICS},
                 "measurement_loss": None if failed else float(out.measurement_loss[j]), "iterations": int(out.iterations[j]),
                 "dropped_restarts": int(out.dropped_restarts[j]), "generator_evaluations": int(evaluations[j]),
                 "status": status, "seconds": seconds, "params": json.dumps(solver.tuned, sort_keys=True),

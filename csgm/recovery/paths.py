@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from csgm.errors import CsgmError
-from csgm.files import atomic_write_bytes
+from csgm.files import atomic_write_bytes, cached_digest, content_digest
 
 __all__ = ["resolve_checkpoint", "run_identity", "run_fingerprint", "check_identity", "register_resolvers",
            "results_defining", "uses_generator", "digest_cache_file", "IDENTITY_FILE"]
@@ -52,14 +52,30 @@ def uses_generator(cfg: dict) -> bool:
 
 
 def digest_cache_file(cfg: dict) -> Path:
-    """Where checkpoint content digests are cached (so large checkpoints are hashed once)."""
-    return Path(cfg["paths"]["output_root"]) / "cache" / "checkpoint_digests.json"
+    """Where content digests of checkpoints and input files are cached (so large files are hashed once)."""
+    return Path(cfg["paths"]["output_root"]) / "cache" / "file_digests.json"
+
+
+def measured_files(cfg: dict) -> dict[str, str]:
+    """The files of ``input=file`` (y, and A if given) by config key."""
+    if cfg.get("input") != "file":
+        return {}
+    return {key: path for key, path in (cfg.get("file") or {}).items() if path}
+
+
+def file_digests(cfg: dict) -> dict[str, str] | None:
+    """Content digests of the ``input=file`` files (cached per file), or None for other inputs."""
+    if cfg.get("input") != "file":
+        return None
+    return {key: cached_digest(path, digest_cache_file(cfg), content_digest) for key, path in measured_files(cfg).items()}
 
 
 def run_identity(cfg: dict, generator_digest: str | None) -> dict[str, Any]:
     """Everything that determines per-image results (not the m grid, the number of images, the batch
-    size, the devices or the speed-only solver options)."""
+    size, the devices or the speed-only solver options); for ``input=file`` the content of its files."""
     identity = {k: cfg.get(k) for k in IDENTITY_KEYS}
+    if cfg.get("input") == "file":
+        identity["file"] = file_digests(cfg)
     identity["solver"] = results_defining(identity["solver"])
     identity["generator"] = generator_digest
     precision = str(cfg.get("trainer", {}).get("precision", "32-true"))
@@ -86,7 +102,7 @@ def run_fingerprint(cfg: Any) -> str:
     """8 hex digits over ``run_identity``: re-running the same command finds the same folder and resumes
     it. Never raises (it names a folder): a config that cannot be resolved is reported by recover()."""
     try:
-        needed = (*IDENTITY_KEYS, "trainer", "tuning", "checkpoint", "paths")
+        needed = (*IDENTITY_KEYS, "trainer", "tuning", "checkpoint", "paths", "file")
         node = _selected(cfg, needed) if OmegaConf.is_config(cfg) else {k: cfg.get(k) for k in needed}
     except Exception:
         return "unresolved"
@@ -102,7 +118,7 @@ def run_fingerprint(cfg: Any) -> str:
     try:
         return _hash(run_identity(node, digest))
     except Exception:
-        return "unresolved"
+        return "unresolved"  # e.g. a missing input file: recover() reports it in one line
 
 
 def check_identity(run_dir: Path, identity: dict[str, Any]) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 from filelock import FileLock, Timeout
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from csgm.cli import plain
 from csgm.config import validate_recover_config
@@ -21,12 +24,13 @@ from csgm.generators import Generator
 from csgm.generators.checkpoint import load_generator
 from csgm.operators import Noise, build_noise, build_operator
 from csgm.recovery.grid import measurement_grid
+from csgm.recovery.measured import MeasuredItems, load_array, measured_operator
 from csgm.recovery.module import RecoveryModule, WorkItems, gen_span_images
 from csgm.recovery.paths import check_identity, resolve_checkpoint, run_identity, uses_generator
 from csgm.recovery.store import ResultsStore, tensor_bytes
 from csgm.recovery.tuning import tune_per_m
 from csgm.recovery.writer import ShardWriter
-from csgm.reporting.plots import error_curves_png, image_rows_png
+from csgm.reporting.plots import error_curves_png, image_png, image_rows_png
 from csgm.reporting.sweep import register_run
 from csgm.reporting.wandb_log import log_recovery_to_wandb
 from csgm.solvers import Solver, build_solver
@@ -88,6 +92,60 @@ def _run_lock(run_dir: Path) -> Iterator[None]:
         lock.release()
 
 
+@dataclass
+class _Source:
+    """What a run recovers: ``count`` images (ids 0..count-1), the work items for (grid index, id) pairs, and
+    the ground truth by ids (None for a user's own measurements)."""
+
+    count: int
+    items: Callable[[list[tuple[int, int]]], Dataset]
+    originals: Callable[[list[int]], torch.Tensor] | None
+
+
+def _load_generator(cfg: dict) -> tuple[Generator | None, dict]:
+    if not uses_generator(cfg):
+        return None, {"digest": None}
+    checkpoint = resolve_checkpoint(cfg["checkpoint"], cfg["paths"]["output_root"])
+    if checkpoint is None:
+        raise CsgmError(f"solver {cfg['solver']['name']!r} needs a generator: pass checkpoint=PATH or checkpoint=latest")
+    generator, meta = load_generator(checkpoint)
+    return generator, {**meta, "checkpoint": checkpoint}
+
+
+def _dataset_source(cfg: dict, splits: dict, generator: Generator | None, meta: dict) -> tuple[_Source, tuple, list]:
+    """Test/val images of the dataset (or G(z*) for gen_span), measured with every m of the grid."""
+    images = _images(cfg, splits)
+    image_shape = tuple(images[0][0].shape)
+    if generator is not None and tuple(generator.image_shape) != image_shape:
+        raise CsgmError(f"checkpoint {meta['checkpoint']!r} makes {'x'.join(map(str, generator.image_shape))} images "
+                        f"(trained on {meta['dataset']!r}) but dataset {cfg['dataset']['name']!r} has "
+                        f"{'x'.join(map(str, image_shape))}; use a checkpoint trained on this dataset")
+    operators: list = []
+    for m in measurement_grid(cfg["measurements"], cfg["operator"]):  # one operator per m count (0.5 and 392 are one m)
+        operator = build_operator(cfg["operator"], image_shape, cfg["seed"], m)
+        if all(operator.m != other.m for other in operators):
+            operators.append(operator)
+    if cfg["input"] == "gen_span":
+        originals = lambda ids: gen_span_images(generator, ids, cfg["seed"])  # noqa: E731
+    else:
+        originals = lambda ids: torch.stack([images[i][0] for i in ids])  # noqa: E731
+    return _Source(len(images), lambda pairs: WorkItems(images, pairs), originals), image_shape, operators
+
+
+def _file_source(cfg: dict, splits: dict, generator: Generator | None) -> tuple[_Source, tuple, list]:
+    """A user's own measurements: rows of ``file.y``, A from ``file.matrix`` or the operator config; the
+    image shape is the generator's (or the dataset's, for solvers without one)."""
+    y = load_array(cfg["file"].get("y"), "file.y")
+    if cfg["num_images"] > len(y):
+        raise CsgmError(f"num_images={cfg['num_images']} but file.y has {len(y)} rows (one per image); "
+                        f"set num_images={len(y)} or fewer")
+    image_shape = tuple(generator.image_shape) if generator is not None else tuple(splits["test"][0][0].shape)
+    grid = measurement_grid(cfg["measurements"], cfg["operator"])
+    operator = measured_operator(cfg["file"], cfg["operator"], grid, image_shape, cfg["seed"], y)
+    items = lambda pairs: MeasuredItems(y, [i for _, i in pairs])  # noqa: E731
+    return _Source(cfg["num_images"], items, None), image_shape, [operator]
+
+
 def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     """Run the configured recovery grid; returns the summary rows and the paths written."""
     cfg = plain(cfg)
@@ -97,37 +155,22 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     solver = build_solver(cfg["solver"])
     noise = build_noise(cfg["noise"])
     splits = load_splits(cfg["dataset"])
-    images = _images(cfg, splits)
-    image_shape = tuple(images[0][0].shape)
-    generator, checkpoint, digest = None, None, None
-    if uses_generator(cfg):
-        checkpoint = resolve_checkpoint(cfg["checkpoint"], cfg["paths"]["output_root"])
-        if checkpoint is None:
-            raise CsgmError(f"solver {cfg['solver']['name']!r} needs a generator: pass checkpoint=PATH or checkpoint=latest")
-        generator, meta = load_generator(checkpoint)
-        digest = meta["digest"]
-        if tuple(generator.image_shape) != image_shape:
-            raise CsgmError(f"checkpoint {checkpoint!r} makes {'x'.join(map(str, generator.image_shape))} images "
-                            f"(trained on {meta['dataset']!r}) but dataset {cfg['dataset']['name']!r} has "
-                            f"{'x'.join(map(str, image_shape))}; use a checkpoint trained on this dataset")
-    grid = measurement_grid(cfg["measurements"], cfg["operator"])
-    operators: list = []
-    for m in grid:  # one operator per m count (a fraction 0.5 and the count 392 are the same m)
-        operator = build_operator(cfg["operator"], image_shape, cfg["seed"], m)
-        if all(operator.m != other.m for other in operators):
-            operators.append(operator)
+    generator, meta = _load_generator(cfg)
+    if cfg["input"] == "file":
+        source, image_shape, operators = _file_source(cfg, splits, generator)
+    else:
+        source, image_shape, operators = _dataset_source(cfg, splits, generator, meta)
     with _run_lock(run_dir):
-        check_identity(run_dir, run_identity(cfg, digest))
-        return _run(cfg, run_dir, solver, noise, splits, images, generator, digest, operators)
+        check_identity(run_dir, run_identity(cfg, meta["digest"]))
+        return _run(cfg, run_dir, solver, noise, splits, source, image_shape, generator, meta["digest"], operators)
 
 
-def _run(cfg: dict, run_dir: Path, solver: Solver, noise: Noise, splits: dict, images: Subset, generator: Generator | None,
-         digest: str | None, operators: list) -> dict[str, Any]:
+def _run(cfg: dict, run_dir: Path, solver: Solver, noise: Noise, splits: dict, source: _Source, image_shape: tuple,
+         generator: Generator | None, digest: str | None, operators: list) -> dict[str, Any]:
     """The work of ``recover`` once the run folder is locked and its identity checked."""
-    image_shape = tuple(images[0][0].shape)
     store = ResultsStore(run_dir)
     done = store.done()
-    pairs = [(j, i) for j, op in enumerate(operators) for i in range(len(images)) if (op.m, i) not in done]
+    pairs = [(j, i) for j, op in enumerate(operators) for i in range(source.count) if (op.m, i) not in done]
     pending = sorted({j for j, _ in pairs})  # only m values with work left need their hyperparameters
     val_count = min(cfg["tuning"]["num_images"], len(splits["val"]))
     val_images = torch.stack([splits["val"][i][0] for i in range(val_count)]) if val_count else torch.zeros(0, *image_shape)
@@ -142,24 +185,29 @@ def _run(cfg: dict, run_dir: Path, solver: Solver, noise: Noise, splits: dict, i
     trainer = build_trainer(cfg["trainer"], inference_mode=False, logger=False, default_root_dir=str(run_dir),
                             callbacks=[ShardWriter(store)], enable_checkpointing=False)
     if pairs:
-        loader = DataLoader(WorkItems(images, pairs), batch_size=cfg["batch_size"], shuffle=False,
-                            num_workers=cfg["num_workers"])
+        loader = DataLoader(source.items(pairs), batch_size=cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"])
         trainer.predict(module, dataloaders=loader, return_predictions=False)
     if not trainer.is_global_zero:
         return {}
     requested_m = {op.m for op in operators}
-    merged = store.merge(lambda m, image_id: m in requested_m and image_id < len(images))
-    if cfg["input"] == "gen_span":
-        originals = lambda ids: gen_span_images(generator, ids, cfg["seed"])  # noqa: E731
-    else:
-        originals = lambda ids: torch.stack([images[i][0] for i in ids])  # noqa: E731
-    shown = _originals_payload(originals, min(cfg["save_images"], cfg["num_images"]))
-    grid_rows, grid_labels = _grid_rows(merged.x_hat, shown, "G(z*)" if cfg["input"] == "gen_span" else "original")
+    merged = store.merge(lambda m, image_id: m in requested_m and image_id < source.count)
+    paths = {"results": run_dir / "results.csv", "summary": run_dir / "summary.csv"}
+    files = merged.files(run_dir)
+    shown_ids = list(range(min(cfg["save_images"], source.count)))
     noise_text = "no noise" if cfg["noise"].get("name") == "none" else f"noise {cfg['noise'].get('name')} {cfg['noise'].get('std', '')}"
     grid_title = f"{labels['solver']}, {operators[0].name} operator, {noise_text}"
-    paths = {"results": run_dir / "results.csv", "summary": run_dir / "summary.csv", "curve": run_dir / "error_vs_m.png"}
-    files = {**merged.files(run_dir), run_dir / "originals.pt": tensor_bytes(shown),
-             paths["curve"]: error_curves_png(merged.summary)}
+    if source.originals is not None:
+        shown = _originals_payload(source.originals, len(shown_ids))
+        grid_rows, grid_labels = _grid_rows(merged.x_hat, shown, "G(z*)" if cfg["input"] == "gen_span" else "original")
+        paths["curve"] = run_dir / "error_vs_m.png"
+        files.update({run_dir / "originals.pt": tensor_bytes(shown), paths["curve"]: error_curves_png(merged.summary)})
+    else:  # no ground truth: the estimates alone, as one array and one PNG per image
+        m = operators[0].m
+        estimates = torch.stack([merged.x_hat[(m, i)] for i in range(source.count)])
+        grid_rows, grid_labels = ([estimates[shown_ids]], [f"x̂ (m = {m})"]) if shown_ids else ([], [])
+        paths["estimates"] = run_dir / "x_hat.npy"
+        files[paths["estimates"]] = _npy_bytes(estimates)
+        files.update({run_dir / "images" / f"x_hat_{i:05d}.png": image_png(estimates[i]) for i in range(source.count)})
     if grid_rows:
         paths["recovery_grid"] = run_dir / "grid.png"
         files[paths["recovery_grid"]] = image_rows_png(grid_rows, grid_labels, grid_title)
@@ -167,8 +215,14 @@ def _run(cfg: dict, run_dir: Path, solver: Solver, noise: Noise, splits: dict, i
     if not grid_rows:
         (run_dir / "grid.png").unlink(missing_ok=True)
     if cfg.get("report_name"):
-        register_run(cfg, run_dir, sorted(requested_m), len(images))
+        register_run(cfg, run_dir, sorted(requested_m), source.count)
     if cfg["logger"]["name"] == "wandb":
         log_recovery_to_wandb(cfg["logger"], run_dir, cfg, merged.summary,
                               {k: v for k, v in paths.items() if str(v).endswith(".png")})
     return {"summary": merged.summary, "rows": len(merged.rows), "paths": paths}
+
+
+def _npy_bytes(array: torch.Tensor) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array.numpy())
+    return buffer.getvalue()

@@ -26,7 +26,7 @@ __all__ = ["ResultsStore", "MergedResults", "csv_bytes", "summarise", "summary_k
 RESULT_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "image_id", "mse", "psnr", "ssim", "measurement_loss",
                  "iterations", "dropped_restarts", "generator_evaluations", "status", "seconds", "params"]
 SUMMARY_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "images", "mse_mean", "mse_ci95", "psnr_mean", "psnr_ci95",
-                  "ssim_mean", "ssim_ci95", "failed", "not_converged", "params"]
+                  "ssim_mean", "ssim_ci95", "measurement_loss_mean", "failed", "not_converged", "params"]
 FAILED_STATUSES = ("all_restarts_diverged", "diverged")
 METRICS = ("mse", "psnr", "ssim")
 
@@ -58,7 +58,8 @@ def summary_key(row: dict[str, Any]) -> tuple[str, str, str, float, int]:
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and 95% interval of mse/psnr/ssim per (solver, operator, noise, noise std, m) over the images
-    that did not fail (NaN if all failed), with the counts of failed and not converged images; sorted."""
+    that did not fail and have ground truth (NaN if none), the mean measurement loss ||A x̂ - y||², and the
+    counts of failed and not converged images; sorted."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(summary_key(row), []).append(row)
@@ -69,9 +70,11 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                  "images": len(members), "failed": len(members) - len(kept),
                                  "not_converged": sum(r["status"] == "not_converged" for r in members),
                                  "params": members[0].get("params", "{}")}
+        truth = [r for r in kept if r["mse"] not in (None, "")]  # rows with ground truth
         for metric in METRICS:
-            mean, half = mean_ci95([float(r[metric]) for r in kept])
+            mean, half = mean_ci95([float(r[metric]) for r in truth])
             entry[f"{metric}_mean"], entry[f"{metric}_ci95"] = mean, half
+        entry["measurement_loss_mean"] = mean_ci95([float(r["measurement_loss"]) for r in kept])[0]
         summary.append(entry)
     return summary
 

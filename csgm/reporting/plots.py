@@ -11,7 +11,7 @@ import torch
 
 from csgm.files import atomic_write_bytes
 
-__all__ = ["plot_error_curves", "save_image_rows", "error_curves_png", "image_rows_png", "wants_log_scale",
+__all__ = ["plot_error_curves", "save_image_rows", "error_curves_png", "image_png", "image_rows_png", "wants_log_scale",
            "METRIC_LABELS", "X_AXES", "MIN_CELL_PIXELS"]
 
 METRIC_LABELS = {"mse": "per-pixel squared error ||x̂ - x||² / n", "psnr": "PSNR (dB)", "ssim": "SSIM"}
@@ -89,6 +89,15 @@ def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", tit
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return _png(fig)
+
+
+def image_png(image: torch.Tensor) -> bytes:
+    """One (C, H, W) image in [0, 1] as PNG bytes, pixel for pixel."""
+    from torchvision.utils import save_image
+
+    buffer = io.BytesIO()
+    save_image(image.detach().cpu().float().clamp(0, 1), buffer, format="png")
+    return buffer.getvalue()
 
 
 def save_image_rows(rows: Sequence[torch.Tensor], path: str | Path, labels: Sequence[str] | None = None,
