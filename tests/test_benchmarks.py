@@ -10,6 +10,8 @@ import pytest
 
 from tests.helpers import requires_compiler, run_script
 
+pytestmark = pytest.mark.slow  # runs the entry points in subprocesses
+
 
 def run_benchmark(script: str, *args: str, cwd) -> dict:
     result = run_script(f"benchmarks/{script}", *args, cwd=cwd)

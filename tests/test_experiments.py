@@ -10,6 +10,8 @@ import pytest
 from csgm.cli import plain
 from tests.helpers import TINY_TRAIN, compose_config, conf_options, make_fake_celeba, run_script, summary_lines
 
+pytestmark = pytest.mark.slow  # runs the entry points in subprocesses
+
 TINY = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "logger=none", "num_images=2",
         "tuning.num_images=2", "save_images=2"]
 

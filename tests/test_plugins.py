@@ -95,6 +95,7 @@ def test_user_class_options_are_checked(tmp_path, plugins, extra, message):
     ("tests.test_plugins.Nowhere", "operator._target_='tests.test_plugins.Nowhere' cannot be imported"),
     ("tests.test_plugins.Halved", "is not a subclass of csgm.operators.base.LinearOperator"),
 ])
+@pytest.mark.slow
 def test_bad_targets_fail_in_one_line(tmp_path, plugins, target, message):
     result = run_script("recover.py", *plugins, f"operator._target_={target}", cwd=tmp_path)
     lines = [line for line in result.stderr.splitlines() if line.strip()]

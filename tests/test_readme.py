@@ -7,7 +7,11 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow  # runs the entry points in subprocesses
 
 
 def readme_block(heading: str) -> str:

@@ -107,6 +107,7 @@ def test_recovery_logs_to_wandb_offline(vae_checkpoint, tmp_path, monkeypatch):
     assert list(offline_run.glob("run-*.wandb"))  # the offline run file `wandb sync` uploads later
 
 
+@pytest.mark.slow
 def test_recover_script_prints_table_and_resumes(vae_checkpoint, tmp_path):
     args = [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", f"paths.output_root={tmp_path}", "measurements=[20,40]"]
     first = run_script("recover.py", *args, cwd=tmp_path)
@@ -128,6 +129,7 @@ def test_speed_options_keep_the_run_folder():
     assert folder() != folder("solver.lr=0.02")
 
 
+@pytest.mark.slow
 def test_recover_script_errors_are_one_line(tmp_path):
     result = run_script("recover.py", *TINY_RECOVER, f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -135,6 +137,7 @@ def test_recover_script_errors_are_one_line(tmp_path):
 
 
 @requires_compiler
+@pytest.mark.slow
 def test_two_cpu_processes_match_one(vae_checkpoint, tmp_path):
     """Also runs the compiled gradient inside Lightning's predict loop in spawned processes."""
     common = [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", "measurements=[20,40]", "num_images=5", "batch_size=2"]
@@ -187,6 +190,7 @@ def test_two_processes_started_by_torchrun(vae_checkpoint, tmp_path):
     assert_same_estimates(dir_one, dir_two)
 
 
+@pytest.mark.slow
 def test_multirun_with_two_devices(vae_checkpoint, tmp_path):
     result = run_script("recover.py", "-m", *TINY_RECOVER, f"checkpoint={vae_checkpoint}", "measurements=[20]",
                         "num_images=3", "solver=csgm,csgm_reg", "trainer=ddp", f"paths.output_root={tmp_path}", cwd=tmp_path)
@@ -198,6 +202,7 @@ def test_multirun_with_two_devices(vae_checkpoint, tmp_path):
             assert sorted(int(r["image_id"]) for r in read_rows(run_dir)) == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_multirun_with_the_joblib_launcher(vae_checkpoint, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     result = run_script("recover.py", "-m", "hydra/launcher=local_parallel", *TINY_RECOVER,

@@ -14,6 +14,8 @@ import pytest
 
 from tests.helpers import ROOT, TINY_RECOVER
 
+pytestmark = pytest.mark.slow  # runs the entry points in subprocesses
+
 pb = pytest.importorskip("wandb.proto.wandb_internal_pb2")
 
 _BLOCK, _HEADER = 32768, 7  # the .wandb file: a LevelDB-style log of protobuf records after a 7-byte file header

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 
 from csgm.generators.checkpoint import load_generator
 from tests.helpers import TINY_TRAIN, make_fake_celeba, run_script, summary_lines, write_images
+
+pytestmark = pytest.mark.slow  # runs the entry points in subprocesses
 
 
 def assert_clean_error(result, *fragments):
