@@ -67,7 +67,9 @@ def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", tit
         curves.setdefault(label(row), []).append(row)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     shown: list[float] = []
-    for name, rows in sorted(curves.items()):
+    styles = [("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", "-"), ("x", "--")]  # curves that overlap stay apart
+    for index, (name, rows) in enumerate(sorted(curves.items())):
+        marker, line = styles[index % len(styles)]
         failed = sum(int(r.get("failed", 0)) for r in rows)
         if failed:
             name += f" [{failed} failed images excluded]"
@@ -76,7 +78,7 @@ def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", tit
         mean = [float(r[f"{metric}_mean"]) for r in rows]
         half = [float(r[f"{metric}_ci95"]) for r in rows]
         shown += mean
-        ax.plot(xs, mean, marker="o", markersize=4, label=name)
+        ax.plot(xs, mean, marker=marker, linestyle=line, markersize=5, markerfacecolor="none", label=name)
         ax.fill_between(xs, [a - b for a, b in zip(mean, half)], [a + b for a, b in zip(mean, half)], alpha=0.2)
     if log_y if log_y is not None else wants_log_scale(shown):
         ax.set_yscale("log")
