@@ -9,6 +9,7 @@ Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -54,11 +55,10 @@ def plain(cfg: DictConfig | dict | None) -> Any:
 def _os_error_line(exc: OSError) -> str:
     where = exc.filename if exc.filename is not None else "a file"
     reason = exc.strerror or type(exc).__name__
-    fixes = {28: "free disk space or set paths.output_root to another disk",
-             122: "free disk space or set paths.output_root to another disk",
-             13: "make it writable or set paths.output_root to a writable folder",
-             1: "make it writable or set paths.output_root to a writable folder",
-             30: "set paths.output_root to a writable folder"}
+    disk = "free disk space or set paths.output_root to another disk"
+    writable = "make it writable or set paths.output_root to a writable folder"
+    fixes = {errno.ENOSPC: disk, errno.EDQUOT: disk, errno.EACCES: writable, errno.EPERM: writable,
+             errno.EROFS: "set paths.output_root to a writable folder"}
     fix = fixes.get(exc.errno or 0, "check the path")
     return f"cannot use {str(where)!r}: {reason}; {fix}"
 
@@ -78,8 +78,7 @@ def _condense(text: str) -> str:
         else:
             parts.append(line)
             listing = line.endswith(":")
-    return " ".join(p if p.endswith((".", ";", ":")) else p + ";" for p in parts[:-1]) + (" " + parts[-1] if len(parts) > 1 else
-                                                                                          parts[0] if parts else "")
+    return " ".join([p if p.endswith((".", ";", ":")) else p + ";" for p in parts[:-1]] + parts[-1:])
 
 
 def user_error_line(exc: BaseException) -> str | None:
