@@ -32,6 +32,7 @@ _EXPORTS = {
     "resolve_checkpoint": "csgm.recovery.paths",
     "Generator": "csgm.generators",
     "build_generator": "csgm.generators",
+    "Operator": "csgm.operators",
     "LinearOperator": "csgm.operators",
     "build_operator": "csgm.operators",
     "Noise": "csgm.operators",

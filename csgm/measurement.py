@@ -11,7 +11,7 @@ from typing import Sequence
 
 import torch
 
-from csgm.operators import LinearOperator, Noise
+from csgm.operators import Noise, Operator
 
 __all__ = ["MeasurementModel"]
 
@@ -19,7 +19,7 @@ __all__ = ["MeasurementModel"]
 class MeasurementModel:
     """y = A x + noise for images with stable ids; ``split`` keeps validation noise apart from test noise."""
 
-    def __init__(self, operator: LinearOperator, noise: Noise, seed: int = 0, split: str = "test") -> None:
+    def __init__(self, operator: Operator, noise: Noise, seed: int = 0, split: str = "test") -> None:
         self.operator, self.noise, self.seed, self.split = operator, noise, int(seed), split
 
     @property

@@ -73,6 +73,7 @@ SOLVER_CASES = [  # solvers whose options differ from CSGM's (no TINY_RECOVER so
     (["solver=lasso", "solver.lambda_l1=abc"], "solver.lambda_l1='abc' must be a number > 0, or auto"),
     (["solver=lasso", "solver.lambda_grid=[0]"], "solver.lambda_grid=[0.0] must hold numbers > 0"),
     (["solver=nope"], "Could not find 'solver/nope'"),
+    (["solver=lasso", "operator=phase_retrieval"], "solver 'lasso' needs a linear operator (it uses the adjoint A^T)"),
 ]
 TRAIN_CASES = [
     (["trainer.max_epochs=0"], "trainer.max_epochs=0 trains nothing"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from csgm.options import instantiate, parameters, resolve_target
-from csgm.operators.base import LinearOperator, resolve_count
+from csgm.operators.base import LinearOperator, Operator, resolve_count
 from csgm.operators.blur import BlurOperator
 from csgm.operators.fourier import FourierOperator
 from csgm.operators.gaussian import GaussianOperator
@@ -13,20 +13,22 @@ from csgm.operators.identity import IdentityOperator
 from csgm.operators.inpaint import InpaintOperator
 from csgm.operators.matrix import MatrixOperator
 from csgm.operators.noise import Noise, build_noise, noise_class
+from csgm.operators.phase_retrieval import PhaseRetrievalOperator
 from csgm.operators.superres import SuperResOperator
 
-__all__ = ["OPERATORS", "LinearOperator", "MatrixOperator", "Noise", "build_noise", "noise_class", "build_operator", "operator_class", "operator_uses_m", "run_provided",
+__all__ = ["OPERATORS", "Operator", "LinearOperator", "MatrixOperator", "PhaseRetrievalOperator", "Noise", "build_noise", "noise_class", "build_operator", "operator_class", "operator_uses_m", "run_provided",
            "resolve_count"]
 
-OPERATORS: dict[str, type[LinearOperator]] = {
+OPERATORS: dict[str, type[Operator]] = {
     cls.name: cls
-    for cls in (GaussianOperator, FourierOperator, SuperResOperator, InpaintOperator, BlurOperator, IdentityOperator)
+    for cls in (GaussianOperator, FourierOperator, SuperResOperator, InpaintOperator, BlurOperator, IdentityOperator,
+                PhaseRetrievalOperator)
 }
 
 
-def operator_class(cfg: dict) -> type[LinearOperator]:
-    """The class of a conf/operator entry: ``OPERATORS[name]`` or a user's ``_target_``."""
-    return resolve_target("operator", cfg, OPERATORS, LinearOperator)
+def operator_class(cfg: dict) -> type[Operator]:
+    """The class of a conf/operator entry: ``OPERATORS[name]`` or a user's ``_target_`` (an Operator subclass)."""
+    return resolve_target("operator", cfg, OPERATORS, Operator)
 
 
 def operator_uses_m(cfg: dict) -> bool:
@@ -40,7 +42,7 @@ def run_provided(cfg: dict) -> set[str]:
     return {"image_shape"} | ({"seed"} & set(accepted)) | ({"m"} if "m" in accepted else set())
 
 
-def build_operator(cfg: dict, image_shape: Sequence[int], seed: int = 0, m: int | float | None = None) -> LinearOperator:
+def build_operator(cfg: dict, image_shape: Sequence[int], seed: int = 0, m: int | float | None = None) -> Operator:
     """Build the operator of a conf/operator entry for ``image_shape``; ``m`` (the measurement grid's value)
     replaces ``cfg['m']`` and the run ``seed`` is passed to operators that draw at random."""
     provided = {"image_shape": image_shape, "seed": seed, "m": m}

@@ -11,7 +11,7 @@ from torch import nn
 from csgm.errors import CsgmError
 from csgm.seeding import seeded_rng
 
-__all__ = ["LinearOperator", "location_mask", "resolve_count"]
+__all__ = ["Operator", "LinearOperator", "location_mask", "resolve_count"]
 
 
 def resolve_count(value: int | float | None, maximum: int, what: str, unit: int = 1) -> int:
@@ -42,16 +42,18 @@ def location_mask(kept: torch.Tensor, image_shape: Sequence[int]) -> torch.Tenso
     return mask.view(*image_shape[1:])
 
 
-class LinearOperator(nn.Module):
-    """A linear map A from images (B, C, H, W) to real measurement vectors (B, output_size).
+class Operator(nn.Module):
+    """A differentiable forward map A from images (B, C, H, W) to real measurement vectors (B, output_size).
 
-    Subclasses implement ``_forward`` and ``_adjoint`` and set ``m`` (the measurement count the
-    user chooses and results report) and ``output_size`` (the length of the real vector y; equal to
-    ``m`` except for complex measurements, which store real and imaginary parts). Matrices, masks
-    and kernels are buffers, so ``.to(device/dtype)`` moves them.
+    Subclasses implement ``_forward`` and set ``m`` (the measurement count the user chooses and results
+    report; it may exceed n for nonlinear maps) and ``output_size`` (the length of the real vector y).
+    Generative solvers only need ``forward`` (gradients through autograd); solvers that need the
+    adjoint declare ``needs_linear_operator`` and refuse an operator whose ``linear`` is False.
+    Matrices, masks and kernels are buffers, so ``.to(device/dtype)`` moves them.
     """
 
     name: str = "operator"
+    linear: bool = False
 
     def __init__(self, image_shape: Sequence[int]) -> None:
         super().__init__()
@@ -83,18 +85,28 @@ class LinearOperator(nn.Module):
                             f"got {tuple(x.shape)}; build the operator for this image shape")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """y = A x: (B, C, H, W) -> (B, output_size)."""
+        """y = A(x): (B, C, H, W) -> (B, output_size)."""
         self._check_image(x)
         return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class LinearOperator(Operator):
+    """A linear Operator: also ``adjoint`` (A^T y), a dense view and the spectral norm (FISTA step sizes).
+
+    Subclasses implement ``_forward`` and ``_adjoint``; ``output_size`` equals ``m`` except for complex
+    measurements, which store real and imaginary parts.
+    """
+
+    linear = True
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """A^T y: (B, output_size) -> (B, C, H, W)."""
         if y.ndim != 2 or y.shape[1] != self.output_size:
             raise CsgmError(f"{self.name} operator expects measurements of shape (B, {self.output_size}), got {tuple(y.shape)}")
         return self._adjoint(y)
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from csgm.errors import CsgmError
-from csgm.operators import LinearOperator, MatrixOperator, build_operator, operator_uses_m
+from csgm.operators import MatrixOperator, Operator, build_operator, operator_uses_m
 
 __all__ = ["load_array", "measured_operator", "MeasuredItems", "ARRAY_SUFFIXES"]
 
@@ -50,7 +50,7 @@ def load_array(path: str | None, key: str) -> torch.Tensor:
 
 
 def measured_operator(file_cfg: dict, operator_cfg: dict, grid: Sequence, image_shape: Sequence[int], seed: int,
-                      y: torch.Tensor) -> LinearOperator:
+                      y: torch.Tensor) -> Operator:
     """A from ``file.matrix``, or from the operator config (its m the one value of the grid); y's length must match."""
     if file_cfg.get("matrix"):
         operator = MatrixOperator(image_shape, load_array(file_cfg["matrix"], "file.matrix"))

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel
 from csgm.metrics import image_metrics
-from csgm.operators import LinearOperator, Noise
+from csgm.operators import Noise, Operator
 from csgm.recovery.store import FAILED_STATUSES, METRICS
 from csgm.seeding import seeded_rng
 from csgm.solvers import Solver
@@ -54,7 +54,7 @@ class RecoveryModule(pl.LightningModule):
     depends on the batch, the rank or the number of devices.
     """
 
-    def __init__(self, generator: Generator | None, solvers: Sequence[Solver], operators: Sequence[LinearOperator],
+    def __init__(self, generator: Generator | None, solvers: Sequence[Solver], operators: Sequence[Operator],
                  noise: Noise, seed: int, input_mode: str = "test", labels: dict[str, str] | None = None) -> None:
         super().__init__()
         self.generator = generator
@@ -81,7 +81,7 @@ class RecoveryModule(pl.LightningModule):
             results.append(self._recover(self.solvers[j], operator, x, y, picked_ids))
         return results
 
-    def _recover(self, solver: Solver, operator: LinearOperator, x: torch.Tensor | None, y: torch.Tensor,
+    def _recover(self, solver: Solver, operator: Operator, x: torch.Tensor | None, y: torch.Tensor,
                  ids: list[int]) -> tuple[list[dict[str, Any]], torch.Tensor]:
         """Solve for one m; metrics against x when there is ground truth (no error columns otherwise)."""
         start = time.perf_counter()

@@ -160,6 +160,8 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
         source, image_shape, operators = _file_source(cfg, splits, generator)
     else:
         source, image_shape, operators = _dataset_source(cfg, splits, generator, meta)
+    for operator in operators:
+        solver.check_operator(operator)
     with _run_lock(run_dir):
         check_identity(run_dir, run_identity(cfg, meta["digest"]))
         return _run(cfg, run_dir, solver, noise, splits, source, image_shape, generator, meta["digest"], operators)

@@ -20,7 +20,7 @@ from csgm.errors import CsgmError
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel
 from csgm.metrics import per_pixel_error
-from csgm.operators import LinearOperator, Noise
+from csgm.operators import Noise, Operator
 from csgm.recovery.paths import results_defining
 from csgm.files import atomic_write_bytes
 from csgm.solvers import Solver, build_solver
@@ -29,7 +29,7 @@ __all__ = ["validation_errors", "tune_per_m"]
 
 
 def validation_errors(solver_cfg: dict, candidates: Sequence[dict], x: torch.Tensor, y: torch.Tensor,
-                      operator: LinearOperator, generator: Generator | None, seed: int) -> list[float]:
+                      operator: Operator, generator: Generator | None, seed: int) -> list[float]:
     """Mean per-pixel error of every candidate setting (a dict of solver options) on (x, y)."""
     solver = build_solver(solver_cfg)
     estimates = solver.solve_candidates(candidates, lambda setting: build_solver({**solver_cfg, **setting}), y, operator,
@@ -37,7 +37,7 @@ def validation_errors(solver_cfg: dict, candidates: Sequence[dict], x: torch.Ten
     return [float(per_pixel_error(x_hat, x).mean()) for x_hat in estimates]
 
 
-def tune_per_m(solver_cfg: dict, operators: Sequence[LinearOperator], val_images: torch.Tensor, noise: Noise,
+def tune_per_m(solver_cfg: dict, operators: Sequence[Operator], val_images: torch.Tensor, noise: Noise,
                generator: Generator | None, seed: int, cache_dir: Path, context: dict[str, Any]) -> list[Solver]:
     """One solver per operator of the grid, with the ``auto`` option chosen on ``val_images``."""
     solver = build_solver(solver_cfg)

@@ -10,7 +10,7 @@ from csgm.errors import CsgmError, check_choice, check_flag, check_range
 from csgm.generators import Generator
 from csgm.metrics import measurement_error
 from csgm.numerics import flush_denormals
-from csgm.operators import LinearOperator
+from csgm.operators import Operator
 from csgm.seeding import seeded_rng
 from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.latent_gradient import latent_gradient
@@ -90,7 +90,7 @@ class CSGMSolver(Solver):
         """The estimate for latents z: G(z) (Sparse-Gen adds its deviation)."""
         return generator(z)
 
-    def objective(self, z: torch.Tensor, y: torch.Tensor, operator: LinearOperator, generator: Generator,
+    def objective(self, z: torch.Tensor, y: torch.Tensor, operator: Operator, generator: Generator,
                   deviation: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-sample (objective, measurement loss ||A x - y||^2, residual A x - y)."""
         residual = operator(self.image(z, generator, deviation)) - y
@@ -100,27 +100,27 @@ class CSGMSolver(Solver):
             total = total + self.l1_weight * residual.abs().sum(1)
         return total, data, residual
 
-    def init_deviation(self, z0: torch.Tensor, operator: LinearOperator) -> torch.Tensor | None:
+    def init_deviation(self, z0: torch.Tensor, operator: Operator) -> torch.Tensor | None:
         """Extra per-sample state optimised beside z (none for CSGM)."""
         return None
 
-    def update_deviation(self, deviation: torch.Tensor | None, residual: torch.Tensor, operator: LinearOperator) -> torch.Tensor | None:
+    def update_deviation(self, deviation: torch.Tensor | None, residual: torch.Tensor, operator: Operator) -> torch.Tensor | None:
         """One step on the extra state from the current residual (none for CSGM)."""
         return deviation
 
-    def solve(self, y: torch.Tensor, operator: LinearOperator, image_ids: Sequence[int],
+    def solve(self, y: torch.Tensor, operator: Operator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:
         if generator is None:
             raise CsgmError("the csgm solver needs a generator checkpoint (checkpoint=PATH)")
         z0 = initial_latents(image_ids, self.restarts, generator.latent_dim, seed).to(device=y.device, dtype=y.dtype)
         return self.optimise(z0, y, operator, generator)
 
-    def optimise(self, z0: torch.Tensor, y: torch.Tensor, operator: LinearOperator, generator: Generator) -> SolverOutput:
+    def optimise(self, z0: torch.Tensor, y: torch.Tensor, operator: Operator, generator: Generator) -> SolverOutput:
         """Run the optimisation from given starts z0 (B * R, k), restarts of an image adjacent."""
         with flush_denormals(self.flush_denormals):
             return self._optimise(z0, y, operator, generator)
 
-    def _optimise(self, z0: torch.Tensor, y: torch.Tensor, operator: LinearOperator, generator: Generator) -> SolverOutput:
+    def _optimise(self, z0: torch.Tensor, y: torch.Tensor, operator: Operator, generator: Generator) -> SolverOutput:
         batch, restarts = len(y), len(z0) // max(len(y), 1)
         total_rows = len(z0)
         y_rep = y.repeat_interleave(restarts, dim=0)

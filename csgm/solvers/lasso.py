@@ -77,6 +77,7 @@ class LassoSolver(Solver):
 
     name = "lasso"
     needs_generator = False
+    needs_linear_operator = True
     tunable = "lambda_l1"
 
     def __init__(self, lambda_l1: float | str = "auto", basis: str = "pixel", wavelet: str = "db4", levels: int = 2,
@@ -91,6 +92,7 @@ class LassoSolver(Solver):
 
     def solve_with(self, y: torch.Tensor, operator: LinearOperator, lam: torch.Tensor) -> SolverOutput:
         """Solve every row of y with its own lambda (used by the batched lambda search)."""
+        self.check_operator(operator)
         basis, lipschitz = self.bases.get(operator)
         coefficients, iterations, converged = fista(y, operator, basis, lam, self.max_iterations, self.tol, lipschitz)
         x_hat = basis.synthesis(coefficients).clamp(0, 1)

@@ -31,6 +31,7 @@ class SparseGenSolver(CSGMSolver):
     """CSGM whose estimate may leave the range of G by a sparse deviation; keeps improving with m."""
 
     name = "sparse_gen"
+    needs_linear_operator = True
     tunable = "lambda_nu"
 
     def __init__(self, lambda_nu: float | str = "auto", basis: str = "pixel", wavelet: str = "db4", levels: int = 2,
@@ -55,6 +56,7 @@ class SparseGenSolver(CSGMSolver):
 
     def solve(self, y: torch.Tensor, operator: LinearOperator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+        self.check_operator(operator)
         if self.use_generator:
             return super().solve(y, operator, image_ids, generator, seed)
         require_resolved("lambda_nu", self.lambda_nu)

@@ -12,7 +12,7 @@ import torch
 
 from csgm.cli import plain
 from csgm.errors import CsgmError
-from csgm.operators import build_operator, operator_uses_m
+from csgm.operators import build_operator, operator_class, operator_uses_m
 from tests.helpers import ROOT, compose_config, conf_options
 
 SHAPES = [(1, 16, 16), (3, 16, 12)]
@@ -34,8 +34,23 @@ def probe(shape, count=3, dtype=torch.float64, seed=0):
     return torch.rand(count, *shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
 
 
-@pytest.fixture(params=conf_options("operator"))
+def is_linear(option: str) -> bool:
+    return operator_class(operator_cfg(option)).linear
+
+
+LINEAR = [o for o in conf_options("operator") if is_linear(o)]
+NONLINEAR = [o for o in conf_options("operator") if not is_linear(o)]
+
+
+@pytest.fixture(params=LINEAR)
 def option(request):
+    """Every linear operator config (the maths contract of LinearOperator)."""
+    return request.param
+
+
+@pytest.fixture(params=NONLINEAR)
+def nonlinear_option(request):
+    """Every nonlinear operator config (the contract of Operator: derivatives, shapes, seeding)."""
     return request.param
 
 
@@ -105,6 +120,53 @@ class TestOperatorContract:
     @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
     def test_cuda_matches_cpu(self, option, shape):
         A = make(option, shape, dtype=torch.float32)
+        x = probe(shape, dtype=torch.float32)
+        torch.testing.assert_close(A.to("cuda")(x.cuda()).cpu(), A(x), rtol=1e-4, atol=1e-4)
+
+
+class TestNonlinearOperatorContract:
+    def test_jacobian_vector_product_matches_finite_differences(self, nonlinear_option, shape):
+        """d/dt A(x + t v) at t = 0 by autograd (torch.func.jvp) against central differences, float64."""
+        A = make(nonlinear_option, shape)
+        x, v = probe(shape, count=2, seed=1), probe(shape, count=2, seed=2) - 0.5
+        _, jvp = torch.func.jvp(A, (x,), (v,))
+        step = 1e-6
+        finite = (A(x + step * v) - A(x - step * v)) / (2 * step)
+        torch.testing.assert_close(jvp, finite, rtol=1e-5, atol=1e-6)
+
+    def test_gradients_flow_to_the_image(self, nonlinear_option, shape):
+        A = make(nonlinear_option, shape)
+        x = probe(shape).requires_grad_(True)
+        A(x).pow(2).sum().backward()
+        assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+    def test_shapes_counts_and_oversampling(self, nonlinear_option, shape):
+        A = make(nonlinear_option, shape)
+        assert A(probe(shape, count=4)).shape == (4, A.output_size) and not A.linear
+        n = shape[0] * shape[1] * shape[2]
+        big = build_operator(operator_cfg(nonlinear_option), shape, seed=SEED, m=8 * n)
+        assert big.m == 8 * n and big(probe(shape)).shape == (3, 8 * n)
+        with pytest.raises(CsgmError, match=r"m=.* is out of range"):
+            build_operator(operator_cfg(nonlinear_option), shape, seed=SEED, m=8 * n + 1)
+
+    def test_seeding(self, nonlinear_option, shape):
+        x = probe(shape)
+        torch.testing.assert_close(make(nonlinear_option, shape, seed=3)(x), make(nonlinear_option, shape, seed=3)(x))
+        assert not torch.equal(make(nonlinear_option, shape, seed=3)(x), make(nonlinear_option, shape, seed=4)(x))
+
+    def test_float32_and_float64_agree(self, nonlinear_option, shape):
+        x = probe(shape)
+        y64 = make(nonlinear_option, shape, dtype=torch.float64)(x)
+        y32 = make(nonlinear_option, shape, dtype=torch.float32)(x.float())
+        torch.testing.assert_close(y32.double(), y64, rtol=1e-4, atol=1e-4)
+
+    def test_wrong_image_shape_is_a_clear_error(self, nonlinear_option, shape):
+        with pytest.raises(CsgmError, match="was built for images of shape"):
+            make(nonlinear_option, shape)(torch.zeros(1, shape[0], shape[1] + 4, shape[2]))
+
+    @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+    def test_cuda_matches_cpu(self, nonlinear_option, shape):
+        A = make(nonlinear_option, shape, dtype=torch.float32)
         x = probe(shape, dtype=torch.float32)
         torch.testing.assert_close(A.to("cuda")(x.cuda()).cpu(), A(x), rtol=1e-4, atol=1e-4)
 

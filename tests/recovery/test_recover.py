@@ -218,3 +218,16 @@ def test_summary_covers_the_request_while_results_keep_every_row(vae_checkpoint,
     again = recover(config(vae_checkpoint, tmp_path, "measurements=[40]", "num_images=3"), tmp_path / "run")
     assert [(s["m"], s["images"]) for s in again["summary"]] == [(40, 3)]
     assert len(read_rows(tmp_path / "run")) == 2 * 6
+
+
+def test_a_nonlinear_operator_with_csgm_and_its_refusal_by_lasso(vae_checkpoint, tmp_path):
+    """Phase retrieval y = |A x|: CSGM recovers through autograd; Lasso, which needs A^T, refuses in one line."""
+    result = recover(config(vae_checkpoint, tmp_path, "operator=phase_retrieval", "noise=none", "measurements=[100,1568]"),
+                     tmp_path / "run")
+    assert [(s["m"], s["failed"]) for s in result["summary"]] == [(100, 0), (1568, 0)]  # m may exceed n = 784
+    assert all(math.isfinite(s["mse_mean"]) for s in result["summary"])
+    cfg = compose_config("recover", ["operator=phase_retrieval", "solver=lasso", "solver.lambda_l1=0.1", "logger=none",
+                                     f"paths.output_root={tmp_path}", "measurements=[100]", "num_images=2"])
+    with pytest.raises(CsgmError, match=r"^solver 'lasso' needs a linear operator .*operator 'phase_retrieval' is nonlinear"):
+        recover(cfg, tmp_path / "lasso")
+    assert not (tmp_path / "lasso" / "shards").exists()
