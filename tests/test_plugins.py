@@ -93,7 +93,7 @@ def test_user_class_options_are_checked(tmp_path, plugins, extra, message):
 
 @pytest.mark.parametrize("target,message", [
     ("tests.test_plugins.Nowhere", "operator._target_='tests.test_plugins.Nowhere' cannot be imported"),
-    ("tests.test_plugins.Halved", "is not a subclass of csgm.operators.base.LinearOperator"),
+    ("tests.test_plugins.Halved", "is not a subclass of csgm.operators.base.Operator"),
 ])
 @pytest.mark.slow
 def test_bad_targets_fail_in_one_line(tmp_path, plugins, target, message):
