@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
 from csgm.errors import CsgmError, check_choice, check_range
-from csgm.options import check_call, check_keys, check_value
+from csgm.options import check_call, check_keys, check_value, entry_options
 
 __all__ = ["RecoverConfig", "TrainConfig", "validate_recover_config", "validate_train_config", "MAX_SEED"]
 
@@ -120,7 +120,7 @@ def _check_dataset(cfg: dict) -> None:
     from csgm.data.datasets import DATASETS
 
     check_choice("dataset", cfg.get("name"), DATASETS)
-    check_call("dataset.", DATASETS[cfg["name"]], {k: v for k, v in cfg.items() if k != "name"})
+    check_call("dataset.", DATASETS[cfg["name"]], {k: v for k, v in cfg.items() if k != "name"})  # no _target_ here
 
 
 def _check_trainer(cfg: dict) -> None:
@@ -139,23 +139,25 @@ def _check_operator(cfg: dict) -> None:
     from csgm.operators import operator_class, run_provided
 
     fixed = run_provided(cfg)
-    instead = {"m": f"measurements=[{cfg.get('m')}]", "seed": f"seed={cfg.get('seed')}", "image_shape": "the dataset's images"}
-    for key in sorted(fixed & set(cfg)):
+    clash = sorted(fixed & set(cfg))
+    if clash:
+        key = clash[0]
+        instead = {"m": f"measurements=[{cfg.get('m')}]", "seed": f"seed={cfg.get('seed')}", "image_shape": "the dataset's images"}
         raise CsgmError(f"operator.{key}={cfg[key]!r} is set by the recovery run; use {instead[key]} instead")
-    check_call("operator.", operator_class(cfg), {k: v for k, v in cfg.items() if k not in ("name", "_target_", *fixed)}, fixed)
+    check_call("operator.", operator_class(cfg), entry_options(cfg), fixed)
 
 
 def _check_noise(cfg: dict) -> None:
     from csgm.operators import noise_class
 
     cls, fixed = noise_class(cfg)
-    check_call("noise.", cls, {k: v for k, v in cfg.items() if k not in ("name", "_target_")}, fixed)
+    check_call("noise.", cls, entry_options(cfg), fixed)
 
 
 def _check_solver(cfg: dict) -> None:
     from csgm.solvers import solver_class
 
-    check_call("solver.", solver_class(cfg), {k: v for k, v in cfg.items() if k not in ("name", "_target_")})
+    check_call("solver.", solver_class(cfg), entry_options(cfg))
 
 
 def _check_generator(cfg: dict) -> None:

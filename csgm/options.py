@@ -19,7 +19,8 @@ from typing import Any, Callable, Literal, Mapping, Union
 
 from csgm.errors import CsgmError
 
-__all__ = ["conforms", "describe", "check_value", "check_keys", "parameters", "check_call", "instantiate", "resolve_target"]
+__all__ = ["conforms", "describe", "check_value", "check_keys", "parameters", "check_call", "entry_options", "instantiate",
+           "resolve_target"]
 
 _SEQUENCES = (list, tuple, collections.abc.Sequence, collections.abc.Iterable, typing.Sequence)
 _MAPPINGS = (dict, collections.abc.Mapping, typing.Mapping)
@@ -151,8 +152,13 @@ def resolve_target(kind: str, cfg: Mapping[str, Any], registry: Mapping[str, typ
     return cls
 
 
+def entry_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A config entry's options: all keys but the ones that select the class (``name``, ``_target_``)."""
+    return {k: v for k, v in cfg.items() if k not in ("name", "_target_")}
+
+
 def instantiate(prefix: str, cls: Callable[..., Any], options: Mapping[str, Any], **fixed: Any) -> Any:
     """``cls(**fixed, **options)`` after ``check_call``; errors from inside ``cls`` are not rewritten."""
-    options = {k: v for k, v in options.items() if k not in ("name", "_target_")}
+    options = entry_options(options)
     check_call(prefix, cls, options, fixed)
     return cls(**fixed, **options)

@@ -15,7 +15,7 @@ def format_summary(summary: Sequence[dict[str, Any]]) -> str:
               f"{'per-pixel error':>19}  {'PSNR':>12}  {'SSIM':>13}")
     lines = [header, "-" * len(header)]
     for r in summary:
-        noise = f"{r['noise']} {float(r.get('noise_std', 0)):g}" if r["noise"] != "none" else "none"
+        noise = _noise_cell(r)
         line = f"{r['solver']:<18} {r['operator']:<10} {noise:<16} {int(r['m']):>6} {int(r['images']):>6} {int(r['failed']):>6}  "
         if math.isnan(float(r["mse_mean"])):
             line += f"{'all failed':>19}" if int(r["failed"]) == int(r["images"]) else _no_truth(r)
@@ -32,7 +32,7 @@ def markdown_summary(summary: Sequence[dict[str, Any]]) -> str:
     lines = ["| solver | operator | noise | m | images | failed | per-pixel error | PSNR | SSIM |",
              "| --- | --- | --- | ---: | ---: | ---: | --- | --- | --- |"]
     for r in summary:
-        noise = f"{r['noise']} {float(r.get('noise_std', 0)):g}" if r["noise"] != "none" else "none"
+        noise = _noise_cell(r)
         if math.isnan(float(r["mse_mean"])):
             values = ("all failed" if int(r["failed"]) == int(r["images"]) else _no_truth(r)) + " | | "
         else:
@@ -45,3 +45,8 @@ def markdown_summary(summary: Sequence[dict[str, Any]]) -> str:
 def _no_truth(row: dict[str, Any]) -> str:
     """The error cell of a run without ground truth (input=file): the mean measurement loss instead."""
     return f"no ground truth; mean ||A x̂ - y||² {float(row['measurement_loss_mean']):.4g}"
+
+
+def _noise_cell(row: dict[str, Any]) -> str:
+    """'gaussian 0.1', or 'none' for noise-free measurements."""
+    return f"{row['noise']} {float(row.get('noise_std', 0)):g}" if row["noise"] != "none" else "none"
