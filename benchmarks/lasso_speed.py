@@ -21,6 +21,7 @@ from csgm.measurement import MeasurementModel
 from csgm.metrics import per_pixel_error
 from csgm.operators import Noise
 from csgm.recovery.tuning import validation_errors
+from csgm.solvers import build_solver
 from csgm.solvers.lasso import LassoSolver
 
 GRID = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
@@ -38,7 +39,7 @@ def main() -> None:
     _, _, x_val, _, val_ids = mnist_problem(args.checkpoint, 20, args.m, split="val")
     y_val = MeasurementModel(operator, Noise("gaussian", 0.1), 0, split="validation").measure(x_val, val_ids)
     cfg = {"name": "lasso", "lambda_l1": "auto", "lambda_grid": GRID}
-    errors = validation_errors(cfg, [{"lambda_l1": v} for v in GRID], x_val, y_val, operator, None, 0)
+    errors = validation_errors(build_solver(cfg), [{"lambda_l1": v} for v in GRID], x_val, y_val, operator, None, 0)
     tuned = GRID[min(range(len(GRID)), key=errors.__getitem__)]
     matrix = operator.to_dense().double().numpy()
     result = {"environment": environment(args.threads, "cpu"), "images": len(ids), "m": args.m, "cases": {}}

@@ -116,7 +116,7 @@ def main() -> None:
     }
 
     full_error = float(per_pixel_error(out.x_hat, x).mean())
-    full_evaluations = int(out.extra["generator_evaluations"].sum())
+    full_evaluations = int(out.generator_evaluations.sum())
     schedules = {"halving_100": {"halving_every": 100}, "halving_200": {"halving_every": 200},
                  "halving_100_stall": {"halving_every": 100, "stall_patience": 50, "stall_tol": 1e-4}}
     result["time_to_quality"] = {"full": {"mean_per_pixel_error": round(full_error, 5), "generator_evaluations": full_evaluations,
@@ -125,7 +125,7 @@ def main() -> None:
         cheap = protocol(restarts=10, **options)
         cheap_out, cheap_seconds = timed(lambda: cheap.solve(y, operator, ids, generator), device)
         error = float(per_pixel_error(cheap_out.x_hat, x).mean())
-        evaluations = int(cheap_out.extra["generator_evaluations"].sum())
+        evaluations = int(cheap_out.generator_evaluations.sum())
         result["time_to_quality"][name] = {
             "options": options, "mean_per_pixel_error": round(error, 5), "error_ratio_to_full": round(error / full_error, 4),
             "generator_evaluations": evaluations, "evaluation_saving": round(full_evaluations / evaluations, 2),

@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-__all__ = ["per_pixel_error", "psnr", "ssim", "measurement_error", "mean_ci95", "image_metrics"]
+__all__ = ["per_pixel_error", "psnr", "ssim", "mean_ci95", "image_metrics", "match_norm"]
 
 
 def per_pixel_error(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -34,14 +34,21 @@ def ssim(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return full[..., pad:-pad, pad:-pad].flatten(1).mean(1)
 
 
-def measurement_error(operator, x_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """||A x_hat - y||^2 per image."""
-    return (operator(x_hat) - y).pow(2).sum(1)
+def match_norm(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """x_hat rescaled to the norm of x per image, for measurements that lose the norm (1 bit without dither):
+    its per-pixel error is ||x||^2 / n * ||x / ||x|| - x_hat / ||x_hat||||^2, the literature's error on x / ||x||
+    in the units of x. A zero x_hat stays zero."""
+    norms = x_hat.flatten(1).norm(dim=1)
+    factor = torch.where(norms > 0, x.flatten(1).norm(dim=1) / norms.clamp_min(1e-30), torch.zeros_like(norms))
+    return x_hat * factor.view(-1, *[1] * (x_hat.ndim - 1))
 
 
-def image_metrics(x_hat: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-image per-pixel error, PSNR and SSIM (float64, CPU)."""
+def image_metrics(x_hat: torch.Tensor, x: torch.Tensor, scale_invariant: bool = False) -> dict[str, torch.Tensor]:
+    """Per-image per-pixel error, PSNR and SSIM (float64, CPU); with ``scale_invariant``, of x_hat rescaled
+    to the norm of x (``match_norm``)."""
     x_hat, x = x_hat.double().cpu(), x.double().cpu()
+    if scale_invariant:
+        x_hat = match_norm(x_hat, x)
     return {"mse": per_pixel_error(x_hat, x), "psnr": psnr(x_hat, x), "ssim": ssim(x_hat, x)}
 
 

@@ -49,11 +49,11 @@ class BackProjection(Solver):
     def __init__(self, label: str | None = None) -> None:
         self.label = label or self.name
 
-    def solve(self, y, operator, image_ids, generator=None, seed=0) -> SolverOutput:
+    def solve(self, y, measurement, image_ids, generator=None, seed=0) -> SolverOutput:
+        operator = measurement.operator
         x_hat = (operator.adjoint(y) / operator.norm_squared()).clamp(0, 1)
         zeros = torch.zeros(len(y), dtype=torch.long)
-        return SolverOutput(x_hat=x_hat, measurement_loss=(operator(x_hat) - y).pow(2).sum(1), iterations=zeros,
-                            dropped_restarts=zeros)
+        return SolverOutput(x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y), iterations=zeros, dropped_restarts=zeros)
 
 
 @pytest.fixture

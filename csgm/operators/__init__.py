@@ -1,4 +1,4 @@
-"""Forward models y = A x (+ noise): gaussian, fourier, superres, inpaint, blur, identity."""
+"""Forward models y = A x (+ noise): gaussian, fourier, superres, inpaint, blur, identity, phase_retrieval, quantize, one_bit."""
 
 from __future__ import annotations
 
@@ -14,15 +14,16 @@ from csgm.operators.inpaint import InpaintOperator
 from csgm.operators.matrix import MatrixOperator
 from csgm.operators.noise import Noise, build_noise, noise_class
 from csgm.operators.phase_retrieval import PhaseRetrievalOperator
+from csgm.operators.quantize import OneBitOperator, QuantizedOperator
 from csgm.operators.superres import SuperResOperator
 
-__all__ = ["OPERATORS", "Operator", "LinearOperator", "MatrixOperator", "PhaseRetrievalOperator", "Noise", "build_noise", "noise_class", "build_operator", "operator_class", "operator_uses_m", "run_provided",
+__all__ = ["OPERATORS", "Operator", "LinearOperator", "MatrixOperator", "PhaseRetrievalOperator", "QuantizedOperator", "OneBitOperator", "Noise", "build_noise", "noise_class", "build_operator", "operator_class", "operator_uses_m", "run_provided",
            "resolve_count"]
 
 OPERATORS: dict[str, type[Operator]] = {
     cls.name: cls
     for cls in (GaussianOperator, FourierOperator, SuperResOperator, InpaintOperator, BlurOperator, IdentityOperator,
-                PhaseRetrievalOperator)
+                PhaseRetrievalOperator, QuantizedOperator, OneBitOperator)
 }
 
 

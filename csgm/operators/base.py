@@ -54,6 +54,9 @@ class Operator(nn.Module):
 
     name: str = "operator"
     linear: bool = False
+    nonnegative: bool = False      # A x >= 0 for images x >= 0 (needed by Poisson noise)
+    scale_invariant: bool = False  # y unchanged by scaling x (errors are then measured on x / ||x||)
+    quantized: bool = False        # y is a quantiser's cell; such operators also give ``cell(y)`` and ``dequantized(y)``
 
     def __init__(self, image_shape: Sequence[int]) -> None:
         super().__init__()
@@ -88,6 +91,14 @@ class Operator(nn.Module):
         """y = A(x): (B, C, H, W) -> (B, output_size)."""
         self._check_image(x)
         return self._forward(x)
+
+    def pre_noise(self, x: torch.Tensor) -> torch.Tensor:
+        """The values the noise is added to (A x here; quantisers add noise before quantising)."""
+        return self(x)
+
+    def post_noise(self, values: torch.Tensor) -> torch.Tensor:
+        """What the instrument records from the noisy values (themselves here; a quantiser's cells)."""
+        return values
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -44,6 +44,7 @@ class BlurOperator(LinearOperator):
     """y = k * x (Gaussian kernel of width ``sigma`` pixels, zero boundary); m = n."""
 
     name = "blur"
+    nonnegative = True
 
     def __init__(self, image_shape: Sequence[int], sigma: float = 1.5, kernel_size: int | None = None) -> None:
         super().__init__(image_shape)

@@ -7,10 +7,20 @@ from typing import Sequence
 
 import torch
 
+from csgm.errors import check_flag
 from csgm.operators.base import LinearOperator, resolve_count
 from csgm.seeding import seeded_rng
 
-__all__ = ["GaussianOperator"]
+__all__ = ["GaussianOperator", "gaussian_matrix"]
+
+
+def gaussian_matrix(m: int, n: int, seed: int, normalize: bool, key: str = "gaussian") -> torch.Tensor:
+    """The (m, n) float32 matrix with N(0, 1) entries (N(0, 1/m) with ``normalize``), drawn on the CPU in
+    float64 from (key, seed, m): the same A in every process and on every device."""
+    matrix = torch.randn(m, n, generator=seeded_rng(key, seed, m), dtype=torch.float64)
+    if normalize:
+        matrix /= math.sqrt(m)
+    return matrix.float()
 
 
 class GaussianOperator(LinearOperator):
@@ -26,10 +36,7 @@ class GaussianOperator(LinearOperator):
     def __init__(self, image_shape: Sequence[int], m: int | float, seed: int = 0, normalize: bool = False) -> None:
         super().__init__(image_shape)
         self.m = self.output_size = resolve_count(m, self.n, "m")
-        matrix = torch.randn(self.m, self.n, generator=seeded_rng("gaussian", seed, self.m), dtype=torch.float64)
-        if normalize:
-            matrix /= math.sqrt(self.m)
-        self.register_buffer("matrix", matrix.float())
+        self.register_buffer("matrix", gaussian_matrix(self.m, self.n, seed, check_flag("operator.normalize", normalize)))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(1).to(self.matrix.dtype) @ self.matrix.T

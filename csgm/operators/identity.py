@@ -15,6 +15,7 @@ class IdentityOperator(LinearOperator):
     """y = x flattened; m = n."""
 
     name = "identity"
+    nonnegative = True
 
     def __init__(self, image_shape: Sequence[int]) -> None:
         super().__init__(image_shape)

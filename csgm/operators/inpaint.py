@@ -22,6 +22,7 @@ class InpaintOperator(LinearOperator):
     """
 
     name = "inpaint"
+    nonnegative = True
 
     def __init__(self, image_shape: Sequence[int], mode: str = "random", m: int | float | None = 0.5, seed: int = 0,
                  hole_size: int = 8, hole_position: Sequence[int] | None = None) -> None:

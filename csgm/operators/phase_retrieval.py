@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
 
 from csgm.errors import check_flag
 from csgm.operators.base import Operator, resolve_count
-from csgm.seeding import seeded_rng
+from csgm.operators.gaussian import gaussian_matrix
 
 __all__ = ["PhaseRetrievalOperator", "MAX_OVERSAMPLING"]
 
@@ -24,14 +23,13 @@ class PhaseRetrievalOperator(Operator):
     """
 
     name = "phase_retrieval"
+    nonnegative = True
 
     def __init__(self, image_shape: Sequence[int], m: int | float, seed: int = 0, normalize: bool = False) -> None:
         super().__init__(image_shape)
         self.m = self.output_size = resolve_count(m, self.n if isinstance(m, float) else MAX_OVERSAMPLING * self.n, "m")
-        matrix = torch.randn(self.m, self.n, generator=seeded_rng("phase_retrieval", seed, self.m), dtype=torch.float64)
-        if check_flag("operator.normalize", normalize):
-            matrix /= math.sqrt(self.m)
-        self.register_buffer("matrix", matrix.float())
+        matrix = gaussian_matrix(self.m, self.n, seed, check_flag("operator.normalize", normalize), key="phase_retrieval")
+        self.register_buffer("matrix", matrix)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x.flatten(1).to(self.matrix.dtype) @ self.matrix.T).abs()

@@ -24,6 +24,7 @@ class SuperResOperator(LinearOperator):
     """
 
     name = "superres"
+    nonnegative = True
 
     def __init__(self, image_shape: Sequence[int], factor: int = 4, mode: str = "average", sigma: float | None = None) -> None:
         super().__init__(image_shape)

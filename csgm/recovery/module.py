@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Sequence
 
@@ -13,8 +12,7 @@ from torch.utils.data import Dataset
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel
 from csgm.metrics import image_metrics
-from csgm.operators import Noise, Operator
-from csgm.recovery.store import FAILED_STATUSES, METRICS
+from csgm.recovery.store import result_rows
 from csgm.seeding import seeded_rng
 from csgm.solvers import Solver
 
@@ -47,21 +45,23 @@ class WorkItems(Dataset):
 
 
 class RecoveryModule(pl.LightningModule):
-    """Runs ``solver`` in ``predict_step`` (needs ``Trainer(inference_mode=False)``).
+    """Runs the solver of each m in ``predict_step`` (needs ``Trainer(inference_mode=False)``).
 
-    Operators are built once per m from (operator config, image shape, seed, m) on every rank, so all
-    ranks measure with the same A; noise and latent starts are seeded per image id, so no result
-    depends on the batch, the rank or the number of devices.
+    Measurement models are built once per m from (operator config, image shape, seed, m) on every rank, so
+    all ranks measure with the same A; noise and latent starts are seeded per image id, so no result
+    depends on the batch, the rank or the number of devices. ``settings`` holds, per m, the solver and
+    the options chosen for it on the validation split (recorded with every row).
     """
 
-    def __init__(self, generator: Generator | None, solvers: Sequence[Solver], operators: Sequence[Operator],
-                 noise: Noise, seed: int, input_mode: str = "test", labels: dict[str, str] | None = None) -> None:
+    def __init__(self, generator: Generator | None, settings: Sequence[tuple[Solver, dict]],
+                 measurements: Sequence[MeasurementModel], seed: int, input_mode: str = "test",
+                 labels: dict[str, str] | None = None) -> None:
         super().__init__()
         self.generator = generator
         if generator is not None:
             generator.eval().requires_grad_(False)
-        self.solvers, self.noise, self.seed, self.input_mode = list(solvers), noise, seed, input_mode
-        self.operators = torch.nn.ModuleList(operators)
+        self.settings, self.measurements, self.seed, self.input_mode = list(settings), list(measurements), seed, input_mode
+        self.operators = torch.nn.ModuleList(model.operator for model in measurements)  # moved with the module
         self.labels = labels or {}
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> list[tuple[list[dict[str, Any]], torch.Tensor]]:
@@ -72,39 +72,24 @@ class RecoveryModule(pl.LightningModule):
         results = []
         for j in sorted(set(grid_index.tolist())):
             pick = (grid_index == j).nonzero().squeeze(1)
-            operator, picked_ids = self.operators[j], ids[pick].tolist()
+            measurement, picked_ids = self.measurements[j], ids[pick].tolist()
             if self.input_mode == "file":
-                x, y = None, data[pick].to(operator.dtype)
+                x, y = None, data[pick].to(measurement.operator.dtype)
             else:
                 x = data[pick]
-                y = MeasurementModel(operator, self.noise, self.seed).measure(x, picked_ids)
-            results.append(self._recover(self.solvers[j], operator, x, y, picked_ids))
+                y = measurement.measure(x, picked_ids)
+            results.append(self._recover(j, x, y, picked_ids))
         return results
 
-    def _recover(self, solver: Solver, operator: Operator, x: torch.Tensor | None, y: torch.Tensor,
-                 ids: list[int]) -> tuple[list[dict[str, Any]], torch.Tensor]:
-        """Solve for one m; metrics against x when there is ground truth (no error columns otherwise)."""
+    def _recover(self, j: int, x: torch.Tensor | None, y: torch.Tensor, ids: list[int]) -> tuple[list[dict[str, Any]], torch.Tensor]:
+        """Solve for the j-th m; metrics against x when there is ground truth (no error columns otherwise)."""
+        (solver, params), measurement = self.settings[j], self.measurements[j]
         start = time.perf_counter()
-        out = solver.solve(y, operator, ids, self.generator, self.seed)
+        out = solver.solve(y, measurement, ids, self.generator, self.seed)
         seconds = (time.perf_counter() - start) / len(ids)
-        x_hat = out.x_hat.detach().clamp(0, 1)
-        metrics = image_metrics(x_hat, x) if x is not None else None
-        all_diverged = out.extra.get("all_restarts_diverged", torch.zeros(len(ids), dtype=torch.bool)).cpu()
-        nonfinite = ~(torch.isfinite(x_hat.flatten(1)).all(1) & torch.isfinite(out.measurement_loss)).cpu()
-        converged = out.converged if out.converged is not None else torch.ones(len(ids), dtype=torch.bool)
-        evaluations = out.extra.get("generator_evaluations", torch.zeros(len(ids), dtype=torch.long))
-        rows = []
-        for j, image_id in enumerate(ids):
-            status = ("all_restarts_diverged" if bool(all_diverged[j]) else "diverged" if bool(nonfinite[j])
-                      else "ok" if bool(converged[j]) else "not_converged")
-            failed = status in FAILED_STATUSES
-            rows.append({
-                "solver": self.labels.get("solver", solver.name), "operator": self.labels.get("operator", operator.name),
-                "noise": self.labels.get("noise", self.noise.kind),
-                "noise_std": 0.0 if self.noise.kind == "none" else self.noise.std, "m": operator.m, "image_id": image_id,
-                **{k: None if failed or metrics is None else float(metrics[k][j]) for k in METRICS},
-                "measurement_loss": None if failed else float(out.measurement_loss[j]), "iterations": int(out.iterations[j]),
-                "dropped_restarts": int(out.dropped_restarts[j]), "generator_evaluations": int(evaluations[j]),
-                "status": status, "seconds": seconds, "params": json.dumps(solver.tuned, sort_keys=True),
-            })
-        return rows, torch.nan_to_num(x_hat, nan=0.0).cpu()
+        out.x_hat = out.x_hat.detach().clamp(0, 1)
+        metrics = image_metrics(out.x_hat, x, measurement.operator.scale_invariant) if x is not None else None
+        names = {"solver": self.labels.get("solver", solver.name), "operator": self.labels.get("operator", measurement.operator.name),
+                 "noise": self.labels.get("noise", measurement.noise.kind)}
+        rows = result_rows(out, metrics, ids, names, measurement.noise.level, measurement.operator.m, seconds, params)
+        return rows, torch.nan_to_num(out.x_hat, nan=0.0).cpu()

@@ -22,11 +22,12 @@ from csgm.errors import CsgmError
 from csgm.files import atomic_write_files
 from csgm.generators import Generator
 from csgm.generators.checkpoint import load_generator
+from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_noise, build_operator
 from csgm.recovery.grid import measurement_grid
 from csgm.recovery.measured import MeasuredItems, load_array, measured_operator
 from csgm.recovery.module import RecoveryModule, WorkItems, gen_span_images
-from csgm.recovery.paths import check_identity, resolve_checkpoint, run_identity, uses_generator
+from csgm.recovery.paths import check_identity, resolve_checkpoint, results_defining, run_identity, uses_generator
 from csgm.recovery.store import ResultsStore, tensor_bytes
 from csgm.recovery.tuning import tune_per_m
 from csgm.recovery.writer import ShardWriter
@@ -160,30 +161,33 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
         source, image_shape, operators = _file_source(cfg, splits, generator)
     else:
         source, image_shape, operators = _dataset_source(cfg, splits, generator, meta)
+    measurements = [MeasurementModel(operator, noise, cfg["seed"]) for operator in operators]  # refuses misfits in one line
     for operator in operators:
         solver.check_operator(operator)
     with _run_lock(run_dir):
         check_identity(run_dir, run_identity(cfg, meta["digest"]))
-        return _run(cfg, run_dir, solver, noise, splits, source, image_shape, generator, meta["digest"], operators)
+        return _run(cfg, run_dir, solver, noise, splits, source, image_shape, generator, meta["digest"], measurements)
 
 
 def _run(cfg: dict, run_dir: Path, solver: Solver, noise: Noise, splits: dict, source: _Source, image_shape: tuple,
-         generator: Generator | None, digest: str | None, operators: list) -> dict[str, Any]:
+         generator: Generator | None, digest: str | None, measurements: list[MeasurementModel]) -> dict[str, Any]:
     """The work of ``recover`` once the run folder is locked and its identity checked."""
+    operators = [model.operator for model in measurements]
     store = ResultsStore(run_dir)
     done = store.done()
     pairs = [(j, i) for j, op in enumerate(operators) for i in range(source.count) if (op.m, i) not in done]
     pending = sorted({j for j, _ in pairs})  # only m values with work left need their hyperparameters
     val_count = min(cfg["tuning"]["num_images"], len(splits["val"]))
     val_images = torch.stack([splits["val"][i][0] for i in range(val_count)]) if val_count else torch.zeros(0, *image_shape)
-    context = {"dataset": cfg["dataset"], "operator": cfg["operator"], "noise": cfg["noise"], "generator": digest}
-    solvers = [solver] * len(operators)
-    tuned = tune_per_m(cfg["solver"], [operators[j] for j in pending], val_images, noise, generator, cfg["seed"],
+    context = {"solver": results_defining({k: v for k, v in cfg["solver"].items() if k != "label"}), "dataset": cfg["dataset"],
+               "operator": cfg["operator"], "noise": cfg["noise"], "generator": digest}
+    settings = [(solver, {})] * len(operators)
+    tuned = tune_per_m(solver, [measurements[j] for j in pending], val_images, generator, cfg["seed"],
                        Path(cfg["paths"]["output_root"]) / "tuning", context)
-    for j, tuned_solver in zip(pending, tuned):
-        solvers[j] = tuned_solver
+    for j, setting in zip(pending, tuned):
+        settings[j] = setting
     labels = {"solver": cfg["solver"].get("label") or cfg["solver"].get("name"), "noise": cfg["noise"].get("name", "noise")}
-    module = RecoveryModule(generator, solvers, operators, noise, cfg["seed"], cfg["input"], labels=labels)
+    module = RecoveryModule(generator, settings, measurements, cfg["seed"], cfg["input"], labels=labels)
     trainer = build_trainer(cfg["trainer"], inference_mode=False, logger=False, default_root_dir=str(run_dir),
                             callbacks=[ShardWriter(store)], enable_checkpointing=False)
     if pairs:
@@ -196,8 +200,7 @@ def _run(cfg: dict, run_dir: Path, solver: Solver, noise: Noise, splits: dict, s
     paths = {"results": run_dir / "results.csv", "summary": run_dir / "summary.csv"}
     files = merged.files(run_dir)
     shown_ids = list(range(min(cfg["save_images"], source.count)))
-    noise_text = "no noise" if cfg["noise"].get("name") == "none" else f"noise {cfg['noise'].get('name')} {cfg['noise'].get('std', '')}"
-    grid_title = f"{labels['solver']}, {operators[0].name} operator, {noise_text}"
+    grid_title = f"{labels['solver']}, {operators[0].name} operator, {noise.label}"
     if source.originals is not None:
         shown = _originals_payload(source.originals, len(shown_ids))
         grid_rows, grid_labels = _grid_rows(merged.x_hat, shown, "G(z*)" if cfg["input"] == "gen_span" else "original")

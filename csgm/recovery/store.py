@@ -11,7 +11,8 @@ import csv
 import hashlib
 import io
 import sys
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -19,16 +20,59 @@ import torch
 
 from csgm.files import atomic_write_bytes, is_temporary
 from csgm.metrics import mean_ci95
+from csgm.solvers import SolverOutput
 
-__all__ = ["ResultsStore", "MergedResults", "csv_bytes", "summarise", "summary_key", "tensor_bytes", "is_failed",
-           "RESULT_FIELDS", "SUMMARY_FIELDS", "FAILED_STATUSES", "METRICS"]
+__all__ = ["ResultsStore", "MergedResults", "ResultRow", "result_rows", "csv_bytes", "summarise", "summary_key", "tensor_bytes",
+           "is_failed", "RESULT_FIELDS", "SUMMARY_FIELDS", "FAILED_STATUSES", "METRICS"]
 
-RESULT_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "image_id", "mse", "psnr", "ssim", "measurement_loss",
-                 "iterations", "dropped_restarts", "generator_evaluations", "status", "seconds", "params"]
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One recovered image: the schema of results.csv and of every shard row (defined here only).
+    Metrics are None for a failed image and for measurements without ground truth."""
+
+    solver: str
+    operator: str
+    noise: str
+    noise_std: float          # the noise's standard deviation (Poisson: at unit intensity)
+    m: int
+    image_id: int
+    mse: float | None         # per-pixel error ||x_hat - x||^2 / n
+    psnr: float | None
+    ssim: float | None
+    measurement_loss: float | None  # the data term of x_hat (||A x_hat - y||^2 for Gaussian noise)
+    iterations: int
+    dropped_restarts: int
+    generator_evaluations: int
+    status: str               # ok, not_converged, or one of FAILED_STATUSES
+    seconds: float            # solver time per image of its batch
+    params: str               # JSON of the options chosen on the validation split
+
+
+RESULT_FIELDS = [f.name for f in fields(ResultRow)]
 SUMMARY_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "images", "mse_mean", "mse_ci95", "psnr_mean", "psnr_ci95",
                   "ssim_mean", "ssim_ci95", "measurement_loss_mean", "failed", "not_converged", "params"]
 FAILED_STATUSES = ("all_restarts_diverged", "diverged")
 METRICS = ("mse", "psnr", "ssim")
+
+
+def result_rows(out: SolverOutput, metrics: dict[str, torch.Tensor] | None, ids: list[int], names: dict[str, str],
+                noise_std: float, m: int, seconds: float, params: dict) -> list[dict[str, Any]]:
+    """The result rows of one solved batch (as dicts, the form shards store): the status of each image
+    from the solver's output, no numbers for failed images."""
+    nonfinite = ~(torch.isfinite(out.x_hat.flatten(1)).all(1) & torch.isfinite(out.measurement_loss)).cpu()
+    rows = []
+    for j, image_id in enumerate(ids):
+        status = ("all_restarts_diverged" if bool(out.all_restarts_diverged[j]) else "diverged" if bool(nonfinite[j])
+                  else "ok" if bool(out.converged[j]) else "not_converged")
+        failed = status in FAILED_STATUSES
+        row = ResultRow(**names, noise_std=noise_std, m=m, image_id=image_id,
+                        **{k: None if failed or metrics is None else float(metrics[k][j]) for k in METRICS},
+                        measurement_loss=None if failed else float(out.measurement_loss[j]), iterations=int(out.iterations[j]),
+                        dropped_restarts=int(out.dropped_restarts[j]), generator_evaluations=int(out.generator_evaluations[j]),
+                        status=status, seconds=seconds, params=json.dumps(params, sort_keys=True))
+        rows.append(asdict(row))
+    return rows
 
 
 def is_failed(row: dict[str, Any]) -> bool:

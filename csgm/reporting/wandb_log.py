@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from csgm.operators import build_noise
 from csgm.reporting.loggers import logger_options
 
 __all__ = ["log_recovery_to_wandb", "flat_config", "SweepGroup", "CURVE_METRICS"]
@@ -51,7 +52,7 @@ def log_recovery_to_wandb(logger_cfg: dict, run_dir: Path, config: dict, summary
     options["group"] = options["group"] or config.get("report_name") or os.environ.get(_GROUP_ENV)
     x = config.get("report_x", "m")
     solver = config["solver"].get("label") or config["solver"].get("name")
-    noise = "no noise" if config["noise"].get("name") == "none" else f"{config['noise'].get('name')} {config['noise'].get('std', '')}"
+    noise = build_noise(config["noise"]).label
     name = f"{solver} | {config['operator'].get('name')} | {noise}"
     run = wandb.init(name=name, dir=str(run_dir), config=flat_config(config), job_type="recover",
                      reinit="finish_previous", **options)

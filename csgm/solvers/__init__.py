@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from csgm.options import instantiate, resolve_target
 from csgm.solvers.base import Solver, SolverOutput
+from csgm.solvers.biht import BIHTSolver
 from csgm.solvers.csgm import CSGMSolver
 from csgm.solvers.lasso import LassoSolver
 from csgm.solvers.sparse_gen import SparseGenSolver
+from csgm.solvers.wirtinger import WirtingerFlowSolver
 
 __all__ = ["SOLVERS", "Solver", "SolverOutput", "build_solver", "solver_class"]
 
-SOLVERS: dict[str, type[Solver]] = {cls.name: cls for cls in (CSGMSolver, LassoSolver, SparseGenSolver)}
+SOLVERS: dict[str, type[Solver]] = {cls.name: cls for cls in (CSGMSolver, LassoSolver, SparseGenSolver,
+                                                                   WirtingerFlowSolver, BIHTSolver)}
 
 
 def solver_class(cfg: dict) -> type[Solver]:

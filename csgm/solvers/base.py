@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+import copy
+from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
 from csgm.errors import CsgmError
 from csgm.generators import Generator
-from csgm.operators import Operator
+from csgm.measurement import MeasurementModel
+from csgm.operators import LinearOperator, Operator
 
 __all__ = ["Solver", "SolverOutput"]
 
@@ -19,16 +21,27 @@ class SolverOutput:
     """What a solver returns for a batch of B images."""
 
     x_hat: torch.Tensor                  # (B, C, H, W) in [0, 1]
-    measurement_loss: torch.Tensor       # (B,) ||A x_hat - y||^2
+    measurement_loss: torch.Tensor       # (B,) the data term of x_hat (||A x_hat - y||^2 for Gaussian noise)
     iterations: torch.Tensor             # (B,) iterations run for the kept estimate
     dropped_restarts: torch.Tensor       # (B,) restarts dropped as diverged (NaN/inf)
     z: torch.Tensor | None = None        # (B, k) latent of the kept estimate, for generative solvers
-    converged: torch.Tensor | None = None  # (B,) bool, for solvers with a convergence test
-    extra: dict = field(default_factory=dict)
+    converged: torch.Tensor | None = None  # (B,) bool, for solvers with a convergence test (else all converged)
+    all_restarts_diverged: torch.Tensor | None = None  # (B,) bool: no finite estimate (else none failed)
+    generator_evaluations: torch.Tensor | None = None  # (B,) calls of G per image (else 0)
+
+    def __post_init__(self) -> None:
+        count = len(self.x_hat)
+        if self.converged is None:
+            self.converged = torch.ones(count, dtype=torch.bool)
+        if self.all_restarts_diverged is None:
+            self.all_restarts_diverged = torch.zeros(count, dtype=torch.bool)
+        if self.generator_evaluations is None:
+            self.generator_evaluations = torch.zeros(count, dtype=torch.long)
 
 
 class Solver:
-    """Base class. ``needs_generator`` solvers receive the frozen G; all receive the run ``seed`` and
+    """Base class. Solvers receive the measurement model (operator, noise and its likelihood; a bare
+    operator means no noise), ``needs_generator`` ones the frozen G; all receive the run ``seed`` and
     stable ``image_ids`` so that every random draw is per image, never per batch. A solver with a
     ``tunable`` option set to ``auto`` has it chosen per m on the validation split (csgm.recovery.tuning).
     """
@@ -37,26 +50,47 @@ class Solver:
     needs_generator: bool = False
     needs_linear_operator: bool = False  # uses the adjoint A^T (proximal/sparse solvers)
     tunable: str | None = None          # the option that ``auto`` chooses on the validation split
-    lambda_grid: list[float] = []       # its candidate values
-    tuned: dict = {}                    # the values chosen on the validation split, recorded with results
+    grid_option: str = "lambda_grid"    # the option listing its candidate values
 
     def check_operator(self, operator: Operator) -> None:
-        """Refuse, in one line, an operator this solver cannot use (a nonlinear one for an adjoint-based solver)."""
-        if self.needs_linear_operator and not operator.linear:
+        """Refuse, in one line, an operator this solver cannot use (a nonlinear one for an adjoint-based solver;
+        a quantised one is used through its linear part, the quantisation treated as noise)."""
+        if self.needs_linear_operator and not (operator.linear or operator.quantized):
             raise CsgmError(f"solver {getattr(self, 'label', self.name)!r} needs a linear operator (it uses the adjoint A^T); "
                             f"operator {operator.name!r} is nonlinear: use a generative solver such as solver=csgm")
 
+    def linear_problem(self, measurement: MeasurementModel | Operator, y: torch.Tensor) -> tuple[LinearOperator, torch.Tensor]:
+        """(A, y) for a solver that needs a linear A: the operator itself, or a quantiser's linear part with the
+        dequantised y (quantisation treated as noise)."""
+        operator = measurement.operator if isinstance(measurement, MeasurementModel) else measurement
+        self.check_operator(operator)
+        return (operator, y) if operator.linear else (operator.linear_part, operator.dequantized(y))
+
+    @property
+    def needs_tuning(self) -> bool:
+        """Whether the ``tunable`` option is ``auto`` (to be chosen on the validation split)."""
+        return self.tunable is not None and getattr(self, self.tunable) == "auto"
+
     def candidates(self) -> list[dict]:
-        """The option settings the validation search compares (one per value of ``lambda_grid``)."""
-        return [{self.tunable: value} for value in self.lambda_grid]
+        """The option settings the validation search compares (one per value of the ``grid_option`` list)."""
+        return [{self.tunable: value} for value in getattr(self, self.grid_option)]
 
-    def solve_candidates(self, candidates: Sequence[dict], build: Callable[[dict], Solver], y: torch.Tensor,
-                         operator: Operator, image_ids: Sequence[int], generator: Generator | None = None,
-                         seed: int = 0) -> list[torch.Tensor]:
-        """x_hat (B, C, H, W) for every candidate setting; ``build(setting)`` makes that setting's solver.
-        Solvers that can try all settings in one batched run override this."""
-        return [build(setting).solve(y, operator, image_ids, generator, seed).x_hat for setting in candidates]
+    def with_options(self, **setting) -> Solver:
+        """A copy of this solver with the options of one candidate setting (caches such as ||A|| are shared)."""
+        unknown = [key for key in setting if not hasattr(self, key)]
+        if unknown:
+            raise CsgmError(f"solver {self.name!r} has no option {unknown[0]!r} to tune")
+        solver = copy.copy(self)
+        for key, value in setting.items():
+            setattr(solver, key, value)
+        return solver
 
-    def solve(self, y: torch.Tensor, operator: Operator, image_ids: Sequence[int],
+    def solve_candidates(self, candidates: Sequence[dict], y: torch.Tensor, measurement: MeasurementModel | Operator,
+                         image_ids: Sequence[int], generator: Generator | None = None, seed: int = 0) -> list[torch.Tensor]:
+        """x_hat (B, C, H, W) for every candidate setting. Solvers that can try all settings in one batched
+        run override this."""
+        return [self.with_options(**setting).solve(y, measurement, image_ids, generator, seed).x_hat for setting in candidates]
+
+    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:  # pragma: no cover - abstract
         raise NotImplementedError

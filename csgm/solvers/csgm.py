@@ -1,4 +1,8 @@
-"""CSGM: min_z w2 ||A G(z) - y||^2 + w1 ||A G(z) - y||_1 + lambda ||z||^2, batched over images x restarts."""
+"""CSGM: min_z w2 D(A G(z), y) + w1 ||A G(z) - y||_1 + lambda ||z||^2, batched over images x restarts.
+
+D is the measurement model's data term: the paper's ||A G(z) - y||^2 for Gaussian noise, 2 sigma^2 times
+the negative log-likelihood for other noise models and for quantised measurements (csgm.measurement).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import torch
 
 from csgm.errors import CsgmError, check_choice, check_flag, check_range
 from csgm.generators import Generator
-from csgm.metrics import measurement_error
+from csgm.measurement import MeasurementModel, as_measurement
 from csgm.numerics import flush_denormals
 from csgm.operators import Operator
 from csgm.seeding import seeded_rng
@@ -51,7 +55,7 @@ class CSGMSolver(Solver):
     """Gradient descent on the latent z of a frozen generator, with random restarts.
 
     Losses are summed over samples, so each image's steps never depend on the batch. Per image the
-    restart with the lowest final measurement loss ||A G(z) - y||^2 is kept; a restart whose loss or
+    restart with the lowest final data term (||A G(z) - y||^2 for Gaussian noise) is kept; a restart whose loss or
     latent is ever non-finite (NaN/inf) at any step has diverged: it is dropped and counted. Restarts leave the batch (no more generator evaluations) when
     they diverge, when their loss improved by less than ``stall_tol`` (relative) for ``stall_patience``
     iterations, or, with ``halving_every`` > 0, when every ``halving_every`` iterations they are not
@@ -90,11 +94,12 @@ class CSGMSolver(Solver):
         """The estimate for latents z: G(z) (Sparse-Gen adds its deviation)."""
         return generator(z)
 
-    def objective(self, z: torch.Tensor, y: torch.Tensor, operator: Operator, generator: Generator,
+    def objective(self, z: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel, generator: Generator,
                   deviation: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-sample (objective, measurement loss ||A x - y||^2, residual A x - y)."""
-        residual = operator(self.image(z, generator, deviation)) - y
-        data = residual.pow(2).sum(1)
+        """Per-sample (objective, data term, residual A x - y)."""
+        prediction = measurement.predict(self.image(z, generator, deviation))
+        residual = prediction - y
+        data = measurement.data_term(prediction, y)
         total = self.l2_weight * data + self.lambda_z * z.pow(2).sum(1)
         if self.l1_weight:
             total = total + self.l1_weight * residual.abs().sum(1)
@@ -108,23 +113,26 @@ class CSGMSolver(Solver):
         """One step on the extra state from the current residual (none for CSGM)."""
         return deviation
 
-    def solve(self, y: torch.Tensor, operator: Operator, image_ids: Sequence[int],
+    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:
         if generator is None:
             raise CsgmError("the csgm solver needs a generator checkpoint (checkpoint=PATH)")
         z0 = initial_latents(image_ids, self.restarts, generator.latent_dim, seed).to(device=y.device, dtype=y.dtype)
-        return self.optimise(z0, y, operator, generator)
+        return self.optimise(z0, y, measurement, generator)
 
-    def optimise(self, z0: torch.Tensor, y: torch.Tensor, operator: Operator, generator: Generator) -> SolverOutput:
+    def optimise(self, z0: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel | Operator,
+                 generator: Generator) -> SolverOutput:
         """Run the optimisation from given starts z0 (B * R, k), restarts of an image adjacent."""
         with flush_denormals(self.flush_denormals):
-            return self._optimise(z0, y, operator, generator)
+            return self._optimise(z0, y, as_measurement(measurement), generator)
 
-    def _optimise(self, z0: torch.Tensor, y: torch.Tensor, operator: Operator, generator: Generator) -> SolverOutput:
+    def _optimise(self, z0: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel, generator: Generator) -> SolverOutput:
         batch, restarts = len(y), len(z0) // max(len(y), 1)
         total_rows = len(z0)
         y_rep = y.repeat_interleave(restarts, dim=0)
         z = z0.clone()
+        operator = measurement.operator
+        self.check_operator(operator)
         deviation = self.init_deviation(z0, operator)
         optimizer = LatentOptimizer(self.optimizer, z, self.momentum)
         iterations = torch.full((total_rows,), self.iterations, dtype=torch.long, device=z.device)
@@ -139,7 +147,7 @@ class CSGMSolver(Solver):
             if len(active) == 0:
                 break
             rows = None if len(active) == total_rows else active
-            grad, loss, residual = latent_gradient(self.objective, take_rows(z, rows), take_rows(y_rep, rows), operator, generator,
+            grad, loss, residual = latent_gradient(self.objective, take_rows(z, rows), take_rows(y_rep, rows), measurement, generator,
                                                    take_rows(deviation, rows), self.compile)
             evaluations[active] += 1
             optimizer.step(z, rows, grad, lr)
@@ -162,7 +170,7 @@ class CSGMSolver(Solver):
                 lr *= self.lr_decay
         with torch.no_grad():
             z_final = z
-            _, data, _ = self.objective(z_final, y_rep, operator, generator, deviation)
+            _, data, _ = self.objective(z_final, y_rep, measurement, generator, deviation)
             evaluations += 1
             data = torch.where(torch.isfinite(z_final).all(1) & ~diverged, data, torch.full_like(data, float("nan")))
             best_restart, dropped = select_restarts(data.view(batch, restarts).cpu())
@@ -174,7 +182,7 @@ class CSGMSolver(Solver):
             if deviation is not None:
                 kept_deviation = torch.where(failed[:, None], torch.zeros_like(deviation[pick]), deviation[pick])
             x_hat = self.image(z_kept, generator, kept_deviation).clamp(0, 1)
-            loss = measurement_error(operator, x_hat, y)
+            loss = measurement.loss(x_hat, y)
         return SolverOutput(x_hat=x_hat, measurement_loss=loss, iterations=iterations[pick].cpu(), dropped_restarts=dropped,
-                            z=z_kept, extra={"all_restarts_diverged": failed.cpu(),
-                                             "generator_evaluations": evaluations.view(batch, restarts).sum(1).cpu()})
+                            z=z_kept, all_restarts_diverged=failed.cpu(),
+                            generator_evaluations=evaluations.view(batch, restarts).sum(1).cpu())

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
 from csgm.errors import check_range
 from csgm.generators import Generator
-from csgm.operators import LinearOperator
+from csgm.measurement import MeasurementModel, as_measurement
+from csgm.operators import LinearOperator, Operator
 from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.sparsity_bases import Basis
-from csgm.metrics import measurement_error
 from csgm.solvers.proximal import BasisCache, check_positive_lambda, require_resolved, soft_threshold
 
 __all__ = ["LassoSolver", "fista", "duality_gap"]
@@ -90,25 +90,24 @@ class LassoSolver(Solver):
         self.lambda_grid = [float(v) for v in lambda_grid]
         self.label = label or self.name
 
-    def solve_with(self, y: torch.Tensor, operator: LinearOperator, lam: torch.Tensor) -> SolverOutput:
+    def solve_with(self, y: torch.Tensor, measurement: MeasurementModel | Operator, lam: torch.Tensor) -> SolverOutput:
         """Solve every row of y with its own lambda (used by the batched lambda search)."""
-        self.check_operator(operator)
+        operator, target = self.linear_problem(measurement, y)
         basis, lipschitz = self.bases.get(operator)
-        coefficients, iterations, converged = fista(y, operator, basis, lam, self.max_iterations, self.tol, lipschitz)
+        coefficients, iterations, converged = fista(target, operator, basis, lam, self.max_iterations, self.tol, lipschitz)
         x_hat = basis.synthesis(coefficients).clamp(0, 1)
-        loss = measurement_error(operator, x_hat, y)
+        loss = as_measurement(measurement).loss(x_hat, y)
         return SolverOutput(x_hat=x_hat, measurement_loss=loss, iterations=iterations.cpu(),
                             dropped_restarts=torch.zeros(len(y), dtype=torch.long), converged=converged.cpu())
 
-    def solve_candidates(self, candidates: Sequence[dict], build: Callable[[dict], Solver], y: torch.Tensor,
-                         operator: LinearOperator, image_ids: Sequence[int], generator: Generator | None = None,
-                         seed: int = 0) -> list[torch.Tensor]:
+    def solve_candidates(self, candidates: Sequence[dict], y: torch.Tensor, measurement: MeasurementModel | Operator,
+                         image_ids: Sequence[int], generator: Generator | None = None, seed: int = 0) -> list[torch.Tensor]:
         """One batched FISTA run for every lambda of the search: each (candidate, image) is its own row."""
         lam = torch.tensor([c["lambda_l1"] for c in candidates], dtype=y.dtype, device=y.device).repeat_interleave(len(y))
-        out = self.solve_with(y.repeat(len(candidates), 1), operator, lam)
+        out = self.solve_with(y.repeat(len(candidates), 1), measurement, lam)
         return list(out.x_hat.split(len(y)))
 
-    def solve(self, y: torch.Tensor, operator: LinearOperator, image_ids: Sequence[int],
+    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:
         require_resolved("lambda_l1", self.lambda_l1)
-        return self.solve_with(y, operator, torch.full((len(y),), self.lambda_l1, dtype=y.dtype, device=y.device))
+        return self.solve_with(y, measurement, torch.full((len(y),), self.lambda_l1, dtype=y.dtype, device=y.device))

@@ -2,6 +2,8 @@
 
     min_{z, c}  ||A (G(z) + Psi^T c) - y||^2 + lambda_z ||z||^2 + lambda_nu ||c||_1,   nu = Psi^T c
 
+(the squared loss whatever the noise model, as in the paper; A must be linear).
+
 Gradient steps (the CSGM optimiser) on z and proximal (soft-threshold) steps on c, for all images x
 restarts at once; per image the restart with the lowest measurement loss is kept, then its c is
 polished by FISTA with z fixed (a convex Lasso on the residual y - A G(z)). ``use_generator: false``
@@ -17,8 +19,8 @@ import torch
 
 from csgm.errors import CsgmError, check_flag
 from csgm.generators import Generator
-from csgm.metrics import measurement_error
-from csgm.operators import LinearOperator
+from csgm.measurement import MeasurementModel, as_measurement
+from csgm.operators import LinearOperator, Operator
 from csgm.solvers.base import SolverOutput
 from csgm.solvers.csgm import CSGMSolver
 from csgm.solvers.lasso import fista
@@ -54,17 +56,23 @@ class SparseGenSolver(CSGMSolver):
         switches = (True, False) if self.tune_generator else (self.use_generator,)
         return [{"lambda_nu": value, "use_generator": on} for on in switches for value in self.lambda_grid]
 
-    def solve(self, y: torch.Tensor, operator: LinearOperator, image_ids: Sequence[int],
+    def check_operator(self, operator: Operator) -> None:
+        """A linear operator only: the deviation's steps use A^T on the residual of the data term itself."""
+        if not operator.linear:
+            raise CsgmError(f"solver {self.label!r} needs a linear operator (it uses the adjoint A^T); operator "
+                            f"{operator.name!r} is not linear: use a generative solver such as solver=csgm")
+
+    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:
-        self.check_operator(operator)
+        measurement = MeasurementModel(as_measurement(measurement).operator)  # the squared loss, whatever the noise
+        self.check_operator(measurement.operator)
         if self.use_generator:
-            return super().solve(y, operator, image_ids, generator, seed)
+            return super().solve(y, measurement, image_ids, generator, seed)
         require_resolved("lambda_nu", self.lambda_nu)
-        nu, iterations, converged = self.sparse_fit(y, operator)
+        nu, iterations, converged = self.sparse_fit(y, measurement.operator)
         x_hat = nu.clamp(0, 1)
-        return SolverOutput(x_hat=x_hat, measurement_loss=measurement_error(operator, x_hat, y), iterations=iterations.cpu(),
-                            dropped_restarts=torch.zeros(len(y), dtype=torch.long), converged=converged.cpu(),
-                            extra={"generator_evaluations": torch.zeros(len(y), dtype=torch.long)})
+        return SolverOutput(x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y), iterations=iterations.cpu(),
+                            dropped_restarts=torch.zeros(len(y), dtype=torch.long), converged=converged.cpu())
 
     @torch.no_grad()
     def sparse_fit(self, target: torch.Tensor, operator: LinearOperator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -94,15 +102,17 @@ class SparseGenSolver(CSGMSolver):
         gradient = 2 * self.l2_weight * basis.analysis(operator.adjoint(residual))
         return soft_threshold(deviation - step * gradient, step * self.lambda_nu)
 
-    def optimise(self, z0: torch.Tensor, y: torch.Tensor, operator: LinearOperator, generator: Generator) -> SolverOutput:
-        out = super().optimise(z0, y, operator, generator)
+    def optimise(self, z0: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel | Operator,
+                 generator: Generator) -> SolverOutput:
+        measurement = as_measurement(measurement)
+        out = super().optimise(z0, y, measurement, generator)
         if not self.polish_iterations:
             return out
         with torch.no_grad():
             range_part = generator(out.z)
-            nu, _, converged = self.sparse_fit(y - operator(range_part), operator)
+            nu, _, converged = self.sparse_fit(y - measurement.operator(range_part), measurement.operator)
             x_hat = (range_part + nu).clamp(0, 1)
         out.x_hat = x_hat
-        out.measurement_loss = measurement_error(operator, x_hat, y)
+        out.measurement_loss = measurement.loss(x_hat, y)
         out.converged = converged.cpu()
         return out

@@ -126,19 +126,31 @@ class TestOperatorContract:
 
 class TestNonlinearOperatorContract:
     def test_jacobian_vector_product_matches_finite_differences(self, nonlinear_option, shape):
-        """d/dt A(x + t v) at t = 0 by autograd (torch.func.jvp) against central differences, float64."""
+        """d/dt A(x + t v) at t = 0 by autograd (torch.func.jvp) against central differences, float64, for the
+        map solvers differentiate: ``pre_noise`` (A itself, or A x + dither before a quantiser)."""
         A = make(nonlinear_option, shape)
         x, v = probe(shape, count=2, seed=1), probe(shape, count=2, seed=2) - 0.5
-        _, jvp = torch.func.jvp(A, (x,), (v,))
+        _, jvp = torch.func.jvp(A.pre_noise, (x,), (v,))
         step = 1e-6
-        finite = (A(x + step * v) - A(x - step * v)) / (2 * step)
+        finite = (A.pre_noise(x + step * v) - A.pre_noise(x - step * v)) / (2 * step)
         torch.testing.assert_close(jvp, finite, rtol=1e-5, atol=1e-6)
 
     def test_gradients_flow_to_the_image(self, nonlinear_option, shape):
         A = make(nonlinear_option, shape)
         x = probe(shape).requires_grad_(True)
-        A(x).pow(2).sum().backward()
+        A.pre_noise(x).pow(2).sum().backward()
         assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+    def test_measurements_come_from_the_noisy_values(self, nonlinear_option, shape):
+        """y = post_noise(pre_noise(x)); a quantiser's cell of y holds the value it came from."""
+        A = make(nonlinear_option, shape)
+        x = probe(shape)
+        values = A.pre_noise(x)
+        torch.testing.assert_close(A(x), A.post_noise(values))
+        if A.quantized:
+            lower, upper = A.cell(A(x))
+            assert bool(((lower <= values) & (values <= upper)).all())
+            assert torch.equal(A.post_noise(A(x)), A(x))  # a cell's value lies in its own cell
 
     def test_shapes_counts_and_oversampling(self, nonlinear_option, shape):
         A = make(nonlinear_option, shape)
@@ -156,8 +168,8 @@ class TestNonlinearOperatorContract:
 
     def test_float32_and_float64_agree(self, nonlinear_option, shape):
         x = probe(shape)
-        y64 = make(nonlinear_option, shape, dtype=torch.float64)(x)
-        y32 = make(nonlinear_option, shape, dtype=torch.float32)(x.float())
+        y64 = make(nonlinear_option, shape, dtype=torch.float64).pre_noise(x)
+        y32 = make(nonlinear_option, shape, dtype=torch.float32).pre_noise(x.float())
         torch.testing.assert_close(y32.double(), y64, rtol=1e-4, atol=1e-4)
 
     def test_wrong_image_shape_is_a_clear_error(self, nonlinear_option, shape):

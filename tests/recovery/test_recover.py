@@ -74,7 +74,7 @@ def test_bigger_grid_and_more_images_only_add_the_new_pairs(vae_checkpoint, tmp_
     recover(config(vae_checkpoint, tmp_path, "measurements=[20]", "num_images=3"), tmp_path / "run")
     seen = []
     original_solve = CSGMSolver.solve
-    monkeypatch.setattr(CSGMSolver, "solve", lambda self, y, A, ids, *a, **k: seen.append((A.m, list(ids))) or original_solve(self, y, A, ids, *a, **k))
+    monkeypatch.setattr(CSGMSolver, "solve", lambda self, y, A, ids, *a, **k: seen.append((A.operator.m, list(ids))) or original_solve(self, y, A, ids, *a, **k))
     recover(config(vae_checkpoint, tmp_path, "measurements=[20,40]", "num_images=4"), tmp_path / "run")
     assert seen == [(20, [3]), (40, [0, 1, 2, 3])]
 

@@ -92,7 +92,7 @@ def test_diverged_restarts_are_dropped_and_reported():
                        [5.0, 0.0], [3.0, 0.0]])    # image 1: both diverge
     out = CSGMSolver(lr=0.1, iterations=5, restarts=2).optimise(z0, y, A, G)
     assert out.dropped_restarts.tolist() == [1, 2]
-    assert out.extra["all_restarts_diverged"].tolist() == [False, True]
+    assert out.all_restarts_diverged.tolist() == [False, True]
     assert torch.isfinite(out.x_hat).all() and torch.isfinite(out.measurement_loss).all()
 
 

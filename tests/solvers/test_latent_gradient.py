@@ -37,7 +37,7 @@ def test_compiled_csgm_matches_eager(problem, m):
         compiled = CSGMSolver(**options, compile=True).solve(y, operator, [0, 1, 2], generator)
     torch.testing.assert_close(compiled.z, eager.z, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(compiled.x_hat, eager.x_hat, rtol=1e-4, atol=1e-5)
-    assert torch.equal(compiled.extra["generator_evaluations"], eager.extra["generator_evaluations"])
+    assert torch.equal(compiled.generator_evaluations, eager.generator_evaluations)
 
 
 @requires_compiler

@@ -48,6 +48,6 @@ def test_halving_saves_generator_evaluations_and_keeps_the_best_restart():
     y = A(torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1)))
     full = CSGMSolver(lr=0.05, iterations=40, restarts=8).solve(y, A, [0, 1, 2], G)
     halved = CSGMSolver(lr=0.05, iterations=40, restarts=8, halving_every=10).solve(y, A, [0, 1, 2], G)
-    assert full.extra["generator_evaluations"].tolist() == [8 * 40 + 8] * 3
-    assert halved.extra["generator_evaluations"].tolist() == [8 * 10 + 4 * 10 + 2 * 10 + 1 * 10 + 8] * 3
+    assert full.generator_evaluations.tolist() == [8 * 40 + 8] * 3
+    assert halved.generator_evaluations.tolist() == [8 * 10 + 4 * 10 + 2 * 10 + 1 * 10 + 8] * 3
     assert bool((halved.measurement_loss <= full.measurement_loss * 1.5).all())

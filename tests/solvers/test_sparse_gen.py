@@ -75,7 +75,7 @@ def test_without_the_generator_it_is_the_lasso_and_validation_may_choose_it():
     sparse = SparseGenSolver(lambda_nu=1.0, use_generator=False, polish_iterations=5000).solve(y, A, [0, 1], ZeroGenerator((1, 8, 8)))
     lasso = LassoSolver(lambda_l1=0.5, max_iterations=5000, tol=1e-6).solve(y, A, [0, 1])  # the polish's tolerance
     torch.testing.assert_close(sparse.x_hat, lasso.x_hat, rtol=1e-4, atol=1e-4)
-    assert sparse.extra["generator_evaluations"].tolist() == [0, 0]
+    assert sparse.generator_evaluations.tolist() == [0, 0]
     solver = build_solver({"name": "sparse_gen", "lambda_grid": [1.0, 10.0], "tune_generator": True})
     assert solver.candidates() == [{"lambda_nu": 1.0, "use_generator": True}, {"lambda_nu": 10.0, "use_generator": True},
                                    {"lambda_nu": 1.0, "use_generator": False}, {"lambda_nu": 10.0, "use_generator": False}]
