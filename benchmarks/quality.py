@@ -6,7 +6,8 @@
 It runs exactly `python recover.py experiment=NAME` (same configs, same jobs of the experiment's sweep,
 same resumable run folders under --output-root); ``--solvers`` replaces the sweep's solver list. With
 Lasso and CSGM in the table it adds the measurement ratio between them at equal error: the m at which
-each curve (linearly interpolated) first reaches --target-error. ``--markdown`` prints the table that
+each curve (linearly interpolated) first reaches --target-error; for every other solver, the m from which it
+beats CSGM (``baseline_beats_csgm_from_m``, the crossing of the interpolated curves). ``--markdown`` prints the table that
 docs/RESULTS.md shows instead (the test of RESULTS.md renders it from the committed JSON).
 """
 
@@ -33,6 +34,21 @@ def crossing(points: list[tuple[int, float]], target: float) -> float | None:
     for (m0, e0), (m1, e1) in zip(points, points[1:]):
         if e1 <= target:
             return m0 + (e0 - target) / (e0 - e1) * (m1 - m0)
+    return None
+
+
+def curves_cross(first: list[tuple[int, float]], second: list[tuple[int, float]]) -> float | None:
+    """The smallest m where the error curve ``second`` reaches ``first`` (both piecewise linear over their common
+    m values): where a baseline starts to win. None if it never does (or wins from the first common m, as the
+    smallest m)."""
+    a, b = dict(first), dict(second)
+    common = sorted(set(a) & set(b))
+    gaps = [(m, b[m] - a[m]) for m in common]
+    if gaps and gaps[0][1] <= 0:
+        return float(gaps[0][0])
+    for (m0, g0), (m1, g1) in zip(gaps, gaps[1:]):
+        if g1 <= 0:
+            return m0 + g0 / (g0 - g1) * (m1 - m0)
     return None
 
 
@@ -105,11 +121,15 @@ def main() -> None:
         csgm_m = crossing([(r["m"], r["mse_mean"]) for r in table["csgm"]], args.target_error)
         ratios = {"target_error": args.target_error, "lasso_m": lasso_m, "csgm_m": csgm_m,
                   "lasso_over_csgm": round(lasso_m / csgm_m, 2) if lasso_m and csgm_m else None}
+    curves = {label: [(r["m"], r["mse_mean"]) for r in rows] for label, rows in table.items()}
+    crossings = {label: curves_cross(curves["csgm"], curve) for label, curve in curves.items()
+                 if label != "csgm" and "csgm" in curves and single_noise}
     emit({"environment": environment(args.threads, "cpu"),
           "protocol": {"experiment": args.experiment, "overrides": args.overrides, "images": images, "sweep": sweep,
                        "noise": resolved["noise"], "operator": resolved["operator"], "input": resolved["input"],
                        "measurements": resolved["measurements"], "tuning_images": resolved["tuning"]["num_images"]},
-          "solvers": settings, "seconds": timings, "table": table, "equal_error_measurement_ratio": ratios})
+          "solvers": settings, "seconds": timings, "table": table, "equal_error_measurement_ratio": ratios,
+          "baseline_beats_csgm_from_m": crossings})
 
 
 if __name__ == "__main__":

@@ -52,8 +52,14 @@ class MeasurementModel:
 
     def data_term(self, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-sample 2 sigma^2 * NLL(y | prediction) + const (>= 0): ||prediction - y||^2 for Gaussian noise,
-        the interval (probit) likelihood of y's quantiser cells for quantised operators."""
+        the interval (probit) likelihood of y's quantiser cells for quantised operators. Signs without dither
+        measure only the direction of A x, so neither its norm nor sigma relative to it can be fitted: their
+        term is the squared distance to the cells (BIHT's objective, the sigma -> 0 limit) at ||prediction||^2
+        = m, else a vanishing image would fit every sign (and with noise, the brightest image would)."""
         if self.operator.quantized:
+            if self.operator.scale_invariant:  # only the direction is measured: fix the scale
+                prediction = prediction * (prediction.shape[1] ** 0.5 / prediction.norm(dim=1, keepdim=True).clamp_min(1e-12))
+                return interval_data_term(prediction, *self.operator.cell(y), 0.0)
             return interval_data_term(prediction, *self.operator.cell(y), self.noise.level)
         return self.noise.data_term(prediction, y)
 

@@ -74,6 +74,15 @@ SOLVER_CASES = [  # solvers whose options differ from CSGM's (no TINY_RECOVER so
     (["solver=lasso", "solver.lambda_grid=[0]"], "solver.lambda_grid=[0.0] must hold numbers > 0"),
     (["solver=nope"], "Could not find 'solver/nope'"),
     (["solver=lasso", "operator=phase_retrieval"], "solver 'lasso' needs a linear operator (it uses the adjoint A^T)"),
+    (["solver=sparse_gen", "operator=one_bit"], "solver 'sparse_gen' needs a linear operator"),
+    (["solver=wirtinger_flow"], "solver 'wirtinger_flow' recovers from magnitudes y = |A x| (operator=phase_retrieval)"),
+    (["solver=biht", "operator=quantize"], "solver 'biht' recovers from 1-bit measurements (operator=one_bit)"),
+    (["noise=poisson"], "poisson noise needs measurements A x >= 0 but operator 'gaussian' gives signed values"),
+    (["noise=student_t", "operator=one_bit"], "operator 'one_bit' quantises after the noise"),
+    (["noise=poisson", "operator=identity", "noise.scale=0"], "noise.scale=0 must be > 0"),
+    (["operator=quantize", "operator.bits=0"], "operator.bits=0 must be in [1, 16]"),
+    (["operator=one_bit", "operator.dither=-1"], "operator.dither=-1 must be >= 0"),
+    (["solver=biht", "operator=one_bit", "solver.sparsity=0"], "solver.sparsity=0 must be an integer >= 1"),
 ]
 TRAIN_CASES = [
     (["trainer.max_epochs=0"], "trainer.max_epochs=0 trains nothing"),

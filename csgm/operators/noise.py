@@ -23,11 +23,15 @@ __all__ = ["Noise", "build_noise", "noise_class", "interval_data_term", "NOISES"
 
 
 def _log_normal_interval(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """log(Phi(b) - Phi(a)) for a <= b, stable in both tails (intervals above 0 are mirrored below it)."""
+    """log(Phi(b) - Phi(a)) for a <= b (either may be infinite), stable in both tails and with finite gradients:
+    one-sided cells use log Phi directly; finite ones mirror intervals above 0 below it."""
+    low_open, high_open = torch.isinf(a), torch.isinf(b)
+    a, b = torch.where(low_open, torch.zeros_like(a), a), torch.where(high_open, torch.zeros_like(b), b)  # finite stand-ins
     flip = a > 0
-    a, b = torch.where(flip, -b, a), torch.where(flip, -a, b)
-    upper, lower = torch.special.log_ndtr(b), torch.special.log_ndtr(a)
-    return upper + torch.log(-torch.expm1((lower - upper).clamp(max=-1e-30)))
+    a2, b2 = torch.where(flip, -b, a), torch.where(flip, -a, b)
+    upper, lower = torch.special.log_ndtr(b2), torch.special.log_ndtr(a2)
+    two_sided = upper + torch.log(-torch.expm1((lower - upper).clamp(max=-1e-30)))
+    return torch.where(low_open, torch.special.log_ndtr(b), torch.where(high_open, torch.special.log_ndtr(-a), two_sided))
 
 
 def interval_data_term(values: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor, std: float) -> torch.Tensor:

@@ -7,19 +7,25 @@ import pytest
 import torch
 
 from csgm.cli import plain
+from csgm.errors import CsgmError
 from csgm.generators import build_generator
-from csgm.operators import build_operator
+from csgm.measurement import MeasurementModel
+from csgm.operators import Noise, build_operator
 from csgm.solvers import build_solver
 from tests.helpers import compose_config, conf_options
 
 SHAPE = (1, 16, 16)
+# the problems a solver may be given, in order of preference: it is tested on the first one it accepts
+PROBLEMS = [({"name": "gaussian"}, Noise("gaussian", 0.05)), ({"name": "phase_retrieval"}, Noise("gaussian", 0.05)),
+            ({"name": "one_bit"}, Noise("none"))]
 
 
 def small_solver(option: str):
     cfg = plain(compose_config("recover", [f"solver={option}"]))["solver"]
     solver = build_solver(cfg)
-    if solver.tunable and getattr(solver, solver.tunable) == "auto":
-        cfg[solver.tunable] = cfg["lambda_grid"][len(cfg["lambda_grid"]) // 2]
+    if solver.needs_tuning:
+        grid = cfg[solver.grid_option]
+        cfg[solver.tunable] = grid[len(grid) // 2]
     for key, value in (("iterations", 25), ("restarts", 2), ("max_iterations", 200), ("polish_iterations", 50)):
         if key in cfg:
             cfg[key] = value
@@ -27,27 +33,52 @@ def small_solver(option: str):
 
 
 @pytest.fixture(scope="module")
-def setting():
+def generator():
     torch.manual_seed(0)
-    generator = build_generator("vae", {"latent_dim": 4, "hidden_dims": [32]}, SHAPE).eval().requires_grad_(False)
-    operator = build_operator({"name": "gaussian"}, SHAPE, seed=0, m=60)
-    x = torch.rand(3, *SHAPE, generator=torch.Generator().manual_seed(1))
-    y = operator(x) + 0.05 * torch.randn(3, 60, generator=torch.Generator().manual_seed(2))
-    return generator, operator, y
+    return build_generator("vae", {"latent_dim": 4, "hidden_dims": [32]}, SHAPE).eval().requires_grad_(False)
+
+
+def problem_for(solver):
+    """(measurement model, y, ids) of the first problem the solver accepts (m = 60, three images)."""
+    for operator_cfg, noise in PROBLEMS:
+        operator = build_operator(operator_cfg, SHAPE, seed=0, m=60)
+        try:
+            solver.check_operator(operator)
+        except CsgmError:
+            continue
+        model = MeasurementModel(operator, noise, seed=0)
+        x = torch.rand(3, *SHAPE, generator=torch.Generator().manual_seed(1))
+        ids = [4, 8, 15]
+        return model, model.measure(x, ids), ids
+    pytest.fail(f"solver {solver.name!r} accepts none of the contract's operators")
 
 
 @pytest.mark.parametrize("option", conf_options("solver"))
-def test_solver_contract(option, setting):
-    generator, operator, y = setting
+def test_solver_contract(option, generator):
     solver = small_solver(option)
-    ids = [4, 8, 15]
-    out = solver.solve(y, operator, ids, generator, seed=0)
+    model, y, ids = problem_for(solver)
+    out = solver.solve(y, model, ids, generator, seed=0)
     assert out.x_hat.shape == (3, *SHAPE)
     assert bool(torch.isfinite(out.x_hat).all()) and float(out.x_hat.min()) >= 0 and float(out.x_hat.max()) <= 1
     assert out.measurement_loss.shape == (3,) and bool(torch.isfinite(out.measurement_loss).all())
-    torch.testing.assert_close(out.measurement_loss, (operator(out.x_hat) - y).pow(2).sum(1), rtol=1e-4, atol=1e-4)
-    assert out.iterations.shape == (3,) and out.dropped_restarts.shape == (3,)
-    again = small_solver(option).solve(y, operator, ids, generator, seed=0)
+    torch.testing.assert_close(out.measurement_loss, model.loss(out.x_hat, y), rtol=1e-4, atol=1e-4)
+    for field in ("iterations", "dropped_restarts", "converged", "all_restarts_diverged", "generator_evaluations"):
+        assert getattr(out, field).shape == (3,), field
+    again = small_solver(option).solve(y, model, ids, generator, seed=0)
     torch.testing.assert_close(again.x_hat, out.x_hat)  # deterministic
-    alone = small_solver(option).solve(y[1:2], operator, ids[1:2], generator, seed=0)
+    alone = small_solver(option).solve(y[1:2], model, ids[1:2], generator, seed=0)
     torch.testing.assert_close(alone.x_hat, out.x_hat[1:2], rtol=1e-5, atol=1e-5)  # batch independent
+
+
+@pytest.mark.parametrize("option", conf_options("solver"))
+def test_every_operator_is_accepted_or_refused_in_one_line(option):
+    """Each (solver, operator) pair of the configs: accepted, or a CsgmError naming both and a solver to use."""
+    solver = small_solver(option)
+    for operator_option in conf_options("operator"):
+        cfg = plain(compose_config("recover", [f"operator={operator_option}"]))["operator"]
+        operator = build_operator({**cfg, "hole_size": 4} if cfg.get("mode") == "hole" else cfg, SHAPE, seed=0,
+                                  m=0.25 if "m" in cfg or cfg["name"] in ("gaussian", "fourier", "phase_retrieval", "one_bit", "quantize") else None)
+        try:
+            solver.check_operator(operator)
+        except CsgmError as error:
+            assert operator.name in str(error) and "solver=" in str(error) and "\n" not in str(error)
