@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel
 from csgm.metrics import image_metrics
-from csgm.recovery.store import result_rows
+from csgm.recovery.store import posterior_metrics, result_rows
 from csgm.seeding import seeded_rng
 from csgm.solvers import Solver
 
@@ -64,7 +64,7 @@ class RecoveryModule(pl.LightningModule):
         self.operators = torch.nn.ModuleList(model.operator for model in measurements)  # moved with the module
         self.labels = labels or {}
 
-    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> list[tuple[list[dict[str, Any]], torch.Tensor]]:
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> list[tuple[list[dict[str, Any]], torch.Tensor, dict]]:
         """Items are images (measured here), or with ``input_mode='file'`` the given measurements y."""
         data, ids, grid_index = batch
         if self.input_mode == "gen_span":
@@ -81,7 +81,7 @@ class RecoveryModule(pl.LightningModule):
             results.append(self._recover(j, x, y, picked_ids))
         return results
 
-    def _recover(self, j: int, x: torch.Tensor | None, y: torch.Tensor, ids: list[int]) -> tuple[list[dict[str, Any]], torch.Tensor]:
+    def _recover(self, j: int, x: torch.Tensor | None, y: torch.Tensor, ids: list[int]) -> tuple[list[dict[str, Any]], torch.Tensor, dict]:
         """Solve for the j-th m; metrics against x when there is ground truth (no error columns otherwise)."""
         (solver, params), measurement = self.settings[j], self.measurements[j]
         start = time.perf_counter()
@@ -91,5 +91,7 @@ class RecoveryModule(pl.LightningModule):
         metrics = image_metrics(out.x_hat, x, measurement.operator.scale_invariant) if x is not None else None
         names = {"solver": self.labels.get("solver", solver.name), "operator": self.labels.get("operator", measurement.operator.name),
                  "noise": self.labels.get("noise", measurement.noise.kind)}
-        rows = result_rows(out, metrics, ids, names, measurement.noise.level, measurement.operator.m, seconds, params)
-        return rows, torch.nan_to_num(out.x_hat, nan=0.0).cpu()
+        rows = result_rows(out, metrics, ids, names, measurement.noise.level, measurement.operator.m, seconds, params,
+                           posterior_metrics(out, x))
+        posterior = {} if out.samples is None else {"samples": out.samples, "pixel_std": out.pixel_std}
+        return rows, torch.nan_to_num(out.x_hat, nan=0.0).cpu(), posterior

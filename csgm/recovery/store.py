@@ -12,7 +12,7 @@ import hashlib
 import io
 import sys
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -47,19 +47,44 @@ class ResultRow:
     status: str               # ok, not_converged, or one of FAILED_STATUSES
     seconds: float            # solver time per image of its batch
     params: str               # JSON of the options chosen on the validation split
+    sample_mse: float | None = None   # samplers: mean per-pixel error of one posterior sample
+    pixel_std: float | None = None    # samplers: mean posterior standard deviation per pixel
+    coverage90: float | None = None   # samplers: fraction of pixels inside their central 90% interval
+    acceptance: float | None = None   # MALA: Metropolis acceptance rate
 
 
 RESULT_FIELDS = [f.name for f in fields(ResultRow)]
+POSTERIOR_COLUMNS = ("sample_mse", "pixel_std", "coverage90", "acceptance")
 SUMMARY_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "images", "mse_mean", "mse_ci95", "psnr_mean", "psnr_ci95",
-                  "ssim_mean", "ssim_ci95", "measurement_loss_mean", "failed", "not_converged", "params"]
+                  "ssim_mean", "ssim_ci95", "measurement_loss_mean", "failed", "not_converged", "params",
+                  *(f"{c}_mean" for c in POSTERIOR_COLUMNS)]
 FAILED_STATUSES = ("all_restarts_diverged", "diverged")
 METRICS = ("mse", "psnr", "ssim")
 
 
+def posterior_metrics(out: SolverOutput, x: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Per-image sampler columns: mean pixel std and acceptance (always), single-sample error and the coverage
+    of the central 90% pixel intervals (with ground truth x). Empty for point estimators."""
+    if out.pixel_std is None:
+        return {}
+    columns = {"pixel_std": out.pixel_std.double().flatten(1).mean(1).cpu()}
+    if out.acceptance is not None:
+        columns["acceptance"] = out.acceptance.double().cpu()
+    if x is not None:
+        truth = x.double().cpu()
+        samples = out.samples.double().cpu()
+        if samples.shape[1]:
+            columns["sample_mse"] = (samples - truth[:, None]).pow(2).flatten(2).mean(2).mean(1)
+        lower, upper = (bound.double().cpu() for bound in out.interval)
+        columns["coverage90"] = ((truth >= lower) & (truth <= upper)).double().flatten(1).mean(1)
+    return columns
+
+
 def result_rows(out: SolverOutput, metrics: dict[str, torch.Tensor] | None, ids: list[int], names: dict[str, str],
-                noise_std: float, m: int, seconds: float, params: dict) -> list[dict[str, Any]]:
+                noise_std: float, m: int, seconds: float, params: dict,
+                posterior: dict[str, torch.Tensor] | None = None) -> list[dict[str, Any]]:
     """The result rows of one solved batch (as dicts, the form shards store): the status of each image
-    from the solver's output, no numbers for failed images."""
+    from the solver's output, no numbers for failed images; ``posterior`` holds sampler columns."""
     nonfinite = ~(torch.isfinite(out.x_hat.flatten(1)).all(1) & torch.isfinite(out.measurement_loss)).cpu()
     rows = []
     for j, image_id in enumerate(ids):
@@ -70,7 +95,8 @@ def result_rows(out: SolverOutput, metrics: dict[str, torch.Tensor] | None, ids:
                         **{k: None if failed or metrics is None else float(metrics[k][j]) for k in METRICS},
                         measurement_loss=None if failed else float(out.measurement_loss[j]), iterations=int(out.iterations[j]),
                         dropped_restarts=int(out.dropped_restarts[j]), generator_evaluations=int(out.generator_evaluations[j]),
-                        status=status, seconds=seconds, params=json.dumps(params, sort_keys=True))
+                        status=status, seconds=seconds, params=json.dumps(params, sort_keys=True),
+                        **{k: None if failed else float(v[j]) for k, v in (posterior or {}).items()})
         rows.append(asdict(row))
     return rows
 
@@ -119,6 +145,9 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             mean, half = mean_ci95([float(r[metric]) for r in truth])
             entry[f"{metric}_mean"], entry[f"{metric}_ci95"] = mean, half
         entry["measurement_loss_mean"] = mean_ci95([float(r["measurement_loss"]) for r in kept])[0]
+        for column in POSTERIOR_COLUMNS:  # samplers only: absent (None) for point estimators
+            values = [float(r[column]) for r in kept if r.get(column) not in (None, "")]
+            entry[f"{column}_mean"] = mean_ci95(values)[0] if values else None
         summary.append(entry)
     return summary
 
@@ -130,15 +159,23 @@ class MergedResults:
     rows: list[dict[str, Any]]
     summary: list[dict[str, Any]]
     x_hat: dict[tuple[int, int], torch.Tensor]
+    posterior: dict[tuple[int, int], dict[str, torch.Tensor]] = field(default_factory=dict)  # samplers' samples, std
 
     def files(self, run_dir: Path) -> dict[Path, bytes]:
-        """results.csv, summary.csv and reconstructions.pt, to be written together."""
+        """results.csv, summary.csv and reconstructions.pt (and posterior.pt for samplers: the kept samples
+        (N, S, C, H, W) and pixel std maps), to be written together."""
         keys = sorted(self.x_hat)
         stacked = torch.stack([self.x_hat[k] for k in keys]) if keys else torch.zeros(0)
-        return {run_dir / "results.csv": csv_bytes(self.rows, RESULT_FIELDS),
-                run_dir / "summary.csv": csv_bytes(self.summary, SUMMARY_FIELDS),
-                run_dir / "reconstructions.pt": tensor_bytes({"keys": torch.tensor(keys, dtype=torch.long).view(-1, 2),
-                                                              "x_hat": stacked})}
+        files = {run_dir / "results.csv": csv_bytes(self.rows, RESULT_FIELDS),
+                 run_dir / "summary.csv": csv_bytes(self.summary, SUMMARY_FIELDS),
+                 run_dir / "reconstructions.pt": tensor_bytes({"keys": torch.tensor(keys, dtype=torch.long).view(-1, 2),
+                                                               "x_hat": stacked})}
+        sampled = sorted(self.posterior)
+        if sampled:
+            files[run_dir / "posterior.pt"] = tensor_bytes({
+                "keys": torch.tensor(sampled, dtype=torch.long).view(-1, 2),
+                **{name: torch.stack([self.posterior[k][name] for k in sampled]) for name in ("samples", "pixel_std")}})
+        return files
 
 
 class ResultsStore:
@@ -154,13 +191,17 @@ class ResultsStore:
         self.run_dir = Path(run_dir)
         self.shard_dir = self.run_dir / "shards"
 
-    def write_shard(self, rows: list[dict[str, Any]], x_hat: torch.Tensor, rank: int = 0) -> Path:
-        """Store one batch's rows and reconstructions (B, C, H, W), with the rank that computed them; returns
-        the shard path."""
+    def write_shard(self, rows: list[dict[str, Any]], x_hat: torch.Tensor, rank: int = 0,
+                    posterior: dict[str, torch.Tensor] | None = None) -> Path:
+        """Store one batch's rows and reconstructions (B, C, H, W), with the rank that computed them and, for
+        samplers, ``posterior`` = {samples (B, S, C, H, W), pixel_std (B, C, H, W)}; returns the shard path."""
         ids = ",".join(f"{r['m']}:{r['image_id']}" for r in rows)
         name = f"m{rows[0]['m']}_id{rows[0]['image_id']}_{hashlib.sha1(ids.encode()).hexdigest()[:10]}.pt"
         path = self.shard_dir / name
-        atomic_write_bytes(path, tensor_bytes({"rows": rows, "x_hat": x_hat.detach().cpu().float(), "rank": rank}))
+        payload = {"rows": rows, "x_hat": x_hat.detach().cpu().float(), "rank": rank}
+        if posterior:
+            payload["posterior"] = {k: v.detach().cpu().float() for k, v in posterior.items()}
+        atomic_write_bytes(path, tensor_bytes(payload))
         return path
 
     def _read(self, path: Path) -> dict[str, Any] | None:
@@ -196,10 +237,13 @@ class ResultsStore:
         pairs ``requested`` accepts (all if None). Nothing is written: see ``MergedResults.files``."""
         rows: dict[tuple[int, int], dict[str, Any]] = {}
         images: dict[tuple[int, int], torch.Tensor] = {}
+        posterior: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
         for shard in self.shards():
-            for row, x_hat in zip(shard["rows"], shard["x_hat"]):
+            for j, (row, x_hat) in enumerate(zip(shard["rows"], shard["x_hat"])):
                 key = (int(row["m"]), int(row["image_id"]))
                 rows[key], images[key] = row, x_hat
+                if "posterior" in shard:
+                    posterior[key] = {name: values[j] for name, values in shard["posterior"].items()}
         keys = sorted(rows)
         summary = summarise([rows[k] for k in keys if requested is None or requested(*k)])
-        return MergedResults([rows[k] for k in keys], summary, images)
+        return MergedResults([rows[k] for k in keys], summary, images, posterior)

@@ -28,6 +28,10 @@ class SolverOutput:
     converged: torch.Tensor | None = None  # (B,) bool, for solvers with a convergence test (else all converged)
     all_restarts_diverged: torch.Tensor | None = None  # (B,) bool: no finite estimate (else none failed)
     generator_evaluations: torch.Tensor | None = None  # (B,) calls of G per image (else 0)
+    samples: torch.Tensor | None = None  # (B, S, C, H, W) posterior samples, for samplers
+    pixel_std: torch.Tensor | None = None  # (B, C, H, W) posterior standard deviation per pixel, for samplers
+    interval: tuple[torch.Tensor, torch.Tensor] | None = None  # central 90% interval per pixel, for samplers
+    acceptance: torch.Tensor | None = None  # (B,) Metropolis acceptance rate, for MALA
 
     def __post_init__(self) -> None:
         count = len(self.x_hat)

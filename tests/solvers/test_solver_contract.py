@@ -26,7 +26,8 @@ def small_solver(option: str):
     if solver.needs_tuning:
         grid = cfg[solver.grid_option]
         cfg[solver.tunable] = grid[len(grid) // 2]
-    for key, value in (("iterations", 25), ("restarts", 2), ("max_iterations", 200), ("polish_iterations", 50)):
+    for key, value in (("iterations", 25), ("restarts", 2), ("max_iterations", 200), ("polish_iterations", 50),
+                       ("steps", 40), ("burn_in", 20), ("chains", 4)):
         if key in cfg:
             cfg[key] = value
     return build_solver(cfg)
