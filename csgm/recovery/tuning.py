@@ -20,19 +20,20 @@ import torch
 from csgm.errors import CsgmError
 from csgm.files import atomic_write_bytes
 from csgm.generators import Generator
-from csgm.measurement import MeasurementModel
+from csgm.measurement import MeasurementModel, as_measurement
 from csgm.metrics import match_norm, per_pixel_error
+from csgm.operators import Operator
 from csgm.solvers import Solver
 
 __all__ = ["validation_errors", "tune_per_m"]
 
 
 def validation_errors(solver: Solver, candidates: Sequence[dict], x: torch.Tensor, y: torch.Tensor,
-                      measurement: MeasurementModel, generator: Generator | None, seed: int) -> list[float]:
+                      measurement: MeasurementModel | Operator, generator: Generator | None, seed: int) -> list[float]:
     """Mean per-pixel error of every candidate setting (a dict of solver options) on (x, y) (of x_hat rescaled to
     ||x|| for measurements that lose the norm, as results report)."""
     estimates = solver.solve_candidates(candidates, y, measurement, list(range(len(x))), generator, seed)
-    scale_free = measurement.operator.scale_invariant
+    scale_free = as_measurement(measurement).operator.scale_invariant
     return [float(per_pixel_error(match_norm(x_hat, x) if scale_free else x_hat, x).mean()) for x_hat in estimates]
 
 

@@ -141,5 +141,5 @@ def test_bad_solver_options(options, match):
 
 
 def test_unknown_solver_name():
-    with pytest.raises(CsgmError, match="unknown solver 'omp'; choose one of: csgm"):
+    with pytest.raises(CsgmError, match="unknown solver .omp.; choose one of: biht, csgm, langevin, lasso, sparse_gen, wirtinger_flow"):
         build_solver({"name": "omp"})
