@@ -69,3 +69,11 @@ def test_quality_benchmark(vae_checkpoint, tmp_path):
     ratio = out["equal_error_measurement_ratio"]
     if ratio["lasso_m"] and ratio["csgm_m"]:
         assert ratio["lasso_over_csgm"] == pytest.approx(ratio["lasso_m"] / ratio["csgm_m"], abs=0.01)
+
+
+def test_robustness_benchmark(vae_checkpoint, tmp_path):
+    out = run_benchmark("robustness.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--m=60", "--fractions=0,0.2",
+                        "--restarts=1", "--iterations=5", cwd=tmp_path)
+    assert set(out["table"]) == {"csgm", "l1_csgm", "median_of_means"}
+    for rows in out["table"].values():
+        assert [row["fraction"] for row in rows] == [0.0, 0.2] and all(math.isfinite(row["mse_mean"]) for row in rows)

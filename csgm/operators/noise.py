@@ -1,4 +1,5 @@
-"""Measurement noise and its likelihood: none, Gaussian, heavy-tailed Student-t, Poisson photon counts.
+"""Measurement noise and its likelihood: none, Gaussian, heavy-tailed Student-t, Poisson photon counts, and
+Gaussian noise with a fraction of grossly corrupted measurements (``outliers``, for robustness studies).
 
 Noise is seeded per (run seed, operator, m, image id). Each model also gives the data term generative
 solvers minimise: 2 sigma^2 times its negative log-likelihood up to a constant, so that Gaussian noise gives
@@ -42,7 +43,7 @@ def interval_data_term(values: torch.Tensor, lower: torch.Tensor, upper: torch.T
     nll = -_log_normal_interval((lower - values) / std, (upper - values) / std)
     return 2 * std ** 2 * nll.sum(1)
 
-NOISES = ("none", "gaussian", "student_t", "poisson")
+NOISES = ("none", "gaussian", "student_t", "poisson", "outliers")
 
 
 class Noise(nn.Module):
@@ -50,20 +51,26 @@ class Noise(nn.Module):
     (seed, operator, m, image id), so it does not depend on batch size, rank or device.
     """
 
-    def __init__(self, kind: str = "gaussian", std: float = 0.1, df: float = 3.0, scale: float = 100.0) -> None:
+    def __init__(self, kind: str = "gaussian", std: float = 0.1, df: float = 3.0, scale: float = 100.0,
+                 fraction: float = 0.05, magnitude: float = 1000.0) -> None:
         super().__init__()
         check_choice("noise", kind, NOISES)
-        if kind in ("gaussian", "student_t"):
+        if kind in ("gaussian", "student_t", "outliers"):
             check_range("noise.std", std, 0)
+        if kind == "outliers":
+            check_range("noise.fraction", fraction, 0, 1)
+            check_range("noise.magnitude", magnitude, 0)
         if kind == "student_t":
             check_range("noise.df", df, 0, low_open=True)
         if kind == "poisson":
             check_range("noise.scale", scale, 0, low_open=True)
         self.kind, self.std, self.df, self.scale = kind, float(std), float(df), float(scale)
+        self.fraction, self.magnitude = float(fraction), float(magnitude)
 
     @property
     def is_zero(self) -> bool:
-        return self.kind == "none" or (self.kind != "poisson" and self.std == 0.0)
+        return self.kind == "none" or (self.kind in ("gaussian", "student_t") and self.std == 0.0) or (
+            self.kind == "outliers" and self.std == 0.0 and (self.fraction == 0.0 or self.magnitude == 0.0))
 
     @property
     def level(self) -> float:
@@ -77,6 +84,8 @@ class Noise(nn.Module):
         """A short description for titles: 'no noise', 'gaussian std 0.1', 'poisson scale 100'."""
         if self.kind == "none":
             return "no noise"
+        if self.kind == "outliers":
+            return f"gaussian std {self.std:g} + {self.fraction:.0%} outliers of {self.magnitude:g}"
         return f"poisson scale {self.scale:g}" if self.kind == "poisson" else f"{self.kind} std {self.std:g}"
 
     def data_term(self, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -99,6 +108,9 @@ class Noise(nn.Module):
                 rows.append(self.std * rng.standard_t(self.df, size))
             else:
                 rows.append(self.std * rng.standard_normal(size))
+            if self.kind == "outliers":  # a seeded fraction of the measurements corrupted by +-magnitude
+                corrupted = rng.choice(size, size=int(round(self.fraction * size)), replace=False)
+                rows[-1][corrupted] += self.magnitude * rng.choice([-1.0, 1.0], size=len(corrupted))
         return torch.from_numpy(np.stack(rows)) if rows else torch.zeros(0, size, dtype=torch.float64)
 
     def counts(self, values: torch.Tensor, image_ids: Sequence[int], key: tuple) -> torch.Tensor:
@@ -119,6 +131,8 @@ class Noise(nn.Module):
         return y + self.sample(y.shape[1], image_ids, key).to(device=y.device, dtype=y.dtype)
 
     def extra_repr(self) -> str:
+        if self.kind == "outliers":
+            return f"kind=outliers, std={self.std}, fraction={self.fraction}, magnitude={self.magnitude}"
         if self.kind == "poisson":
             return f"kind=poisson, scale={self.scale}"
         return f"kind={self.kind}, std={self.std}" + (f", df={self.df}" if self.kind == "student_t" else "")

@@ -54,7 +54,8 @@ def select_restarts(losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class CSGMSolver(Solver):
     """Gradient descent on the latent z of a frozen generator, with random restarts.
 
-    Losses are summed over samples, so each image's steps never depend on the batch. Per image the
+    Losses are summed over samples, so each image's steps never depend on the batch. With
+    ``median_of_means`` = B > 0 the data term is the median of B batches' (robust to corrupted measurements). Per image the
     restart with the lowest final data term (||A G(z) - y||^2 for Gaussian noise) is kept; a restart whose loss or
     latent is ever non-finite (NaN/inf) at any step has diverged: it is dropped and counted. Restarts leave the batch (no more generator evaluations) when
     they diverge, when their loss improved by less than ``stall_tol`` (relative) for ``stall_patience``
@@ -70,7 +71,7 @@ class CSGMSolver(Solver):
     def __init__(self, lr: float = 0.01, iterations: int = 1000, restarts: int = 10, optimizer: str = "adam",
                  momentum: float = 0.9, lambda_z: float = 0.0, l2_weight: float = 1.0, l1_weight: float = 0.0,
                  lr_decay: float = 1.0, lr_decay_every: int = 0, stall_patience: int = 0, stall_tol: float = 1e-4,
-                 halving_every: int = 0, halving_keep: float = 0.5, flush_denormals: bool = True,
+                 halving_every: int = 0, halving_keep: float = 0.5, median_of_means: int = 0, flush_denormals: bool = True,
                  compile: bool = False, label: str | None = None) -> None:
         check_choice("optimizer", optimizer, OPTIMIZERS)
         for key, value in (("lr", lr), ("iterations", iterations), ("restarts", restarts)):
@@ -86,6 +87,10 @@ class CSGMSolver(Solver):
         check_range("solver.halving_every", halving_every, 0)
         check_range("solver.halving_keep", halving_keep, 0, 1, low_open=True)
         self.halving_every, self.halving_keep = int(halving_every), float(halving_keep)
+        check_range("solver.median_of_means", median_of_means, 0)
+        if median_of_means == 1:
+            raise CsgmError("solver.median_of_means=1 is one batch (the plain data term); use 0, or >= 3 batches")
+        self.median_of_means = int(median_of_means)
         self.flush_denormals = check_flag("solver.flush_denormals", flush_denormals)
         self.compile = check_flag("solver.compile", compile)
         self.label = label or self.name
@@ -99,11 +104,26 @@ class CSGMSolver(Solver):
         """Per-sample (objective, data term, residual A x - y)."""
         prediction = measurement.predict(self.image(z, generator, deviation))
         residual = prediction - y
-        data = measurement.data_term(prediction, y)
+        data = measurement.data_term(prediction, y) if not self.median_of_means else self.median_batch(prediction, y, measurement)
         total = self.l2_weight * data + self.lambda_z * z.pow(2).sum(1)
         if self.l1_weight:
             total = total + self.l1_weight * residual.abs().sum(1)
         return total, data, residual
+
+    def median_batch(self, prediction: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel) -> torch.Tensor:
+        """Median-of-means data term (Jalal, Liu, Dimakis, Caramanis 2020): measurements i = b mod B form batch b,
+        each batch's mean data term is taken, and the median batch (its gradient) stands for all m measurements."""
+        count = self.median_of_means
+        if prediction.shape[1] < count:
+            raise CsgmError(f"solver.median_of_means={count} batches need at least {count} measurements, got {prediction.shape[1]}")
+        usable = prediction.shape[1] // count * count  # equal batches; the last m mod B measurements are left out
+        per_batch = measurement.data_term(self._batches(prediction[:, :usable], count), self._batches(y[:, :usable], count))
+        return per_batch.view(len(prediction), count).median(dim=1).values * prediction.shape[1] / (usable // count)
+
+    @staticmethod
+    def _batches(values: torch.Tensor, count: int) -> torch.Tensor:
+        """(rows, B * s) -> (rows * B, s): measurement i goes to batch i mod B."""
+        return values.view(len(values), -1, count).transpose(1, 2).reshape(len(values) * count, -1)
 
     def init_deviation(self, z0: torch.Tensor, operator: Operator) -> torch.Tensor | None:
         """Extra per-sample state optimised beside z (none for CSGM)."""

@@ -143,3 +143,29 @@ def test_bad_solver_options(options, match):
 def test_unknown_solver_name():
     with pytest.raises(CsgmError, match="unknown solver .omp.; choose one of: biht, csgm, langevin, lasso, sparse_gen, wirtinger_flow"):
         build_solver({"name": "omp"})
+
+
+def test_median_of_means_takes_the_median_batch():
+    """Measurement i is in batch i mod B; the median batch's data term, scaled to all m, stands for the rest."""
+    from csgm.measurement import MeasurementModel
+    from csgm.operators import build_operator
+
+    solver = build_solver({"name": "csgm", "median_of_means": 3})
+    model = MeasurementModel(build_operator({"name": "identity"}, (1, 2, 3)))
+    prediction = torch.zeros(2, 6)
+    y = torch.tensor([[1.0, 0.0, 0.0, 100.0, 0.0, 0.0],     # batch 0 corrupted: the median batch is clean
+                      [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]])      # batch terms 2, 8, 18: the median is 8
+    torch.testing.assert_close(solver.median_batch(prediction, y, model), torch.tensor([0.0, 8.0 * 6 / 2]))
+    with pytest.raises(CsgmError, match=r"median_of_means=1 is one batch"):
+        build_solver({"name": "csgm", "median_of_means": 1})
+    with pytest.raises(CsgmError, match=r"median_of_means=10 batches need at least 10 measurements, got 6"):
+        build_solver({"name": "csgm", "median_of_means": 10}).median_batch(prediction, y, model)
+
+
+def test_outlier_noise_corrupts_a_seeded_fraction():
+    from csgm.operators import Noise
+
+    noise = Noise("outliers", 0.0, fraction=0.1, magnitude=50.0)
+    sample = noise.sample(200, [3, 4], key=(0, "gaussian", 200))
+    assert (sample.abs() == 50.0).sum(1).tolist() == [20, 20]
+    assert torch.equal(sample, noise.sample(200, [3, 4], key=(0, "gaussian", 200)))
