@@ -8,13 +8,14 @@ from csgm.solvers.biht import BIHTSolver
 from csgm.solvers.csgm import CSGMSolver
 from csgm.solvers.langevin import LangevinSolver
 from csgm.solvers.lasso import LassoSolver
+from csgm.solvers.pgd import PGDSolver
 from csgm.solvers.sparse_gen import SparseGenSolver
 from csgm.solvers.wirtinger import WirtingerFlowSolver
 
 __all__ = ["SOLVERS", "Solver", "SolverOutput", "build_solver", "solver_class"]
 
 SOLVERS: dict[str, type[Solver]] = {cls.name: cls for cls in (CSGMSolver, LassoSolver, SparseGenSolver,
-                                                                   WirtingerFlowSolver, BIHTSolver, LangevinSolver)}
+                                                                   WirtingerFlowSolver, BIHTSolver, LangevinSolver, PGDSolver)}
 
 
 def solver_class(cfg: dict) -> type[Solver]:
