@@ -141,7 +141,7 @@ def test_bad_solver_options(options, match):
 
 
 def test_unknown_solver_name():
-    with pytest.raises(CsgmError, match="unknown solver .omp.; choose one of: biht, csgm, langevin, lasso, sparse_gen, wirtinger_flow"):
+    with pytest.raises(CsgmError, match=r"unknown solver .omp.; choose one of: (\w+, )*csgm, (\w+, )*lasso"):
         build_solver({"name": "omp"})
 
 
