@@ -59,6 +59,11 @@ class DCGANGenerator(Generator):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return (self.body(self.project(z)) + 1.0) / 2.0
 
+    def stages(self) -> list:
+        """The projection, one stage per upsampling block (conv, norm, ReLU), then the output conv with tanh."""
+        blocks = [self.body[i:i + 3] for i in range(0, len(self.body) - 2, 3)]
+        return [self.project, *blocks, lambda h: (self.body[-2:](h) + 1.0) / 2.0]
+
 
 class DCGANDiscriminator(nn.Module):
     """Mirror of the generator: strided convs with leaky ReLU (batch norm after the first) -> one logit."""

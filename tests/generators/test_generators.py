@@ -19,6 +19,15 @@ def test_generator_contract(name, shape):
         out = generator(torch.randn(5, 7))
     assert out.shape == (5, *shape)
     assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    stages = generator.stages()
+    assert len(stages) >= 3  # ILO needs intermediate layers
+    with torch.no_grad():
+        z = torch.randn(3, 7)
+        for layer in range(1, len(stages)):
+            head, tail = generator.split(layer)
+            torch.testing.assert_close(tail(head(z)), generator(z))  # every split composes back to G
+    with pytest.raises(CsgmError, match=rf"layer={len(stages)} is not an intermediate layer"):
+        generator.split(len(stages))
 
 
 def test_vae_matches_the_paper_architecture():
