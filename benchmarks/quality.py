@@ -69,6 +69,13 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def posterior_columns(row: dict) -> dict:
+    """A sampler's summary columns (coverage of the 90% intervals, mean pixel std, single-sample error,
+    acceptance), rounded; none for point estimators."""
+    names = ("coverage90_mean", "pixel_std_mean", "sample_mse_mean", "acceptance_mean", "std_error_correlation_mean")
+    return {name: round(row[name], 5) for name in names if row.get(name) is not None}
+
+
 def sweep_jobs(sweep: dict, solvers: str | None) -> list[list[str]]:
     """The overrides of every job of an experiment's sweep (the cartesian product of its comma lists)."""
     grid = {key: str(values).split(",") for key, values in sweep.items()}
@@ -113,7 +120,7 @@ def main() -> None:
             {"m": row["m"], "noise_std": row["noise_std"], "mse_mean": round(row["mse_mean"], 6),
              "mse_ci95": round(row["mse_ci95"], 6), "psnr_mean": round(row["psnr_mean"], 3),
              "ssim_mean": round(row["ssim_mean"], 4), "images": row["images"], "failed": row["failed"],
-             "params": row["params"]} for row in result["summary"])
+             "params": row["params"], **posterior_columns(row)} for row in result["summary"])
     ratios = {}
     single_noise = len({row["noise_std"] for rows in table.values() for row in rows}) == 1
     if "lasso" in table and "csgm" in table and single_noise:

@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-__all__ = ["per_pixel_error", "psnr", "ssim", "mean_ci95", "image_metrics", "match_norm"]
+__all__ = ["per_pixel_error", "psnr", "ssim", "mean_ci95", "image_metrics", "match_norm", "std_error_correlation"]
 
 
 def per_pixel_error(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -50,6 +50,15 @@ def image_metrics(x_hat: torch.Tensor, x: torch.Tensor, scale_invariant: bool = 
     if scale_invariant:
         x_hat = match_norm(x_hat, x)
     return {"mse": per_pixel_error(x_hat, x), "psnr": psnr(x_hat, x), "ssim": ssim(x_hat, x)}
+
+
+def std_error_correlation(pixel_std: torch.Tensor, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per image, the Pearson correlation over pixels of a posterior std map with the absolute error |x_hat - x|:
+    whether the uncertainty points at the pixels that are wrong (NaN where either map is constant)."""
+    a = pixel_std.double().flatten(1)
+    b = (x_hat.double() - x.double()).abs().flatten(1)
+    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
 
 
 def mean_ci95(values: Sequence[float]) -> tuple[float, float]:

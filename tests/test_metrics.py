@@ -83,3 +83,12 @@ def test_results_csv_holds_the_metrics_of_the_stored_estimates(vae_checkpoint, t
         assert float(row["psnr"]) == pytest.approx(skimage_metrics.peak_signal_noise_ratio(b, a, data_range=1.0), abs=1e-4)
         assert float(row["ssim"]) == pytest.approx(skimage_metrics.structural_similarity(
             a, b, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False), abs=1e-6)
+
+
+def test_std_error_correlation():
+    from csgm.metrics import std_error_correlation
+
+    x = torch.zeros(2, 1, 2, 2)
+    x_hat = torch.tensor([[[[0.1, 0.2], [0.3, 0.4]]], [[[0.4, 0.3], [0.2, 0.1]]]])
+    std = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]]).expand(2, 1, 2, 2)
+    torch.testing.assert_close(std_error_correlation(std, x_hat, x), torch.tensor([1.0, -1.0], dtype=torch.float64))

@@ -72,6 +72,27 @@ def _grid_rows(x_hat: dict[tuple[int, int], torch.Tensor], originals: dict[str, 
     return (rows, labels) if len(rows) > 1 else ([], [])
 
 
+def _posterior_rows(merged, originals: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[str]]:
+    """For samplers: originals on top, then per m the posterior mean, two samples and the std map (scaled to
+    its maximum over the shown images, which the label gives)."""
+    ids = originals["ids"].tolist()
+    rows, labels = [originals["images"]], ["original"]
+    for m in sorted({m for m, _ in merged.posterior}):
+        if not ids or not all((m, i) in merged.posterior for i in ids):
+            continue
+        rows.append(torch.stack([merged.x_hat[(m, i)] for i in ids]))
+        labels.append(f"m = {m}: mean")
+        samples = torch.stack([merged.posterior[(m, i)]["samples"] for i in ids])
+        for s in range(min(2, samples.shape[1])):
+            rows.append(samples[:, s])
+            labels.append("sample")
+        std = torch.stack([merged.posterior[(m, i)]["pixel_std"] for i in ids])
+        peak = float(std.max()) or 1.0
+        rows.append(std / peak)
+        labels.append(f"std (max {peak:.2f})")
+    return (rows, labels) if len(rows) > 1 else ([], [])
+
+
 @contextmanager
 def _run_lock(run_dir: Path) -> Iterator[None]:
     """Hold the run folder's lock (rank 0 of a cluster job only): a second identical command waits for the
@@ -216,6 +237,11 @@ def _run(cfg: dict, run_dir: Path, solver: Solver, noise: Noise, splits: dict, s
     if grid_rows:
         paths["recovery_grid"] = run_dir / "grid.png"
         files[paths["recovery_grid"]] = image_rows_png(grid_rows, grid_labels, grid_title)
+    if merged.posterior and source.originals is not None:
+        posterior_rows, posterior_labels = _posterior_rows(merged, shown)
+        if posterior_rows:
+            paths["posterior_grid"] = run_dir / "posterior_grid.png"
+            files[paths["posterior_grid"]] = image_rows_png(posterior_rows, posterior_labels, grid_title)
     atomic_write_files(files)  # every output changes together: none is ever stale relative to results.csv
     if not grid_rows:
         (run_dir / "grid.png").unlink(missing_ok=True)

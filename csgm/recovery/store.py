@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from csgm.files import atomic_write_bytes, is_temporary
-from csgm.metrics import mean_ci95
+from csgm.metrics import mean_ci95, std_error_correlation
 from csgm.solvers import SolverOutput
 
 __all__ = ["ResultsStore", "MergedResults", "ResultRow", "result_rows", "csv_bytes", "summarise", "summary_key", "tensor_bytes",
@@ -51,10 +51,11 @@ class ResultRow:
     pixel_std: float | None = None    # samplers: mean posterior standard deviation per pixel
     coverage90: float | None = None   # samplers: fraction of pixels inside their central 90% interval
     acceptance: float | None = None   # MALA: Metropolis acceptance rate
+    std_error_correlation: float | None = None  # samplers: correlation over pixels of the std map with |x_hat - x|
 
 
 RESULT_FIELDS = [f.name for f in fields(ResultRow)]
-POSTERIOR_COLUMNS = ("sample_mse", "pixel_std", "coverage90", "acceptance")
+POSTERIOR_COLUMNS = ("sample_mse", "pixel_std", "coverage90", "acceptance", "std_error_correlation")
 SUMMARY_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "images", "mse_mean", "mse_ci95", "psnr_mean", "psnr_ci95",
                   "ssim_mean", "ssim_ci95", "measurement_loss_mean", "failed", "not_converged", "params",
                   *(f"{c}_mean" for c in POSTERIOR_COLUMNS)]
@@ -77,6 +78,7 @@ def posterior_metrics(out: SolverOutput, x: torch.Tensor | None) -> dict[str, to
             columns["sample_mse"] = (samples - truth[:, None]).pow(2).flatten(2).mean(2).mean(1)
         lower, upper = (bound.double().cpu() for bound in out.interval)
         columns["coverage90"] = ((truth >= lower) & (truth <= upper)).double().flatten(1).mean(1)
+        columns["std_error_correlation"] = std_error_correlation(out.pixel_std.cpu(), out.x_hat.cpu(), truth)
     return columns
 
 

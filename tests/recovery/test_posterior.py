@@ -28,12 +28,13 @@ def test_sampler_rows_samples_and_std_maps(vae_checkpoint, tmp_path):
     assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
     for r in rows:
         assert 0.0 <= float(r["coverage90"]) <= 1.0 and float(r["pixel_std"]) > 0 and 0.0 <= float(r["acceptance"]) <= 1.0
-        assert float(r["sample_mse"]) >= 0
+        assert float(r["sample_mse"]) >= 0 and -1.0 <= float(r["std_error_correlation"]) <= 1.0
     (summary,) = result["summary"]
     assert 0.0 <= summary["coverage90_mean"] <= 1.0 and summary["acceptance_mean"] is not None
     posterior = torch.load(tmp_path / "run" / "posterior.pt", weights_only=True)
     assert posterior["samples"].shape == (6, 2, 1, 28, 28) and posterior["pixel_std"].shape == (6, 1, 28, 28)
     assert posterior["keys"].tolist() == [[50, i] for i in range(6)]
+    assert result["paths"]["posterior_grid"].is_file()  # original, posterior mean, two samples, std map
 
 
 def test_samples_do_not_depend_on_the_batch_size(vae_checkpoint, tmp_path):
