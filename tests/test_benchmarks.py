@@ -77,3 +77,12 @@ def test_robustness_benchmark(vae_checkpoint, tmp_path):
     assert set(out["table"]) == {"csgm", "l1_csgm", "median_of_means"}
     for rows in out["table"].values():
         assert [row["fraction"] for row in rows] == [0.0, 0.2] and all(math.isfinite(row["mse_mean"]) for row in rows)
+
+
+def test_calibration_benchmark(vae_checkpoint, tmp_path):
+    out = run_benchmark("calibration.py", f"--checkpoint={vae_checkpoint}", "--images=3", "--m=40", "--bins=4",
+                        f"--figure={tmp_path / 'sbc.png'}", "solver.steps=30", "solver.burn_in=10", "solver.thin=5",
+                        "solver.chains=2", "solver.keep_samples=2", cwd=tmp_path)
+    samples = out["protocol"]["samples_per_image"]
+    assert samples == 2 * 4 and sum(out["histogram"]) == 3 * out["protocol"]["latent_dim"]
+    assert 0.0 <= out["p_value"] <= 1.0 and (tmp_path / "sbc.png").is_file()

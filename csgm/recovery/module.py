@@ -16,15 +16,19 @@ from csgm.recovery.store import posterior_metrics, result_rows
 from csgm.seeding import seeded_rng
 from csgm.solvers import Solver
 
-__all__ = ["RecoveryModule", "WorkItems", "gen_span_images"]
+__all__ = ["RecoveryModule", "WorkItems", "gen_span_images", "gen_span_latents"]
+
+
+def gen_span_latents(generator: Generator, image_ids: Sequence[int], seed: int) -> torch.Tensor:
+    """z* ~ N(0, I) per image id (seeded): the latents of the ``gen_span`` images."""
+    return torch.stack([torch.randn(generator.latent_dim, generator=seeded_rng("gen_span", seed, int(i))) for i in image_ids])
 
 
 def gen_span_images(generator: Generator, image_ids: Sequence[int], seed: int) -> torch.Tensor:
     """Images x = G(z*) with z* ~ N(0, I) seeded per image id: recovery with no representation error."""
-    z = torch.stack([torch.randn(generator.latent_dim, generator=seeded_rng("gen_span", seed, int(i))) for i in image_ids])
     device = next(generator.parameters()).device
     with torch.no_grad():
-        return generator(z.to(device)).clamp(0, 1)
+        return generator(gen_span_latents(generator, image_ids, seed).to(device)).clamp(0, 1)
 
 
 class WorkItems(Dataset):

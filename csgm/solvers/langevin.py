@@ -80,8 +80,10 @@ class LangevinSolver(Solver):
         return value.detach(), grad, x.detach()
 
     @torch.no_grad()
-    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+    def sample(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
+               generator: Generator | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run the chains: (latent samples (B, S, k), image samples (B, S, C, H, W) recorded every ``thin`` steps
+        after the burn-in, each chain's last image (B, chains, C, H, W), per-chain acceptance (B, chains))."""
         if generator is None:
             raise CsgmError("the langevin solver needs a generator checkpoint (checkpoint=PATH)")
         measurement = as_measurement(measurement)
@@ -98,7 +100,7 @@ class LangevinSolver(Solver):
         value, grad, x = self.log_posterior(z, y_rep, measurement, generator, scale)
         log_eta = torch.full((len(z),), math.log(self.step_size), dtype=y.dtype, device=y.device)  # per chain
         accepted = torch.zeros(len(z), dtype=y.dtype, device=y.device)
-        records = []
+        records, latents = [], []
         for t in range(self.steps):
             new_scale = 2 * level ** 2 * self.temperature_at(t)
             if new_scale != scale:  # the target changed: re-evaluate the current state under it
@@ -122,16 +124,23 @@ class LangevinSolver(Solver):
                 accepted += accept.to(accepted.dtype)
                 if (t - self.burn_in) % self.thin == 0:
                     records.append(x.view(batch, chains, *x.shape[1:]))
-        samples = torch.cat(records, dim=1)  # (B, chains x records, C, H, W)
+                    latents.append(z.view(batch, chains, k))
+        acceptance = (accepted / (self.steps - self.burn_in)).view(batch, chains)
+        return torch.cat(latents, dim=1), torch.cat(records, dim=1), x.view(batch, chains, *x.shape[1:]), acceptance
+
+    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
+              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+        _, samples, last, acceptance = self.sample(y, measurement, image_ids, generator, seed)
+        measurement = as_measurement(measurement)
+        batch = len(y)
         mean = samples.mean(1)
         lower, upper = (quantile(samples, q) for q in INTERVAL)
         x_hat = mean.clamp(0, 1)
-        acceptance = (accepted / (self.steps - self.burn_in)).view(batch, chains).mean(1).cpu()
         return SolverOutput(x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y),
                             iterations=torch.full((batch,), self.steps, dtype=torch.long),
                             dropped_restarts=torch.zeros(batch, dtype=torch.long),
-                            generator_evaluations=torch.full((batch,), chains * (self.steps + 1), dtype=torch.long),
-                            samples=x.view(batch, chains, *x.shape[1:])[:, :self.keep_samples].clamp(0, 1),
+                            generator_evaluations=torch.full((batch,), self.chains * (self.steps + 1), dtype=torch.long),
+                            samples=last[:, :self.keep_samples].clamp(0, 1),
                             pixel_std=samples.std(1, unbiased=False), interval=(lower, upper),
-                            acceptance=acceptance if self.mala else None,
+                            acceptance=acceptance.mean(1).cpu() if self.mala else None,
                             all_restarts_diverged=~torch.isfinite(mean.flatten(1)).all(1).cpu())
