@@ -11,7 +11,7 @@ from csgm.errors import check_flag
 from csgm.operators.base import LinearOperator, resolve_count
 from csgm.seeding import seeded_rng
 
-__all__ = ["GaussianOperator", "gaussian_matrix"]
+__all__ = ["GaussianOperator", "gaussian_matrix", "entry_scale"]
 
 
 def gaussian_matrix(m: int, n: int, seed: int, normalize: bool, key: str = "gaussian") -> torch.Tensor:
@@ -21,6 +21,11 @@ def gaussian_matrix(m: int, n: int, seed: int, normalize: bool, key: str = "gaus
     if normalize:
         matrix /= math.sqrt(m)
     return matrix.float()
+
+
+def entry_scale(matrix: torch.Tensor) -> float:
+    """The root mean square of a matrix's entries (1 for the paper's N(0, 1) matrix, 1/sqrt(m) normalised)."""
+    return matrix.double().pow(2).mean().sqrt().item()
 
 
 class GaussianOperator(LinearOperator):

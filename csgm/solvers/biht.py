@@ -8,7 +8,6 @@ is normalised to ||x|| = 1 (errors are then taken on x / ||x||); with dither the
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -17,6 +16,7 @@ from csgm.errors import CsgmError, check_range
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import Operator
+from csgm.operators.gaussian import entry_scale
 from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.proximal import require_resolved
 from csgm.solvers.sparsity_bases import build_basis
@@ -74,8 +74,7 @@ class BIHTSolver(Solver):
         basis = build_basis(self.basis, operator.image_shape, **self.basis_options).to(device=y.device)
         signs = torch.sign(y)
         m = matrix.shape[0]
-        unit = math.sqrt(float(matrix.pow(2).sum()) / (matrix.shape[0] * matrix.shape[1]))  # entries' scale
-        step = self.step / (m * unit)
+        step = self.step / (m * entry_scale(matrix))
         c = torch.zeros(len(y), operator.n, dtype=y.dtype, device=y.device)
         for _ in range(self.iterations):
             x = basis.synthesis(c).flatten(1)

@@ -19,6 +19,7 @@ from csgm.errors import CsgmError, check_range
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import Operator
+from csgm.operators.gaussian import entry_scale
 from csgm.seeding import seeded_rng
 from csgm.solvers.base import Solver, SolverOutput
 
@@ -65,7 +66,7 @@ class WirtingerFlowSolver(Solver):
         self.check_operator(operator)
         matrix = operator.matrix.to(y.dtype)
         # rescale so that E[a a^T] = I, the setting of the paper's step rule
-        unit = math.sqrt(float(matrix.pow(2).sum()) / (matrix.shape[0] * matrix.shape[1]))
+        unit = entry_scale(matrix)
         matrix, intensities = matrix / unit, (y / unit).pow(2)
         starts = torch.stack([torch.randn(operator.n, generator=seeded_rng("wirtinger_flow", seed, int(i)), dtype=torch.float64)
                               for i in image_ids]).to(device=y.device, dtype=y.dtype)
