@@ -49,3 +49,23 @@ def test_samples_do_not_depend_on_the_batch_size(vae_checkpoint, tmp_path):
     first = torch.load(tmp_path / "a" / "run" / "posterior.pt", weights_only=True)["samples"]
     torch.testing.assert_close(first, torch.load(tmp_path / "b" / "run" / "posterior.pt", weights_only=True)["samples"],
                                atol=1e-2, rtol=0)
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_sample_as_one(vae_checkpoint, tmp_path):
+    """DDP (gloo, 2 processes): both ranks sample, rank 0 merges rows, samples and std maps for every image."""
+    from tests.helpers import run_script
+    from tests.recovery.test_recover import assert_two_ranks_shared_the_work
+
+    tiny = [t for t in TINY_RECOVER if not t.startswith("solver.")]
+    common = [*tiny, f"checkpoint={vae_checkpoint}", *SAMPLER, "measurements=[50]", "num_images=5", "batch_size=2"]
+    one = run_script("recover.py", *common, f"paths.output_root={tmp_path / 'one'}", cwd=tmp_path)
+    two = run_script("recover.py", *common, "trainer=ddp", f"paths.output_root={tmp_path / 'two'}", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    (dir_one,), (dir_two,) = (tmp_path / "one" / "recover").iterdir(), (tmp_path / "two" / "recover").iterdir()
+    assert_two_ranks_shared_the_work(dir_two, [(50, i) for i in range(5)])
+    posterior_one = torch.load(dir_one / "posterior.pt", weights_only=True)
+    posterior_two = torch.load(dir_two / "posterior.pt", weights_only=True)
+    assert torch.equal(posterior_one["keys"], posterior_two["keys"])
+    torch.testing.assert_close(posterior_one["pixel_std"], posterior_two["pixel_std"], atol=1e-2, rtol=0)
