@@ -4,9 +4,12 @@
 
 For every image, z* ~ N(0, I) seeded per image (exactly G's prior, as ``input=gen_span``), x = G(z*),
 y = A x + noise; the sampler (``--solver``, conf/solver/mala.yaml by default) draws L thinned posterior
-samples of z. If the sampler is exact, the rank of each coordinate z*_j among its L samples is uniform on
-{0, ..., L}. Prints JSON: the rank histogram over all images and coordinates (``--bins`` bins), the chi-square
-statistic of uniformity with its p-value, the mean acceptance rate; ``--figure`` draws the histogram.
+samples of z. If the sampler is exact and its samples independent, the rank of each coordinate z*_j among L
+samples is uniform on {0, ..., L}. Two tests: among all L thinned samples (``thinned``; autocorrelated
+samples within a chain make ranks cluster at multiples of the per-chain count), and among the K chains'
+final states (``chains``: K independent draws, ranks in {0..K}). Prints JSON: rank histograms (``--bins``
+bins for the first, K + 1 for the second) over all images and coordinates, chi-square statistics of
+uniformity with p-values, the mean acceptance rate; ``--figure`` draws both histograms.
 """
 
 from __future__ import annotations
@@ -62,25 +65,30 @@ def main() -> None:
                              Noise("gaussian", args.noise_std), seed=0)
     y = model.measure(x, ids)
     latents, _, _, acceptance = solver.sample(y, model, ids, generator, seed=0)
-    ranks = (latents < z_true[:, None, :]).sum(1)  # (images, k): how many samples lie below the truth
-    result = uniformity(ranks, latents.shape[1], args.bins)
+    chains = solver.chains
+    final = latents[:, -chains:]  # the last recorded state of every chain
+    results = {"thinned": uniformity((latents < z_true[:, None, :]).sum(1), latents.shape[1], args.bins),
+               "chains": uniformity((final < z_true[:, None, :]).sum(1), chains, chains + 1)}
     emit({"environment": environment(args.threads, "cpu"),
           "protocol": {"images": args.images, "m": args.m, "noise_std": args.noise_std, "samples_per_image": latents.shape[1],
-                       "latent_dim": generator.latent_dim},
-          "solver": solver_cfg, "mean_acceptance": round(float(acceptance.mean()), 4), **result})
+                       "chains": chains, "latent_dim": generator.latent_dim},
+          "solver": solver_cfg, "mean_acceptance": round(float(acceptance.mean()), 4), **results})
     if args.figure:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        figure, axis = plt.subplots(figsize=(5, 3), dpi=120)
-        axis.bar(range(args.bins), result["histogram"], color="tab:blue")
-        axis.axhline(result["expected_per_bin"], color="black", linestyle="--", label="uniform")
-        axis.set_xlabel(f"rank of z*_j among {latents.shape[1]} samples (binned)")
-        axis.set_ylabel("count")
-        axis.set_title(f"SBC, {solver_cfg['label']}, m = {args.m}: chi2 p = {result['p_value']:.2g}")
-        axis.legend()
+        figure, axes = plt.subplots(1, 2, figsize=(9, 3), dpi=120)
+        titles = {"thinned": f"among {latents.shape[1]} thinned samples (binned)", "chains": f"among the {chains} chains' final states"}
+        for axis, (name, result) in zip(axes, results.items()):
+            axis.bar(range(len(result["histogram"])), result["histogram"], color="tab:blue")
+            axis.axhline(result["expected_per_bin"], color="black", linestyle="--", label="uniform")
+            axis.set_xlabel(f"rank of z*_j {titles[name]}")
+            axis.set_ylabel("count")
+            axis.set_title(f"chi2 p = {result['p_value']:.2g}")
+            axis.legend()
+        figure.suptitle(f"SBC of {solver_cfg['label']} on G's own images, m = {args.m}, noise {args.noise_std}")
         figure.tight_layout()
         figure.savefig(args.figure)
 

@@ -83,6 +83,8 @@ def test_calibration_benchmark(vae_checkpoint, tmp_path):
     out = run_benchmark("calibration.py", f"--checkpoint={vae_checkpoint}", "--images=3", "--m=40", "--bins=4",
                         f"--figure={tmp_path / 'sbc.png'}", "solver.steps=30", "solver.burn_in=10", "solver.thin=5",
                         "solver.chains=2", "solver.keep_samples=2", cwd=tmp_path)
-    samples = out["protocol"]["samples_per_image"]
-    assert samples == 2 * 4 and sum(out["histogram"]) == 3 * out["protocol"]["latent_dim"]
-    assert 0.0 <= out["p_value"] <= 1.0 and (tmp_path / "sbc.png").is_file()
+    assert out["protocol"]["samples_per_image"] == 2 * 4
+    for name, bins in (("thinned", 4), ("chains", 3)):
+        assert len(out[name]["histogram"]) == bins and sum(out[name]["histogram"]) == 3 * out["protocol"]["latent_dim"]
+        assert 0.0 <= out[name]["p_value"] <= 1.0
+    assert (tmp_path / "sbc.png").is_file()
