@@ -9,7 +9,9 @@
 - batched: 64 images x 10 restarts in one batch versus one image (its 10 restarts batched) at a time
   and versus one latent at a time (what a plain loop over images and restarts does);
 - time to quality: successive halving (+ stall stopping) versus the full protocol: mean error and
-  generator evaluations.
+  generator evaluations;
+- solvers: generator evaluations per second of Langevin, MALA (8 chains, ``--iterations`` steps) and ILO,
+  each batched like CSGM, against CSGM's rate, with their errors.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ import statistics
 import torch
 
 from common import emit, environment, mnist_problem, timed
+from csgm.measurement import MeasurementModel
 from csgm.metrics import per_pixel_error
+from csgm.operators import Noise
+from csgm.solvers import build_solver
 from csgm.solvers.base import SolverOutput
 from csgm.solvers.csgm import CSGMSolver, initial_latents
 
@@ -130,7 +135,27 @@ def main() -> None:
             "options": options, "mean_per_pixel_error": round(error, 5), "error_ratio_to_full": round(error / full_error, 4),
             "generator_evaluations": evaluations, "evaluation_saving": round(full_evaluations / evaluations, 2),
             "seconds": round(cheap_seconds, 3), "time_saving": round(seconds / cheap_seconds, 2)}
+    result["solvers"] = solver_speeds(args.iterations, generator, operator, x, y, ids, device,
+                                      full_evaluations / seconds, full_error)
     emit(result)
+
+
+def solver_speeds(iterations: int, generator, operator, x, y, ids, device: str, csgm_rate: float, csgm_error: float) -> dict:
+    """Generator evaluations (latent steps) per second of the samplers and ILO on the same images, A and y as
+    CSGM (all batch images x chains or restarts in one tensor), against CSGM's rate; with their errors."""
+    model = MeasurementModel(operator, Noise("gaussian", 0.1), seed=0)  # samplers need the noise level
+    sampler = {"steps": iterations, "burn_in": iterations // 2, "thin": max(1, iterations // 20)}
+    configs = {"langevin": {"name": "langevin", **sampler}, "mala": {"name": "langevin", "mala": True, **sampler},
+               "ilo": {"name": "ilo", "iterations": iterations, "radius": 300.0, "layer_iterations": max(1, 3 * iterations // 10)}}
+    speeds = {"csgm": {"evaluations_per_second": round(csgm_rate, 1), "mean_per_pixel_error": round(csgm_error, 5)}}
+    for name, cfg in configs.items():
+        out, spent = timed(lambda: build_solver(cfg).solve(y, model, ids, generator, seed=0), device)
+        evaluations = int(out.generator_evaluations.sum())
+        speeds[name] = {"options": cfg, "seconds": round(spent, 3), "generator_evaluations": evaluations,
+                        "evaluations_per_second": round(evaluations / spent, 1),
+                        "rate_relative_to_csgm": round(evaluations / spent / csgm_rate, 3),
+                        "mean_per_pixel_error": round(float(per_pixel_error(out.x_hat, x).mean()), 5)}
+    return speeds
 
 
 if __name__ == "__main__":

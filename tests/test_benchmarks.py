@@ -47,6 +47,13 @@ def test_speed_benchmark(vae_checkpoint, tmp_path):
     assert quality["full"]["generator_evaluations"] == 3 * 10 * (4 + 1)  # images x restarts x (steps + final pass)
     for schedule in ("halving_100", "halving_200", "halving_100_stall"):
         assert math.isfinite(quality[schedule]["mean_per_pixel_error"])
+    solvers = out["solvers"]
+    assert set(solvers) == {"csgm", "langevin", "mala", "ilo"}
+    for name in ("langevin", "mala", "ilo"):
+        entry = solvers[name]
+        assert entry["evaluations_per_second"] > 0 and math.isfinite(entry["mean_per_pixel_error"])
+        assert ratio_consistent(entry["rate_relative_to_csgm"], entry["evaluations_per_second"],
+                                solvers["csgm"]["evaluations_per_second"], rounding=0.05)
 
 
 def test_lasso_speed_benchmark(vae_checkpoint, tmp_path):
