@@ -95,3 +95,11 @@ def test_calibration_benchmark(vae_checkpoint, tmp_path):
         assert len(out[name]["histogram"]) == bins and sum(out[name]["histogram"]) == 3 * out["protocol"]["latent_dim"]
         assert 0.0 <= out[name]["p_value"] <= 1.0
     assert (tmp_path / "sbc.png").is_file()
+
+
+def test_operators_benchmark(tmp_path):
+    out = run_benchmark("operators.py", "--sizes=16x16x1,32x32x3", "--batch=2", "--repeats=1", cwd=tmp_path)
+    assert [row["n"] for row in out["sizes"]] == [256, 3072]
+    for row in out["sizes"]:
+        assert row["gaussian_dense_gb"] == pytest.approx(row["m"] * row["n"] * 4 / 1e9, abs=1e-3)
+        assert row["srht_seconds"] > 0 and row["random_convolution_seconds"] > 0 and "gaussian_seconds" in row

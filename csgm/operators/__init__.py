@@ -1,4 +1,5 @@
-"""Forward models y = A x (+ noise): gaussian, fourier, superres, inpaint, blur, identity, phase_retrieval, quantize, one_bit."""
+"""Forward models y = A x (+ noise): gaussian, fourier, superres, inpaint, blur, identity, phase_retrieval, quantize, one_bit,
+srht, random_convolution."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from csgm.operators.matrix import MatrixOperator
 from csgm.operators.noise import Noise, build_noise, noise_class
 from csgm.operators.phase_retrieval import PhaseRetrievalOperator
 from csgm.operators.quantize import OneBitOperator, QuantizedOperator
+from csgm.operators.structured import RandomConvolutionOperator, SRHTOperator
 from csgm.operators.superres import SuperResOperator
 
 __all__ = ["OPERATORS", "Operator", "LinearOperator", "MatrixOperator", "PhaseRetrievalOperator", "QuantizedOperator", "OneBitOperator", "Noise", "build_noise", "noise_class", "build_operator", "operator_class", "operator_uses_m", "run_provided",
@@ -23,7 +25,7 @@ __all__ = ["OPERATORS", "Operator", "LinearOperator", "MatrixOperator", "PhaseRe
 OPERATORS: dict[str, type[Operator]] = {
     cls.name: cls
     for cls in (GaussianOperator, FourierOperator, SuperResOperator, InpaintOperator, BlurOperator, IdentityOperator,
-                PhaseRetrievalOperator, QuantizedOperator, OneBitOperator)
+                PhaseRetrievalOperator, QuantizedOperator, OneBitOperator, SRHTOperator, RandomConvolutionOperator)
 }
 
 

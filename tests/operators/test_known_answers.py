@@ -98,7 +98,7 @@ def test_matrix_free_operators_never_build_a_matrix():
     ({"name": "inpaint", "mode": "hole", "hole_size": 9}, None, r"hole_size=9 must be an integer in \[1, 7\]"),
     ({"name": "blur", "sigma": -1.0}, None, r"sigma=-1.0 must be > 0"),
     ({"name": "fourier", "mask": "spiral"}, 10, r"unknown fourier mask 'spiral'; choose one of"),
-    ({"name": "radon"}, None, r"unknown operator 'radon'; choose one of: blur, fourier, gaussian, identity, inpaint, one_bit, phase_retrieval, quantize, superres"),
+    ({"name": "radon"}, None, r"unknown operator 'radon'; choose one of: blur, fourier, gaussian, identity, inpaint, one_bit, phase_retrieval, quantize, random_convolution, srht, superres"),
 ])
 def test_bad_operator_input(cfg, m, match):
     with pytest.raises(CsgmError, match=match):

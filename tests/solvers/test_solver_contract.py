@@ -10,7 +10,7 @@ from csgm.cli import plain
 from csgm.errors import CsgmError
 from csgm.generators import build_generator
 from csgm.measurement import MeasurementModel
-from csgm.operators import Noise, build_operator
+from csgm.operators import Noise, build_operator, operator_uses_m
 from csgm.solvers import build_solver
 from tests.helpers import compose_config, conf_options
 
@@ -78,7 +78,7 @@ def test_every_operator_is_accepted_or_refused_in_one_line(option):
     for operator_option in conf_options("operator"):
         cfg = plain(compose_config("recover", [f"operator={operator_option}"]))["operator"]
         operator = build_operator({**cfg, "hole_size": 4} if cfg.get("mode") == "hole" else cfg, SHAPE, seed=0,
-                                  m=0.25 if "m" in cfg or cfg["name"] in ("gaussian", "fourier", "phase_retrieval", "one_bit", "quantize") else None)
+                                  m=0.25 if operator_uses_m(cfg) else None)
         try:
             solver.check_operator(operator)
         except CsgmError as error:
