@@ -103,3 +103,18 @@ def test_operators_benchmark(tmp_path):
     for row in out["sizes"]:
         assert row["gaussian_dense_gb"] == pytest.approx(row["m"] * row["n"] * 4 / 1e9, abs=1e-3)
         assert row["srht_seconds"] > 0 and row["random_convolution_seconds"] > 0 and "gaussian_seconds" in row
+
+
+def test_uncertainty_benchmark(vae_checkpoint, tmp_path):
+    from csgm.recovery.run import recover
+    from tests.helpers import TINY_RECOVER, compose_config
+
+    tiny = [t for t in TINY_RECOVER if not t.startswith("solver.")]
+    cfg = compose_config("recover", [*tiny, f"checkpoint={vae_checkpoint}", f"paths.output_root={tmp_path}", "solver=mala",
+                                     "solver.steps=20", "solver.burn_in=10", "solver.chains=2", "solver.keep_samples=1",
+                                     "measurements=[30,60]", "num_images=3"])
+    recover(cfg, tmp_path / "run")
+    out = run_benchmark("uncertainty.py", str(tmp_path / "run"), cwd=tmp_path)
+    assert [row["m"] for row in out["table"]] == [30, 60] and all(row["images"] == 3 for row in out["table"])
+    for row in out["table"]:
+        assert 0.0 <= row["coverage90"][0] <= 1.0 and -1.0 <= row["std_error_correlation"][0] <= 1.0
