@@ -16,7 +16,8 @@ from typing import Any, Literal, Optional, Union
 from csgm.errors import CsgmError, check_choice, check_range
 from csgm.options import check_call, check_keys, check_value, entry_options
 
-__all__ = ["RecoverConfig", "TrainConfig", "validate_recover_config", "validate_train_config", "MAX_SEED"]
+__all__ = ["RecoverConfig", "TrainConfig", "EvaluateConfig", "validate_recover_config", "validate_train_config",
+           "validate_evaluate_config", "MAX_SEED"]
 
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
 
@@ -93,6 +94,23 @@ class TrainConfig:
     report_name: Optional[str] = None
     report_x: Optional[str] = None
     sweep: Optional[dict] = None
+
+
+@dataclass
+class EvaluateConfig:
+    """The top-level keys of ``python -m csgm.evaluate``."""
+
+    dataset: dict
+    checkpoint: Optional[str] = "latest"
+    num_images: int = _bounded(100, 1)
+    restarts: int = _bounded(5, 1)
+    iterations: int = _bounded(500, 1)
+    lr: float = _bounded(0.01, 0)
+    lipschitz_samples: int = _bounded(100, 1)
+    power_iterations: int = _bounded(20, 1)
+    pairs: int = _bounded(1000, 1)
+    seed: int = _bounded(0, 0, MAX_SEED)
+    paths: Paths = field(default_factory=Paths)
 
 
 def _check_schema(schema: type, cfg: dict, prefix: str = "") -> None:
@@ -183,6 +201,12 @@ def validate_recover_config(cfg: dict) -> None:
     _check_solver(cfg["solver"])
     _check_trainer(cfg["trainer"])
     _check_logger(cfg["logger"])
+
+
+def validate_evaluate_config(cfg: dict) -> None:
+    """Check a resolved csgm.evaluate config; the first problem raises a one-line CsgmError."""
+    _check_schema(EvaluateConfig, cfg)
+    _check_dataset(cfg["dataset"])
 
 
 def validate_train_config(cfg: dict) -> None:
