@@ -13,12 +13,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from csgm.operators import build_noise
+from csgm.recovery.store import POSTERIOR_COLUMNS
 from csgm.reporting.loggers import logger_options
 
 __all__ = ["log_recovery_to_wandb", "flat_config", "SweepGroup", "CURVE_METRICS"]
 
 CURVE_METRICS = ("mse_mean", "mse_ci95", "psnr_mean", "psnr_ci95", "ssim_mean", "ssim_ci95", "images", "failed",
-                 "not_converged")
+                 "not_converged", *(f"{c}_mean" for c in POSTERIOR_COLUMNS))  # samplers' columns are None otherwise
 _GROUP_ENV = "CSGM_SWEEP_GROUP"
 
 
@@ -61,7 +62,7 @@ def log_recovery_to_wandb(logger_cfg: dict, run_dir: Path, config: dict, summary
         for metric in CURVE_METRICS:
             run.define_metric(metric, step_metric=x)
         for row in sorted(summary, key=lambda r: float(r[x])):
-            run.log({x: row[x], **{metric: row[metric] for metric in CURVE_METRICS}})
+            run.log({x: row[x], **{metric: row[metric] for metric in CURVE_METRICS if row.get(metric) is not None}})
         columns = list(summary[0]) if summary else ["m", "mse_mean"]
         table = wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in summary])
         run.log({"summary": table, **{key: wandb.Image(str(path)) for key, path in images.items()}})
