@@ -82,6 +82,8 @@ def run_identity(cfg: dict, generator_digest: str | None) -> dict[str, Any]:
     identity["precision"] = _PRECISION_ALIASES.get(precision, precision)
     if "auto" in identity["solver"].values():  # validation images choose the hyperparameter
         identity["tuning"] = cfg.get("tuning")
+    if (identity.get("noise") or {}).get("name") == "student_t":  # generative solvers fit its likelihood since the
+        identity["data_term"] = "likelihood"                       # measurement model (before: ||A x - y||^2)
     return identity
 
 

@@ -177,3 +177,14 @@ def test_no_grid_when_save_images_is_zero(vae_checkpoint, tmp_path):
     result = recover(config(vae_checkpoint, tmp_path, "measurements=[20]", "num_images=2", "save_images=0"), tmp_path / "run")
     assert "recovery_grid" not in result["paths"] and not (tmp_path / "run" / "grid.png").exists()
     assert (tmp_path / "run" / "results.csv").is_file()
+
+
+def test_student_t_runs_do_not_resume_folders_of_the_squared_loss():
+    """Student-t noise now has its likelihood as the data term: its folders are new, Gaussian ones unchanged."""
+    from csgm.recovery.paths import run_identity
+
+    base = {"dataset": {"name": "mnist10k"}, "input": "test", "operator": {"name": "gaussian"}, "seed": 0,
+            "solver": {"name": "csgm"}, "trainer": {}}
+    gaussian = run_identity({**base, "noise": {"name": "gaussian", "std": 0.1}}, "digest")
+    student = run_identity({**base, "noise": {"name": "student_t", "std": 0.1, "df": 3.0}}, "digest")
+    assert "data_term" not in gaussian and student["data_term"] == "likelihood"
