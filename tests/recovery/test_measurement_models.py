@@ -36,7 +36,12 @@ def run(checkpoint, tmp_path, *extra):
     ["operator=phase_retrieval", "noise=none", "measurements=[1568]", "solver=wirtinger_flow", "solver.iterations=100"],
     ["operator=inpaint", "noise=poisson", "noise.scale=30", "measurements=[300]"],
     ["operator=identity", "noise=student_t"],
-], ids=["one_bit-csgm", "one_bit-biht", "one_bit-dither", "quantize-csgm", "quantize-lasso", "phase-wf", "poisson", "student_t"])
+    ["solver=ilo", "solver.iterations=10", "solver.restarts=1", "solver.layer_iterations=5", "solver.radius_grid=[1,10]"],
+    ["solver=pgd", "solver.iterations=3", "solver.inner_iterations=3", "solver.step_grid=[1,10]"],
+    ["solver=dip", "solver.iterations=5", "measurements=[100]"],
+    ["operator=srht", "measurements=[100]"],
+], ids=["one_bit-csgm", "one_bit-biht", "one_bit-dither", "quantize-csgm", "quantize-lasso", "phase-wf", "poisson", "student_t",
+        "ilo", "pgd", "dip", "srht"])
 def test_every_measurement_model_runs_end_to_end(vae_checkpoint, tmp_path, extra):
     result, rows = run(vae_checkpoint, tmp_path, *extra)
     assert rows and all(r["status"] in ("ok", "not_converged") for r in rows)  # no failed image
