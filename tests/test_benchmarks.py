@@ -45,8 +45,9 @@ def test_speed_benchmark(vae_checkpoint, tmp_path):
     assert batched["max_abs_difference_per_image"] < 1e-4
     quality = out["time_to_quality"]
     assert quality["full"]["generator_evaluations"] == 3 * 10 * (4 + 1)  # images x restarts x (steps + final pass)
-    for schedule in ("halving_100", "halving_200", "halving_100_stall"):
+    for schedule in ("halving_100", "halving_200", "halving_100_stall", "start_bank"):
         assert math.isfinite(quality[schedule]["mean_per_pixel_error"])
+    assert quality["start_bank"]["generator_evaluations"] == 4096 + 3 * 2 * (1 + 1)  # the bank, then 2 restarts x (1 step + final)
     solvers = out["solvers"]
     assert set(solvers) == {"csgm", "langevin", "mala", "ilo"}
     for name in ("langevin", "mala", "ilo"):

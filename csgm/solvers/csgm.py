@@ -19,6 +19,7 @@ from csgm.seeding import seeded_rng
 from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.latent_gradient import latent_gradient
 from csgm.solvers.latent_optim import OPTIMIZERS, LatentOptimizer, take_rows
+from csgm.solvers.starts import StartBank
 
 __all__ = ["CSGMSolver", "initial_latents", "select_restarts"]
 
@@ -55,7 +56,9 @@ class CSGMSolver(Solver):
     """Gradient descent on the latent z of a frozen generator, with random restarts.
 
     Losses are summed over samples, so each image's steps never depend on the batch. With
-    ``median_of_means`` = B > 0 the data term is the median of B batches' (robust to corrupted measurements). Per image the
+    ``median_of_means`` = B > 0 the data term is the median of B batches' (robust to corrupted measurements).
+    With ``start_bank`` = S > 0 the restarts start from the best of S screened prior samples (csgm.solvers.starts)
+    instead of fresh N(0, I) draws. Per image the
     restart with the lowest final data term (||A G(z) - y||^2 for Gaussian noise) is kept; a restart whose loss or
     latent is ever non-finite (NaN/inf) at any step has diverged: it is dropped and counted. Restarts leave the batch (no more generator evaluations) when
     they diverge, when their loss improved by less than ``stall_tol`` (relative) for ``stall_patience``
@@ -71,8 +74,8 @@ class CSGMSolver(Solver):
     def __init__(self, lr: float = 0.01, iterations: int = 1000, restarts: int = 10, optimizer: str = "adam",
                  momentum: float = 0.9, lambda_z: float = 0.0, l2_weight: float = 1.0, l1_weight: float = 0.0,
                  lr_decay: float = 1.0, lr_decay_every: int = 0, stall_patience: int = 0, stall_tol: float = 1e-4,
-                 halving_every: int = 0, halving_keep: float = 0.5, median_of_means: int = 0, flush_denormals: bool = True,
-                 compile: bool = False, label: str | None = None) -> None:
+                 halving_every: int = 0, halving_keep: float = 0.5, median_of_means: int = 0, start_bank: int = 0,
+                 flush_denormals: bool = True, compile: bool = False, label: str | None = None) -> None:
         check_choice("optimizer", optimizer, OPTIMIZERS)
         for key, value in (("lr", lr), ("iterations", iterations), ("restarts", restarts)):
             check_range(f"solver.{key}", value, 0, low_open=True)
@@ -91,6 +94,11 @@ class CSGMSolver(Solver):
         if median_of_means == 1:
             raise CsgmError("solver.median_of_means=1 is one batch (the plain data term); use 0, or >= 3 batches")
         self.median_of_means = int(median_of_means)
+        check_range("solver.start_bank", start_bank, 0)
+        if 0 < start_bank < restarts:
+            raise CsgmError(f"solver.start_bank={start_bank} must hold at least the {restarts} restarts it starts; "
+                            "raise it (e.g. 4096) or set 0 for starts from N(0, I)")
+        self.start_bank = StartBank(start_bank) if start_bank else None
         self.flush_denormals = check_flag("solver.flush_denormals", flush_denormals)
         self.compile = check_flag("solver.compile", compile)
         self.label = label or self.name
@@ -137,7 +145,10 @@ class CSGMSolver(Solver):
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:
         if generator is None:
             raise CsgmError("the csgm solver needs a generator checkpoint (checkpoint=PATH)")
-        z0 = initial_latents(image_ids, self.restarts, generator.latent_dim, seed).to(device=y.device, dtype=y.dtype)
+        if self.start_bank is not None:
+            z0 = self.start_bank.starts(y, as_measurement(measurement), generator, seed, self.restarts)
+        else:
+            z0 = initial_latents(image_ids, self.restarts, generator.latent_dim, seed).to(device=y.device, dtype=y.dtype)
         return self.optimise(z0, y, measurement, generator)
 
     def optimise(self, z0: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel | Operator,

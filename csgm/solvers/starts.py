@@ -1,0 +1,53 @@
+"""Screened starts for the latent search: the best of a bank of prior samples for each image's measurements.
+
+A bank of ``size`` latents z_b ~ N(0, I) is drawn once per run seed; G(z_b) is computed once per generator
+and A G(z_b) once per operator (both cached on the bank). Each image's restarts then start from the bank
+entries with the lowest data term against its y, one product for all images: a start near the image
+before any gradient step, with no peeking at x. The bank and the choice depend only on (seed, y), so
+starts stay independent of the batch, the rank and the device.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from csgm.generators import Generator
+from csgm.measurement import MeasurementModel
+from csgm.seeding import seeded_rng
+
+__all__ = ["StartBank"]
+
+
+class StartBank:
+    """Prior samples screened against each image's measurements."""
+
+    def __init__(self, size: int, chunk: int = 8) -> None:
+        self.size, self.chunk = int(size), int(chunk)
+        self._images: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._predictions: dict[tuple, torch.Tensor] = {}
+
+    def latents_and_images(self, generator: Generator, seed: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z_bank, G(z_bank)), computed once per (generator, seed)."""
+        key = (id(generator), seed, device, dtype)
+        if key not in self._images:
+            z = torch.randn(self.size, generator.latent_dim, generator=seeded_rng("start_bank", seed), dtype=torch.float64)
+            z = z.to(device=device, dtype=dtype)
+            with torch.no_grad():
+                images = torch.cat([generator(part) for part in z.split(1024)])
+            self._images = {key: (z, images)}  # one generator at a time: drop the others
+        return self._images[key]
+
+    def starts(self, y: torch.Tensor, measurement: MeasurementModel, generator: Generator, seed: int, restarts: int) -> torch.Tensor:
+        """(B * restarts, k): for every image, its ``restarts`` best bank latents (best first), images adjacent."""
+        z, images = self.latents_and_images(generator, seed, y.device, y.dtype)
+        key = (id(generator), seed, id(measurement.operator), measurement.operator.m)
+        if key not in self._predictions:
+            with torch.no_grad():
+                self._predictions = {key: torch.cat([measurement.predict(part) for part in images.split(1024)])}
+        predictions = self._predictions[key]
+        picks = []
+        with torch.no_grad():
+            for part in y.split(self.chunk):  # (chunk * size, m) at a time
+                terms = measurement.data_term(predictions.repeat(len(part), 1), part.repeat_interleave(self.size, dim=0))
+                picks.append(terms.view(len(part), self.size).topk(restarts, dim=1, largest=False).indices)
+        return z[torch.cat(picks).flatten()]
