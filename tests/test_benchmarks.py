@@ -119,3 +119,13 @@ def test_uncertainty_benchmark(vae_checkpoint, tmp_path):
     assert [row["m"] for row in out["table"]] == [30, 60] and all(row["images"] == 3 for row in out["table"])
     for row in out["table"]:
         assert 0.0 <= row["coverage90"][0] <= 1.0 and -1.0 <= row["std_error_correlation"][0] <= 1.0
+
+
+def test_starts_benchmark(vae_checkpoint, tmp_path):
+    out = run_benchmark("starts.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--measurements=20,40",
+                        "solver.iterations=4", cwd=tmp_path)
+    assert [row["m"] for row in out["table"]] == [20, 40]
+    for row in out["table"]:
+        assert row["csgm_bank"]["generator_evaluations"] == 4096 + 2 * 2 * (4 + 1)
+        ratio = row["csgm"]["generator_evaluations"] / row["csgm_bank"]["generator_evaluations"]
+        assert row["evaluation_saving"] == pytest.approx(ratio, abs=0.006)  # rounded to 2 decimals
