@@ -10,7 +10,7 @@ import torch
 
 from csgm.errors import CsgmError
 from csgm.generators import Generator
-from csgm.measurement import MeasurementModel
+from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import LinearOperator, Operator
 
 __all__ = ["Solver", "SolverOutput"]
@@ -66,7 +66,7 @@ class Solver:
     def linear_problem(self, measurement: MeasurementModel | Operator, y: torch.Tensor) -> tuple[LinearOperator, torch.Tensor]:
         """(A, y) for a solver that needs a linear A: the operator itself, or a quantiser's linear part with the
         dequantised y (quantisation treated as noise)."""
-        operator = measurement.operator if isinstance(measurement, MeasurementModel) else measurement
+        operator = as_measurement(measurement).operator
         self.check_operator(operator)
         return (operator, y) if operator.linear else (operator.linear_part, operator.dequantized(y))
 
