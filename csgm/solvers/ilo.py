@@ -10,6 +10,7 @@ chooses the radius per m on the validation split (one CSGM run serves every cand
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import torch
@@ -75,14 +76,13 @@ class ILOSolver(CSGMSolver):
         with torch.no_grad():
             return tail((start.flatten(1) + offset).view(shape))
 
-    def _finish(self, out: SolverOutput, y: torch.Tensor, measurement: MeasurementModel, generator: Generator,
-                radius: torch.Tensor) -> SolverOutput:
-        x_hat = self.intermediate(out.z, y, measurement, generator, radius).clamp(0, 1)
-        failed = out.all_restarts_diverged.to(x_hat.device)
-        x_hat = torch.where(failed.view(-1, 1, 1, 1), out.x_hat, x_hat)
-        return SolverOutput(x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y), iterations=out.iterations,
-                            dropped_restarts=out.dropped_restarts, z=out.z, all_restarts_diverged=out.all_restarts_diverged,
-                            generator_evaluations=out.generator_evaluations + self.layer_iterations + 1)
+    def layer_estimate(self, csgm: SolverOutput, y: torch.Tensor, measurement: MeasurementModel, generator: Generator,
+                       radius: torch.Tensor, copies: int = 1) -> torch.Tensor:
+        """x_hat of the layer search from CSGM's kept latents, repeated ``copies`` times (one radius per row);
+        an image whose restarts all diverged keeps CSGM's fallback estimate."""
+        x_hat = self.intermediate(csgm.z.repeat(copies, 1), y.repeat(copies, 1), measurement, generator, radius).clamp(0, 1)
+        failed = csgm.all_restarts_diverged.repeat(copies).to(x_hat.device)
+        return torch.where(failed.view(-1, 1, 1, 1), csgm.x_hat.repeat(copies, 1, 1, 1), x_hat)
 
     def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:
@@ -92,18 +92,14 @@ class ILOSolver(CSGMSolver):
         generator.split(self.layer)  # an unsplittable generator or a bad layer fails here, in one line
         measurement = as_measurement(measurement)
         out = super().solve(y, measurement, image_ids, generator, seed)
-        return self._finish(out, y, measurement, generator, torch.full((len(y),), self.radius, device=y.device))
+        x_hat = self.layer_estimate(out, y, measurement, generator, torch.full((len(y),), self.radius, device=y.device))
+        return dataclasses.replace(out, x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y),
+                                   generator_evaluations=out.generator_evaluations + self.layer_iterations + 1)
 
     def solve_candidates(self, candidates: Sequence[dict], y: torch.Tensor, measurement: MeasurementModel | Operator,
                          image_ids: Sequence[int], generator: Generator | None = None, seed: int = 0) -> list[torch.Tensor]:
         """One CSGM run, then the layer search for every candidate radius at once (one row per (radius, image))."""
         measurement = as_measurement(measurement)
         out = CSGMSolver.solve(self, y, measurement, image_ids, generator, seed)
-        count = len(candidates)
-        repeated = SolverOutput(x_hat=out.x_hat.repeat(count, 1, 1, 1), measurement_loss=out.measurement_loss.repeat(count),
-                                iterations=out.iterations.repeat(count), dropped_restarts=out.dropped_restarts.repeat(count),
-                                z=out.z.repeat(count, 1), all_restarts_diverged=out.all_restarts_diverged.repeat(count),
-                                generator_evaluations=out.generator_evaluations.repeat(count))
         radius = torch.tensor([c["radius"] for c in candidates], device=y.device).repeat_interleave(len(y))
-        finished = self._finish(repeated, y.repeat(count, 1), measurement, generator, radius)
-        return list(finished.x_hat.split(len(y)))
+        return list(self.layer_estimate(out, y, measurement, generator, radius, copies=len(candidates)).split(len(y)))
