@@ -53,21 +53,27 @@ class Solver:
     name: str = "solver"
     needs_generator: bool = False
     needs_linear_operator: bool = False  # uses the adjoint A^T (proximal/sparse solvers)
+    accepts_quantized: bool = True       # such a solver may use a quantiser's linear part (quantisation as noise)
     tunable: str | None = None          # the option that ``auto`` chooses on the validation split
     grid_option: str = "lambda_grid"    # the option listing its candidate values
 
     def check_operator(self, operator: Operator) -> None:
         """Refuse, in one line, an operator this solver cannot use (a nonlinear one for an adjoint-based solver;
         a quantised one is used through its linear part, the quantisation treated as noise)."""
-        if self.needs_linear_operator and not (operator.linear or operator.quantized):
+        if self.needs_linear_operator and not (operator.linear or (operator.quantized and self.accepts_quantized)):
             raise CsgmError(f"solver {getattr(self, 'label', self.name)!r} needs a linear operator (it uses the adjoint A^T); "
                             f"operator {operator.name!r} is nonlinear: use a generative solver such as solver=csgm")
+
+    def accepted(self, measurement: MeasurementModel | Operator) -> MeasurementModel:
+        """The measurement model (a bare operator: without noise) once its operator passed ``check_operator``."""
+        measurement = as_measurement(measurement)
+        self.check_operator(measurement.operator)
+        return measurement
 
     def linear_problem(self, measurement: MeasurementModel | Operator, y: torch.Tensor) -> tuple[LinearOperator, torch.Tensor]:
         """(A, y) for a solver that needs a linear A: the operator itself, or a quantiser's linear part with the
         dequantised y (quantisation treated as noise)."""
-        operator = as_measurement(measurement).operator
-        self.check_operator(operator)
+        operator = self.accepted(measurement).operator
         return (operator, y) if operator.linear else (operator.linear_part, operator.dequantized(y))
 
     @property

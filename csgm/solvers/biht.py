@@ -14,7 +14,7 @@ import torch
 
 from csgm.errors import CsgmError, check_range
 from csgm.generators import Generator
-from csgm.measurement import MeasurementModel, as_measurement
+from csgm.measurement import MeasurementModel
 from csgm.operators import Operator
 from csgm.operators.gaussian import entry_scale
 from csgm.solvers.base import Solver, SolverOutput
@@ -67,9 +67,8 @@ class BIHTSolver(Solver):
     @torch.no_grad()
     def solve_with(self, y: torch.Tensor, measurement: MeasurementModel | Operator, keep: torch.Tensor) -> SolverOutput:
         """Solve every row of y with its own sparsity ``keep`` (used by the batched validation search)."""
-        measurement = as_measurement(measurement)
+        measurement = self.accepted(measurement)
         operator = measurement.operator
-        self.check_operator(operator)
         matrix, tau = operator.linear_part.matrix.to(y.dtype), operator.tau.to(y.dtype)
         basis = build_basis(self.basis, operator.image_shape, **self.basis_options).to(device=y.device)
         signs = torch.sign(y)

@@ -18,7 +18,7 @@ from torch import nn
 
 from csgm.errors import check_range
 from csgm.generators import Generator
-from csgm.measurement import MeasurementModel, as_measurement
+from csgm.measurement import MeasurementModel
 from csgm.operators import Operator
 from csgm.seeding import derive_seed, seeded_rng
 from csgm.solvers.base import Solver, SolverOutput
@@ -82,8 +82,7 @@ class DIPSolver(Solver):
 
     def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:
-        measurement = as_measurement(measurement)
-        self.check_operator(measurement.operator)
+        measurement = self.accepted(measurement)
         template, weights, inputs = self.networks(measurement.operator.image_shape, image_ids, seed, y.device, y.dtype)
 
         def one(params: dict, u: torch.Tensor) -> torch.Tensor:

@@ -86,8 +86,7 @@ class LangevinSolver(Solver):
         after the burn-in, each chain's last image (B, chains, C, H, W), per-chain acceptance (B, chains))."""
         if generator is None:
             raise CsgmError("the langevin solver needs a generator checkpoint (checkpoint=PATH)")
-        measurement = as_measurement(measurement)
-        self.check_operator(measurement.operator)
+        measurement = self.accepted(measurement)
         level = measurement.noise.level
         if level <= 0:
             raise CsgmError(f"solver {self.label!r} samples p(z | y), which needs a known noise level > 0; "

@@ -34,6 +34,7 @@ class SparseGenSolver(CSGMSolver):
 
     name = "sparse_gen"
     needs_linear_operator = True
+    accepts_quantized = False  # the deviation's steps use A^T on the residual of the data term itself
     tunable = "lambda_nu"
 
     def __init__(self, lambda_nu: float | str = "auto", basis: str = "pixel", wavelet: str = "db4", levels: int = 2,
@@ -56,16 +57,9 @@ class SparseGenSolver(CSGMSolver):
         switches = (True, False) if self.tune_generator else (self.use_generator,)
         return [{"lambda_nu": value, "use_generator": on} for on in switches for value in self.lambda_grid]
 
-    def check_operator(self, operator: Operator) -> None:
-        """A linear operator only: the deviation's steps use A^T on the residual of the data term itself."""
-        if not operator.linear:
-            raise CsgmError(f"solver {self.label!r} needs a linear operator (it uses the adjoint A^T); operator "
-                            f"{operator.name!r} is not linear: use a generative solver such as solver=csgm")
-
     def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:
-        measurement = MeasurementModel(as_measurement(measurement).operator)  # the squared loss, whatever the noise
-        self.check_operator(measurement.operator)
+        measurement = MeasurementModel(self.accepted(measurement).operator)  # the squared loss, whatever the noise
         if self.use_generator:
             return super().solve(y, measurement, image_ids, generator, seed)
         require_resolved("lambda_nu", self.lambda_nu)

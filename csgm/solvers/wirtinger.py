@@ -17,7 +17,7 @@ import torch
 
 from csgm.errors import CsgmError, check_range
 from csgm.generators import Generator
-from csgm.measurement import MeasurementModel, as_measurement
+from csgm.measurement import MeasurementModel
 from csgm.operators import Operator
 from csgm.operators.gaussian import entry_scale
 from csgm.seeding import seeded_rng
@@ -61,9 +61,8 @@ class WirtingerFlowSolver(Solver):
     @torch.no_grad()
     def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:
-        measurement = as_measurement(measurement)
+        measurement = self.accepted(measurement)
         operator = measurement.operator
-        self.check_operator(operator)
         matrix = operator.matrix.to(y.dtype)
         # rescale so that E[a a^T] = I, the setting of the paper's step rule
         unit = entry_scale(matrix)
