@@ -45,8 +45,6 @@ def evaluate(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
         "jacobian_spectral_norm": jacobian_spectral_norms(generator, cfg["lipschitz_samples"], cfg["power_iterations"], cfg["seed"]),
         "pairwise_ratio": pairwise_ratios(generator, cfg["pairs"], cfg["seed"]),
     }
-    for entry in ("range_error", "optimisation_error"):
-        numbers[entry].pop("per_image")
     with torch.no_grad():
         samples = generator(torch.randn(16, generator.latent_dim, generator=seeded_rng("evaluate_samples", cfg["seed"])))
     run_dir = Path(run_dir)

@@ -10,11 +10,8 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
+from csgm.evaluation.metrics import range_errors
 from csgm.generators import Generator
-from csgm.measurement import MeasurementModel
-from csgm.metrics import per_pixel_error
-from csgm.operators import build_operator
-from csgm.solvers import build_solver
 
 __all__ = ["RangeError"]
 
@@ -28,15 +25,13 @@ class RangeError(Metric):
         super().__init__()
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-        self.solver_options = {"name": "csgm", "restarts": restarts, "iterations": iterations, "lr": lr}
+        self.search = {"restarts": restarts, "iterations": iterations, "lr": lr}
 
     def update(self, generator: Generator, x: torch.Tensor, image_ids: list[int]) -> None:
-        model = MeasurementModel(build_operator({"name": "identity"}, generator.image_shape).to(x.device))
         was_training = generator.training
         generator.eval()
-        out = build_solver(self.solver_options).solve(model.measure(x, image_ids), model, image_ids, generator, seed=0)
+        errors = range_errors(generator, x, image_ids, **self.search)
         generator.train(was_training)
-        errors = per_pixel_error(out.x_hat.double(), x.double())
         self.total += errors.sum()
         self.count += len(errors)
 
