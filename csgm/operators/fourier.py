@@ -7,7 +7,7 @@ from typing import Sequence
 
 import torch
 
-from csgm.errors import CsgmError, check_choice, check_range
+from csgm.errors import check_choice, check_range
 from csgm.operators.base import LinearOperator, location_mask, resolve_count
 from csgm.seeding import seeded_rng
 

@@ -99,11 +99,16 @@ class Noise(nn.Module):
             return 2 * (rate - y + torch.xlogy(y, y) - torch.xlogy(y, rate)).sum(1)
         return (prediction - y).pow(2).sum(1)
 
+    @staticmethod
+    def _rng(key: tuple, image_id: int) -> np.random.Generator:
+        """The noise stream of one image: seeded by (key, image id), the same in every process."""
+        return np.random.default_rng(derive_seed("noise", *key, int(image_id)))
+
     def sample(self, size: int, image_ids: Sequence[int], key: tuple) -> torch.Tensor:
         """(len(image_ids), size) float64 noise on the CPU."""
         rows = []
         for image_id in image_ids:
-            rng = np.random.default_rng(derive_seed("noise", *key, int(image_id)))
+            rng = self._rng(key, image_id)
             if self.kind == "student_t":
                 rows.append(self.std * rng.standard_t(self.df, size))
             else:
@@ -118,7 +123,7 @@ class Noise(nn.Module):
         if bool((values < 0).any()):
             raise CsgmError(f"poisson noise needs measurements A x >= 0, got {float(values.min()):.3g}; use an operator with "
                             "nonnegative weights (identity, inpaint, blur, superres) or noise=gaussian")
-        rows = [np.random.default_rng(derive_seed("noise", *key, int(i))).poisson(self.scale * row) / self.scale
+        rows = [self._rng(key, i).poisson(self.scale * row) / self.scale
                 for i, row in zip(image_ids, values.detach().double().cpu().numpy())]
         return torch.from_numpy(np.stack(rows)) if rows else torch.zeros_like(values.detach().double().cpu())
 
