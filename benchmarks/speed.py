@@ -107,7 +107,7 @@ def main() -> None:
     sample = min(args.sample, count)
     batched, t_batched = timed(lambda: solver.solve(y[:count], operator, ids[:count], generator), device)
     per_image, t_image = timed(lambda: [solver.solve(y[i : i + 1], operator, ids[i : i + 1], generator) for i in range(sample)], device)
-    starts = initial_latents(ids[:sample], 10, generator.latent_dim, seed=0).to(device)
+    starts = initial_latents(generator, ids[:sample], 10, seed=0).to(device)
     single = protocol(restarts=1)
     _, t_latent = timed(lambda: [single.optimise(starts[j : j + 1], y[j // 10 : j // 10 + 1], operator, generator)
                                  for j in range(sample * 10)], device)

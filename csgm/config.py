@@ -71,6 +71,13 @@ class RecoverConfig:
 
 
 @dataclass
+class RangeErrorLogging:
+    every: int = _bounded(10, 0)
+    images: int = _bounded(16, 1)
+    steps: int = _bounded(50, 1)
+
+
+@dataclass
 class TrainConfig:
     """Top-level keys of train.py."""
 
@@ -85,6 +92,8 @@ class TrainConfig:
     batch_size: int = _bounded(100, 1)
     num_workers: int = _bounded(0, 0)
     num_samples: int = _bounded(64, 1)
+    range_error: RangeErrorLogging = field(default_factory=RangeErrorLogging)
+    checkpoint_every: int = _bounded(0, 0)
     paths: Paths = field(default_factory=Paths)
     # keys of recover.py that experiments shared by both entry points set; train.py ignores them
     checkpoint: Optional[str] = None
@@ -180,14 +189,15 @@ def _check_solver(cfg: dict) -> None:
 
 def _check_generator(cfg: dict) -> None:
     from csgm.generators import GENERATORS
-    from csgm.training import TRAINING_MODULES
+    from csgm.training import training_module
 
     check_keys("generator.", cfg, ("name", "arch", "training"))
     check_choice("generator", cfg.get("name"), GENERATORS)
     check_value("generator.arch", cfg.get("arch", {}), dict)
     check_value("generator.training", cfg.get("training", {}), dict)
     check_call("generator.arch.", GENERATORS[cfg["name"]], cfg.get("arch", {}), ("image_shape",))
-    check_call("generator.training.", TRAINING_MODULES[cfg["name"]], cfg.get("training", {}), ("arch", "image_shape", "dataset"))
+    options = {k: v for k, v in cfg.get("training", {}).items() if k != "method"}
+    check_call("generator.training.", training_module(cfg), options, ("name", "arch", "image_shape", "dataset", "range_error"))
 
 
 def validate_recover_config(cfg: dict) -> None:

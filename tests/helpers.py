@@ -29,6 +29,10 @@ requires_compiler = pytest.mark.skipif(
 TINY_TRAIN = ["trainer.max_epochs=1", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2",
               "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
               "logger=none", "num_samples=4"]
+# every generator config (conf/generator/*.yaml) at a tiny size
+TINY_GENERATORS = {"vae": ["generator.arch.hidden_dims=[32]"], "glo": ["generator.arch.hidden_dims=[32]"],
+                   "dcgan": ["generator.arch.base_channels=4", "generator.training.disc_base_channels=4"],
+                   "flow": ["generator.arch.coupling_layers=2", "generator.arch.hidden_channels=8"]}
 TINY_RECOVER = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "logger=none",
                 "solver.iterations=30", "solver.restarts=2", "num_images=6", "save_images=4"]
 

@@ -8,13 +8,14 @@ from typing import Sequence
 import torch
 
 from csgm.generators import Generator
+from csgm.generators.flow import bits_per_dim
 from csgm.measurement import MeasurementModel
 from csgm.metrics import mean_ci95, per_pixel_error
 from csgm.operators import build_operator
 from csgm.seeding import seeded_rng
 from csgm.solvers import build_solver
 
-__all__ = ["range_errors", "range_error", "jacobian_spectral_norms", "pairwise_ratios"]
+__all__ = ["range_errors", "range_error", "jacobian_spectral_norms", "pairwise_ratios", "test_bits_per_dim"]
 
 
 def range_errors(generator: Generator, x: torch.Tensor, image_ids: Sequence[int], restarts: int, iterations: int, lr: float,
@@ -50,7 +51,7 @@ def _power_iteration(generator: Generator, z: torch.Tensor, iterations: int, see
 
 def jacobian_spectral_norms(generator: Generator, samples: int, iterations: int, seed: int = 0) -> dict:
     """||J_G(z)||_2 (on the [0, 1] pixel scale) at ``samples`` latents z ~ N(0, I): median and maximum."""
-    z = torch.randn(samples, generator.latent_dim, generator=seeded_rng("lipschitz_z", seed))
+    z = generator.sample_latents(samples, seeded_rng("lipschitz_z", seed))
     sigma = _power_iteration(generator, z, iterations, seed)
     return {"median": float(sigma.median()), "max": float(sigma.max()), "samples": samples}
 
@@ -58,7 +59,19 @@ def jacobian_spectral_norms(generator: Generator, samples: int, iterations: int,
 def pairwise_ratios(generator: Generator, pairs: int, seed: int = 0) -> dict:
     """The largest and median ratio ||G(z1) - G(z2)|| / ||z1 - z2|| over ``pairs`` pairs of latents from N(0, I)."""
     rng = seeded_rng("lipschitz_pairs", seed)
-    z1, z2 = torch.randn(pairs, generator.latent_dim, generator=rng), torch.randn(pairs, generator.latent_dim, generator=rng)
+    z1, z2 = generator.sample_latents(pairs, rng), generator.sample_latents(pairs, rng)
     with torch.no_grad():
         ratio = (generator(z1) - generator(z2)).flatten(1).norm(dim=1) / (z1 - z2).norm(dim=1)
     return {"max": float(ratio.max()), "median": float(ratio.median()), "pairs": pairs}
+
+
+def test_bits_per_dim(generator: Generator, x: torch.Tensor, seed: int = 0) -> dict | None:
+    """The test likelihood in bits per dimension (mean and 95% interval, uniformly dequantised 8-bit pixels, seeded)
+    for generators that define a density; None for the others (a VAE decoder alone, a GAN, GLO)."""
+    if not generator.defines_likelihood:
+        return None
+    noise = torch.rand(x.shape, generator=seeded_rng("dequantise", seed), dtype=x.dtype)
+    with torch.no_grad():
+        bits = bits_per_dim(generator, x, noise)
+    mean, half = mean_ci95(bits.double().tolist())
+    return {"mean": mean, "ci95": half}

@@ -12,7 +12,7 @@ from csgm.cli import plain
 from csgm.config import validate_evaluate_config
 from csgm.data import load_splits
 from csgm.errors import CsgmError
-from csgm.evaluation.metrics import jacobian_spectral_norms, pairwise_ratios, range_error
+from csgm.evaluation.metrics import jacobian_spectral_norms, pairwise_ratios, range_error, test_bits_per_dim
 from csgm.files import atomic_write_files
 from csgm.generators.checkpoint import load_generator
 from csgm.recovery.module import gen_span_images
@@ -39,14 +39,16 @@ def evaluate(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     x = torch.stack([test[i][0] for i in ids])
     search = {"restarts": cfg["restarts"], "iterations": cfg["iterations"], "lr": cfg["lr"], "seed": cfg["seed"]}
     numbers = {
-        "checkpoint": str(checkpoint), "generator_digest": meta["digest"], "images": count, "search": search,
+        "checkpoint": str(checkpoint), "generator_digest": meta["digest"], "generator": meta["name"],
+        "training": meta.get("training", ""), "images": count, "search": search,
         "range_error": range_error(generator, x, ids, **search),
         "optimisation_error": range_error(generator, gen_span_images(generator, ids, cfg["seed"]), ids, **search),
         "jacobian_spectral_norm": jacobian_spectral_norms(generator, cfg["lipschitz_samples"], cfg["power_iterations"], cfg["seed"]),
         "pairwise_ratio": pairwise_ratios(generator, cfg["pairs"], cfg["seed"]),
+        "test_bits_per_dim": test_bits_per_dim(generator, x, cfg["seed"]),
     }
     with torch.no_grad():
-        samples = generator(torch.randn(16, generator.latent_dim, generator=seeded_rng("evaluate_samples", cfg["seed"])))
+        samples = generator(generator.sample_latents(16, seeded_rng("evaluate_samples", cfg["seed"])))
     run_dir = Path(run_dir)
     paths = {"evaluation": run_dir / "evaluation.json", "samples": run_dir / "samples.png"}
     atomic_write_files({paths["evaluation"]: json.dumps(numbers, indent=1).encode(),
@@ -63,4 +65,7 @@ def format_evaluation(numbers: dict[str, Any]) -> str:
     spectral, pairs = numbers["jacobian_spectral_norm"], numbers["pairwise_ratio"]
     lines.append(f"{'Jacobian spectral norm, median / max':<44} {spectral['median']:>11.3f} / {spectral['max']:.3f}")
     lines.append(f"{'max ||G(z1)-G(z2)|| / ||z1-z2|| over pairs':<44} {pairs['max']:>24.3f}")
+    bits = numbers["test_bits_per_dim"]
+    lines.append(f"{'test likelihood, bits/dim':<44} " + (f"{bits['mean']:>14.4f} ± {bits['ci95']:.4f}" if bits
+                                                          else f"{'none (no density)':>24}"))
     return "\n".join(lines)

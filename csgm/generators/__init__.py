@@ -7,11 +7,12 @@ from typing import Sequence
 from csgm.options import instantiate, resolve_target
 from csgm.generators.base import Generator
 from csgm.generators.dcgan import DCGANDiscriminator, DCGANGenerator
+from csgm.generators.flow import RealNVPFlow
 from csgm.generators.vae import VAEDecoder, VAEEncoder
 
-__all__ = ["GENERATORS", "Generator", "build_generator", "VAEDecoder", "VAEEncoder", "DCGANGenerator", "DCGANDiscriminator"]
+__all__ = ["GENERATORS", "Generator", "build_generator", "VAEDecoder", "VAEEncoder", "DCGANGenerator", "DCGANDiscriminator", "RealNVPFlow"]
 
-GENERATORS: dict[str, type[Generator]] = {"vae": VAEDecoder, "dcgan": DCGANGenerator}
+GENERATORS: dict[str, type[Generator]] = {"vae": VAEDecoder, "dcgan": DCGANGenerator, "flow": RealNVPFlow}
 
 
 def build_generator(name: str, arch: dict, image_shape: Sequence[int]) -> Generator:

@@ -12,7 +12,7 @@ import torch
 
 from csgm.errors import CsgmError
 from csgm.files import cached_digest
-from csgm.generators.base import Generator
+from csgm.generators.base import Generator, LatentGaussian
 
 __all__ = ["generator_payload", "load_generator", "generator_digest", "checkpoint_digest", "CHECKPOINT_KEY"]
 
@@ -20,14 +20,16 @@ CHECKPOINT_KEY = "csgm_generator"
 PAYLOAD_KEYS = ("name", "arch", "image_shape", "latent_dim", "dataset", "state_dict")
 
 
-def generator_payload(generator: Generator, name: str, arch: dict, dataset: str) -> dict[str, Any]:
-    """Everything needed to rebuild ``generator`` without any config: stored under ``CHECKPOINT_KEY``."""
+def generator_payload(generator: Generator, name: str, arch: dict, dataset: str, training: str = "") -> dict[str, Any]:
+    """Everything needed to rebuild ``generator`` without any config: stored under ``CHECKPOINT_KEY``. ``training``
+    names the method that trained it (for reports; the weights identify the generator)."""
     return {
         "name": name,
         "arch": dict(arch),
         "image_shape": list(generator.image_shape),
         "latent_dim": generator.latent_dim,
         "dataset": dataset,
+        "training": training,
         "state_dict": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
     }
 
@@ -73,6 +75,8 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
     path = Path(path).expanduser()
     payload = _read_payload(path, map_location)
     generator = build_generator(payload["name"], payload["arch"], payload["image_shape"])
+    if "latent_map.mean" in payload["state_dict"]:  # trained on another latent law (GLO): its fitted Gaussian
+        generator.latent_map = LatentGaussian(payload["state_dict"]["latent_map.mean"], payload["state_dict"]["latent_map.scale_tril"])
     try:
         generator.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

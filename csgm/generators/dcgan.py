@@ -56,10 +56,10 @@ class DCGANGenerator(Generator):
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
         self.body = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
         return (self.body(self.project(z)) + 1.0) / 2.0
 
-    def stages(self) -> list:
+    def decoder_stages(self) -> list:
         """The projection, one stage per upsampling block (conv, norm, ReLU), then the output conv with tanh."""
         blocks = [self.body[i:i + 3] for i in range(0, len(self.body) - 2, 3)]
         return [self.project, *blocks, lambda h: (self.body[-2:](h) + 1.0) / 2.0]

@@ -37,10 +37,10 @@ class VAEDecoder(Generator):
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).view(-1, *self.image_shape)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(z))
 
-    def stages(self) -> list:
+    def decoder_stages(self) -> list:
         """One stage per hidden layer (Linear + Softplus), then the output layer with the sigmoid."""
         hidden = [self.net[i:i + 2] for i in range(0, len(self.net) - 1, 2)]
         return [*hidden, lambda h: torch.sigmoid(self.net[-1](h)).view(-1, *self.image_shape)]

@@ -20,8 +20,8 @@ __all__ = ["RecoveryModule", "WorkItems", "gen_span_images", "gen_span_latents"]
 
 
 def gen_span_latents(generator: Generator, image_ids: Sequence[int], seed: int) -> torch.Tensor:
-    """z* ~ N(0, I) per image id (seeded): the latents of the ``gen_span`` images."""
-    return torch.stack([torch.randn(generator.latent_dim, generator=seeded_rng("gen_span", seed, int(i))) for i in image_ids])
+    """z* from G's prior per image id (seeded): the latents of the ``gen_span`` images."""
+    return torch.cat([generator.sample_latents(1, seeded_rng("gen_span", seed, int(i))) for i in image_ids])
 
 
 def gen_span_images(generator: Generator, image_ids: Sequence[int], seed: int) -> torch.Tensor:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Literal, Sequence
 
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 from csgm.errors import check_choice
 from csgm.options import instantiate
@@ -26,6 +29,28 @@ def wandb_options(project: str = "csgm", entity: str | None = None, group: str |
 LOGGERS = {"csv": _no_options, "wandb": wandb_options, "none": _no_options}
 
 
+class _ContinuingWriter(ExperimentWriter):
+    """Appends to the run's metrics.csv instead of deleting it: under ddp_spawn the workers write the training and
+    validation rows, and the main process, which tests the model afterwards, opens a second writer on the same file."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as handle:
+                self.metrics_keys = sorted(csv.DictReader(handle).fieldnames or [])
+
+
+class RunCSVLogger(CSVLogger):
+    """Lightning's CSVLogger, but every writer of a run adds to the same metrics.csv (one folder per run)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _ContinuingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
 def logger_options(cfg: dict) -> dict:
     """The checked options of a conf/logger entry (one line naming an unknown key or a bad value)."""
     check_choice("logger", cfg.get("name"), LOGGERS)
@@ -36,7 +61,7 @@ def build_logger(cfg: dict, run_dir: str | Path, run_name: str) -> Logger | bool
     """Lightning logger for ``cfg['name']``; W&B files go to ``run_dir/wandb``."""
     options = logger_options(cfg)
     if cfg["name"] == "csv":
-        return CSVLogger(save_dir=str(run_dir), name="csv", version="")
+        return RunCSVLogger(save_dir=str(run_dir), name="csv", version="")
     if cfg["name"] == "none":
         return False
     return WandbLogger(name=run_name, save_dir=str(run_dir), **options)

@@ -25,12 +25,11 @@ __all__ = ["CSGMSolver", "initial_latents", "select_restarts"]
 
 
 
-def initial_latents(image_ids: Sequence[int], restarts: int, latent_dim: int, seed: int) -> torch.Tensor:
-    """z starts ~ N(0, I), one per (image id, restart), drawn on the CPU from (seed, id, restart)."""
-    return torch.stack([
-        torch.randn(latent_dim, generator=seeded_rng("z", seed, int(i), r))
-        for i in image_ids for r in range(restarts)
-    ]) if len(image_ids) else torch.zeros(0, latent_dim)
+def initial_latents(generator: Generator, image_ids: Sequence[int], restarts: int, seed: int) -> torch.Tensor:
+    """z starts from G's prior, one per (image id, restart), drawn on the CPU from (seed, id, restart)."""
+    return torch.cat([
+        generator.sample_latents(1, seeded_rng("z", seed, int(i), r)) for i in image_ids for r in range(restarts)
+    ]) if len(image_ids) else torch.zeros(0, generator.latent_dim)
 
 
 def _best_per_image(loss: torch.Tensor, image: torch.Tensor, keep: float) -> torch.Tensor:
@@ -75,7 +74,7 @@ class CSGMSolver(Solver):
                  momentum: float = 0.9, lambda_z: float = 0.0, l2_weight: float = 1.0, l1_weight: float = 0.0,
                  lr_decay: float = 1.0, lr_decay_every: int = 0, stall_patience: int = 0, stall_tol: float = 1e-4,
                  halving_every: int = 0, halving_keep: float = 0.5, median_of_means: int = 0, start_bank: int = 0,
-                 flush_denormals: bool = True, compile: bool = False, label: str | None = None) -> None:
+                 start_scale: float = 1.0, flush_denormals: bool = True, compile: bool = False, label: str | None = None) -> None:
         check_choice("optimizer", optimizer, OPTIMIZERS)
         for key, value in (("lr", lr), ("iterations", iterations), ("restarts", restarts)):
             check_range(f"solver.{key}", value, 0, low_open=True)
@@ -99,6 +98,11 @@ class CSGMSolver(Solver):
             raise CsgmError(f"solver.start_bank={start_bank} must hold at least the {restarts} restarts it starts; "
                             "raise it (e.g. 4096) or set 0 for starts from N(0, I)")
         self.start_bank = StartBank(start_bank) if start_bank else None
+        check_range("solver.start_scale", start_scale, 0)
+        if start_bank and start_scale != 1.0:
+            raise CsgmError(f"solver.start_scale={start_scale} scales prior starts, but solver.start_bank={start_bank} picks "
+                            "them from the bank; use one of the two")
+        self.start_scale = float(start_scale)
         self.flush_denormals = check_flag("solver.flush_denormals", flush_denormals)
         self.compile = check_flag("solver.compile", compile)
         self.label = label or self.name
@@ -148,7 +152,7 @@ class CSGMSolver(Solver):
         if self.start_bank is not None:
             z0 = self.start_bank.starts(y, as_measurement(measurement), generator, seed, self.restarts)
         else:
-            z0 = initial_latents(image_ids, self.restarts, generator.latent_dim, seed).to(device=y.device, dtype=y.dtype)
+            z0 = self.start_scale * initial_latents(generator, image_ids, self.restarts, seed).to(device=y.device, dtype=y.dtype)
         return self.optimise(z0, y, measurement, generator)
 
     def optimise(self, z0: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel | Operator,

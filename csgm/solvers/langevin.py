@@ -93,7 +93,7 @@ class LangevinSolver(Solver):
                             "set noise=gaussian with noise.std > 0 (or another noise model)")
         batch, chains, k = len(y), self.chains, generator.latent_dim
         streams = [seeded_rng("langevin", seed, int(i), c) for i in image_ids for c in range(chains)]
-        z = torch.stack([torch.randn(k, generator=g) for g in streams]).to(device=y.device, dtype=y.dtype)
+        z = torch.cat([generator.sample_latents(1, g) for g in streams]).to(device=y.device, dtype=y.dtype)
         y_rep = y.repeat_interleave(chains, dim=0)
         scale = 2 * level ** 2 * self.temperature_at(0)
         value, grad, x = self.log_posterior(z, y_rep, measurement, generator, scale)

@@ -64,7 +64,7 @@ class PGDSolver(Solver):
         measurement = as_measurement(measurement)
         operator, target = self.linear_problem(measurement, y)
         eta = self.step / operator.norm_squared()
-        z = initial_latents(image_ids, 1, generator.latent_dim, seed).to(device=y.device, dtype=y.dtype)
+        z = initial_latents(generator, image_ids, 1, seed).to(device=y.device, dtype=y.dtype)
         x = torch.zeros(len(y), *operator.image_shape, dtype=y.dtype, device=y.device)
         for _ in range(self.iterations):
             v = x + eta * operator.adjoint(target - operator(x))

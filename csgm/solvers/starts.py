@@ -30,7 +30,7 @@ class StartBank:
         """(z_bank, G(z_bank)), computed once per (generator, seed)."""
         key = (id(generator), seed, device, dtype)
         if key not in self._images:
-            z = torch.randn(self.size, generator.latent_dim, generator=seeded_rng("start_bank", seed), dtype=torch.float64)
+            z = generator.sample_latents(self.size, seeded_rng("start_bank", seed), torch.float64)
             z = z.to(device=device, dtype=dtype)
             with torch.no_grad():
                 images = torch.cat([generator(part) for part in z.split(1024)])

@@ -1,8 +1,26 @@
-"""LightningModules that train generators, and the training run itself."""
+"""LightningModules that train generators (one per ``generator.training.method``), and the training run itself."""
 
+from __future__ import annotations
+
+from csgm.errors import CsgmError, check_choice
+from csgm.training.base import GeneratorModule
+from csgm.training.flow import FlowModule
 from csgm.training.gan import GANModule
+from csgm.training.glo import GLOModule
 from csgm.training.vae import VAEModule
 
-__all__ = ["GANModule", "VAEModule", "TRAINING_MODULES"]
+__all__ = ["GANModule", "VAEModule", "GLOModule", "FlowModule", "TRAINING_METHODS", "training_module"]
 
-TRAINING_MODULES = {"vae": VAEModule, "dcgan": GANModule}
+TRAINING_METHODS: dict[str, type[GeneratorModule]] = {
+    module.method: module for module in (VAEModule, GANModule, GLOModule, FlowModule)}
+
+
+def training_module(generator: dict) -> type[GeneratorModule]:
+    """The module class of ``generator.training.method``, checked against the generator it must train."""
+    method = generator.get("training", {}).get("method")
+    check_choice("generator.training.method", method, TRAINING_METHODS)
+    module = TRAINING_METHODS[method]
+    if module.generators is not None and generator["name"] not in module.generators:
+        raise CsgmError(f"generator.training.method={method} cannot train generator={generator['name']} (it trains "
+                        f"{', '.join(module.generators)}); pick another generator/training")
+    return module

@@ -15,11 +15,13 @@ __all__ = ["GANModule"]
 class GANModule(GeneratorModule):
     """Alternates one discriminator and one generator step per batch (so ``max_steps`` counts both)."""
 
-    def __init__(self, arch: dict, image_shape: tuple[int, int, int], dataset: str = "",
-                 lr: float = 2e-4, beta1: float = 0.5, disc_base_channels: int = 64, **range_error) -> None:
+    method, generators = "adversarial", ("vae", "dcgan")
+
+    def __init__(self, name: str, arch: dict, image_shape: tuple[int, int, int], dataset: str = "",
+                 range_error: dict | None = None, lr: float = 2e-4, beta1: float = 0.5, disc_base_channels: int = 64) -> None:
         check_range("generator.training.lr", lr, 0, low_open=True)
         check_range("generator.training.beta1", beta1, 0, 0.999)
-        super().__init__("dcgan", arch, image_shape, dataset, **range_error)
+        super().__init__(name, arch, image_shape, dataset, range_error)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.discriminator = DCGANDiscriminator(image_shape, disc_base_channels)

@@ -16,7 +16,7 @@ from csgm.config import validate_train_config
 from csgm.data import ImageDataModule
 from csgm.reporting.loggers import build_logger, finish_wandb
 from csgm.trainer import build_trainer
-from csgm.training import TRAINING_MODULES
+from csgm.training import training_module
 from csgm.training.samples import SampleGrid
 
 __all__ = ["train"]
@@ -31,10 +31,13 @@ def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     gen_cfg = cfg["generator"]
 
     data = ImageDataModule(cfg["dataset"], cfg["batch_size"], cfg["num_workers"])
-    module = TRAINING_MODULES[gen_cfg["name"]](arch=gen_cfg["arch"], image_shape=data.image_shape,
-                                               dataset=cfg["dataset"]["name"], **gen_cfg.get("training", {}))
+    options = {k: v for k, v in gen_cfg["training"].items() if k != "method"}
+    module = training_module(gen_cfg)(gen_cfg["name"], gen_cfg["arch"], data.image_shape, cfg["dataset"]["name"],
+                                      cfg.get("range_error"), **options)
     samples = SampleGrid(run_dir, cfg["num_samples"], cfg["seed"])
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0)
+    every = cfg.get("checkpoint_every", 0)  # also keep checkpoints/epoch=E-step=S.ckpt every this many epochs
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=-1 if every else 0,
+                                 every_n_epochs=every or None)
     logger = build_logger(cfg["logger"], run_dir, run_name=f"train-{gen_cfg['name']}-{cfg['dataset']['name']}")
     trainer = build_trainer(cfg["trainer"], default_root_dir=str(run_dir), logger=logger,
                             callbacks=[checkpoint, samples])

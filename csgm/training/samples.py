@@ -27,8 +27,8 @@ class SampleGrid(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        generator = module.generator
-        z = torch.randn(self.num_samples, generator.latent_dim, generator=seeded_rng("samples", self.seed))
+        generator = module.trained_generator()
+        z = generator.sample_latents(self.num_samples, seeded_rng("samples", self.seed))
         was_training = generator.training
         generator.eval()
         images = generator(z.to(module.device)).cpu()

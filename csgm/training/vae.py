@@ -35,9 +35,12 @@ def negative_elbo(x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logva
 class VAEModule(GeneratorModule):
     """Trains encoder q(z|x) and decoder G(z) by the reparameterised ELBO; logs ``{split}/nelbo`` in nats."""
 
-    def __init__(self, arch: dict, image_shape: tuple[int, int, int], dataset: str = "",
-                 likelihood: str = "bernoulli", gaussian_std: float = 0.1, lr: float = 1e-3, **range_error) -> None:
-        super().__init__("vae", arch, image_shape, dataset, **range_error)
+    method, generators = "elbo", ("vae",)
+
+    def __init__(self, name: str, arch: dict, image_shape: tuple[int, int, int], dataset: str = "",
+                 range_error: dict | None = None, likelihood: str = "bernoulli", gaussian_std: float = 0.1,
+                 lr: float = 1e-3) -> None:
+        super().__init__(name, arch, image_shape, dataset, range_error)
         check_choice("likelihood", likelihood, LIKELIHOODS)
         check_range("generator.training.lr", lr, 0, low_open=True)
         check_range("generator.training.gaussian_std", gaussian_std, 0, low_open=True)

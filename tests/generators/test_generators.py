@@ -2,32 +2,63 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from csgm.errors import CsgmError
 from csgm.generators import GENERATORS, DCGANDiscriminator, build_generator
+from csgm.generators.base import LatentGaussian
 from csgm.generators.dcgan import dcgan_layout
+
+
+TINY_ARCH = {"vae": {"latent_dim": 7}, "dcgan": {"latent_dim": 7}, "flow": {"coupling_layers": 2, "hidden_channels": 8}}
+
+
+def test_every_generator_has_a_tiny_architecture_here():
+    assert sorted(TINY_ARCH) == sorted(GENERATORS)
 
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 64, 64), (1, 32, 48)])
-def test_generator_contract(name, shape):
-    generator = build_generator(name, {"latent_dim": 7}, shape).eval()
-    assert generator.latent_dim == 7 and generator.image_shape == shape
+@pytest.mark.parametrize("latent_map", [False, True])
+def test_generator_contract(name, shape, latent_map):
+    generator = build_generator(name, TINY_ARCH[name], shape).eval()
+    k = generator.latent_dim
+    assert generator.image_shape == shape and k == (7 if name != "flow" else math.prod(shape))
+    if latent_map:  # a generator trained on other latents (GLO) carries their Gaussian at its input
+        generator.latent_map = LatentGaussian(torch.full((k,), 0.3), 0.5 * torch.eye(k))
+    z = generator.sample_latents(5, torch.Generator().manual_seed(0))
+    assert z.shape == (5, k)
     with torch.no_grad():
-        out = generator(torch.randn(5, 7))
+        out = generator(z)
     assert out.shape == (5, *shape)
     assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
     stages = generator.stages()
+    if name == "flow":  # one invertible map: no intermediate layer to optimise
+        assert len(stages) == 1
+        with pytest.raises(CsgmError, match="RealNVPFlow exposes no intermediate layers"):
+            generator.split(1)
+        return
     assert len(stages) >= 3  # ILO needs intermediate layers
     with torch.no_grad():
-        z = torch.randn(3, 7)
         for layer in range(1, len(stages)):
             head, tail = generator.split(layer)
             torch.testing.assert_close(tail(head(z)), generator(z))  # every split composes back to G
-    with pytest.raises(CsgmError, match=rf"layer={len(stages)} is not an intermediate layer"):
+    with pytest.raises(CsgmError, match=rf"solver.layer={len(stages)} is not an intermediate layer"):
         generator.split(len(stages))
+
+
+def test_latent_gaussian_fit_recovers_mean_and_covariance():
+    rng = torch.Generator().manual_seed(0)
+    scale = torch.tensor([[1.0, 0.0], [0.8, 0.3]])
+    codes = torch.tensor([2.0, -1.0]) + torch.randn(20000, 2, generator=rng) @ scale.T
+    fitted = LatentGaussian.fit(codes, ridge=0.0)
+    torch.testing.assert_close(fitted.mean, torch.tensor([2.0, -1.0]), atol=0.02, rtol=0)
+    torch.testing.assert_close(fitted.scale_tril @ fitted.scale_tril.T, scale @ scale.T, atol=0.02, rtol=0)
+    w = torch.randn(20000, 2, generator=rng)  # standard-normal latents through the map follow the fitted law
+    torch.testing.assert_close(fitted(w).mean(0), fitted.mean, atol=0.03, rtol=0)
 
 
 def test_vae_matches_the_paper_architecture():
@@ -60,7 +91,7 @@ def test_discriminator_gives_one_logit_per_image():
 
 
 def test_unknown_generator_and_bad_arch_options():
-    with pytest.raises(CsgmError, match="unknown generator 'gan'; choose one of: dcgan, vae"):
+    with pytest.raises(CsgmError, match="unknown generator 'gan'; choose one of: dcgan, flow, vae"):
         build_generator("gan", {}, (1, 28, 28))
     with pytest.raises(CsgmError, match=r"unknown key generator.arch.layers \(value 3\); accepted keys: hidden_dims, latent_dim"):
         build_generator("vae", {"layers": 3}, (1, 28, 28))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from csgm.errors import CsgmError
-from csgm.generators import Generator
+from csgm.generators import Generator, VAEDecoder
 from csgm.generators.checkpoint import load_generator
 from csgm.metrics import per_pixel_error
 from csgm.operators import build_operator
@@ -23,7 +23,7 @@ class LinearGenerator(Generator):
         super().__init__(weight.shape[1], image_shape)
         self.register_buffer("weight", weight)
 
-    def forward(self, z):
+    def decode(self, z):
         return (z @ self.weight.T).view(-1, *self.image_shape)
 
 
@@ -33,7 +33,7 @@ class NaNWhenPositive(Generator):
     def __init__(self):
         super().__init__(2, (1, 2, 2))
 
-    def forward(self, z):
+    def decode(self, z):
         base = torch.sigmoid(z[:, 1:2] * 0 + 0.3).view(-1, 1, 1, 1).expand(-1, 1, 2, 2)
         return torch.where((z[:, 0] > 0).view(-1, 1, 1, 1), torch.full_like(base, float("nan")), base)
 
@@ -108,10 +108,11 @@ def test_results_do_not_depend_on_the_batch(vae_checkpoint):
 
 
 def test_latent_starts_are_seeded_per_image_and_restart():
-    a = initial_latents([5, 6], 3, 4, seed=1)
-    b = initial_latents([6], 3, 4, seed=1)
+    G = VAEDecoder(latent_dim=4, image_shape=(1, 4, 4), hidden_dims=[8])
+    a = initial_latents(G, [5, 6], 3, seed=1)
+    b = initial_latents(G, [6], 3, seed=1)
     assert a.shape == (6, 4) and torch.equal(a[3:], b)
-    assert not torch.equal(initial_latents([5], 3, 4, seed=2), a[:3])
+    assert not torch.equal(initial_latents(G, [5], 3, seed=2), a[:3])
 
 
 def test_stall_stopping_freezes_converged_restarts():

@@ -56,7 +56,7 @@ def test_a_generator_without_layers_is_refused_in_one_line(problem):
     _, model, y = problem
 
     class Opaque(Generator):
-        def forward(self, z):
+        def decode(self, z):
             return torch.sigmoid(z.sum(1, keepdim=True)).expand(-1, 64).reshape(-1, *SHAPE)
 
     with pytest.raises(CsgmError, match="Opaque exposes no intermediate layers"):

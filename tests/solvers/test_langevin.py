@@ -22,7 +22,7 @@ class LinearGenerator(Generator):
         self.register_buffer("weight", weight)
         self.register_buffer("bias", bias)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
         return (z @ self.weight.T + self.bias).view(-1, *SHAPE)
 
 

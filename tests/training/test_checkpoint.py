@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from csgm.errors import CsgmError
 from csgm.generators.checkpoint import load_generator
 from csgm.recovery.paths import resolve_checkpoint
-from csgm.training import GANModule, VAEModule
+from csgm.training import FlowModule, GANModule, VAEModule
 from csgm.training.vae import negative_elbo
 
 
@@ -25,16 +25,18 @@ def fit_and_save(module, shape, path):
     trainer.save_checkpoint(path)
 
 
-@pytest.mark.parametrize("module_cls,arch,shape", [
-    (VAEModule, {"latent_dim": 5, "hidden_dims": [16]}, (1, 12, 12)),
-    (GANModule, {"latent_dim": 6, "base_channels": 4}, (3, 16, 16)),
+@pytest.mark.parametrize("module_cls,name,arch,shape", [
+    (VAEModule, "vae", {"latent_dim": 5, "hidden_dims": [16]}, (1, 12, 12)),
+    (GANModule, "dcgan", {"latent_dim": 6, "base_channels": 4}, (3, 16, 16)),
+    (FlowModule, "flow", {"coupling_layers": 2, "hidden_channels": 4}, (1, 12, 12)),
 ])
-def test_checkpoint_round_trip(tmp_path, module_cls, arch, shape):
-    module = module_cls(arch=arch, image_shape=shape, dataset="toy")
+def test_checkpoint_round_trip(tmp_path, module_cls, name, arch, shape):
+    module = module_cls(name, arch=arch, image_shape=shape, dataset="toy")
     path = tmp_path / "model.ckpt"
     fit_and_save(module, shape, path)
     generator, meta = load_generator(path)
-    z = torch.randn(4, arch["latent_dim"])
+    assert meta["name"] == name and meta["training"] == module_cls.method
+    z = torch.randn(4, generator.latent_dim)
     module.generator.eval()
     with torch.no_grad():
         assert torch.equal(generator(z), module.generator(z))

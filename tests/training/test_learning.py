@@ -24,7 +24,7 @@ def nelbo_on(module: VAEModule, batch: torch.Tensor) -> float:
 
 def test_vae_negative_elbo_falls():
     pl.seed_everything(0, verbose=False)
-    module = VAEModule(arch={"latent_dim": 8, "hidden_dims": [64]}, image_shape=(1, 28, 28))
+    module = VAEModule("vae", arch={"latent_dim": 8, "hidden_dims": [64]}, image_shape=(1, 28, 28))
     batch = digits(256)
     before = nelbo_on(module, batch)
     train = load_splits({"name": "mnist10k", "val_size": 1000, "test_size": 1000, "split_seed": 0})["train"]
@@ -37,7 +37,7 @@ def test_vae_negative_elbo_falls():
 
 def test_gan_generator_objective_falls_against_a_fixed_discriminator():
     torch.manual_seed(0)
-    module = GANModule(arch={"latent_dim": 16, "base_channels": 8}, image_shape=(1, 28, 28), disc_base_channels=8)
+    module = GANModule("dcgan", arch={"latent_dim": 16, "base_channels": 8}, image_shape=(1, 28, 28), disc_base_channels=8)
     module.discriminator.eval().requires_grad_(False)  # fixed discriminator (batch-norm statistics frozen)
     optimizer = module.configure_optimizers()[0]  # the generator's Adam
     z = torch.randn(64, 16, generator=torch.Generator().manual_seed(1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -90,10 +91,17 @@ def test_bad_trainer_option(tmp_path):
 
 
 def test_train_on_two_cpu_processes(tmp_path):
-    result = run_script("train.py", *TINY_TRAIN, "trainer=ddp", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    overrides = [o for o in TINY_TRAIN if o != "logger=none"]
+    result = run_script("train.py", *overrides, "trainer=ddp", "logger=csv", "range_error.every=1",
+                        f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = summary_lines(result)
     assert int(summary["global_step"]) == 4 and float(summary["test/nelbo"]) > 0
     assert int(summary["world_size"]) == 2  # the checkpoint was written by a trainer of two processes
+    # the workers' training and validation rows and the main process's test row share one metrics.csv
+    with open(Path(summary["run_dir"]) / "csv" / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for key in ("train/nelbo", "val/nelbo", "val/range_error", "test/nelbo"):
+        assert any(row.get(key) for row in rows), key
     generator, _ = load_generator(summary["checkpoint"])
     assert generator.image_shape == (1, 28, 28)
