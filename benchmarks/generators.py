@@ -64,13 +64,14 @@ def checkpoints_of(sweep: Path) -> list[dict]:
     """Every checkpoint of a train.py sweep: label, training epochs, path, generator name (one per distinct generator)."""
     found, seen = [], set()
     for job in sorted(p for p in sweep.iterdir() if (p / "checkpoints" / "last.ckpt").is_file()):
-        files = sorted(job.glob("checkpoints/epoch=*.ckpt"), key=lambda p: int(p.name.split("=")[1].split("-")[0]))
-        for path in [*files, job / "checkpoints" / "last.ckpt"]:
+        epochs_of = {path: torch.load(path, map_location="cpu", weights_only=True)["epoch"] + 1
+                     for path in job.glob("checkpoints/*.ckpt")}
+        for path in sorted(epochs_of, key=lambda p: (epochs_of[p], p.name == "last.ckpt")):
             _, meta = load_generator(path)
             if meta["digest"] in seen:  # last.ckpt is the final epoch's checkpoint again
                 continue
             seen.add(meta["digest"])
-            epochs = torch.load(path, map_location="cpu", weights_only=True)["epoch"] + 1
+            epochs = epochs_of[path]
             label = LABELS.get((meta["name"], meta.get("training", "")), f"{meta['name']}/{meta.get('training', '')}")
             found.append({"label": label, "epochs": epochs, "checkpoint": str(path), "generator": meta["name"],
                           "digest": meta["digest"]})
@@ -79,7 +80,7 @@ def checkpoints_of(sweep: Path) -> list[dict]:
 
 def cs_rows(checkpoint: str, solver: str, measurements: list[int], images: int, output_root: str, extra=()) -> list[dict]:
     """recover.py's summary rows for one generator and solver on the paper's MNIST protocol."""
-    cfg = compose("recover", ["experiment=paper_mnist", f"checkpoint={checkpoint}", f"solver={solver}",
+    cfg = compose("recover", ["experiment=paper_mnist", f"checkpoint='{checkpoint}'", f"solver={solver}",
                               f"measurements=[{','.join(map(str, measurements))}]", f"num_images={images}",
                               f"paths.output_root={output_root}", "trainer.enable_progress_bar=false", "logger=none", *extra])
     result = recover(cfg, f"{output_root}/recover/{plain(cfg)['run_name']}")
@@ -89,7 +90,7 @@ def cs_rows(checkpoint: str, solver: str, measurements: list[int], images: int, 
 
 def evaluation(checkpoint: str, images: int, output_root: str) -> dict:
     """``python -m csgm.evaluate``'s numbers for one checkpoint."""
-    cfg = compose("evaluate", [f"checkpoint={checkpoint}", f"num_images={images}", f"paths.output_root={output_root}"])
+    cfg = compose("evaluate", [f"checkpoint='{checkpoint}'", f"num_images={images}", f"paths.output_root={output_root}"])
     run_dir = Path(output_root) / "evaluate" / load_generator(checkpoint)[1]["digest"]
     numbers = evaluate(cfg, run_dir)["numbers"]
     return {k: v for k, v in numbers.items() if k not in ("checkpoint", "search")}
@@ -137,7 +138,8 @@ def markdown(result: dict) -> str:
     lines += ["", f"| predictor | Spearman with CS error at m = {study['m']} (all {len(study['points'])} checkpoints) | "
               "within generator families (mean) |", "| --- | ---: | ---: |"]
     for name, value in study["spearman"].items():
-        lines.append(f"| {name.replace('_', ' ')} | {value:+.2f} | {study['spearman_within_family'][name]:+.2f} |")
+        within = study["spearman_within_family"][name]
+        lines.append(f"| {name.replace('_', ' ')} | {value:+.2f} | " + ("" if within is None else f"{within:+.2f}") + " |")
     return "\n".join(lines)
 
 
@@ -177,11 +179,11 @@ def main() -> None:
     args.plot.mkdir(parents=True, exist_ok=True)
     (args.plot / "generators_cs.png").write_bytes(
         error_curves_png(summary_rows, title="CS error versus m per generator (MNIST, Gaussian A, noise 0.1)"))
-    evaluations = {label: evaluation(point["checkpoint"], args.evaluation_images, args.output_root) for label, point in final.items()}
-
-    study = []
+    study, evaluations = [], {}
     for point in found:
         numbers = evaluation(point["checkpoint"], args.evaluation_images, args.output_root)
+        if final[point["label"]] is point:
+            evaluations[point["label"]] = numbers
         rows = cs_rows(point["checkpoint"], SOLVERS[point["generator"]], [args.study_m], args.study_images, args.output_root)
         study.append({**point, "predictors": {name: fn(numbers) for name, fn in PREDICTORS.items()},
                       "cs_error": rows[0]["mse_mean"]})
@@ -191,7 +193,8 @@ def main() -> None:
     for name in PREDICTORS:
         values = [spearman([p["predictors"][name] for p in family], [p["cs_error"] for p in family])
                   for family in ([p for p in study if p["label"] == label] for label in final) if len(family) > 2]
-        within[name] = round(sum(v for v in values if math.isfinite(v)) / max(len(values), 1), 3)
+        values = [v for v in values if math.isfinite(v)]
+        within[name] = round(sum(values) / len(values), 3) if values else None  # needs 3+ lengths per generator
     scatter_png(study, correlations, args.plot / "generators_study.png", args.study_m)
     emit({"environment": environment(args.threads, "cpu"),
           "protocol": {"sweep": str(args.sweep), "measurements": measurements, "images": args.images,

@@ -27,22 +27,16 @@ from csgm.solvers.lasso import LassoSolver
 GRID = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=100)
-    parser.add_argument("--m", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--checkpoint", default="latest")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    _, operator, x, y, ids = mnist_problem(args.checkpoint, args.images, args.m)
-    _, _, x_val, _, val_ids = mnist_problem(args.checkpoint, 20, args.m, split="val")
+def compare_lasso(checkpoint: str, images: int, m: int) -> dict:
+    """Batched FISTA and scikit-learn on the same problem, for the validation lambda and for lambda = 0.3."""
+    _, operator, x, y, ids = mnist_problem(checkpoint, images, m)
+    _, _, x_val, _, val_ids = mnist_problem(checkpoint, 20, m, split="val")
     y_val = MeasurementModel(operator, Noise("gaussian", 0.1), 0, split="validation").measure(x_val, val_ids)
     cfg = {"name": "lasso", "lambda_l1": "auto", "lambda_grid": GRID}
     errors = validation_errors(build_solver(cfg), [{"lambda_l1": v} for v in GRID], x_val, y_val, operator, None, 0)
     tuned = GRID[min(range(len(GRID)), key=errors.__getitem__)]
     matrix = operator.to_dense().double().numpy()
-    result = {"environment": environment(args.threads, "cpu"), "images": len(ids), "m": args.m, "cases": {}}
+    result = {"images": len(ids), "m": m, "cases": {}}
     for name, lam in (("validation_lambda", tuned), ("lambda_0.3", 0.3)):
         solver = LassoSolver(lambda_l1=lam)
         out, ours = timed(lambda: solver.solve(y, operator, ids), "cpu")
@@ -53,7 +47,7 @@ def main() -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 for row in y.double().numpy():
-                    model = Lasso(alpha=lam / args.m, fit_intercept=False, max_iter=10000).fit(matrix, row)
+                    model = Lasso(alpha=lam / m, fit_intercept=False, max_iter=10000).fit(matrix, row)
                     estimates.append(torch.from_numpy(model.coef_).float())
             return torch.stack(estimates).view_as(x).clamp(0, 1)
 
@@ -64,7 +58,18 @@ def main() -> None:
             "speedup": round(theirs / ours, 2), "fista_error": round(ours_error, 6), "sklearn_error": round(theirs_error, 6),
             "error_ratio": round(ours_error / theirs_error, 4), "fista_iterations_max": int(out.iterations.max()),
         }
-    emit(result)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--m", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--checkpoint", default="latest")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    emit({"environment": environment(args.threads, "cpu"), **compare_lasso(args.checkpoint, args.images, args.m)})
 
 
 if __name__ == "__main__":

@@ -129,3 +129,35 @@ def test_starts_benchmark(vae_checkpoint, tmp_path):
         assert row["csgm_bank"]["generator_evaluations"] == 4096 + 2 * 2 * (4 + 1)
         ratio = row["csgm"]["generator_evaluations"] / row["csgm_bank"]["generator_evaluations"]
         assert row["evaluation_saving"] == pytest.approx(ratio, abs=0.006)  # rounded to 2 decimals
+
+
+def test_generators_benchmark(tmp_path):
+    from csgm.training.run import train
+    from tests.helpers import TINY_GENERATORS, TINY_TRAIN, compose_config
+
+    sweep = tmp_path / "sweep"
+    for job, name in enumerate(("vae", "flow")):
+        cfg = compose_config("train", [*TINY_TRAIN, f"generator={name}", *TINY_GENERATORS[name], "trainer.max_epochs=3",
+                                       "trainer.limit_train_batches=2", "checkpoint_every=1"])
+        train(cfg, sweep / str(job))
+    out = run_benchmark("generators.py", f"--sweep={sweep}", "--measurements=50,100", "--images=2", "--evaluation-images=2",
+                        "--study-images=2", "--threads=1", f"--plot={tmp_path / 'img'}", f"--output-root={tmp_path / 'out'}",
+                        cwd=tmp_path)
+    assert set(out["curves"]) == {"CSGM-VAE", "CSGM-flow", "Lasso"}
+    assert all([row["m"] for row in rows] == [50, 100] for rows in out["curves"].values())
+    assert out["evaluation"]["flow"]["test_bits_per_dim"] is not None and out["evaluation"]["VAE"]["test_bits_per_dim"] is None
+    points = out["study"]["points"]
+    assert sorted((p["label"], p["epochs"]) for p in points) == [("VAE", 1), ("VAE", 2), ("VAE", 3), ("flow", 1), ("flow", 2), ("flow", 3)]
+    assert all(-1 <= value <= 1 for value in out["study"]["spearman"].values())
+    assert (tmp_path / "img" / "generators_cs.png").is_file() and (tmp_path / "img" / "generators_study.png").is_file()
+
+
+def test_peers_benchmark(vae_checkpoint, tmp_path):
+    pytest.importorskip("deepinv", reason="the peers benchmark needs pip install -e '.[peers]'")
+    out = run_benchmark("peers.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--calls=2", "--threads=1", cwd=tmp_path)
+    assert set(out["csgm_arms"]) == {"csgm", "csgm_bank"} and set(out["peer_arms"]) == {"deepinv_defaults", "deepinv_paper_settings"}
+    for arm in (*out["csgm_arms"].values(), *out["peer_arms"].values()):
+        assert arm["mse_mean"] > 0 and arm["seconds"] > 0
+    peer, csgm = out["peer_arms"]["deepinv_paper_settings"], out["csgm_arms"]["csgm"]
+    assert out["speed_ratio_equal_work"] == pytest.approx(peer["seconds"] / csgm["seconds"], rel=0.02)
+    assert set(out["lasso"]["cases"]) == {"validation_lambda", "lambda_0.3"}

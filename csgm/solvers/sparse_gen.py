@@ -8,7 +8,9 @@ Gradient steps (the CSGM optimiser) on z and proximal (soft-threshold) steps on 
 restarts at once; per image the restart with the lowest measurement loss is kept, then its c is
 polished by FISTA with z fixed (a convex Lasso on the residual y - A G(z)). ``use_generator: false``
 drops the G(z) term (x = nu, a Lasso with lambda_nu / 2); ``tune_generator: true`` lets the validation
-search choose it per m together with lambda_nu.
+search choose it per m together with lambda_nu. The validation search runs every lambda_nu in one batch:
+each (candidate, image, restart) is a row, and the last column of the deviation state holds the row's
+lambda_nu, so rows that the optimiser drops (diverged restarts) keep their own penalty.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class SparseGenSolver(CSGMSolver):
         self.use_generator = check_flag("solver.use_generator", use_generator)
         self.tune_generator = check_flag("solver.tune_generator", tune_generator)
         self._operator: LinearOperator | None = None
+        self._image_lambdas: torch.Tensor | None = None  # per-image lambda_nu of a batched candidate search
 
     def candidates(self) -> list[dict]:
         """lambda_nu values; with ``tune_generator`` also each value without the generator term (x = nu),
@@ -57,12 +60,34 @@ class SparseGenSolver(CSGMSolver):
         switches = (True, False) if self.tune_generator else (self.use_generator,)
         return [{"lambda_nu": value, "use_generator": on} for on in switches for value in self.lambda_grid]
 
+    def solve_candidates(self, candidates: Sequence[dict], y: torch.Tensor, measurement: MeasurementModel | Operator,
+                         image_ids: Sequence[int], generator: Generator | None = None, seed: int = 0) -> list[torch.Tensor]:
+        """One batched run per generator switch for every lambda_nu of the search (one row per (candidate, image),
+        the same seeded starts for every candidate), as if each candidate had run alone."""
+        estimates: dict[int, torch.Tensor] = {}
+        for on in (True, False):
+            group = [i for i, c in enumerate(candidates) if c.get("use_generator", self.use_generator) == on]
+            if not group:
+                continue
+            solver = self.with_options(use_generator=on, lambda_nu=candidates[group[0]]["lambda_nu"])
+            solver._image_lambdas = torch.tensor([candidates[i]["lambda_nu"] for i in group], dtype=y.dtype,
+                                                 device=y.device).repeat_interleave(len(y))
+            out = solver.solve(y.repeat(len(group), 1), measurement, list(image_ids) * len(group), generator, seed)
+            estimates.update(zip(group, out.x_hat.split(len(y))))
+        return [estimates[i] for i in range(len(candidates))]
+
+    def row_lambdas(self, rows: int, like: torch.Tensor) -> torch.Tensor:
+        """lambda_nu of each of ``rows`` rows (images, or images x restarts in order)."""
+        if self._image_lambdas is None:
+            require_resolved("lambda_nu", self.lambda_nu)
+            return torch.full((rows,), float(self.lambda_nu), dtype=like.dtype, device=like.device)
+        return self._image_lambdas.to(like).repeat_interleave(rows // len(self._image_lambdas))
+
     def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
               generator: Generator | None = None, seed: int = 0) -> SolverOutput:
         measurement = MeasurementModel(self.accepted(measurement).operator)  # the squared loss, whatever the noise
         if self.use_generator:
             return super().solve(y, measurement, image_ids, generator, seed)
-        require_resolved("lambda_nu", self.lambda_nu)
         nu, iterations, converged = self.sparse_fit(y, measurement.operator)
         x_hat = nu.clamp(0, 1)
         return SolverOutput(x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y), iterations=iterations.cpu(),
@@ -73,28 +98,30 @@ class SparseGenSolver(CSGMSolver):
         """nu = Psi^T c minimising w2 ||A nu - target||^2 + lambda_nu ||c||_1 by FISTA (the same minimiser as
         0.5 ||A nu - target||^2 + lambda_nu / (2 w2) ||c||_1); returns (nu, iterations, converged)."""
         basis, lipschitz = self.bases.get(operator)
-        lam = torch.full((len(target),), self.lambda_nu / (2 * self.l2_weight), dtype=target.dtype, device=target.device)
+        lam = self.row_lambdas(len(target), target) / (2 * self.l2_weight)
         coefficients, iterations, converged = fista(target, operator, basis, lam, self.polish_iterations, 1e-6, lipschitz)
         return basis.synthesis(coefficients), iterations, converged
 
     def init_deviation(self, z0: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
-        require_resolved("lambda_nu", self.lambda_nu)
+        """Coefficients c = 0, and each row's lambda_nu as the last column."""
         self._operator = operator
         basis, _ = self.bases.get(operator)
-        return torch.zeros(len(z0), basis.n, dtype=z0.dtype, device=z0.device)
+        coefficients = torch.zeros(len(z0), basis.n, dtype=z0.dtype, device=z0.device)
+        return torch.cat([coefficients, self.row_lambdas(len(z0), z0)[:, None]], 1)
 
     def image(self, z: torch.Tensor, generator: Generator, deviation: torch.Tensor | None) -> torch.Tensor:
         x = generator(z)
         if deviation is None:
             return x
         basis, _ = self.bases.get(self._operator)
-        return x + basis.synthesis(deviation)
+        return x + basis.synthesis(deviation[:, :-1])
 
     def update_deviation(self, deviation: torch.Tensor, residual: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
         basis, lipschitz = self.bases.get(operator)
         step = 1.0 / (2 * self.l2_weight * lipschitz)
         gradient = 2 * self.l2_weight * basis.analysis(operator.adjoint(residual))
-        return soft_threshold(deviation - step * gradient, step * self.lambda_nu)
+        coefficients, lam = deviation[:, :-1], deviation[:, -1:]
+        return torch.cat([soft_threshold(coefficients - step * gradient, step * lam), lam], 1)
 
     def optimise(self, z0: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel | Operator,
                  generator: Generator) -> SolverOutput:

@@ -35,9 +35,9 @@ def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     module = training_module(gen_cfg)(gen_cfg["name"], gen_cfg["arch"], data.image_shape, cfg["dataset"]["name"],
                                       cfg.get("range_error"), **options)
     samples = SampleGrid(run_dir, cfg["num_samples"], cfg["seed"])
-    every = cfg.get("checkpoint_every", 0)  # also keep checkpoints/epoch=E-step=S.ckpt every this many epochs
+    every = cfg.get("checkpoint_every", 0)  # also keep checkpoints/epoch_EEEE.ckpt every this many epochs
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=-1 if every else 0,
-                                 every_n_epochs=every or None)
+                                 every_n_epochs=every or None, filename="epoch_{epoch:04d}", auto_insert_metric_name=False)
     logger = build_logger(cfg["logger"], run_dir, run_name=f"train-{gen_cfg['name']}-{cfg['dataset']['name']}")
     trainer = build_trainer(cfg["trainer"], default_root_dir=str(run_dir), logger=logger,
                             callbacks=[checkpoint, samples])

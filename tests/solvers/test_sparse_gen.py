@@ -79,3 +79,19 @@ def test_without_the_generator_it_is_the_lasso_and_validation_may_choose_it():
     solver = build_solver({"name": "sparse_gen", "lambda_grid": [1.0, 10.0], "tune_generator": True})
     assert solver.candidates() == [{"lambda_nu": 1.0, "use_generator": True}, {"lambda_nu": 10.0, "use_generator": True},
                                    {"lambda_nu": 1.0, "use_generator": False}, {"lambda_nu": 10.0, "use_generator": False}]
+
+
+def test_batched_candidate_search_equals_one_run_per_candidate(vae_checkpoint):
+    G, _ = load_generator(vae_checkpoint)
+    A = build_operator({"name": "gaussian"}, G.image_shape, seed=0, m=200)
+    x = torch.rand(3, *G.image_shape, generator=torch.Generator().manual_seed(0)).pow(3)
+    y = A(x)
+    solver = SparseGenSolver(lambda_grid=[0.3, 3.0, 100.0], tune_generator=True, lr=0.01, iterations=30, restarts=2,
+                             polish_iterations=50)
+    candidates = solver.candidates()
+    assert len(candidates) == 6  # three lambda_nu values, with and without G
+    batched = solver.solve_candidates(candidates, y, A, [4, 5, 6], G, seed=1)
+    alone = [solver.with_options(**c).solve(y, A, [4, 5, 6], G, seed=1).x_hat for c in candidates]
+    for one, other in zip(batched, alone):
+        torch.testing.assert_close(one, other, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(batched[0], batched[2], atol=1e-3)  # the candidates differ: the penalty reached each row
