@@ -161,3 +161,13 @@ def test_peers_benchmark(vae_checkpoint, tmp_path):
     peer, csgm = out["peer_arms"]["deepinv_paper_settings"], out["csgm_arms"]["csgm"]
     assert out["speed_ratio_equal_work"] == pytest.approx(peer["seconds"] / csgm["seconds"], rel=0.02)
     assert set(out["lasso"]["cases"]) == {"validation_lambda", "lambda_0.3"}
+
+
+def test_operator_quality_benchmark(tmp_path):
+    out = run_benchmark("operator_quality.py", "--size=16x16x3", "--measurements=64", "--images=2", "--base-channels=4",
+                        "--threads=1", cwd=tmp_path)
+    rows = out["rows"]
+    assert [row["operator"] for row in rows] == ["gaussian", "srht", "random_convolution"] and out["protocol"]["n"] == 768
+    assert rows[0]["ratio_to_gaussian"] == 1.0
+    for row in rows:
+        assert row["mse_mean"] > 0 and row["ratio_to_gaussian"] == pytest.approx(row["mse_mean"] / rows[0]["mse_mean"], rel=0.01)
