@@ -8,7 +8,7 @@ those numbers predicts the CS error (the paper's future work, answered with data
 For every final checkpoint: CS error versus m (Gaussian A, noise std 0.1, the paper's protocol with each
 generator's solver config: csgm for VAE and GLO, csgm_dcgan, csgm_flow) beside Lasso, through recover.py's own
 code (resumable run folders under --output-root), and ``python -m csgm.evaluate``'s numbers. For every checkpoint
-of every length (the study): the evaluation numbers and the CS error at m = --study-m on --study-images test
+of every length (the study): the evaluation numbers and the CS error at m = --study-m, both on --study-images test
 digits, their Spearman rank correlations and a scatter plot (--plot).
 """
 
@@ -91,7 +91,7 @@ def cs_rows(checkpoint: str, solver: str, measurements: list[int], images: int, 
 def evaluation(checkpoint: str, images: int, output_root: str) -> dict:
     """``python -m csgm.evaluate``'s numbers for one checkpoint."""
     cfg = compose("evaluate", [f"checkpoint='{checkpoint}'", f"num_images={images}", f"paths.output_root={output_root}"])
-    run_dir = Path(output_root) / "evaluate" / load_generator(checkpoint)[1]["digest"]
+    run_dir = Path(output_root) / "evaluate" / f"{load_generator(checkpoint)[1]['digest']}-{images}"
     numbers = evaluate(cfg, run_dir)["numbers"]
     return {k: v for k, v in numbers.items() if k not in ("checkpoint", "search")}
 
@@ -179,11 +179,11 @@ def main() -> None:
     args.plot.mkdir(parents=True, exist_ok=True)
     (args.plot / "generators_cs.png").write_bytes(
         error_curves_png(summary_rows, title="CS error versus m per generator (MNIST, Gaussian A, noise 0.1)"))
-    study, evaluations = [], {}
+    evaluations = {label: evaluation(point["checkpoint"], args.evaluation_images, args.output_root)
+                   for label, point in final.items()}
+    study = []
     for point in found:
-        numbers = evaluation(point["checkpoint"], args.evaluation_images, args.output_root)
-        if final[point["label"]] is point:
-            evaluations[point["label"]] = numbers
+        numbers = evaluation(point["checkpoint"], args.study_images, args.output_root)
         rows = cs_rows(point["checkpoint"], SOLVERS[point["generator"]], [args.study_m], args.study_images, args.output_root)
         study.append({**point, "predictors": {name: fn(numbers) for name, fn in PREDICTORS.items()},
                       "cs_error": rows[0]["mse_mean"]})

@@ -21,7 +21,11 @@ __all__ = ["range_errors", "range_error", "jacobian_spectral_norms", "pairwise_r
 def range_errors(generator: Generator, x: torch.Tensor, image_ids: Sequence[int], restarts: int, iterations: int, lr: float,
                  seed: int = 0) -> torch.Tensor:
     """min_z ||G(z) - x||^2 / n per image (float64): CSGM with A = I and no noise, ``restarts`` x ``iterations``
-    Adam steps, batched over images and restarts."""
+    Adam steps, batched over images and restarts. An invertible generator (a flow, with ``encode``) reaches every
+    image: its minimiser is z = G^-1(x), and the error is that of the round trip G(G^-1(x)) (rounding only)."""
+    if hasattr(generator, "encode"):
+        with torch.no_grad():
+            return per_pixel_error(generator(generator.encode(x)[0]).double(), x.double())
     model = MeasurementModel(build_operator({"name": "identity"}, generator.image_shape).to(x.device))
     solver = build_solver({"name": "csgm", "restarts": restarts, "iterations": iterations, "lr": lr})
     out = solver.solve(model.measure(x, image_ids), model, image_ids, generator, seed)
