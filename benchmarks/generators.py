@@ -4,6 +4,7 @@ those numbers predicts the CS error (the paper's future work, answered with data
     python train.py -m experiment=paper_mnist_generators            # VAE, GLO, flow, DCGAN; checkpoints every 15 epochs
     python benchmarks/generators.py --sweep outputs/train-multirun/<time> > docs/generators.json
     python benchmarks/generators.py --markdown docs/generators.json  # the RESULTS.md tables
+    # Fashion-MNIST (with internet): add dataset=fashion_mnist to train.py and --dataset fashion_mnist here
 
 For every final checkpoint: CS error versus m (Gaussian A, noise std 0.1, the paper's protocol with each
 generator's solver config: csgm for VAE and GLO, csgm_dcgan, csgm_flow) beside Lasso, through recover.py's own
@@ -78,19 +79,19 @@ def checkpoints_of(sweep: Path) -> list[dict]:
     return found
 
 
-def cs_rows(checkpoint: str, solver: str, measurements: list[int], images: int, output_root: str, extra=()) -> list[dict]:
+def cs_rows(checkpoint: str, solver: str, measurements: list[int], images: int, output_root: str, dataset: str) -> list[dict]:
     """recover.py's summary rows for one generator and solver on the paper's MNIST protocol."""
-    cfg = compose("recover", ["experiment=paper_mnist", f"checkpoint='{checkpoint}'", f"solver={solver}",
+    cfg = compose("recover", ["experiment=paper_mnist", f"dataset={dataset}", f"checkpoint='{checkpoint}'", f"solver={solver}",
                               f"measurements=[{','.join(map(str, measurements))}]", f"num_images={images}",
-                              f"paths.output_root={output_root}", "trainer.enable_progress_bar=false", "logger=none", *extra])
+                              f"paths.output_root={output_root}", "trainer.enable_progress_bar=false", "logger=none"])
     result = recover(cfg, f"{output_root}/recover/{plain(cfg)['run_name']}")
     return [{"m": r["m"], "mse_mean": round(r["mse_mean"], 6), "mse_ci95": round(r["mse_ci95"], 6),
              "psnr_mean": round(r["psnr_mean"], 3), "images": r["images"], "failed": r["failed"]} for r in result["summary"]]
 
 
-def evaluation(checkpoint: str, images: int, output_root: str) -> dict:
+def evaluation(checkpoint: str, images: int, output_root: str, dataset: str) -> dict:
     """``python -m csgm.evaluate``'s numbers for one checkpoint."""
-    cfg = compose("evaluate", [f"checkpoint='{checkpoint}'", f"num_images={images}", f"paths.output_root={output_root}"])
+    cfg = compose("evaluate", [f"dataset={dataset}", f"checkpoint='{checkpoint}'", f"num_images={images}", f"paths.output_root={output_root}"])
     run_dir = Path(output_root) / "evaluate" / f"{load_generator(checkpoint)[1]['digest']}-{images}"
     numbers = evaluate(cfg, run_dir)["numbers"]
     return {k: v for k, v in numbers.items() if k not in ("checkpoint", "search")}
@@ -147,6 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", type=Path, help="the folder of `python train.py -m experiment=paper_mnist_generators`")
     parser.add_argument("--markdown", type=argparse.FileType(), default=None, metavar="JSON")
+    parser.add_argument("--dataset", default="mnist10k", help="the dataset the sweep trained on (e.g. fashion_mnist)")
     parser.add_argument("--measurements", default="25,50,100,200,400,750")
     parser.add_argument("--images", type=int, default=100, help="test digits of the CS curves")
     parser.add_argument("--evaluation-images", type=int, default=100)
@@ -169,22 +171,22 @@ def main() -> None:
     curves, summary_rows = {}, []
     for label, point in final.items():
         solver = SOLVERS[point["generator"]]
-        rows = cs_rows(point["checkpoint"], solver, measurements, args.images, args.output_root)
+        rows = cs_rows(point["checkpoint"], solver, measurements, args.images, args.output_root, args.dataset)
         curves[f"CSGM-{label}"] = rows
         summary_rows += [{**r, "solver": f"CSGM-{label} ({solver})", "operator": "gaussian", "noise": "gaussian",
                           "noise_std": 0.1, "mse_mean": r["mse_mean"], "mse_ci95": r["mse_ci95"]} for r in rows]
-    lasso = cs_rows(next(iter(final.values()))["checkpoint"], "lasso", measurements, args.images, args.output_root)
+    lasso = cs_rows(next(iter(final.values()))["checkpoint"], "lasso", measurements, args.images, args.output_root, args.dataset)
     curves["Lasso"] = lasso
     summary_rows += [{**r, "solver": "Lasso (pixels)", "operator": "gaussian", "noise": "gaussian", "noise_std": 0.1} for r in lasso]
     args.plot.mkdir(parents=True, exist_ok=True)
     (args.plot / "generators_cs.png").write_bytes(
         error_curves_png(summary_rows, title="CS error versus m per generator (MNIST, Gaussian A, noise 0.1)"))
-    evaluations = {label: evaluation(point["checkpoint"], args.evaluation_images, args.output_root)
+    evaluations = {label: evaluation(point["checkpoint"], args.evaluation_images, args.output_root, args.dataset)
                    for label, point in final.items()}
     study = []
     for point in found:
-        numbers = evaluation(point["checkpoint"], args.study_images, args.output_root)
-        rows = cs_rows(point["checkpoint"], SOLVERS[point["generator"]], [args.study_m], args.study_images, args.output_root)
+        numbers = evaluation(point["checkpoint"], args.study_images, args.output_root, args.dataset)
+        rows = cs_rows(point["checkpoint"], SOLVERS[point["generator"]], [args.study_m], args.study_images, args.output_root, args.dataset)
         study.append({**point, "predictors": {name: fn(numbers) for name, fn in PREDICTORS.items()},
                       "cs_error": rows[0]["mse_mean"]})
     errors = [p["cs_error"] for p in study]
@@ -197,7 +199,7 @@ def main() -> None:
         within[name] = round(sum(values) / len(values), 3) if values else None  # needs 3+ lengths per generator
     scatter_png(study, correlations, args.plot / "generators_study.png", args.study_m)
     emit({"environment": environment(args.threads, "cpu"),
-          "protocol": {"sweep": str(args.sweep), "measurements": measurements, "images": args.images,
+          "protocol": {"sweep": str(args.sweep), "dataset": args.dataset, "measurements": measurements, "images": args.images,
                        "noise_std": 0.1, "operator": "gaussian", "solvers": SOLVERS,
                        "evaluation_images": args.evaluation_images},
           "checkpoints": {label: {k: point[k] for k in ("epochs", "digest")} for label, point in final.items()},
