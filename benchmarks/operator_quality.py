@@ -1,6 +1,6 @@
 """CSGM error with the matrix-free random operators against the dense Gaussian A, on the same images; prints JSON.
 
-    python benchmarks/operator_quality.py [--size 64x64x3] [--measurements 500,2000] [--images 10] [--threads 2]
+    python benchmarks/operator_quality.py [--size 64x64x3] [--measurements 100,200,500] [--images 10] [--threads 2]
 
 At --size (H x W x C) there is no dataset on this machine (no CelebA), so the images are G's own: a DCGAN of that
 size with seeded random weights (``--base-channels``), x = G(z*) with z* seeded per image (the gen_span input), and
@@ -31,7 +31,7 @@ OPERATORS = ("gaussian", "srht", "random_convolution")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="64x64x3")
-    parser.add_argument("--measurements", default="500,2000")
+    parser.add_argument("--measurements", default="100,200,500")
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--base-channels", type=int, default=32)
     parser.add_argument("--solver", default="csgm_dcgan")
@@ -56,7 +56,7 @@ def main() -> None:
             per_image = per_pixel_error(out.x_hat, x).double()
             mean, half = mean_ci95(per_image.tolist())
             errors[name] = per_image
-            rows.append({"m": m, "operator": name, "mse_mean": round(mean, 7), "mse_ci95": round(half, 7),
+            rows.append({"m": m, "operator": name, "mse_mean": float(f"{mean:.4g}"), "mse_ci95": float(f"{half:.4g}"),
                          "seconds": round(seconds, 1)})
         for row in rows[-len(OPERATORS):]:
             row["ratio_to_gaussian"] = round(float(errors[row["operator"]].mean() / errors["gaussian"].mean()), 3)

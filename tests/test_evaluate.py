@@ -39,6 +39,7 @@ def test_evaluation_runs_on_every_generator(checkpoint, tmp_path):
     if numbers["generator"] == "flow":  # the only generator with a density (a few training steps: above 1, finite)
         assert 0 < bits["mean"] < 12 and bits["ci95"] >= 0
         assert numbers["range_error"]["mean"] < 1e-10  # invertible: every image is G(G^-1(x))
+        assert numbers["optimisation_error"]["mean"] > 1e-10  # the search, not the inverse
     else:
         assert bits is None
 

@@ -19,11 +19,12 @@ __all__ = ["range_errors", "range_error", "jacobian_spectral_norms", "pairwise_r
 
 
 def range_errors(generator: Generator, x: torch.Tensor, image_ids: Sequence[int], restarts: int, iterations: int, lr: float,
-                 seed: int = 0) -> torch.Tensor:
+                 seed: int = 0, by_inverse: bool = True) -> torch.Tensor:
     """min_z ||G(z) - x||^2 / n per image (float64): CSGM with A = I and no noise, ``restarts`` x ``iterations``
     Adam steps, batched over images and restarts. An invertible generator (a flow, with ``encode``) reaches every
-    image: its minimiser is z = G^-1(x), and the error is that of the round trip G(G^-1(x)) (rounding only)."""
-    if hasattr(generator, "encode"):
+    image: with ``by_inverse`` its minimiser is z = G^-1(x), and the error is that of the round trip G(G^-1(x))
+    (rounding only); without, the search runs as for any generator (how well the search finds it)."""
+    if by_inverse and hasattr(generator, "encode"):
         with torch.no_grad():
             return per_pixel_error(generator(generator.encode(x)[0]).double(), x.double())
     model = MeasurementModel(build_operator({"name": "identity"}, generator.image_shape).to(x.device))
@@ -33,9 +34,9 @@ def range_errors(generator: Generator, x: torch.Tensor, image_ids: Sequence[int]
 
 
 def range_error(generator: Generator, x: torch.Tensor, image_ids: Sequence[int], restarts: int, iterations: int, lr: float,
-                seed: int = 0) -> dict:
+                seed: int = 0, by_inverse: bool = True) -> dict:
     """The mean of ``range_errors`` over the images and its 95% interval."""
-    mean, half = mean_ci95(range_errors(generator, x, image_ids, restarts, iterations, lr, seed).tolist())
+    mean, half = mean_ci95(range_errors(generator, x, image_ids, restarts, iterations, lr, seed, by_inverse).tolist())
     return {"mean": mean, "ci95": half}
 
 
