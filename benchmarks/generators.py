@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from common import ROOT, emit, environment
+from quality import curves_cross
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.evaluation.run import evaluate
@@ -127,6 +128,13 @@ def markdown(result: dict) -> str:
     for m in ms:
         cells = [next((f"{r['mse_mean']:.5f} ± {r['mse_ci95']:.5f}" for r in rows if r["m"] == m), "") for rows in curves.values()]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    points = {label: [(r["m"], r["mse_mean"]) for r in rows] for label, rows in curves.items()}
+    if "CSGM-VAE" in points:
+        lines += ["", "| curve | below CSGM-VAE from m (interpolated) |", "| --- | ---: |"]
+        for label, curve in points.items():
+            if label != "CSGM-VAE":
+                crossing = curves_cross(points["CSGM-VAE"], curve)
+                lines.append(f"| {label} | " + ("never" if crossing is None else f"{crossing:.0f}") + " |")
     lines += ["", "| generator | range error | optimisation error | Jacobian norm median / max | pairwise max | test bits/dim |",
               "| --- | --- | --- | --- | --- | --- |"]
     for label, e in result["evaluation"].items():
