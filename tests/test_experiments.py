@@ -26,7 +26,7 @@ def recovery_experiments(dataset: str) -> list[str]:
 
 
 def test_every_experiment_is_covered():
-    training_only = {"mnist_vae", "celeba_dcgan"}
+    training_only = {"mnist_vae", "celeba_dcgan", "paper_mnist_generators"}
     assert set(conf_options("experiment")) == training_only | set(recovery_experiments("mnist10k")) | set(recovery_experiments("celeba"))
 
 
@@ -62,6 +62,17 @@ def test_mnist_vae_training_experiment(tmp_path):
     result = run_script("train.py", "experiment=mnist_vae", *TINY_TRAIN, f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert Path(summary_lines(result)["checkpoint"]).is_file()
+
+
+def test_generators_training_experiment_trains_all_four(tmp_path):
+    from csgm.generators.checkpoint import load_generator
+
+    result = run_script("train.py", "-m", "experiment=paper_mnist_generators", *TINY_TRAIN, f"paths.output_root={tmp_path}",
+                        f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = sorted((meta["name"], meta["training"]) for meta in
+                     (load_generator(path)[1] for path in (tmp_path / "sweep").glob("*/checkpoints/last.ckpt")))
+    assert trained == [("dcgan", "adversarial"), ("flow", "mle"), ("vae", "elbo"), ("vae", "glo")]
 
 
 @pytest.fixture(scope="module")
