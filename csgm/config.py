@@ -189,15 +189,15 @@ def _check_solver(cfg: dict) -> None:
 
 def _check_generator(cfg: dict) -> None:
     from csgm.generators import GENERATORS
-    from csgm.training import training_module
+    from csgm.training import training_module, training_options
 
     check_keys("generator.", cfg, ("name", "arch", "training"))
     check_choice("generator", cfg.get("name"), GENERATORS)
     check_value("generator.arch", cfg.get("arch", {}), dict)
     check_value("generator.training", cfg.get("training", {}), dict)
     check_call("generator.arch.", GENERATORS[cfg["name"]], cfg.get("arch", {}), ("image_shape",))
-    options = {k: v for k, v in cfg.get("training", {}).items() if k != "method"}
-    check_call("generator.training.", training_module(cfg), options, ("name", "arch", "image_shape", "dataset", "range_error"))
+    check_call("generator.training.", training_module(cfg), training_options(cfg),
+               ("name", "arch", "image_shape", "dataset", "range_error"))
 
 
 def validate_recover_config(cfg: dict) -> None:

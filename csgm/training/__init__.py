@@ -9,7 +9,7 @@ from csgm.training.gan import GANModule
 from csgm.training.glo import GLOModule
 from csgm.training.vae import VAEModule
 
-__all__ = ["GANModule", "VAEModule", "GLOModule", "FlowModule", "TRAINING_METHODS", "training_module"]
+__all__ = ["GANModule", "VAEModule", "GLOModule", "FlowModule", "TRAINING_METHODS", "training_module", "training_options"]
 
 TRAINING_METHODS: dict[str, type[GeneratorModule]] = {
     module.method: module for module in (VAEModule, GANModule, GLOModule, FlowModule)}
@@ -24,3 +24,8 @@ def training_module(generator: dict) -> type[GeneratorModule]:
         raise CsgmError(f"generator.training.method={method} cannot train generator={generator['name']} (it trains "
                         f"{', '.join(module.generators)}); pick another generator/training")
     return module
+
+
+def training_options(generator: dict) -> dict:
+    """The options ``generator.training`` passes to its module (all but ``method``, which chose the module)."""
+    return {k: v for k, v in generator.get("training", {}).items() if k != "method"}

@@ -16,7 +16,7 @@ from csgm.config import validate_train_config
 from csgm.data import ImageDataModule
 from csgm.reporting.loggers import build_logger, finish_wandb
 from csgm.trainer import build_trainer
-from csgm.training import training_module
+from csgm.training import training_module, training_options
 from csgm.training.samples import SampleGrid
 
 __all__ = ["train"]
@@ -31,9 +31,8 @@ def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     gen_cfg = cfg["generator"]
 
     data = ImageDataModule(cfg["dataset"], cfg["batch_size"], cfg["num_workers"])
-    options = {k: v for k, v in gen_cfg["training"].items() if k != "method"}
     module = training_module(gen_cfg)(gen_cfg["name"], gen_cfg["arch"], data.image_shape, cfg["dataset"]["name"],
-                                      cfg.get("range_error"), **options)
+                                      cfg.get("range_error"), **training_options(gen_cfg))
     samples = SampleGrid(run_dir, cfg["num_samples"], cfg["seed"])
     every = cfg.get("checkpoint_every", 0)  # also keep checkpoints/epoch_EEEE.ckpt every this many epochs
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=-1 if every else 0,
