@@ -53,6 +53,15 @@ def test_range_error_is_the_same_on_two_processes_as_on_one():
     # The distributed sampler gives rank r the validation images r, r + 2, ...; with 8 images per rank the two
     # ranks see exactly the first 16 images, which one process sees with images=16. Latent starts are seeded by
     # the dataset index, and the metric's sums and counts are reduced across the processes.
-    one, two = validate_range_error(1, 16), validate_range_error(2, 8)
+    from torch.multiprocessing import ProcessExitedException
+
+    one = validate_range_error(1, 16)
+    for attempt in range(3):  # a spawned gloo worker has been seen to abort at exit ("terminate called without an
+        try:                  # active exception") once in three CI runs; the value is still checked exactly below
+            two = validate_range_error(2, 8)
+            break
+        except ProcessExitedException:
+            if attempt == 2:
+                raise
     assert 0 < one < 1
     assert two == pytest.approx(one, rel=1e-5)
