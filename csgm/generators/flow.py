@@ -80,7 +80,7 @@ class RealNVPFlow(Generator):
                             f"{height}x{width}; resize the dataset (dataset.image_size)")
         check_range("generator.arch.coupling_layers", coupling_layers, 1)
         check_range("generator.arch.hidden_channels", hidden_channels, 1)
-        check_range("generator.arch.alpha", alpha, 0, 0.5, low_open=True)
+        check_range("generator.arch.alpha", alpha, 0, low_open=True)
         super().__init__(channels * height * width, (channels, height, width))
         if alpha >= 0.5:
             raise CsgmError(f"generator.arch.alpha={alpha} must be < 0.5 (pixels map to alpha + (1 - 2 alpha) x)")
