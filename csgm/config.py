@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
 from csgm.errors import CsgmError, check_choice, check_range
+from csgm.precision import canonical_precision
 from csgm.options import check_call, check_keys, check_value, entry_options
 
 __all__ = ["RecoverConfig", "TrainConfig", "EvaluateConfig", "validate_recover_config", "validate_train_config",
@@ -34,6 +35,7 @@ class Paths:
 @dataclass
 class Tuning:
     num_images: int = _bounded(20, 0)
+    halving_every: int = _bounded(100, 0)
 
 
 @dataclass
@@ -64,6 +66,7 @@ class RecoverConfig:
     save_images: int = _bounded(10, 0)
     tuning: Tuning = field(default_factory=Tuning)
     paths: Paths = field(default_factory=Paths)
+    matmul_precision: Literal["highest", "high", "medium"] = "highest"
     report_name: Optional[str] = None
     report_x: Literal["m", "noise_std"] = "m"
     sweep: dict = field(default_factory=dict)
@@ -210,6 +213,7 @@ def validate_recover_config(cfg: dict) -> None:
     _check_noise(cfg["noise"])
     _check_solver(cfg["solver"])
     _check_trainer(cfg["trainer"])
+    canonical_precision(cfg["trainer"].get("precision", "32-true"))  # the solver's arithmetic (csgm.precision)
     _check_logger(cfg["logger"])
 
 

@@ -57,6 +57,22 @@ def test_speed_benchmark(vae_checkpoint, tmp_path):
                                 solvers["csgm"]["evaluations_per_second"], rounding=0.05)
 
 
+@requires_compiler
+def test_precision_benchmark(vae_checkpoint, tmp_path):
+    out = run_benchmark("precision.py", f"--checkpoint={vae_checkpoint}", "--images=3", "--iterations=4", "--repeats=1",
+                        "--end-to-end", cwd=tmp_path)
+    arms = out["solver"]
+    assert set(arms) == {"float32", "float32_compiled", "tf32", "bf16_mixed", "bf16_mixed_compiled"}  # fp16: CUDA only
+    assert arms["float32"]["error_change"] == 0.0 and arms["float32_compiled"]["max_abs_difference_x_hat_vs_float32"] < 1e-4
+    assert arms["tf32"]["emulated"] and arms["tf32"]["speedup_over_float32"] is None  # no TF32 on a CPU: emulated
+    # rounding the products' inputs changes x_hat, TF32's 10 mantissa bits less than bfloat16's 7
+    assert 0 < arms["tf32"]["max_abs_difference_x_hat_vs_float32"] < arms["bf16_mixed"]["max_abs_difference_x_hat_vs_float32"]
+    assert abs(arms["bf16_mixed"]["error_change"]) < 0.05
+    assert set(out["end_to_end"]) == {"float32", "bf16_mixed"}
+    for arm in out["end_to_end"].values():
+        assert arm["images"] == 3 and arm["seconds"] > 0 and math.isfinite(arm["mean_per_pixel_error"])
+
+
 def test_lasso_speed_benchmark(vae_checkpoint, tmp_path):
     out = run_benchmark("lasso_speed.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--m=50", cwd=tmp_path)
     assert set(out["cases"]) == {"validation_lambda", "lambda_0.3"}
@@ -122,10 +138,12 @@ def test_uncertainty_benchmark(vae_checkpoint, tmp_path):
 
 
 def test_starts_benchmark(vae_checkpoint, tmp_path):
-    out = run_benchmark("starts.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--measurements=20,40",
+    out = run_benchmark("starts.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--measurements=20,40", "--single-starts",
                         "solver.iterations=4", cwd=tmp_path)
     assert [row["m"] for row in out["table"]] == [20, 40]
     for row in out["table"]:
+        assert set(row["single_start"]) == {"prior", "prior_half", "zero", "uniform", "amortised"}  # the test VAE has an encoder
+        assert all(math.isfinite(arm["mse_mean"]) for arm in row["single_start"].values())
         assert row["csgm_bank"]["generator_evaluations"] == 4096 + 2 * 2 * (4 + 1)
         ratio = row["csgm"]["generator_evaluations"] / row["csgm_bank"]["generator_evaluations"]
         assert row["evaluation_saving"] == pytest.approx(ratio, abs=0.006)  # rounded to 2 decimals

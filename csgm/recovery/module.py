@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel
 from csgm.metrics import image_metrics
+from csgm.precision import solver_arithmetic
 from csgm.recovery.store import posterior_metrics, result_rows
 from csgm.seeding import seeded_rng
 from csgm.solvers import Solver
@@ -59,7 +60,7 @@ class RecoveryModule(pl.LightningModule):
 
     def __init__(self, generator: Generator | None, settings: Sequence[tuple[Solver, dict]],
                  measurements: Sequence[MeasurementModel], seed: int, input_mode: str = "test",
-                 labels: dict[str, str] | None = None) -> None:
+                 labels: dict[str, str] | None = None, arithmetic: tuple[str, str] = ("32-true", "highest")) -> None:
         super().__init__()
         self.generator = generator
         if generator is not None:
@@ -67,6 +68,7 @@ class RecoveryModule(pl.LightningModule):
         self.settings, self.measurements, self.seed, self.input_mode = list(settings), list(measurements), seed, input_mode
         self.operators = torch.nn.ModuleList(model.operator for model in measurements)  # moved with the module
         self.labels = labels or {}
+        self.arithmetic = arithmetic  # (trainer.precision, matmul_precision) of the solve (csgm.precision)
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> list[tuple[list[dict[str, Any]], torch.Tensor, dict]]:
         """Items are images (measured here), or with ``input_mode='file'`` the given measurements y."""
@@ -89,7 +91,9 @@ class RecoveryModule(pl.LightningModule):
         """Solve for the j-th m; metrics against x when there is ground truth (no error columns otherwise)."""
         (solver, params), measurement = self.settings[j], self.measurements[j]
         start = time.perf_counter()
-        out = solver.solve(y, measurement, ids, self.generator, self.seed)
+        with solver_arithmetic(*self.arithmetic, device=y.device):
+            out = solver.solve(y, measurement, ids, self.generator, self.seed)
+        out = out.floating_as(y.dtype)
         seconds = (time.perf_counter() - start) / len(ids)
         out.x_hat = out.x_hat.detach().clamp(0, 1)
         metrics = image_metrics(out.x_hat, x, measurement.operator.scale_invariant) if x is not None else None

@@ -1,8 +1,8 @@
 """Where recovery runs live: `checkpoint=latest`, and run folders named by what determines their results.
 
 A run folder's name ends with a hash of its *identity*: the dataset, input, operator, noise, solver
-(less its speed-only options), seed, numeric precision, the validation setting of tuned solvers, and
-the content digest of the generator (its architecture and weights, not the checkpoint's path). The
+(less its speed-only options), seed, the solver's arithmetic (csgm.precision), the validation setting of
+tuned solvers, and the content digest of the generator (its architecture and weights, not the checkpoint's path). The
 identity is also stored in the folder (``identity.json``) and checked on every resume, so results of two
 settings or two generators can never mix in one folder.
 """
@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from csgm.errors import CsgmError
 from csgm.files import atomic_write_bytes, cached_digest, content_digest
+from csgm.precision import precision_identity
 
 __all__ = ["resolve_checkpoint", "run_identity", "run_fingerprint", "check_identity", "register_resolvers",
            "results_defining", "uses_generator", "digest_cache_file", "IDENTITY_FILE"]
@@ -25,7 +26,6 @@ __all__ = ["resolve_checkpoint", "run_identity", "run_fingerprint", "check_ident
 IDENTITY_KEYS = ("dataset", "input", "operator", "noise", "solver", "seed")
 SPEED_ONLY_SOLVER_OPTIONS = ("flush_denormals", "compile")  # how fast, not what: a run may resume with them changed
 IDENTITY_FILE = "identity.json"
-_PRECISION_ALIASES = {"32": "32-true", "64": "64-true", "16": "16-mixed", "bf16": "bf16-mixed"}
 
 
 def results_defining(solver_cfg: dict) -> dict:
@@ -78,13 +78,24 @@ def run_identity(cfg: dict, generator_digest: str | None) -> dict[str, Any]:
         identity["file"] = file_digests(cfg)
     identity["solver"] = results_defining(identity["solver"])
     identity["generator"] = generator_digest
-    precision = str(cfg.get("trainer", {}).get("precision", "32-true"))
-    identity["precision"] = _PRECISION_ALIASES.get(precision, precision)
+    identity["precision"] = precision_identity(cfg.get("trainer", {}).get("precision", "32-true"),
+                                               cfg.get("matmul_precision", "highest"))
     if "auto" in identity["solver"].values():  # validation images choose the hyperparameter
-        identity["tuning"] = cfg.get("tuning")
+        identity["tuning"] = search_identity(cfg)
     if (identity.get("noise") or {}).get("name") == "student_t":  # generative solvers fit its likelihood since the
         identity["data_term"] = "likelihood"                       # measurement model (before: ||A x - y||^2)
     return identity
+
+
+def search_identity(cfg: dict) -> dict:
+    """The tuning settings that change a validation search's choice: the pruning of restarts only for solvers
+    that prune (so that the folders of, say, Lasso stay where they were)."""
+    from csgm.solvers import solver_class
+
+    tuning = dict(cfg.get("tuning") or {})
+    if not solver_class(cfg["solver"]).prunes_search:
+        tuning.pop("halving_every", None)
+    return tuning
 
 
 def _hash(identity: dict[str, Any]) -> str:
@@ -104,7 +115,7 @@ def run_fingerprint(cfg: Any) -> str:
     """8 hex digits over ``run_identity``: re-running the same command finds the same folder and resumes
     it. Never raises (it names a folder): a config that cannot be resolved is reported by recover()."""
     try:
-        needed = (*IDENTITY_KEYS, "trainer", "tuning", "checkpoint", "paths", "file")
+        needed = (*IDENTITY_KEYS, "trainer", "matmul_precision", "tuning", "checkpoint", "paths", "file")
         node = _selected(cfg, needed) if OmegaConf.is_config(cfg) else {k: cfg.get(k) for k in needed}
     except Exception:
         return "unresolved"

@@ -24,6 +24,7 @@ from csgm.generators import Generator
 from csgm.generators.checkpoint import load_generator
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_noise, build_operator
+from csgm.precision import lightning_precision, precision_identity, solver_arithmetic
 from csgm.recovery.grid import measurement_grid
 from csgm.recovery.measured import MeasuredItems, load_array, measured_operator
 from csgm.recovery.module import RecoveryModule, WorkItems, gen_span_images
@@ -202,15 +203,19 @@ def _run(cfg: dict, run_dir: Path, solver: Solver, noise: Noise, splits: dict, s
     val_images = torch.stack([splits["val"][i][0] for i in range(val_count)]) if val_count else torch.zeros(0, *image_shape)
     context = {"solver": results_defining({k: v for k, v in cfg["solver"].items() if k != "label"}), "dataset": cfg["dataset"],
                "operator": cfg["operator"], "noise": cfg["noise"], "generator": digest}
+    arithmetic = (cfg["trainer"]["precision"], cfg["matmul_precision"])
+    context["precision"] = precision_identity(*arithmetic)
     settings = [(solver, {})] * len(operators)
-    tuned = tune_per_m(solver, [measurements[j] for j in pending], val_images, generator, cfg["seed"],
-                       Path(cfg["paths"]["output_root"]) / "tuning", context)
+    with solver_arithmetic(*arithmetic, device="cpu"):  # the search runs where the validation images are
+        tuned = tune_per_m(solver, [measurements[j] for j in pending], val_images, generator, cfg["seed"],
+                           Path(cfg["paths"]["output_root"]) / "tuning", context, cfg["tuning"]["halving_every"])
     for j, setting in zip(pending, tuned):
         settings[j] = setting
     labels = {"solver": cfg["solver"].get("label") or cfg["solver"].get("name"), "noise": cfg["noise"].get("name", "noise")}
-    module = RecoveryModule(generator, settings, measurements, cfg["seed"], cfg["input"], labels=labels)
-    trainer = build_trainer(cfg["trainer"], inference_mode=False, logger=False, default_root_dir=str(run_dir),
-                            callbacks=[ShardWriter(store)], enable_checkpointing=False)
+    module = RecoveryModule(generator, settings, measurements, cfg["seed"], cfg["input"], labels=labels, arithmetic=arithmetic)
+    trainer = build_trainer({**cfg["trainer"], "precision": lightning_precision(arithmetic[0])}, inference_mode=False,
+                            logger=False, default_root_dir=str(run_dir), callbacks=[ShardWriter(store)],
+                            enable_checkpointing=False)
     if pairs:
         loader = DataLoader(source.items(pairs), batch_size=cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"])
         trainer.predict(module, dataloaders=loader, return_predictions=False)

@@ -2,9 +2,10 @@
 
 For every m of the grid, each candidate setting of the solver (``Solver.candidates``) recovers the first
 ``num_images`` validation images from their own seeded measurements; the candidate with the lowest
-mean per-pixel error wins. Candidates are copies of the solver object (``Solver.with_options``), so no
+mean per-pixel error wins. With ``halving_every`` > 0 a restart-based solver's search halves its restarts every
+that many steps (``Solver.search_copy``): ranking candidates needs less work than the final run. Candidates are copies of the solver object (``Solver.with_options``), so no
 solver is rebuilt from its config and caches such as ||A|| are computed once. Choices are cached as
-JSON per (dataset, operator, noise, solver, m, seed, checkpoint, images) under ``cache_dir``.
+JSON per (dataset, operator, noise, solver, m, seed, checkpoint, images, search pruning) under ``cache_dir``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def _check_search(solver: Solver, candidates: list[dict], val_images: torch.Tens
 
 
 def tune_per_m(solver: Solver, measurements: Sequence[MeasurementModel], val_images: torch.Tensor,
-               generator: Generator | None, seed: int, cache_dir: Path, context: dict[str, Any]) -> list[tuple[Solver, dict]]:
+               generator: Generator | None, seed: int, cache_dir: Path, context: dict[str, Any],
+               halving_every: int = 0) -> list[tuple[Solver, dict]]:
     """(solver, chosen options) per measurement model of the grid: ``solver`` itself when nothing is ``auto``,
     else a copy with the option chosen on ``val_images`` (measured with the validation split's noise).
     ``context`` (the results-defining config: solver, dataset, operator, noise, generator) keys the cache."""
@@ -58,17 +60,19 @@ def tune_per_m(solver: Solver, measurements: Sequence[MeasurementModel], val_ima
         return [(solver, {})] * len(measurements)
     candidates = solver.candidates()
     _check_search(solver, candidates, val_images)
+    searcher = solver.search_copy(halving_every)
+    search = {} if searcher is solver else {"search_halving_every": searcher.halving_every}
     chosen = []
     ids = list(range(len(val_images)))
     for test_model in measurements:
         model = MeasurementModel(test_model.operator, test_model.noise, seed, split="validation")
-        key = {"format": 2, "m": model.operator.m, "seed": seed, "images": len(val_images), **context}
+        key = {"format": 2, "m": model.operator.m, "seed": seed, "images": len(val_images), **search, **context}
         path = cache_dir / (hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16] + ".json")
         if path.is_file():
             choice = json.loads(path.read_text())["value"]
         else:
             y = model.measure(val_images, ids)
-            errors = validation_errors(solver, candidates, val_images, y, model, generator, seed)
+            errors = validation_errors(searcher, candidates, val_images, y, model, generator, seed)
             choice = candidates[min(range(len(errors)), key=errors.__getitem__)]
             record = {"value": choice, "option": solver.tunable, "candidates": candidates, "errors": errors, "key": key}
             atomic_write_bytes(path, json.dumps(record, indent=1, default=str).encode())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -42,6 +43,15 @@ class SolverOutput:
         if self.generator_evaluations is None:
             self.generator_evaluations = torch.zeros(count, dtype=torch.long)
 
+    def floating_as(self, dtype: torch.dtype) -> SolverOutput:
+        """This output with its floating-point tensors in ``dtype`` (a mixed-precision solve's, in y's dtype)."""
+        def cast(value):
+            if isinstance(value, tuple):
+                return tuple(cast(v) for v in value)
+            return value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+        return dataclasses.replace(self, **{f.name: cast(getattr(self, f.name)) for f in dataclasses.fields(self)})
+
 
 class Solver:
     """Base class. Solvers receive the measurement model (operator, noise and its likelihood; a bare
@@ -56,6 +66,7 @@ class Solver:
     accepts_quantized: bool = True       # such a solver may use a quantiser's linear part (quantisation as noise)
     tunable: str | None = None          # the option that ``auto`` chooses on the validation split
     grid_option: str = "lambda_grid"    # the option listing its candidate values
+    prunes_search: bool = False         # its validation search may prune restarts (``search_copy``)
 
     def check_operator(self, operator: Operator) -> None:
         """Refuse, in one line, an operator this solver cannot use (a nonlinear one for an adjoint-based solver;
@@ -94,6 +105,10 @@ class Solver:
         for key, value in setting.items():
             setattr(solver, key, value)
         return solver
+
+    def search_copy(self, halving_every: int) -> Solver:
+        """The solver that the validation search runs: this one (restart-based solvers override it)."""
+        return self
 
     def solve_candidates(self, candidates: Sequence[dict], y: torch.Tensor, measurement: MeasurementModel | Operator,
                          image_ids: Sequence[int], generator: Generator | None = None, seed: int = 0) -> list[torch.Tensor]:

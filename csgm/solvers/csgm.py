@@ -69,6 +69,7 @@ class CSGMSolver(Solver):
 
     name = "csgm"
     needs_generator = True
+    prunes_search = True
 
     def __init__(self, lr: float = 0.01, iterations: int = 1000, restarts: int = 10, optimizer: str = "adam",
                  momentum: float = 0.9, lambda_z: float = 0.0, l2_weight: float = 1.0, l1_weight: float = 0.0,
@@ -106,6 +107,13 @@ class CSGMSolver(Solver):
         self.flush_denormals = check_flag("solver.flush_denormals", flush_denormals)
         self.compile = check_flag("solver.compile", compile)
         self.label = label or self.name
+
+    def search_copy(self, halving_every: int) -> CSGMSolver:
+        """For the validation search: a copy whose restarts are halved every ``halving_every`` steps (keeping
+        ``halving_keep``), the search only needing to rank candidates; itself if 0 or it already halves."""
+        if not halving_every or self.halving_every:
+            return self
+        return self.with_options(halving_every=int(halving_every))
 
     def image(self, z: torch.Tensor, generator: Generator, deviation: torch.Tensor | None) -> torch.Tensor:
         """The estimate for latents z: G(z) (Sparse-Gen adds its deviation)."""

@@ -127,7 +127,8 @@ def test_checkpoint_swapped_at_the_same_path_gets_its_own_folder(vae_checkpoint,
 
 
 @pytest.mark.parametrize("change", ["noise.std=0.2", "noise=student_t", "operator=fourier", "operator.normalize=true",
-                                    "seed=1", "trainer.precision=bf16-mixed", "solver.lambda_z=0.1", "input=val"])
+                                    "seed=1", "trainer.precision=bf16-mixed", "matmul_precision=high", "solver.lambda_z=0.1",
+                                    "input=val"])
 def test_every_setting_that_changes_results_changes_the_folder(vae_checkpoint, change):
     folder = lambda *extra: compose_config("recover", [f"checkpoint={vae_checkpoint}", *extra]).run_name  # noqa: E731
     assert folder(change) != folder()
@@ -139,6 +140,9 @@ def test_speed_and_size_options_keep_the_folder(vae_checkpoint):
             folder("num_images=3"), folder("measurements=[5]"), folder("trainer.precision=32"), folder("tuning.num_images=3")}
     assert len(same) == 1
     assert folder("solver=lasso") != folder("solver=lasso", "tuning.num_images=3")  # tuning matters where it chooses
+    # the search's pruning of restarts matters only for solvers with restarts
+    assert folder("solver=lasso") == folder("solver=lasso", "tuning.halving_every=0")
+    assert folder("solver=sparse_gen") != folder("solver=sparse_gen", "tuning.halving_every=0")
 
 
 def test_a_huge_learning_rate_is_reported_as_divergence(vae_checkpoint, tmp_path):

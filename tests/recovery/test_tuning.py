@@ -89,3 +89,22 @@ def test_recover_records_the_chosen_lambda(tmp_path):
     params = [json.loads(s["params"]) for s in result["summary"]]
     assert all(set(p) == {"lambda_l1"} for p in params)
     assert len(list((tmp_path / "tuning").glob("*.json"))) == 2
+
+
+def test_a_search_with_restarts_halves_them_and_keys_its_cache_by_it(tmp_path, monkeypatch):
+    sparse_gen = build_solver({"name": "sparse_gen", "lambda_grid": [1.0, 100.0], "restarts": 4, "iterations": 20})
+    assert sparse_gen.search_copy(0) is sparse_gen and sparse_gen.search_copy(10).halving_every == 10
+    assert sparse_gen.halving_every == 0  # the test run keeps every restart
+    own = sparse_gen.with_options(halving_every=5)
+    assert own.search_copy(10) is own  # a solver that halves already searches with its own schedule
+    lasso = build_solver(LASSO)
+    assert lasso.search_copy(10) is lasso
+
+    searched = []
+    monkeypatch.setattr(tuning, "validation_errors", lambda solver, candidates, *a: searched.append(solver.halving_every)
+                        or [float(i) for i in range(len(candidates))])
+    model = MeasurementModel(build_operator({"name": "gaussian"}, (1, 28, 28), seed=0, m=50), Noise("gaussian", 0.1))
+    for halving in (10, 0, 10):
+        tuning.tune_per_m(sparse_gen, [model], digits(2), None, 0, tmp_path, {"dataset": "d"}, halving)
+    assert searched == [10, 0]  # the third search found the first one's cache; the second had its own
+    assert len(list(tmp_path.glob("*.json"))) == 2
