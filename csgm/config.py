@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
 from csgm.errors import CsgmError, check_choice, check_range
-from csgm.precision import canonical_precision
 from csgm.options import check_call, check_keys, check_value, entry_options
+from csgm.precision import canonical_precision
 
 __all__ = ["RecoverConfig", "TrainConfig", "EvaluateConfig", "validate_recover_config", "validate_train_config",
            "validate_evaluate_config", "MAX_SEED"]

@@ -191,6 +191,27 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
         return _run(cfg, run_dir, solver, noise, splits, source, image_shape, generator, meta["digest"], measurements)
 
 
+def _tuned(cfg: dict, solver: Solver, measurements: list[MeasurementModel], splits: dict, image_shape: tuple,
+           generator: Generator | None, digest: str | None, device: torch.device) -> list[tuple[Solver, dict]]:
+    """The validation search's (solver, choice) per measurement model, run on the job's device in its arithmetic
+    (G and the operators go back to the CPU afterwards, where the trainer expects them)."""
+    val_count = min(cfg["tuning"]["num_images"], len(splits["val"]))
+    val_images = torch.stack([splits["val"][i][0] for i in range(val_count)]) if val_count else torch.zeros(0, *image_shape)
+    arithmetic = (cfg["trainer"]["precision"], cfg["matmul_precision"])
+    context = {"solver": results_defining({k: v for k, v in cfg["solver"].items() if k != "label"}), "dataset": cfg["dataset"],
+               "operator": cfg["operator"], "noise": cfg["noise"], "generator": digest, "precision": precision_identity(*arithmetic)}
+    modules = [module for module in (generator, *(model.operator for model in measurements)) if module is not None]
+    try:
+        for module in modules:
+            module.to(device)
+        with solver_arithmetic(*arithmetic, device=device):
+            return tune_per_m(solver, measurements, val_images.to(device), generator, cfg["seed"],
+                              Path(cfg["paths"]["output_root"]) / "tuning", context, cfg["tuning"]["halving_every"])
+    finally:
+        for module in modules:
+            module.to("cpu")
+
+
 def _run(cfg: dict, run_dir: Path, solver: Solver, noise: Noise, splits: dict, source: _Source, image_shape: tuple,
          generator: Generator | None, digest: str | None, measurements: list[MeasurementModel]) -> dict[str, Any]:
     """The work of ``recover`` once the run folder is locked and its identity checked."""
@@ -199,23 +220,18 @@ def _run(cfg: dict, run_dir: Path, solver: Solver, noise: Noise, splits: dict, s
     done = store.done()
     pairs = [(j, i) for j, op in enumerate(operators) for i in range(source.count) if (op.m, i) not in done]
     pending = sorted({j for j, _ in pairs})  # only m values with work left need their hyperparameters
-    val_count = min(cfg["tuning"]["num_images"], len(splits["val"]))
-    val_images = torch.stack([splits["val"][i][0] for i in range(val_count)]) if val_count else torch.zeros(0, *image_shape)
-    context = {"solver": results_defining({k: v for k, v in cfg["solver"].items() if k != "label"}), "dataset": cfg["dataset"],
-               "operator": cfg["operator"], "noise": cfg["noise"], "generator": digest}
     arithmetic = (cfg["trainer"]["precision"], cfg["matmul_precision"])
-    context["precision"] = precision_identity(*arithmetic)
-    settings = [(solver, {})] * len(operators)
-    with solver_arithmetic(*arithmetic, device="cpu"):  # the search runs where the validation images are
-        tuned = tune_per_m(solver, [measurements[j] for j in pending], val_images, generator, cfg["seed"],
-                           Path(cfg["paths"]["output_root"]) / "tuning", context, cfg["tuning"]["halving_every"])
-    for j, setting in zip(pending, tuned):
-        settings[j] = setting
-    labels = {"solver": cfg["solver"].get("label") or cfg["solver"].get("name"), "noise": cfg["noise"].get("name", "noise")}
-    module = RecoveryModule(generator, settings, measurements, cfg["seed"], cfg["input"], labels=labels, arithmetic=arithmetic)
     trainer = build_trainer({**cfg["trainer"], "precision": lightning_precision(arithmetic[0])}, inference_mode=False,
                             logger=False, default_root_dir=str(run_dir), callbacks=[ShardWriter(store)],
                             enable_checkpointing=False)
+    settings = [(solver, {})] * len(operators)
+    if solver.needs_tuning and pending:
+        tuned = _tuned(cfg, solver, [measurements[j] for j in pending], splits, image_shape, generator, digest,
+                       trainer.strategy.root_device)
+        for j, setting in zip(pending, tuned):
+            settings[j] = setting
+    labels = {"solver": cfg["solver"].get("label") or cfg["solver"].get("name"), "noise": cfg["noise"].get("name", "noise")}
+    module = RecoveryModule(generator, settings, measurements, cfg["seed"], cfg["input"], labels=labels, arithmetic=arithmetic)
     if pairs:
         loader = DataLoader(source.items(pairs), batch_size=cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"])
         trainer.predict(module, dataloaders=loader, return_predictions=False)

@@ -11,6 +11,7 @@ from csgm.errors import CsgmError
 from csgm.generators import build_generator
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_operator, operator_uses_m
+from csgm.precision import solver_arithmetic
 from csgm.solvers import build_solver
 from tests.helpers import compose_config, conf_options
 
@@ -83,3 +84,14 @@ def test_every_operator_is_accepted_or_refused_in_one_line(option):
             solver.check_operator(operator)
         except CsgmError as error:
             assert operator.name in str(error) and "solver=" in str(error) and "\n" not in str(error)
+
+
+@pytest.mark.parametrize("option", conf_options("solver"))
+def test_every_solver_runs_in_bfloat16_autocast(option, generator):
+    """trainer.precision=bf16-mixed runs the solver under autocast (csgm.precision): no dtype clash, finite estimates."""
+    solver = small_solver(option)
+    model, y, ids = problem_for(solver)
+    with solver_arithmetic("bf16-mixed"):
+        out = solver.solve(y, model, ids, generator, seed=0).floating_as(y.dtype)
+    assert out.x_hat.dtype == torch.float32 and bool(torch.isfinite(out.x_hat).all())
+    assert float(out.x_hat.min()) >= 0 and float(out.x_hat.max()) <= 1
