@@ -15,12 +15,14 @@ uniformity with p-values, the mean acceptance rate; ``--figure`` draws both hist
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
 from common import ROOT, emit, environment
 from csgm.api import compose
 from csgm.cli import plain
+from csgm.files import atomic_write_bytes
 from csgm.generators.checkpoint import load_generator
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_operator
@@ -74,12 +76,9 @@ def main() -> None:
                        "chains": chains, "latent_dim": generator.latent_dim},
           "solver": solver_cfg, "mean_acceptance": round(float(acceptance.mean()), 4), **results})
     if args.figure:
-        import matplotlib
+        from csgm.reporting.plots import figure_png, pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        figure, axes = plt.subplots(1, 2, figsize=(9, 3), dpi=120)
+        figure, axes = pyplot().subplots(1, 2, figsize=(9, 3), dpi=120)
         titles = {"thinned": f"among {latents.shape[1]} thinned samples (binned)", "chains": f"among the {chains} chains' final states"}
         for axis, (name, result) in zip(axes, results.items()):
             axis.bar(range(len(result["histogram"])), result["histogram"], color="tab:blue")
@@ -90,7 +89,7 @@ def main() -> None:
             axis.legend()
         figure.suptitle(f"SBC of {solver_cfg['label']} on G's own images, m = {args.m}, noise {args.noise_std}")
         figure.tight_layout()
-        figure.savefig(args.figure)
+        atomic_write_bytes(Path(args.figure), figure_png(figure))
 
 
 if __name__ == "__main__":

@@ -28,9 +28,10 @@ from quality import curves_cross
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.evaluation.run import evaluate
+from csgm.files import atomic_write_bytes
 from csgm.generators.checkpoint import load_generator
 from csgm.recovery.run import recover
-from csgm.reporting.plots import error_curves_png
+from csgm.reporting.plots import error_curves_png, figure_png, pyplot
 
 LABELS = {("vae", "elbo"): "VAE", ("vae", "glo"): "GLO", ("flow", "mle"): "flow", ("dcgan", "adversarial"): "DCGAN"}
 SOLVERS = {"vae": "csgm", "dcgan": "csgm_dcgan", "flow": "csgm_flow"}
@@ -99,9 +100,8 @@ def evaluation(checkpoint: str, images: int, output_root: str, dataset: str) -> 
 
 
 def scatter_png(study: list[dict], correlations: dict, path: Path, m: int) -> None:
-    from csgm.reporting.plots import _png, _pyplot
-
-    plt = _pyplot()
+    """The study's scatter plots (one per predictor, CS error against it, log-log) written to ``path``."""
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(PREDICTORS), figsize=(4 * len(PREDICTORS), 3.6))
     labels = sorted({point["label"] for point in study})
     for ax, name in zip(axes, PREDICTORS):
@@ -116,8 +116,7 @@ def scatter_png(study: list[dict], correlations: dict, path: Path, m: int) -> No
     axes[0].set_ylabel(f"CS error at m = {m}")
     axes[-1].legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_png(fig))
+    atomic_write_bytes(path, figure_png(fig))
 
 
 def markdown(result: dict) -> str:

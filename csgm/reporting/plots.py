@@ -12,6 +12,7 @@ import torch
 from csgm.files import atomic_write_bytes
 
 __all__ = ["plot_error_curves", "save_image_rows", "error_curves_png", "image_png", "image_rows_png", "wants_log_scale",
+           "pyplot", "figure_png",
            "METRIC_LABELS", "X_AXES", "MIN_CELL_PIXELS"]
 
 METRIC_LABELS = {"mse": "per-pixel squared error ||x̂ - x||² / n", "psnr": "PSNR (dB)", "ssim": "SSIM"}
@@ -20,7 +21,8 @@ MIN_CELL_PIXELS = 56  # each image of a grid is shown at least this many pixels 
 _LOG_SPAN = 100.0     # a y axis whose positive values span more than two decades is drawn on a log scale
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -29,10 +31,11 @@ def _pyplot():
     return plt
 
 
-def _png(fig) -> bytes:
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buffer.getvalue()
 
 
@@ -55,7 +58,7 @@ def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", tit
     band, the legend outside the axes; PNG bytes. ``log_y`` None: a log y axis when the values span more than
     two decades. Failed images are not in the means (summaries exclude them); the legend says how many there
     were, and a point where every image failed is left out."""
-    plt = _pyplot()
+    plt = pyplot()
 
     def label(row: dict[str, Any]) -> str:
         if x == "m":
@@ -90,7 +93,7 @@ def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", tit
     ax.set_title(title or f"reconstruction error versus {'measurements' if x == 'm' else 'noise level'} (mean, 95% interval)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def image_png(image: torch.Tensor) -> bytes:
@@ -112,7 +115,7 @@ def save_image_rows(rows: Sequence[torch.Tensor], path: str | Path, labels: Sequ
 def image_rows_png(rows: Sequence[torch.Tensor], labels: Sequence[str] | None = None, title: str | None = None) -> bytes:
     """Equally long image rows (each (N, C, H, W) in [0, 1]), originals first, then one row per method; a label
     left of every row, a title above; every image at least ``MIN_CELL_PIXELS`` wide. PNG bytes."""
-    plt = _pyplot()
+    plt = pyplot()
     count, (channels, height, width) = len(rows[0]), tuple(rows[0].shape[1:])
     cell = max(MIN_CELL_PIXELS, width) / 100.0  # inches at dpi 100; labels and title are added around the cells
     fig, axes = plt.subplots(len(rows), count, squeeze=False, dpi=100, figsize=(count * cell, len(rows) * cell * height / width))
@@ -133,4 +136,4 @@ def image_rows_png(rows: Sequence[torch.Tensor], labels: Sequence[str] | None = 
             axes[r][0].set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=9, labelpad=6)
     if title:
         fig.suptitle(title, fontsize=10, y=1.0, va="bottom")
-    return _png(fig)
+    return figure_png(fig)
