@@ -1,10 +1,10 @@
 """The arithmetic of a recovery's solver: ``trainer.precision`` and ``matmul_precision``.
 
-- ``trainer.precision``: ``32-true`` (default), ``64-true`` (Lightning converts the generator and the
-  operators), ``bf16-mixed`` and ``16-mixed``: the solver runs under ``torch.autocast`` (matrix products
-  in bfloat16/float16, reductions and the optimiser's state in float32). Only the solver: measurements are
-  simulated in float32 whatever the setting (else the problem itself would change), and estimates are
-  returned in the dtype of y.
+- ``trainer.precision``: ``32-true`` (default), ``64-true`` (Lightning converts the generator, the operators
+  and the images: everything in float64), ``bf16-mixed`` and ``16-mixed``: the solver alone runs under
+  ``torch.autocast`` (matrix products in bfloat16/float16, reductions and the optimiser's state in float32);
+  the measurements are still simulated in float32 (else the problem itself would change) and the estimates
+  are returned in the dtype of y.
 - ``matmul_precision``: ``highest`` (default; true float32 products), ``high`` (TF32 products on GPUs
   that have them, Ampere and later) or ``medium`` (bfloat16 products where the device allows it);
   ``torch.set_float32_matmul_precision`` for the duration of the solve, then restored.
