@@ -1,10 +1,10 @@
 """Recovery arithmetic on the paper's MNIST protocol: error and time of each precision setting; prints JSON.
 
     python benchmarks/precision.py [--checkpoint latest] [--device cpu|cuda] [--threads 1] [--images 100]
-                                   [--end-to-end] [--markdown JSON]
+                                   [--solver csgm] [--end-to-end] [--markdown JSON]
 
-Every arm solves the same problem (the trained VAE, A, y, images and seeded starts; 10 restarts x 1000 Adam
-steps at m = 100) under one arithmetic of ``csgm.precision.solver_arithmetic`` (what ``recover.py
+Every arm solves the same problem (the trained VAE, A, y, images and seeded starts; ``--solver`` csgm: 10 restarts
+x 1000 Adam steps at m = 100) under one arithmetic of ``csgm.precision.solver_arithmetic`` (what ``recover.py
 trainer.precision=... matmul_precision=...`` applies), with and without ``solver.compile``:
 
 - ``float32``: the default (``trainer.precision=32-true``, ``matmul_precision=highest``);
@@ -32,9 +32,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from common import ROOT, emit, environment, mnist_problem, timed
+from csgm.api import compose
+from csgm.cli import plain
 from csgm.metrics import per_pixel_error
 from csgm.precision import solver_arithmetic
-from csgm.solvers.csgm import CSGMSolver
+from csgm.solvers import build_solver
 
 ARMS = {"float32": ("32-true", "highest"), "tf32": ("32-true", "high"), "bf16_mixed": ("bf16-mixed", "highest"),
         "fp16_mixed": ("16-mixed", "highest")}
@@ -76,13 +78,15 @@ def arms_for(device: str) -> list[str]:
 
 def solver_arms(args, generator, operator, x, y, ids) -> dict:
     """Every arm x compiled or not, timed ``args.repeats`` times interleaved."""
-    variants = {f"{arm}{'_compiled' if compiled else ''}": (arm, CSGMSolver(lr=0.01, iterations=args.iterations, restarts=10,
-                                                                              compile=compiled))
+    cfg = plain(compose("recover", [f"solver={args.solver}"]))["solver"]
+    if args.iterations:
+        cfg["iterations"] = args.iterations
+    variants = {f"{arm}{'_compiled' if compiled else ''}": (arm, build_solver({**cfg, "compile": compiled}))
                 for arm in arms_for(args.device) for compiled in (False, True)
                 if not (compiled and emulated(arm, args.device))}  # emulation is eager only
     for name, (arm, solver) in variants.items():  # warm-up: compiling, first-call allocations
         with arithmetic(arm, args.device):
-            CSGMSolver(iterations=2, restarts=10, compile=solver.compile).solve(y, operator, ids, generator)
+            build_solver({**cfg, "compile": solver.compile, "iterations": 2}).solve(y, operator, ids, generator)
     seconds = {name: [] for name in variants}
     outputs = {}
     for _ in range(args.repeats):
@@ -107,7 +111,6 @@ def solver_arms(args, generator, operator, x, y, ids) -> dict:
 
 def end_to_end(args) -> dict:
     """Seconds of recover() (the paper protocol at m = 100 through the Lightning job) per arithmetic."""
-    from csgm.api import compose
     from csgm.recovery.run import recover
 
     report = {}
@@ -117,7 +120,8 @@ def end_to_end(args) -> dict:
         precision, matmul = ARMS[arm]
         with tempfile.TemporaryDirectory() as root:
             cfg = compose("recover", [f"checkpoint={args.checkpoint}", f"num_images={args.images}", f"batch_size={args.images}",
-                                      "measurements=[100]", f"solver.iterations={args.iterations}", f"trainer.accelerator={'gpu' if args.device.startswith('cuda') else 'cpu'}",
+                                      "measurements=[100]", f"solver={args.solver}",
+                                      *([f"solver.iterations={args.iterations}"] if args.iterations else []), f"trainer.accelerator={'gpu' if args.device.startswith('cuda') else 'cpu'}",
                                       f"trainer.precision={precision}", f"matmul_precision={matmul}", f"paths.output_root={root}",
                                       "logger=none", "trainer.enable_progress_bar=false", "save_images=0"])
             result, seconds = timed(lambda: recover(cfg, f"{root}/run"), args.device)
@@ -152,7 +156,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--images", type=int, default=100)
-    parser.add_argument("--iterations", type=int, default=1000)
+    parser.add_argument("--solver", default="csgm", help="a conf/solver config of the CSGM family, e.g. csgm_bank")
+    parser.add_argument("--iterations", type=int, default=None, help="override the solver's steps (tests)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--end-to-end", action="store_true", help="also time recover() per arithmetic")
     args = parser.parse_args()
@@ -166,7 +171,7 @@ def main() -> None:
         args.checkpoint = resolve_checkpoint("latest", ROOT / "outputs")
     generator, operator, x, y, ids = mnist_problem(args.checkpoint, args.images, 100, device=args.device)
     result = {"environment": environment(args.threads, args.device),
-              "protocol": {"m": 100, "noise_std": 0.1, "images": args.images, "restarts": 10, "iterations": args.iterations},
+              "protocol": {"m": 100, "noise_std": 0.1, "images": args.images, "solver": args.solver, "iterations": args.iterations},
               "solver": solver_arms(args, generator, operator, x, y, ids)}
     if args.end_to_end:
         result["end_to_end"] = end_to_end(args)
