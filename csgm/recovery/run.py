@@ -192,12 +192,12 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
 
 
 def _tuned(cfg: dict, solver: Solver, measurements: list[MeasurementModel], splits: dict, image_shape: tuple,
-           generator: Generator | None, digest: str | None, device: torch.device) -> list[tuple[Solver, dict]]:
+           generator: Generator | None, digest: str | None, device: torch.device,
+           arithmetic: tuple[str, str]) -> list[tuple[Solver, dict]]:
     """The validation search's (solver, choice) per measurement model, run on the job's device in its arithmetic
     (G and the operators go back to the CPU afterwards, where the trainer expects them)."""
     val_count = min(cfg["tuning"]["num_images"], len(splits["val"]))
     val_images = torch.stack([splits["val"][i][0] for i in range(val_count)]) if val_count else torch.zeros(0, *image_shape)
-    arithmetic = (cfg["trainer"]["precision"], cfg["matmul_precision"])
     context = {"solver": results_defining({k: v for k, v in cfg["solver"].items() if k != "label"}), "dataset": cfg["dataset"],
                "operator": cfg["operator"], "noise": cfg["noise"], "generator": digest, "precision": precision_identity(*arithmetic)}
     modules = [module for module in (generator, *(model.operator for model in measurements)) if module is not None]
@@ -227,7 +227,7 @@ def _run(cfg: dict, run_dir: Path, solver: Solver, noise: Noise, splits: dict, s
     settings = [(solver, {})] * len(operators)
     if solver.needs_tuning and pending:
         tuned = _tuned(cfg, solver, [measurements[j] for j in pending], splits, image_shape, generator, digest,
-                       trainer.strategy.root_device)
+                       trainer.strategy.root_device, arithmetic)
         for j, setting in zip(pending, tuned):
             settings[j] = setting
     labels = {"solver": cfg["solver"].get("label") or cfg["solver"].get("name"), "noise": cfg["noise"].get("name", "noise")}
