@@ -119,9 +119,10 @@ def end_to_end(args) -> dict:
             continue  # the job sets matmul_precision; emulation is for the solver arms only
         precision, matmul = ARMS[arm]
         with tempfile.TemporaryDirectory() as root:
+            accelerator = "gpu" if args.device.startswith("cuda") else "cpu"
+            steps = [f"solver.iterations={args.iterations}"] if args.iterations else []
             cfg = compose("recover", [f"checkpoint={args.checkpoint}", f"num_images={args.images}", f"batch_size={args.images}",
-                                      "measurements=[100]", f"solver={args.solver}",
-                                      *([f"solver.iterations={args.iterations}"] if args.iterations else []), f"trainer.accelerator={'gpu' if args.device.startswith('cuda') else 'cpu'}",
+                                      "measurements=[100]", f"solver={args.solver}", *steps, f"trainer.accelerator={accelerator}",
                                       f"trainer.precision={precision}", f"matmul_precision={matmul}", f"paths.output_root={root}",
                                       "logger=none", "trainer.enable_progress_bar=false", "save_images=0"])
             result, seconds = timed(lambda: recover(cfg, f"{root}/run"), args.device)
@@ -132,8 +133,9 @@ def end_to_end(args) -> dict:
 
 def markdown_tables(result: dict) -> str:
     """The tables that docs/RESULTS.md shows: the solver arms, then (if measured) the end-to-end runs."""
-    lines = ["| arithmetic | `trainer.precision` | `matmul_precision` | `solver.compile` | seconds (median) | speed-up | error | change | max pixel difference |",
-             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    columns = ["arithmetic", "`trainer.precision`", "`matmul_precision`", "`solver.compile`", "seconds (median)", "speed-up",
+               "error", "change", "max pixel difference"]
+    lines = ["| " + " | ".join(columns) + " |", "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, arm in result["solver"].items():
         speedup = "emulated" if arm["emulated"] else f"{arm['speedup_over_float32']:.2f}×"
         lines.append(f"| {name} | {arm['trainer_precision']} | {arm['matmul_precision']} | {str(arm['compile']).lower()} | "

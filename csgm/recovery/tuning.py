@@ -2,9 +2,10 @@
 
 For every m of the grid, each candidate setting of the solver (``Solver.candidates``) recovers the first
 ``num_images`` validation images from their own seeded measurements; the candidate with the lowest
-mean per-pixel error wins. With ``halving_every`` > 0 a restart-based solver's search halves its restarts every
-that many steps (``Solver.search_copy``): ranking candidates needs less work than the final run. Candidates are copies of the solver object (``Solver.with_options``), so no
-solver is rebuilt from its config and caches such as ||A|| are computed once. Choices are cached as
+mean per-pixel error wins. With ``halving_every`` > 0 a restart-based solver's search halves its restarts
+every that many steps (``Solver.search_copy``): ranking candidates needs less work than the final run.
+Candidates are copies of the solver object (``Solver.with_options``), so no solver is rebuilt from its config
+and caches such as ||A|| are computed once. Choices are cached as
 JSON per (dataset, operator, noise, solver, m, seed, checkpoint, images, search pruning) under ``cache_dir``.
 """
 

@@ -32,8 +32,9 @@ def test_the_arithmetic_names_itself_for_the_run_identity():
     assert lightning_precision("bf16-mixed") == "32-true" and lightning_precision("64") == "64-true"
 
 
-@pytest.mark.parametrize("overrides, message", [(["trainer.precision=transformer-engine"], "unknown trainer.precision 'transformer-engine'; choose one of"),
-                                                (["matmul_precision=low"], "matmul_precision")])
+@pytest.mark.parametrize("overrides, message", [
+    (["trainer.precision=transformer-engine"], "unknown trainer.precision 'transformer-engine'; choose one of"),
+    (["matmul_precision=low"], "matmul_precision='low' must be one of 'highest', 'high', 'medium'")])
 def test_unknown_arithmetic_fails_in_one_line(overrides, message):
     from csgm.config import validate_recover_config
     from csgm.cli import plain
