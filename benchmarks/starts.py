@@ -22,6 +22,7 @@ from csgm.cli import plain
 from csgm.measurement import MeasurementModel
 from csgm.metrics import mean_ci95, per_pixel_error
 from csgm.operators import Noise
+from csgm.generators.checkpoint import load_generator
 from csgm.generators.vae import VAEEncoder
 from csgm.recovery.paths import resolve_checkpoint
 from csgm.seeding import seeded_rng
@@ -31,11 +32,13 @@ from csgm.solvers.csgm import CSGMSolver, initial_latents
 
 def vae_encoder(checkpoint: str) -> VAEEncoder | None:
     """The encoder q(z | x) of a VAE trained by train.py (None for a generator trained without one)."""
-    state = torch.load(resolve_checkpoint(checkpoint, ROOT / "outputs"), map_location="cpu", weights_only=False)
-    weights = {k.removeprefix("encoder."): v for k, v in state["state_dict"].items() if k.startswith("encoder.")}
+    path = resolve_checkpoint(checkpoint, ROOT / "outputs")
+    _, meta = load_generator(path)  # checks the file; its architecture is the decoder's, mirrored by the encoder
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    weights = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
     if not weights:
         return None
-    encoder = VAEEncoder(image_shape=state["hyper_parameters"]["image_shape"], **state["hyper_parameters"]["arch"])
+    encoder = VAEEncoder(image_shape=meta["image_shape"], **meta["arch"])
     encoder.load_state_dict(weights)
     return encoder.eval()
 
