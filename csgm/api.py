@@ -1,5 +1,6 @@
-"""Configs for notebooks: compose ``conf/recover.yaml`` or ``conf/train.yaml`` with overrides, as the
-command line does, then pass the result to ``csgm.recover`` or ``csgm.train``."""
+"""Configs for notebooks: compose ``recover.yaml`` or ``train.yaml`` with overrides, as the command line does
+(from the repository's ``conf/`` in a clone, the packaged ``csgm.conf`` in an installed wheel), then pass the
+result to ``csgm.recover`` or ``csgm.train``."""
 
 from __future__ import annotations
 
@@ -8,24 +9,27 @@ from typing import Sequence
 
 from omegaconf import DictConfig
 
+from csgm.cli import config_path
 from csgm.errors import CsgmError
 
 __all__ = ["compose"]
-
-DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def compose(name: str = "recover", overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> DictConfig:
     """The config ``name`` (recover or train) with command-line style ``overrides``, e.g.
     ``compose("recover", ["solver=csgm_fast", "measurements=[50,100]"])``."""
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from hydra import initialize_config_dir, initialize_config_module
 
     from csgm.recovery.paths import register_resolvers
 
-    folder = Path(config_dir) if config_dir is not None else DEFAULT_CONFIG_DIR
+    register_resolvers()
+    source = str(config_dir) if config_dir is not None else config_path()
+    if source.startswith("pkg://"):
+        with initialize_config_module(source.removeprefix("pkg://"), version_base="1.3"):
+            return hydra_compose(name, overrides=list(overrides))
+    folder = Path(source)
     if not (folder / f"{name}.yaml").is_file():
         raise CsgmError(f"no {name}.yaml in {str(folder)!r}; pass config_dir= the project's conf/ folder")
-    register_resolvers()
     with initialize_config_dir(str(folder.resolve()), version_base="1.3"):
         return hydra_compose(name, overrides=list(overrides))

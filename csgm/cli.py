@@ -27,15 +27,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from csgm.errors import CsgmError
 
-__all__ = ["plain", "report_errors", "run_entry", "user_error_line", "hydra_run_dir", "quiet_third_party", "FailedJobs"]
+__all__ = ["config_path", "plain", "report_errors", "run_entry", "user_error_line", "hydra_run_dir", "quiet_third_party", "FailedJobs"]
 
 _LEDGER_ENV = "CSGM_FAILED_JOBS_DIR"
 _HYDRA_OWN_FILES = {".hydra", ".lock", "identity.json"}  # what a run folder holds before any work
 
 
 class _DropAdverts(logging.Filter):
+    """Lightning's product adverts ("💡 Tip: ... litmodels", litlogger) say nothing about the run."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
+        message = record.getMessage()
+        return "litlogger" not in message and "💡 Tip" not in message
 
 
 def quiet_third_party() -> None:
@@ -176,6 +179,13 @@ def run_entry(main: Callable[[], Any]) -> None:
             raise
         print(f"csgm: error: {line}", file=sys.stderr, flush=True)
         sys.exit(2)
+
+
+def config_path() -> str:
+    """Where Hydra finds the configs: the repository's ``conf/`` beside the package when it runs from a clone
+    (editable or not installed), else the configs shipped inside the installed package (``pkg://csgm.conf``)."""
+    source = Path(__file__).resolve().parents[1] / "conf"
+    return str(source) if (source / "recover.yaml").is_file() else "pkg://csgm.conf"
 
 
 def hydra_run_dir() -> Path:

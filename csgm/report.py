@@ -16,11 +16,11 @@ from csgm.reporting.plots import METRIC_LABELS, X_AXES
 from csgm.reporting.report import build_report, find_runs
 from csgm.reporting.table import format_summary
 
-__all__ = ["main"]
+__all__ = ["main", "command"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m csgm.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="csgm-report", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="recovery run folders, or folders that contain them (sweeps)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the first path)")
     parser.add_argument("--metric", choices=sorted(METRIC_LABELS), default="mse")
@@ -46,5 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def command() -> None:
+    """``csgm-report``: the console script of ``python -m csgm.report``."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    command()

@@ -12,7 +12,7 @@ import torch
 from csgm.files import atomic_write_bytes
 
 __all__ = ["plot_error_curves", "save_image_rows", "error_curves_png", "image_png", "image_rows_png", "wants_log_scale",
-           "pyplot", "figure_png",
+           "pyplot", "figure_png", "band",
            "METRIC_LABELS", "X_AXES", "MIN_CELL_PIXELS"]
 
 METRIC_LABELS = {"mse": "per-pixel squared error ||x̂ - x||² / n", "psnr": "PSNR (dB)", "ssim": "SSIM"}
@@ -39,10 +39,21 @@ def figure_png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def wants_log_scale(values: Sequence[float]) -> bool:
-    """Whether positive values span more than two decades (a linear axis would flatten the small ones)."""
+def wants_log_scale(values: Sequence[float], span: float = _LOG_SPAN) -> bool:
+    """Whether positive values span more than ``span`` (two decades by default: a linear axis would flatten the
+    small ones)."""
     positive = [v for v in values if v > 0 and math.isfinite(v)]
-    return bool(positive) and max(positive) / min(positive) > _LOG_SPAN
+    return bool(positive) and max(positive) / min(positive) > span
+
+
+def band(mean: Sequence[float], half: Sequence[float], log_axis: bool) -> tuple[list[float], list[float]]:
+    """The 95% band around ``mean`` (half-widths ``half``): mean -/+ half on a linear axis; on a log axis the same
+    interval for log(mean) (delta method: mean * exp(-/+ half / mean)), which stays positive, so a band never
+    runs to the bottom of the axis."""
+    if not log_axis:
+        return [a - b for a, b in zip(mean, half)], [a + b for a, b in zip(mean, half)]
+    ratio = [math.exp(b / a) if a > 0 else math.inf for a, b in zip(mean, half)]
+    return [a / r for a, r in zip(mean, ratio)], [a * r for a, r in zip(mean, ratio)]
 
 
 def plot_error_curves(summary: Sequence[dict[str, Any]], path: str | Path, metric: str = "mse", title: str | None = None,
@@ -70,6 +81,7 @@ def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", tit
         curves.setdefault(label(row), []).append(row)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     shown: list[float] = []
+    curve_rows: list[tuple[str, str, str, list[float], list[float], list[float]]] = []
     styles = [("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", "-"), ("x", "--")]  # curves that overlap stay apart
     for index, (name, rows) in enumerate(sorted(curves.items())):
         marker, line = styles[index % len(styles)]
@@ -81,13 +93,19 @@ def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", tit
         mean = [float(r[f"{metric}_mean"]) for r in rows]
         half = [float(r[f"{metric}_ci95"]) for r in rows]
         shown += mean
+        curve_rows.append((name, marker, line, xs, mean, half))
+    log_axis = log_y if log_y is not None else wants_log_scale(shown)
+    for name, marker, line, xs, mean, half in curve_rows:
         ax.plot(xs, mean, marker=marker, linestyle=line, markersize=5, markerfacecolor="none", label=name)
-        ax.fill_between(xs, [a - b for a, b in zip(mean, half)], [a + b for a, b in zip(mean, half)], alpha=0.2)
-    if log_y if log_y is not None else wants_log_scale(shown):
+        low, high = band(mean, half, log_axis)
+        ax.fill_between(xs, low, high, alpha=0.2)
+    if log_axis:
         ax.set_yscale("log")
-        positive = [v for v in shown if v > 0]
-        if positive:  # bands that reach below zero would otherwise stretch the axis
-            ax.set_ylim(min(positive) / 2, max(positive) * 2)
+    grid = sorted({value for *_, xs, _, _ in curve_rows for value in xs})
+    if x == "m" and wants_log_scale(grid, span=10.0):  # m spanning a decade or more: a log axis labelled at each m
+        ax.set_xscale("log")
+        ax.set_xticks(grid, [f"{value:g}" for value in grid])
+        ax.minorticks_off()
     ax.set_xlabel(X_AXES[x])
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_title(title or f"reconstruction error versus {'measurements' if x == 'm' else 'noise level'} (mean, 95% interval)")
@@ -97,11 +115,14 @@ def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", tit
 
 
 def image_png(image: torch.Tensor) -> bytes:
-    """One (C, H, W) image in [0, 1] as PNG bytes, pixel for pixel."""
-    from torchvision.utils import save_image
+    """One (C, H, W) image in [0, 1] as PNG bytes, pixel for pixel: a one-channel image as a grey PNG (mode L),
+    three channels as RGB."""
+    from PIL import Image
 
+    pixels = image.detach().cpu().float().clamp(0, 1).mul(255).add(0.5).to(torch.uint8)  # torchvision's rounding
+    array = pixels[0].numpy() if pixels.shape[0] == 1 else pixels.permute(1, 2, 0).numpy()
     buffer = io.BytesIO()
-    save_image(image.detach().cpu().float().clamp(0, 1), buffer, format="png")
+    Image.fromarray(array).save(buffer, format="png")  # uint8 (H, W) is mode L, (H, W, 3) is RGB
     return buffer.getvalue()
 
 
