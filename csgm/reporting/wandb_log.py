@@ -4,6 +4,7 @@ panels, grouped by experiment or sweep, with a flat config that the run table ca
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from csgm.operators import build_noise
+from csgm.recovery.paths import IDENTITY_FILE
 from csgm.recovery.store import POSTERIOR_COLUMNS
 from csgm.reporting.loggers import logger_options
 
@@ -46,7 +48,8 @@ def flat_config(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def log_recovery_to_wandb(logger_cfg: dict, run_dir: Path, config: dict, summary: Sequence[dict[str, Any]],
                           images: dict[str, Path]) -> None:
-    """Log the curve (one step per point of ``config['report_x']``), the summary table and the PNGs; then finish."""
+    """Log the curve (one step per point of ``config['report_x']``), the summary table and the PNGs; then finish.
+    The W&B run's id is the run folder's fingerprint, so re-running a recovery resumes its W&B run."""
     import wandb
 
     options = logger_options(logger_cfg)
@@ -55,8 +58,9 @@ def log_recovery_to_wandb(logger_cfg: dict, run_dir: Path, config: dict, summary
     solver = config["solver"].get("label") or config["solver"].get("name")
     noise = build_noise(config["noise"]).label
     name = f"{solver} | {config['operator'].get('name')} | {noise}"
+    fingerprint = json.loads((run_dir / IDENTITY_FILE).read_text())["fingerprint"]
     run = wandb.init(name=name, dir=str(run_dir), config=flat_config(config), job_type="recover",
-                     reinit="finish_previous", **options)
+                     id=f"recover-{fingerprint}", resume="allow", reinit="finish_previous", **options)
     try:
         run.define_metric(x)
         for metric in CURVE_METRICS:

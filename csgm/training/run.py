@@ -37,7 +37,8 @@ def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     every = cfg.get("checkpoint_every", 0)  # also keep checkpoints/epoch_EEEE.ckpt every this many epochs
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=-1 if every else 0,
                                  every_n_epochs=every or None, filename="epoch_{epoch:04d}", auto_insert_metric_name=False)
-    logger = build_logger(cfg["logger"], run_dir, run_name=f"train-{gen_cfg['name']}-{cfg['dataset']['name']}")
+    logger = build_logger(cfg["logger"], run_dir, run_name=f"train-{gen_cfg['name']}-{cfg['dataset']['name']}",
+                          hyperparameters=cfg)
     trainer = build_trainer(cfg["trainer"], default_root_dir=str(run_dir), logger=logger,
                             callbacks=[checkpoint, samples])
     start = time.perf_counter()
