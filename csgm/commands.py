@@ -17,7 +17,7 @@ from csgm.cli import config_path, hydra_run_dir, report_errors, run_entry
 __all__ = ["train_command", "recover_command", "evaluate_command"]
 
 
-def _command(config_name: str, job: Callable[[DictConfig], None]) -> None:
+def _command(config_name: str, job: Callable[[DictConfig], Any]) -> None:
     """Run ``job`` as the Hydra application of ``<config_name>.yaml`` with the command line's overrides."""
     main = hydra.main(version_base="1.3", config_path=config_path(), config_name=config_name)(report_errors(job))
     run_entry(main)
@@ -31,15 +31,20 @@ def _train(cfg: DictConfig) -> None:
     print("\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()), flush=True)
 
 
-def _recover(cfg: DictConfig) -> None:
+def _recover(cfg: DictConfig) -> float | None:
+    """Run the recovery and print its table; returns what a hyperparameter sweeper (Optuna) minimises: the mean
+    per-pixel error over the m grid (None without ground truth, and on the other processes of a DDP job)."""
     from csgm.recovery.run import recover
     from csgm.reporting.table import format_summary
 
     result = recover(cfg, hydra_run_dir())
-    if result:
-        print(format_summary(result["summary"]))
-        for name, path in result["paths"].items():
-            print(f"{name:<14} {path}")
+    if not result:
+        return None
+    print(format_summary(result["summary"]))
+    for name, path in result["paths"].items():
+        print(f"{name:<14} {path}")
+    errors = [row["mse_mean"] for row in result["summary"] if row.get("mse_mean") is not None]
+    return sum(errors) / len(errors) if errors else None
 
 
 def _evaluate(cfg: DictConfig) -> None:
