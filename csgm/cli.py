@@ -45,6 +45,7 @@ def quiet_third_party() -> None:
     """Hide third-party noise that says nothing about the run (adverts, internal deprecations)."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r".*no `validation_step`.*")  # GAN training has no validation loss
+    warnings.filterwarnings("ignore", message=r"\s*Running Hydra app with --multirun")  # experiments set the mode
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropAdverts())
 
 
