@@ -57,14 +57,14 @@ def logger_options(cfg: dict) -> dict:
     return instantiate("logger.", LOGGERS[cfg["name"]], cfg)
 
 
-def build_logger(cfg: dict, run_dir: str | Path, run_name: str) -> Logger | bool:
-    """Lightning logger for ``cfg['name']``; W&B files go to ``run_dir/wandb``."""
+def build_logger(cfg: dict, run_dir: str | Path, run_name: str, run_id: str | None = None) -> Logger | bool:
+    """Lightning logger for ``cfg['name']``; W&B files go to ``run_dir/wandb`` (``run_id``: the W&B run to continue)."""
     options = logger_options(cfg)
     if cfg["name"] == "csv":
         return RunCSVLogger(save_dir=str(run_dir), name="csv", version="")
     if cfg["name"] == "none":
         return False
-    return WandbLogger(name=run_name, save_dir=str(run_dir), **options)
+    return WandbLogger(name=run_name, save_dir=str(run_dir), id=run_id, **options)
 
 
 def finish_wandb() -> None:
