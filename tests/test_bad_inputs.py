@@ -108,6 +108,8 @@ TRAIN_CASES = [
     (["dataset=folder", "dataset.data_dir={broken}", "dataset.image_size=28", "dataset.channels=1"],
      "image file '{broken}/000000.png' cannot be read"),
     (["paths.output_root={file}"], "cannot use"),
+    (["resume={dir}/no_such_run"], "resume={dir}/no_such_run: no training run there"),
+    (["resume={dir}/no_such_run/checkpoints/last.ckpt"], "resume={dir}/no_such_run/checkpoints/last.ckpt: no training run"),
 ]
 
 

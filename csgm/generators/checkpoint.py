@@ -128,6 +128,9 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
         generator = build_generator(payload["name"], payload["arch"], payload["image_shape"])
     except CsgmError as exc:
         raise CsgmError(f"{_where(path)} its generator cannot be rebuilt ({exc}); re-run train.py") from None
+    if generator.latent_dim != payload["latent_dim"]:
+        raise CsgmError(f"{_where(path)} latent_dim={payload['latent_dim']} does not match its generator's "
+                        f"{generator.latent_dim} (from its arch); re-run train.py")
     if "latent_map.mean" in payload["state_dict"]:  # trained on another latent law (GLO): its fitted Gaussian
         generator.latent_map = LatentGaussian(payload["state_dict"]["latent_map.mean"], payload["state_dict"]["latent_map.scale_tril"])
     try:

@@ -56,10 +56,10 @@ def resume_checkpoint(resume: str) -> Path:
     """The checkpoint file ``resume`` names: a .ckpt itself, or a run folder's checkpoints/last.ckpt."""
     path = Path(str(resume)).expanduser()
     if path.suffix != ".ckpt":
-        if not path.is_dir():
-            raise CsgmError(f"resume={resume}: no such run folder; pass the folder train.py printed as run_dir "
-                            "(or its checkpoints/last.ckpt)")
         path = path / "checkpoints" / "last.ckpt"
+    if not path.parent.is_dir():
+        raise CsgmError(f"resume={resume}: no training run there (no {path}); pass the folder train.py printed as "
+                        "run_dir, or a .ckpt file inside its checkpoints/ folder")
     if not path.is_file():
         raise CsgmError(f"resume={resume}: {path} does not exist (the run stopped before its first epoch ended); "
                         "start the run again without resume=")
@@ -128,7 +128,8 @@ def check_same_settings(cfg: dict, saved: dict, resume: str) -> None:
 
 def trim_metrics(metrics: Path, epoch: int, step: int | None) -> None:
     """Drop the rows of metrics.csv logged after the checkpoint (work the resumed run does again): rows of later
-    epochs, and for a checkpoint written mid-epoch, rows of its epoch after its ``step``."""
+    epochs, for a checkpoint written mid-epoch rows of its epoch after its ``step``, and the test rows of a run
+    that had ended (the resumed run tests its own end point)."""
     if not metrics.is_file():
         return
     with open(metrics, newline="") as handle:
@@ -137,7 +138,8 @@ def trim_metrics(metrics: Path, epoch: int, step: int | None) -> None:
 
     def later(row: dict) -> bool:
         row_epoch, row_step = int(float(row.get("epoch") or -1)), int(float(row.get("step") or -1))
-        return row_epoch > epoch or (step is not None and row_epoch == epoch and row_step > step)
+        tested = any(key.startswith("test/") and value for key, value in row.items())
+        return tested or row_epoch > epoch or (step is not None and row_epoch == epoch and row_step > step)
 
     kept = [row for row in rows if not later(row)]
     if len(kept) == len(rows):
