@@ -68,7 +68,8 @@ def _check_metadata(path: Path, payload: dict[str, Any]) -> None:
                             "re-run train.py")
     for key, tensor in payload["state_dict"].items():
         if not isinstance(tensor, torch.Tensor):
-            raise CsgmError(f"{_where(path)} weight {key!r} is a {type(tensor).__name__}, not a tensor; re-run train.py")
+            raise CsgmError(f"{_where(path)} weight {key!r} holds a value of type {type(tensor).__name__}, not a tensor; "
+                        "re-run train.py")
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
             kinds = " and ".join(k for k, hit in (("NaN", tensor.isnan().any()), ("inf", tensor.isinf().any())) if hit)
@@ -87,6 +88,9 @@ def _read_payload(path: Path, map_location: str | torch.device = "cpu") -> dict[
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
+        if "Weights only load failed" in str(exc):
+            raise CsgmError(f"{_where(path)} it holds Python objects besides tensors and plain data, which are not "
+                            "loaded (nothing in the file runs); save the generator with train.py") from None
         raise CsgmError(f"{_where(path)} the file is not a readable torch checkpoint ({type(exc).__name__}); "
                         "it may be truncated or corrupt: re-run train.py or pick another checkpoint") from None
     if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt:
@@ -136,7 +140,8 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
     try:
         generator.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        first = lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]  # the first concrete mismatch
         raise CsgmError(f"{_where(path)} it holds weights that do not fit its own architecture ({first}); "
                         "re-run train.py") from None
     generator.eval().requires_grad_(False)
