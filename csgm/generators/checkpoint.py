@@ -88,7 +88,7 @@ def _read_payload(path: Path, map_location: str | torch.device = "cpu") -> dict[
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        if "Weights only load failed" in str(exc):
+        if "Unsupported global" in str(exc):  # weights_only refused a class or function: nothing ran
             raise CsgmError(f"{_where(path)} it holds Python objects besides tensors and plain data, which are not "
                             "loaded (nothing in the file runs); save the generator with train.py") from None
         raise CsgmError(f"{_where(path)} the file is not a readable torch checkpoint ({type(exc).__name__}); "
