@@ -15,7 +15,8 @@ from csgm.files import cached_digest
 from csgm.generators.base import Generator, LatentGaussian
 from csgm.seeding import seeded_rng
 
-__all__ = ["generator_payload", "load_generator", "generator_digest", "checkpoint_digest", "CHECKPOINT_KEY"]
+__all__ = ["generator_payload", "load_generator", "generator_digest", "checkpoint_digest", "read_checkpoint",
+           "check_weights", "CHECKPOINT_KEY"]
 
 CHECKPOINT_KEY = "csgm_generator"
 PAYLOAD_KEYS = ("name", "arch", "image_shape", "latent_dim", "dataset", "state_dict")
@@ -66,10 +67,15 @@ def _check_metadata(path: Path, payload: dict[str, Any]) -> None:
         if not isinstance(payload[key], kind):
             raise CsgmError(f"{_where(path)} {key}={payload[key]!r} must be a {'string' if kind is str else 'mapping'}; "
                             "re-run train.py")
-    for key, tensor in payload["state_dict"].items():
+    check_weights(path, payload["state_dict"])
+
+
+def check_weights(path: Path, state_dict: dict[str, Any]) -> None:
+    """Every entry of ``state_dict`` is a tensor, and floating-point ones are finite (one line naming the first)."""
+    for key, tensor in state_dict.items():
         if not isinstance(tensor, torch.Tensor):
-            raise CsgmError(f"{_where(path)} weight {key!r} holds a value of type {type(tensor).__name__}, not a tensor; "
-                        "re-run train.py")
+            raise CsgmError(f"{_where(path)} weight {key!r} holds a value of type {type(tensor).__name__}, not a "
+                            "tensor; re-run train.py")
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
             kinds = " and ".join(k for k, hit in (("NaN", tensor.isnan().any()), ("inf", tensor.isinf().any())) if hit)
@@ -78,7 +84,9 @@ def _check_metadata(path: Path, payload: dict[str, Any]) -> None:
                             "generator.training.lr)")
 
 
-def _read_payload(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: nothing in the file runs; a folder, a missing, unreadable or
+    truncated file, or one holding Python objects, fails in one line starting with ``checkpoint 'PATH':``."""
     if path.is_dir():
         raise CsgmError(f"{_where(path)} it is a folder; pass checkpoint=PATH to the .ckpt file inside it "
                         "(train.py writes checkpoints/last.ckpt), or checkpoint=latest")
@@ -86,13 +94,17 @@ def _read_payload(path: Path, map_location: str | torch.device = "cpu") -> dict[
         raise CsgmError(f"{_where(path)} the file does not exist; pass checkpoint=PATH to a .ckpt written by "
                         "train.py (or checkpoint=latest)")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
         if "Unsupported global" in str(exc):  # weights_only refused a class or function: nothing ran
             raise CsgmError(f"{_where(path)} it holds Python objects besides tensors and plain data, which are not "
                             "loaded (nothing in the file runs); save the generator with train.py") from None
         raise CsgmError(f"{_where(path)} the file is not a readable torch checkpoint ({type(exc).__name__}); "
                         "it may be truncated or corrupt: re-run train.py or pick another checkpoint") from None
+
+
+def _read_payload(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    ckpt = read_checkpoint(path, map_location)
     if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt:
         raise CsgmError(f"{_where(path)} it has no {CHECKPOINT_KEY!r} entry; it was not written by csgm's train.py")
     payload = ckpt[CHECKPOINT_KEY]

@@ -13,11 +13,11 @@ import io
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import OmegaConf
 
 from csgm.errors import CsgmError
 from csgm.files import atomic_write_bytes
+from csgm.generators.checkpoint import check_weights, read_checkpoint
 from csgm.training.checkpointing import RUN_KEY
 
 __all__ = ["register_resolvers", "resume_run_dir", "resume_checkpoint", "read_run_record", "resumed_overrides",
@@ -25,8 +25,7 @@ __all__ = ["register_resolvers", "resume_run_dir", "resume_checkpoint", "read_ru
            "check_same_settings", "trim_metrics", "RESUME_MAY_CHANGE"]
 
 RESUME_MAY_CHANGE = ("resume", "paths.", "trainer.max_epochs", "trainer.max_steps", "trainer.enable_progress_bar",
-                     "trainer.log_every_n_steps", "trainer.enable_model_summary", "num_workers", "checkpoint_every",
-                     "range_error.")
+                     "trainer.log_every_n_steps", "trainer.enable_model_summary", "checkpoint_every", "range_error.")
 
 
 def resume_run_dir(resume: str | None, fresh: str) -> str:
@@ -67,16 +66,14 @@ def resume_checkpoint(resume: str) -> Path:
 
 
 def read_run_record(path: Path) -> dict[str, Any]:
-    """The run record of a training checkpoint (config, overrides, logger run id); one line if it has none."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CsgmError(f"checkpoint {str(path)!r}: the file is not a readable torch checkpoint ({type(exc).__name__});"
-                        " it may be truncated or corrupt: resume from another checkpoint or start again") from None
+    """The run record of a training checkpoint (config, overrides, progress, logger run id), after checking that
+    its weights are finite; one line if it is unreadable, has no record or diverged."""
+    checkpoint = read_checkpoint(path)
     record = checkpoint.get(RUN_KEY) if isinstance(checkpoint, dict) else None
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
         raise CsgmError(f"checkpoint {str(path)!r}: it has no {RUN_KEY!r} entry (written by an older train.py or "
                         "by another program), so the run cannot be resumed; start a new run")
+    check_weights(path, checkpoint.get("state_dict", {}))
     return record
 
 
@@ -118,7 +115,7 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def check_same_settings(cfg: dict, saved: dict, resume: str) -> None:
     """Refuse a resumed config that differs from the run's in a setting that changes the weights."""
     now, before = _flatten(cfg), _flatten(saved)
-    for key in sorted(set(now) | set(before)):
+    for key in sorted(set(now) | set(before), key=lambda k: (k.count("."), k)):  # generator.name before its options
         if key.startswith(RESUME_MAY_CHANGE) or now.get(key) == before.get(key):
             continue
         raise CsgmError(f"resume={resume}: {key}={now.get(key)!r} differs from the run's {key}={before.get(key)!r}; "
