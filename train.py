@@ -1,4 +1,6 @@
-"""Train a generator (VAE or DCGAN): ``python train.py [experiment=mnist_vae] [key=value ...]`` (= ``csgm-train``)."""
+"""Train a generator (VAE or DCGAN): ``python train.py [experiment=mnist_vae] [key=value ...]`` (= ``csgm-train``).
+
+Continue a run (after Ctrl-C, a kill or a crash) with ``python train.py resume=RUN_FOLDER``."""
 
 from csgm.commands import train_command
 

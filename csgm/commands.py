@@ -7,6 +7,7 @@ clone, the packaged ``csgm.conf`` in an installed wheel, so both behave alike.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 import hydra
@@ -24,11 +25,15 @@ def _command(config_name: str, job: Callable[[DictConfig], Any]) -> None:
 
 
 def _train(cfg: DictConfig) -> None:
+    from csgm.training.resume import compose_resumed
     from csgm.training.run import train
 
-    summary = train(cfg, hydra_run_dir())
+    cfg, overrides = compose_resumed(cfg)
+    summary = train(cfg, hydra_run_dir(), overrides)
     width = max(map(len, summary))
     print("\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()), flush=True)
+    if "interrupted" in summary:
+        sys.exit(130)  # the shell's code for a run stopped by Ctrl-C
 
 
 def _recover(cfg: DictConfig) -> float | None:
@@ -57,7 +62,11 @@ def _evaluate(cfg: DictConfig) -> None:
 
 
 def train_command() -> Any:
-    """``csgm-train [experiment=NAME] [group=option ...] [key=value ...]``: train a generator."""
+    """``csgm-train [experiment=NAME] [group=option ...] [key=value ...]``: train a generator; ``resume=RUN_FOLDER``
+    continues an interrupted run."""
+    from csgm.training.resume import register_resolvers
+
+    register_resolvers()
     return _command("train", _train)
 
 

@@ -97,6 +97,7 @@ class TrainConfig:
     num_samples: int = _bounded(64, 1)
     range_error: RangeErrorLogging = field(default_factory=RangeErrorLogging)
     checkpoint_every: int = _bounded(0, 0)
+    resume: Optional[str] = None  # a run folder (or its checkpoints/last.ckpt) to continue
     paths: Paths = field(default_factory=Paths)
     # keys of recover.py that experiments shared by both entry points set; train.py ignores them
     checkpoint: Optional[str] = None

@@ -68,6 +68,14 @@ RECOVER_CASES = [
     (["checkpoint={garbage}"], "is not a readable torch checkpoint"),
     (["checkpoint={keyless}"], "has an incomplete 'csgm_generator' entry"),
     (["paths.output_root={file}"], "cannot use"),
+    (["checkpoint={nan_weights}"], "checkpoint '{nan_weights}': weight 'net.0.weight' holds NaN (1 of"),
+    (["checkpoint={inf_weights}"], "checkpoint '{inf_weights}': weight 'net.2.bias' holds inf (1 of"),
+    (["checkpoint={huge_weights}"], "checkpoint '{huge_weights}': its generator gives NaN or inf images"),
+    (["checkpoint={saturated}"], "checkpoint '{saturated}': its generator gives images that do not vary with the latent"),
+    (["checkpoint={shape_string}"], "checkpoint '{shape_string}': image_shape='28x28' must be [channels, height, width]"),
+    (["checkpoint={latent_string}"], "checkpoint '{latent_string}': latent_dim='20' must be an integer >= 1"),
+    (["checkpoint={bad_arch}"], "checkpoint '{bad_arch}': its generator cannot be rebuilt (generator.arch.hidden_dims"),
+    (["checkpoint={dir}/missing.ckpt"], "checkpoint '{dir}/missing.ckpt': the file does not exist"),
 ]
 SOLVER_CASES = [  # solvers whose options differ from CSGM's (no TINY_RECOVER solver keys)
     (["solver=lasso", "solver.lambda_l1=abc"], "solver.lambda_l1='abc' must be a number > 0, or auto"),
@@ -100,6 +108,8 @@ TRAIN_CASES = [
     (["dataset=folder", "dataset.data_dir={broken}", "dataset.image_size=28", "dataset.channels=1"],
      "image file '{broken}/000000.png' cannot be read"),
     (["paths.output_root={file}"], "cannot use"),
+    (["resume={dir}/no_such_run"], "resume={dir}/no_such_run: no training run there"),
+    (["resume={dir}/no_such_run/checkpoints/last.ckpt"], "resume={dir}/no_such_run/checkpoints/last.ckpt: no training run"),
 ]
 
 
@@ -114,7 +124,36 @@ def files(tmp_path_factory, vae_checkpoint) -> dict[str, str]:
     write_images(broken, 12, (28, 28), mode="L")
     (broken / "000000.png").write_bytes((broken / "000000.png").read_bytes()[:40])  # truncated
     return {"ckpt": vae_checkpoint, "dir": str(root), "file": str(root / "a_file"), "garbage": str(root / "garbage.ckpt"),
-            "keyless": str(root / "keyless.ckpt"), "images": str(root / "images"), "broken": str(broken)}
+            "keyless": str(root / "keyless.ckpt"), "images": str(root / "images"), "broken": str(broken),
+            **_edited_checkpoints(vae_checkpoint, root)}
+
+
+def _edited_checkpoints(path: str, root: Path) -> dict[str, str]:
+    """Copies of a good checkpoint with one thing wrong each (diverged weights, metadata of the wrong type)."""
+    def first_weight(payload):
+        payload["state_dict"]["net.0.weight"].view(-1)[7] = float("nan")
+
+    def last_bias(payload):
+        payload["state_dict"]["net.2.bias"].view(-1)[0] = float("inf")
+
+    def every_weight_huge(payload):
+        for tensor in payload["state_dict"].values():
+            tensor.mul_(1e30)
+
+    def first_layer_huge(payload):
+        payload["state_dict"]["net.0.weight"].mul_(1e30)
+
+    edits = {"nan_weights": first_weight, "inf_weights": last_bias, "huge_weights": every_weight_huge,
+             "saturated": first_layer_huge, "shape_string": lambda payload: payload.update(image_shape="28x28"),
+             "latent_string": lambda payload: payload.update(latent_dim="20"),
+             "bad_arch": lambda payload: payload["arch"].update(hidden_dims="wide")}
+    made = {}
+    for name, edit in edits.items():
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        edit(checkpoint["csgm_generator"])
+        torch.save(checkpoint, root / f"{name}.ckpt")
+        made[name] = str(root / f"{name}.ckpt")
+    return made
 
 
 def _run_all(script: str, base: list[str], cases: list, files: dict, tmp_path: Path) -> list[tuple]:

@@ -57,16 +57,18 @@ def logger_options(cfg: dict) -> dict:
     return instantiate("logger.", LOGGERS[cfg["name"]], cfg)
 
 
-def build_logger(cfg: dict, run_dir: str | Path, run_name: str, hyperparameters: dict | None = None) -> Logger | bool:
+def build_logger(cfg: dict, run_dir: str | Path, run_name: str, run_id: str | None = None,
+                 hyperparameters: dict | None = None) -> Logger | bool:
     """Lightning logger for ``cfg['name']`` with the run's whole config as its hyperparameters (W&B's run config,
-    ``csv/hparams.yaml``); W&B files go to ``run_dir/wandb``, and W&B keeps the final checkpoint as an artifact."""
+    ``csv/hparams.yaml``); W&B files go to ``run_dir/wandb`` (``run_id``: the W&B run to continue), and W&B keeps
+    the final checkpoint as an artifact."""
     options = logger_options(cfg)
     if cfg["name"] == "none":
         return False
     if cfg["name"] == "csv":
         logger: Logger = RunCSVLogger(save_dir=str(run_dir), name="csv", version="")
     else:
-        logger = WandbLogger(name=run_name, save_dir=str(run_dir), log_model=True, **options)
+        logger = WandbLogger(name=run_name, save_dir=str(run_dir), id=run_id, log_model=True, **options)
     if hyperparameters:
         logger.log_hyperparams(hyperparameters)
     return logger

@@ -96,7 +96,9 @@ class GLOModule(GeneratorModule):
         self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False, batch_size=len(x))
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+    def optimizer_step(self, *args, **kwargs) -> None:
+        """The step, then the codes back onto the sphere (or into the ball): complete before any callback sees them."""
+        super().optimizer_step(*args, **kwargs)
         with torch.no_grad():
             self.codes.copy_(project_codes(self.codes, self.hparams.projection))
 

@@ -13,20 +13,27 @@ from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from csgm.cli import plain
 from csgm.config import validate_train_config
+from csgm.errors import CsgmError
 from csgm.data import ImageDataModule
 from csgm.reporting.loggers import build_logger, finish_wandb
 from csgm.trainer import build_trainer
 from csgm.training import training_module, training_options
+from csgm.training.checkpointing import AtomicCheckpointIO, TrainingInterrupted, TrainingState
+from csgm.training.resume import check_same_settings, read_run_record, resume_checkpoint, resume_run_dir, trim_metrics
 from csgm.training.samples import SampleGrid
 
 __all__ = ["train"]
 
 
-def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
-    """Train the configured generator; returns a summary with the checkpoint and sample grid paths."""
+def train(cfg: Any, run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Train the configured generator (or continue the run ``cfg['resume']`` names); returns a summary with the
+    checkpoint and sample grid paths. ``overrides`` (the command line's) are kept in every checkpoint, so that
+    a resumed run composes the same settings. Ctrl-C saves a checkpoint and returns a summary with ``interrupted``
+    (and the command that continues the run)."""
     cfg = plain(cfg)
     validate_train_config(cfg)
     run_dir = Path(run_dir)
+    resume_from = _resume_point(cfg, run_dir) if cfg.get("resume") else None
     pl.seed_everything(cfg["seed"], workers=True, verbose=False)
     gen_cfg = cfg["generator"]
 
@@ -35,15 +42,23 @@ def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
                                       cfg.get("range_error"), **training_options(gen_cfg))
     samples = SampleGrid(run_dir, cfg["num_samples"], cfg["seed"])
     every = cfg.get("checkpoint_every", 0)  # also keep checkpoints/epoch_EEEE.ckpt every this many epochs
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=-1 if every else 0,
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_top_k=-1 if every else 0,
                                  every_n_epochs=every or None, filename="epoch_{epoch:04d}", auto_insert_metric_name=False)
-    logger = build_logger(cfg["logger"], run_dir, run_name=f"train-{gen_cfg['name']}-{cfg['dataset']['name']}",
-                          hyperparameters=cfg)
-    trainer = build_trainer(cfg["trainer"], default_root_dir=str(run_dir), logger=logger,
-                            callbacks=[checkpoint, samples])
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=data)
     last = run_dir / "checkpoints" / "last.ckpt"
+    state = TrainingState(last, {"config": {**cfg, "resume": None}, "overrides": list(overrides or [])})
+    logger = build_logger(cfg["logger"], run_dir, run_name=f"train-{gen_cfg['name']}-{cfg['dataset']['name']}",
+                          run_id=resume_from and resume_from[1].get("logger_id"), hyperparameters=cfg)
+    trainer = build_trainer(cfg["trainer"], default_root_dir=str(run_dir), logger=logger,
+                            callbacks=[state, checkpoint, samples], plugins=[AtomicCheckpointIO()])
+    start = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=resume_from and resume_from[0])
+    except TrainingInterrupted:
+        pass
+    if state.interrupted:
+        finish_wandb()
+        return {"run_dir": str(run_dir), "checkpoint": str(last), "interrupted": state.interrupted,
+                "continue": f"python train.py resume={run_dir}"}
     # Read the step from the checkpoint: with ddp_spawn the workers' counters do not come back to this process.
     saved = torch.load(last, map_location="cpu", weights_only=True)
     summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(last), "samples": str(samples.latest),
@@ -57,3 +72,24 @@ def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
         summary.update({k: float(v) for k, v in metrics[0].items()})
     finish_wandb()
     return summary
+
+
+def _resume_point(cfg: dict, run_dir: Path) -> tuple[Path, dict]:
+    """The checkpoint ``cfg['resume']`` continues and its run record, after checking that the run goes on in its
+    own folder with its own settings and has epochs or steps left; metrics logged after the checkpoint are dropped
+    (the resumed run logs them again)."""
+    resume = cfg["resume"]
+    path = resume_checkpoint(resume)
+    record = read_run_record(path)
+    folder = Path(resume_run_dir(resume, ""))
+    if folder.resolve() != run_dir.resolve():
+        raise CsgmError(f"resume={resume} continues the run in {folder}, but this job writes to {run_dir}; run "
+                        "`python train.py resume=RUN_FOLDER` alone (not in a multirun, without hydra.run.dir)")
+    check_same_settings(cfg, record["config"], resume)
+    epochs, steps = cfg["trainer"].get("max_epochs"), cfg["trainer"].get("max_steps", -1)
+    done = record["epochs_done"], record["global_step"]
+    if (epochs not in (None, -1) and done[0] >= epochs) or (steps not in (None, -1) and done[1] >= steps):
+        raise CsgmError(f"resume={resume}: the run already trained {done[0]} epochs ({done[1]} steps), which "
+                        f"reaches trainer.max_epochs={epochs} / trainer.max_steps={steps}; raise them to train on")
+    trim_metrics(run_dir / "csv" / "metrics.csv", record["epoch"], record["step"] if record["mid_epoch"] else None)
+    return path, record

@@ -58,6 +58,11 @@ def reference(vae_checkpoint, tmp_path_factory) -> Path:
     return only_run(root)
 
 
+def finished_shards(root: Path) -> list[Path]:
+    """The shards written so far (not the hidden temp files of writes in progress)."""
+    return sorted(p for p in root.glob("recover/*/shards/*.pt") if not p.name.startswith("."))
+
+
 @pytest.mark.slow
 def test_kill_corrupt_shard_and_leftover_temp_file_then_resume(vae_checkpoint, reference, tmp_path):
     """kill -9 mid-run, then a truncated shard and an interrupted write's temp file: the resume warns
@@ -65,13 +70,15 @@ def test_kill_corrupt_shard_and_leftover_temp_file_then_resume(vae_checkpoint, r
     command = [sys.executable, str(ROOT / "recover.py"), *TINY_RECOVER, f"checkpoint={vae_checkpoint}",
                f"paths.output_root={tmp_path}", *ARGS]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(tmp_path.glob("recover/*/shards/*.pt"))) < 3:
-        time.sleep(0.05)
+    # Wait on the condition (three finished shards), bounded by the child's own exit, never by a clock: a slow start
+    # on a loaded machine only makes the wait longer.
+    while process.poll() is None and len(finished_shards(tmp_path)) < 3:
+        time.sleep(0.01)
+    assert process.poll() is None, f"the run ended (exit status {process.returncode}) before three shards were written"
     process.send_signal(signal.SIGKILL)
     process.wait()
     run_dir = only_run(tmp_path)
-    shards = sorted(p for p in (run_dir / "shards").glob("*.pt") if not p.name.startswith("."))
+    shards = finished_shards(tmp_path)
     assert 3 <= len(shards) < 12, "the kill must land mid-run"
     shards[0].write_bytes(shards[0].read_bytes()[:64])  # a truncated shard
     torch.save({"rows": [{"m": 20, "image_id": 5}], "x_hat": torch.zeros(1)}, run_dir / "shards" / ".m20_id5_0.tmp1.pt")
