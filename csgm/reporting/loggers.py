@@ -13,7 +13,7 @@ from pytorch_lightning.loggers.logger import rank_zero_experiment
 from csgm.errors import check_choice
 from csgm.options import instantiate
 
-__all__ = ["build_logger", "finish_wandb", "logger_options", "wandb_options", "LOGGERS"]
+__all__ = ["build_logger", "log_final_checkpoint", "finish_wandb", "logger_options", "wandb_options", "LOGGERS"]
 
 
 def _no_options() -> dict:
@@ -60,18 +60,27 @@ def logger_options(cfg: dict) -> dict:
 def build_logger(cfg: dict, run_dir: str | Path, run_name: str, run_id: str | None = None,
                  hyperparameters: dict | None = None) -> Logger | bool:
     """Lightning logger for ``cfg['name']`` with the run's whole config as its hyperparameters (W&B's run config,
-    ``csv/hparams.yaml``); W&B files go to ``run_dir/wandb`` (``run_id``: the W&B run to continue), and W&B keeps
-    the final checkpoint as an artifact."""
+    ``csv/hparams.yaml``); W&B files go to ``run_dir/wandb`` (``run_id``: the W&B run to continue)."""
     options = logger_options(cfg)
     if cfg["name"] == "none":
         return False
     if cfg["name"] == "csv":
         logger: Logger = RunCSVLogger(save_dir=str(run_dir), name="csv", version="")
     else:
-        logger = WandbLogger(name=run_name, save_dir=str(run_dir), id=run_id, log_model=True, **options)
+        logger = WandbLogger(name=run_name, save_dir=str(run_dir), id=run_id, **options)
     if hyperparameters:
         logger.log_hyperparams(hyperparameters)
     return logger
+
+
+def log_final_checkpoint(logger: Logger | bool, path: str | Path) -> None:
+    """W&B keeps a finished training run's checkpoint as a ``model`` artifact (offline: uploaded by ``wandb sync``)."""
+    if isinstance(logger, WandbLogger):
+        import wandb
+
+        artifact = wandb.Artifact(name=f"model-{logger.experiment.id}", type="model")
+        artifact.add_file(str(path), name=Path(path).name)
+        logger.experiment.log_artifact(artifact, aliases=["latest"])
 
 
 def finish_wandb() -> None:

@@ -15,7 +15,7 @@ from csgm.cli import plain
 from csgm.config import validate_train_config
 from csgm.errors import CsgmError
 from csgm.data import ImageDataModule
-from csgm.reporting.loggers import build_logger, finish_wandb
+from csgm.reporting.loggers import build_logger, finish_wandb, log_final_checkpoint
 from csgm.trainer import build_trainer
 from csgm.training import training_module, training_options
 from csgm.training.checkpointing import AtomicCheckpointIO, TrainingInterrupted, TrainingState
@@ -70,6 +70,7 @@ def train(cfg: Any, run_dir: str | Path, overrides: list[str] | None = None) -> 
                                default_root_dir=str(run_dir))
         metrics = tester.test(module, datamodule=data, verbose=False)
         summary.update({k: float(v) for k, v in metrics[0].items()})
+    log_final_checkpoint(logger, last)
     finish_wandb()
     return summary
 
