@@ -164,3 +164,22 @@ def test_validation_noise_is_not_the_test_noise():
     validation = MeasurementModel(operator, Noise("gaussian", 0.1), seed=7, split="validation")
     assert not torch.allclose(validation.measure(x, IDS) - operator(x), test - operator(x), atol=1e-3)
     assert torch.equal(validation.measure(x, IDS), validation.measure(x, IDS))
+
+
+def test_the_validation_search_measures_with_its_own_noise(tmp_path, monkeypatch):
+    """Hyperparameters are chosen on y with the validation split's noise: for the same image ids it is not the
+    noise the test images get."""
+    from csgm.recovery import tuning
+    from csgm.solvers import build_solver
+
+    seen = []
+    monkeypatch.setattr(tuning, "validation_errors", lambda solver, candidates, x, y, *rest: seen.append(y) or [0.0])
+    operator = operator_from("gaussian")
+    test_model = MeasurementModel(operator, Noise("gaussian", 0.1), seed=7)
+    x = images(2)
+    solver = build_solver({"name": "lasso", "lambda_l1": "auto", "lambda_grid": [0.1]})
+    tuning.tune_per_m(solver, [test_model], x, None, 7, tmp_path, {"dataset": "d"})
+    (y,) = seen
+    test_noise, validation_noise = test_model.measure(x, [0, 1]) - operator(x), y - operator(x)
+    assert float(validation_noise.std()) == pytest.approx(0.1, rel=0.3)
+    assert not torch.allclose(validation_noise, test_noise, atol=1e-3)
