@@ -24,6 +24,8 @@ from tests.helpers import compose_config, conf_options
 
 SHAPE = (1, 8, 8)
 IDS = [3, 11]
+QUANTISERS = [("quantize", {"bits": 3, "range": 8.0}), ("quantize", {"bits": 3, "range": 8.0, "dither": 1.0}),
+              ("one_bit", {}), ("one_bit", {"dither": 4.0})]
 
 
 def images(count: int = 2, seed: int = 0) -> torch.Tensor:
@@ -60,7 +62,10 @@ def reference_nll(noise: Noise, prediction: np.ndarray, y: np.ndarray) -> np.nda
 
 def reference_term(noise: Noise, prediction: np.ndarray, y: np.ndarray) -> np.ndarray:
     """2 sigma^2 (NLL(y | prediction) - NLL(y | y)): the data term's known answer for unquantised values."""
-    variance = 1.0 / noise.scale if noise.kind == "poisson" else (noise.std ** 2 if noise.kind != "none" and noise.std > 0 else 1.0)
+    if noise.kind == "poisson":
+        variance = 1.0 / noise.scale
+    else:
+        variance = noise.std ** 2 if noise.kind != "none" and noise.std > 0 else 1.0
     return 2 * variance * (reference_nll(noise, prediction, y) - reference_nll(noise, y, y))
 
 
@@ -111,8 +116,8 @@ def test_data_term_of_every_pair_is_its_scaled_negative_log_likelihood(operator_
     if model.operator.quantized:
         expected = quantised_reference(model.operator, noise.level, prediction.numpy(), y.numpy())
     else:
-        expected = reference_term(noise, prediction.clamp_min(1e-12).numpy() if noise.kind == "poisson" else prediction.numpy(),
-                                  y.numpy())
+        rate = prediction.clamp_min(1e-12) if noise.kind == "poisson" else prediction
+        expected = reference_term(noise, rate.numpy(), y.numpy())
     assert bool((expected > 1e-3).all())  # away from the minimum
     np.testing.assert_allclose(term, expected, rtol=1e-6)
 
@@ -127,12 +132,11 @@ def test_data_term_at_small_df_and_other_levels(kind, std, df):
     prediction = model.predict(images(2, seed=4))
     if kind == "poisson":
         assert bool((y == 0).any())  # zero counts take the 0 log 0 = 0 branch
-    np.testing.assert_allclose(model.data_term(prediction, y).numpy(), reference_term(noise, prediction.numpy(), y.numpy()),
-                               rtol=1e-6)
+    expected = reference_term(noise, prediction.numpy(), y.numpy())
+    np.testing.assert_allclose(model.data_term(prediction, y).numpy(), expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("option,overrides", [("quantize", {"bits": 3, "range": 8.0}), ("quantize", {"bits": 3, "range": 8.0, "dither": 1.0}),
-                                              ("one_bit", {}), ("one_bit", {"dither": 4.0})])
+@pytest.mark.parametrize("option,overrides", QUANTISERS)
 @pytest.mark.parametrize("std", [0.0, 0.7])
 def test_quantised_data_term_away_from_the_truth(option, overrides, std):
     """Cell probabilities at a noise level that is not 1, with and without dither."""
@@ -143,8 +147,7 @@ def test_quantised_data_term_away_from_the_truth(option, overrides, std):
     np.testing.assert_allclose(model.data_term(prediction, y).numpy(), expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("option,overrides", [("quantize", {"bits": 3, "range": 8.0}), ("quantize", {"bits": 3, "range": 8.0, "dither": 1.0}),
-                                              ("one_bit", {}), ("one_bit", {"dither": 4.0})])
+@pytest.mark.parametrize("option,overrides", QUANTISERS)
 @pytest.mark.parametrize("std", [0.0, 1.0])
 def test_true_image_scores_better_than_flipped_or_shifted(option, overrides, std):
     operator = build_operator({**config("operator", option), **overrides}, SHAPE, seed=2, m=256).double()

@@ -88,7 +88,8 @@ def test_dithered_quantisers_record_the_dithered_values(option, overrides):
     x = torch.rand(2, *shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     values = operator.pre_noise(x)
     tau = values - x.flatten(1) @ matrix.T
-    assert float(tau.abs().max()) <= dither and stats.kstest(tau[0].numpy(), "uniform", args=(-dither, 2 * dither)).pvalue > 1e-3
+    assert float(tau.abs().max()) <= dither
+    assert stats.kstest(tau[0].numpy(), "uniform", args=(-dither, 2 * dither)).pvalue > 1e-3
     torch.testing.assert_close(tau[0], tau[1])  # one tau per measurement, the same for every image
     y = MeasurementModel(operator, Noise("none")).measure(x, [0, 1])
     torch.testing.assert_close(operator(x), y)
@@ -102,7 +103,8 @@ def test_subtractive_dither_makes_the_quantisation_error_uniform():
     """With tau ~ U[-step/2, step/2] (half a cell), Q(v + tau) - tau - v is U[-step/2, step/2] whatever v: mean 0 and
     variance step^2 / 12 (without dither in y it would be step^2 / 6)."""
     shape, m = (3, 13, 13), 4000
-    operator = build_operator({**config("quantize"), "bits": 4, "range": 40.0, "dither": 2.5}, shape, seed=8, m=m).double()
+    cfg = {**config("quantize"), "bits": 4, "range": 40.0, "dither": 2.5}
+    operator = build_operator(cfg, shape, seed=8, m=m).double()
     x = 0.5 * torch.rand(1, *shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)  # |A x| < range
     error = operator.dequantized(MeasurementModel(operator).measure(x, [0])) - operator.linear_part(x)
     step = 5.0
@@ -153,5 +155,6 @@ def test_blur_of_hand_made_images():
     np.testing.assert_allclose(operator(impulse).numpy()[0], psf.flatten(), atol=1e-12)
     image = torch.rand(1, 2, 9, 11, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     operator = build_operator(config("blur"), (2, 9, 11)).double()
-    reference = np.stack([ndimage.gaussian_filter(c, sigma=1.5, mode="constant", truncate=3.0) for c in image[0].numpy()])
+    reference = np.stack([ndimage.gaussian_filter(channel, sigma=1.5, mode="constant", truncate=3.0)
+                          for channel in image[0].numpy()])
     np.testing.assert_allclose(operator(image).numpy()[0], reference.flatten(), atol=1e-12)

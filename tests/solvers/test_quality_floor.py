@@ -92,7 +92,8 @@ def map_estimate(generator, matrix, y, lambda_z: float, weight: float = 1.0) -> 
     """G(z*) for z* = argmin weight ||A G(z) - y||^2 + lambda_z ||z||^2 (ridge regression in z)."""
     M = matrix @ generator.weight
     target = y - matrix @ generator.bias
-    z = torch.linalg.solve(weight * M.T @ M + lambda_z * torch.eye(M.shape[1], dtype=M.dtype), weight * M.T @ target.T).T
+    normal = weight * M.T @ M + lambda_z * torch.eye(M.shape[1], dtype=M.dtype)
+    z = torch.linalg.solve(normal, weight * M.T @ target.T).T
     return generator(z)
 
 
@@ -104,7 +105,8 @@ def layer_least_squares(generator, matrix, y) -> torch.Tensor:
 
 
 def posterior_mean(generator, matrix, y, std: float) -> torch.Tensor:
-    """E[G(z) | y] for y = A G(z) + N(0, std^2 I), z ~ N(0, I): G of the ridge estimate of weight 1 / std^2 and lambda_z 1."""
+    """E[G(z) | y] for y = A G(z) + N(0, std^2 I), z ~ N(0, I): G of the ridge estimate with weight 1 / std^2 and
+    lambda_z = 1 (the posterior of z is Gaussian, its mean that ridge estimate)."""
     return map_estimate(generator, matrix, y, lambda_z=1.0, weight=1.0 / std ** 2)
 
 
@@ -118,7 +120,8 @@ def sparse_signal(basis_name: str, options: dict, count: int = 2) -> torch.Tenso
         if basis_name == "pixel":
             c[row, torch.randperm(64, generator=g)[:5]] = 0.3 + 0.6 * torch.rand(5, generator=g, dtype=torch.float64)
         else:
-            c[row, torch.randperm(63, generator=g)[:4] + 1] = 0.35 * (2 * torch.rand(4, generator=g, dtype=torch.float64) - 1)
+            values = 0.35 * (2 * torch.rand(4, generator=g, dtype=torch.float64) - 1)
+            c[row, torch.randperm(63, generator=g)[:4] + 1] = values
             c[row] += 0.5 * basis.analysis(torch.ones(1, *SPARSE, dtype=torch.float64))[0]  # the constant 0.5
     x = basis.synthesis(c)
     assert float(x.min()) > -1e-12 and float(x.max()) < 0.95 and int((basis.analysis(x).abs() > 1e-9).sum(1).max()) <= 8
@@ -131,8 +134,8 @@ def sparse_options(cfg: dict) -> tuple[str, dict]:
 
 
 def case(option: str):
-    """(solver config, model, y, known answer, tolerance on the largest pixel error, images are compared on
-    their direction)."""
+    """(solver config, measurement model, y, generator or None, the known answer, the tolerance on the largest
+    pixel error) for a config; 1-bit answers without dither are directions (unit norm)."""
     cfg = solver_config(option)
     name = cfg["name"]
     if name == "csgm":
@@ -142,7 +145,8 @@ def case(option: str):
         return run, model, y, generator, answer, 2e-3
     if name == "ilo":
         generator, model, y, matrix = gaussian_problem(m=14)
-        return capped(option, radius=1e4, layer_lr=0.05), model, y, generator, layer_least_squares(generator, matrix, y), 2e-3
+        answer = layer_least_squares(generator, matrix, y)
+        return capped(option, radius=1e4, layer_lr=0.05), model, y, generator, answer, 2e-3
     if name == "pgd":
         generator, model, y, matrix = gaussian_problem()
         return capped(option, step=1.0), model, y, generator, map_estimate(generator, matrix, y, 0.0), 3e-3
@@ -156,11 +160,12 @@ def case(option: str):
         return capped(option, lambda_l1=0.1), model, model.measure(x, IDS), None, x, 0.03  # lambda's shrinkage
     if name == "sparse_gen":
         basis_name, options = sparse_options(cfg)
-        generator = TwoLayerLinear(linear_generator().first, 0.05 * torch.randn(64, 6, generator=torch.Generator().manual_seed(6),
-                                                                                dtype=torch.float64),
-                                   torch.full((64,), 0.5, dtype=torch.float64), SPARSE)
+        second = 0.05 * torch.randn(64, 6, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+        bias = torch.full((64,), 0.5, dtype=torch.float64)
+        generator = TwoLayerLinear(linear_generator().first, second, bias, SPARSE)
         c = torch.zeros(2, 64, dtype=torch.float64)
-        c[0, [5, 40]], c[1, [17, 60]] = torch.tensor([0.3, -0.25], dtype=torch.float64), torch.tensor([-0.3, 0.2], dtype=torch.float64)
+        c[0, [5, 40]] = torch.tensor([0.3, -0.25], dtype=torch.float64)
+        c[1, [17, 60]] = torch.tensor([-0.3, 0.2], dtype=torch.float64)
         deviation = build_basis(basis_name, SPARSE, **options).double().synthesis(c)  # 2-sparse in the solver's basis
         z = torch.randn(2, 3, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
         x = generator(z) + deviation
@@ -169,7 +174,8 @@ def case(option: str):
     if name == "biht":
         x = sparse_signal("dct", {}, count=2)
         model = MeasurementModel(build_operator({"name": "one_bit"}, SPARSE, seed=2, m=512).double())
-        return capped(option, sparsity=5), model, model.measure(x, IDS), None, x / x.flatten(1).norm(dim=1).view(-1, 1, 1, 1), 0.02
+        direction = x / x.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        return capped(option, sparsity=5), model, model.measure(x, IDS), None, direction, 0.02
     if name == "wirtinger_flow":
         x = torch.rand(2, *SMALL, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
         model = MeasurementModel(build_operator({"name": "phase_retrieval"}, SMALL, seed=2, m=64).double())
@@ -254,6 +260,7 @@ def test_dip_total_variation_weight_smooths_the_fit():
     smooth = build_solver(capped("dip", iterations=200, tv_weight=0.2)).solve(y, model, IDS[:1])
 
     def tv(image):
-        return float((image[..., 1:, :] - image[..., :-1, :]).abs().sum() + (image[..., 1:] - image[..., :-1]).abs().sum())
+        vertical, horizontal = image[..., 1:, :] - image[..., :-1, :], image[..., 1:] - image[..., :-1]
+        return float(vertical.abs().sum() + horizontal.abs().sum())
 
     assert tv(smooth.x_hat) < 0.8 * tv(plain_fit.x_hat)

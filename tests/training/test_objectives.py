@@ -28,7 +28,8 @@ def perturb(module: torch.nn.Module, scale: float, seed: int) -> None:
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 def test_vae_training_step_is_the_negative_elbo_of_torch_distributions(likelihood):
-    module = VAEModule("vae", {"latent_dim": 3, "hidden_dims": [16]}, SHAPE, likelihood=likelihood, gaussian_std=0.3).double()
+    arch = {"latent_dim": 3, "hidden_dims": [16]}
+    module = VAEModule("vae", arch, SHAPE, likelihood=likelihood, gaussian_std=0.3).double()
     perturb(module, 0.3, seed=0)
     x = torch.rand(6, *SHAPE, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     torch.manual_seed(5)
