@@ -1,6 +1,7 @@
 """Mutation check: do the tests catch realistic single-line bugs? (Not part of the CI run.)
 
-    nice -n 10 python benchmarks/mutations.py [--only ID ...] [--timeout 300] [--no-baseline] [--list]
+    nice -n 10 python benchmarks/mutations.py [--only ID ...] [--tests NODE ...] [--timeout 300] [--no-baseline]
+    python benchmarks/mutations.py --list
 
 Each mutation is (id, file, exact source snippet, replacement, covering tests): the snippet must occur exactly
 once in the file, so the list survives line shifts and a stale entry fails loudly. The script copies the
@@ -14,6 +15,7 @@ when the tests pass. Prints JSON: per mutation its status and seconds, caught / 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -98,7 +100,8 @@ MUTATIONS = [
              "-self.range + (index + 1) * self.step)", "-self.range + (index + 2) * self.step)", [LIKELIHOOD],
              "a quantiser cell two steps wide"),
     mutation("sign_scale_not_fixed_to_sqrt_m", "csgm/measurement.py",
-             "prediction = prediction * (prediction.shape[1] ** 0.5 / prediction.norm(dim=1, keepdim=True).clamp_min(1e-12))",
+             "prediction = prediction * (prediction.shape[1] ** 0.5 / "
+             "prediction.norm(dim=1, keepdim=True).clamp_min(1e-12))",
              "prediction = prediction * (1.0 / prediction.norm(dim=1, keepdim=True).clamp_min(1e-12))", [LIKELIHOOD],
              "1-bit predictions normalised to norm 1 instead of sqrt(m)"),
     mutation("validation_shares_test_noise_key", "csgm/measurement.py",
@@ -132,8 +135,10 @@ MUTATIONS = [
              "return self.linear_part(x)", [SCALES],
              "a dithered quantiser recording undithered values"),
     mutation("dither_one_sided", "csgm/operators/quantize.py",
-             "tau = (2 * torch.rand(self.m, generator=seeded_rng(\"dither\", seed, self.m), dtype=torch.float64) - 1) * self.dither",
-             "tau = torch.rand(self.m, generator=seeded_rng(\"dither\", seed, self.m), dtype=torch.float64) * self.dither",
+             'tau = (2 * torch.rand(self.m, generator=seeded_rng("dither", seed, self.m), dtype=torch.float64) - 1) '
+             '* self.dither',
+             'tau = torch.rand(self.m, generator=seeded_rng("dither", seed, self.m), dtype=torch.float64) '
+             '* self.dither',
              [SCALES], "dither drawn from U[0, D] instead of U[-D, D]"),
     mutation("phase_retrieval_signed", "csgm/operators/phase_retrieval.py",
              "return (x.flatten(1).to(self.matrix.dtype) @ self.matrix.T).abs()",
@@ -158,7 +163,8 @@ MUTATIONS = [
              "block sums scaled by f instead of averages"),
     # solvers
     mutation("pgd_step_sign", "csgm/solvers/pgd.py",
-             "v = x + eta * operator.adjoint(target - operator(x))", "v = x - eta * operator.adjoint(target - operator(x))",
+             "v = x + eta * operator.adjoint(target - operator(x))",
+             "v = x - eta * operator.adjoint(target - operator(x))",
              floor("pgd"), "a PGD step with the wrong sign"),
     mutation("pgd_step_not_normalised", "csgm/solvers/pgd.py",
              "eta = self.step / operator.norm_squared()", "eta = self.step / operator.m", floor("pgd"),
@@ -303,16 +309,24 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="mutation ids to run (default: all)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per pytest run")
     parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of the covering tests")
+    parser.add_argument("--tests", nargs="*", default=None,
+                        help="run these tests (pytest node ids) instead of each mutation's covering tests")
     parser.add_argument("--list", action="store_true", help="print the mutations as JSON and exit")
     args = parser.parse_args()
     chosen = [m for m in MUTATIONS if args.only is None or m.id in args.only]
+    if args.only is not None and len(chosen) != len(set(args.only)):
+        raise SystemExit(f"unknown mutation ids: {sorted(set(args.only) - {m.id for m in chosen})}")
+    if args.tests is not None:
+        chosen = [dataclasses.replace(m, tests=tuple(args.tests)) for m in chosen]
     if args.list:
-        print(json.dumps([{"id": m.id, "file": m.file, "bug": m.bug, "tests": list(m.tests)} for m in chosen], indent=1))
+        listing = [{"id": m.id, "file": m.file, "bug": m.bug, "tests": list(m.tests)} for m in chosen]
+        print(json.dumps(listing, indent=1))
         return
     ids = [m.id for m in MUTATIONS]
     if len(set(ids)) != len(ids):
         raise SystemExit("mutation ids must be unique")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
     report: dict = {"commit": commit, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "timeout_s": args.timeout}
     with tempfile.TemporaryDirectory(prefix="csgm-mutations-") as folder:
@@ -336,7 +350,8 @@ def main() -> None:
                 (tree / item.file).write_text(original)
             caught = status != "passed"
             results.append({"id": item.id, "file": item.file, "bug": item.bug, "status": status, "caught": caught,
-                            "seconds": round(seconds, 1), "tests": list(item.tests), **({} if caught else {"output": tail})})
+                            "seconds": round(seconds, 1), "tests": list(item.tests),
+                            **({} if caught else {"output": tail})})
             print(f"{item.id}: {status} ({seconds:.0f} s)", file=sys.stderr, flush=True)
     caught = sum(r["caught"] for r in results)
     report.update({"total": len(results), "caught": caught,
