@@ -159,6 +159,29 @@ def test_true_image_scores_better_than_flipped_or_shifted(option, overrides, std
         assert bool((true < model.loss(wrong, y)).all())
 
 
+@pytest.mark.parametrize("option", conf_options("noise"))
+def test_noise_draws_follow_their_laws(option):
+    """The measured noise of every conf/noise config against scipy.stats: N(0, std^2), std * t(df), Poisson counts
+    of rate scale * A x, and the outliers' seeded fraction of +-magnitude on top of N(0, std^2)."""
+    noise = noise_from(option)
+    x = 0.2 + 0.8 * torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    model = MeasurementModel(build_operator({"name": "identity"}, (1, 64, 64)).double(), noise, seed=7)
+    residual = (model.measure(x, [4]) - x.flatten(1))[0].numpy()
+    if noise.kind == "none":
+        assert not residual.any()
+    elif noise.kind == "poisson":  # counts k ~ Poisson(lambda): (k - lambda) / sqrt(lambda) has mean 0, variance 1
+        rate = noise.scale * x.flatten().numpy()
+        standardised = noise.scale * residual / np.sqrt(rate)
+        assert abs(standardised.mean()) < 0.05 and abs(standardised.var() - 1) < 0.08
+    elif noise.kind == "outliers":
+        gross = np.abs(residual) > noise.magnitude / 2
+        assert gross.sum() == round(noise.fraction * residual.size)
+        assert stats.kstest(residual[~gross] / noise.std, "norm").pvalue > 1e-3
+    else:
+        law = ("t", (noise.df,)) if noise.kind == "student_t" else ("norm", ())
+        assert stats.kstest(residual / noise.std, law[0], args=law[1]).pvalue > 1e-3
+
+
 def test_validation_noise_is_not_the_test_noise():
     """The validation split draws its own noise for the same image ids; each split's noise is reproducible."""
     operator = operator_from("gaussian")
