@@ -93,7 +93,7 @@ def quantised_reference(operator, noise_std: float, prediction: np.ndarray, y: n
 
 
 def measured_pair(operator_option: str, noise: Noise, **operator_overrides):
-    """(model, y of image 0, prediction of another image) or None if the pair is refused in one line."""
+    """(model, y of two images, the prediction of two other images), or None if the pair is refused in one line."""
     operator = operator_from(operator_option, **operator_overrides)
     try:
         model = MeasurementModel(operator, noise, seed=7)
