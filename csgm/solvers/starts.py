@@ -39,15 +39,22 @@ class StartBank:
 
     def starts(self, y: torch.Tensor, measurement: MeasurementModel, generator: Generator, seed: int, restarts: int) -> torch.Tensor:
         """(B * restarts, k): for every image, its ``restarts`` best bank latents (best first), images adjacent."""
+        return self.screen(y, measurement, generator, seed, restarts)[0]
+
+    def screen(self, y: torch.Tensor, measurement: MeasurementModel, generator: Generator, seed: int,
+               restarts: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the starts of ``starts``, their data terms (B, restarts) against each image's y, lowest first)."""
         z, images = self.latents_and_images(generator, seed, y.device, y.dtype)
         key = (id(generator), seed, id(measurement.operator), measurement.operator.m)
         if key not in self._predictions:
             with torch.no_grad():
                 self._predictions = {key: torch.cat([measurement.predict(part) for part in images.split(1024)])}
         predictions = self._predictions[key]
-        picks = []
+        picks, terms = [], []
         with torch.no_grad():
             for part in y.split(self.chunk):  # (chunk * size, m) at a time
-                terms = measurement.data_term(predictions.repeat(len(part), 1), part.repeat_interleave(self.size, dim=0))
-                picks.append(terms.view(len(part), self.size).topk(restarts, dim=1, largest=False).indices)
-        return z[torch.cat(picks).flatten()]
+                lowest = measurement.data_term(predictions.repeat(len(part), 1), part.repeat_interleave(self.size, dim=0))
+                lowest = lowest.view(len(part), self.size).topk(restarts, dim=1, largest=False)
+                picks.append(lowest.indices)
+                terms.append(lowest.values)
+        return z[torch.cat(picks).flatten()], torch.cat(terms)
