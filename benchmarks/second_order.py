@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from common import emit, environment, mnist_problem, timed
+from common import add_dataset_options, dataset_config, emit, environment, mnist_problem, timed
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.measurement import MeasurementModel
@@ -51,7 +51,8 @@ def run_arm(cfg: dict, generator, model: MeasurementModel, x: torch.Tensor, y: t
 
 
 def measure_m(m: int, arms: dict[str, dict], args) -> dict:
-    generator, operator, x, y, ids = mnist_problem(args.checkpoint, args.images, m, device=args.device)
+    generator, operator, x, y, ids = mnist_problem(args.checkpoint, args.images, m, device=args.device,
+                                                   dataset=dataset_config(args.dataset, args.dataset_option))
     model = MeasurementModel(operator, Noise("gaussian", 0.1), seed=0)
     runs: dict[str, list[dict]] = {name: [] for name in arms}
     for repeat in range(args.repeats):
@@ -109,6 +110,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timings of csgm_bank and csgm_gn")
     parser.add_argument("--protocol-repeats", type=int, default=1, help="timings of the 10 x 1000 protocol (<= repeats)")
+    add_dataset_options(parser)
     parser.add_argument("overrides", nargs="*", help="overrides of every arm, e.g. solver.iterations=4 (tests)")
     args = parser.parse_args()
     if args.markdown:
