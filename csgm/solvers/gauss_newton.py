@@ -60,8 +60,8 @@ class GaussNewtonSolver(Solver):
     name = "gauss_newton"
     needs_generator = True
 
-    def __init__(self, iterations: int = 6, restarts: int = 2, ambiguity: float = 0.04, lambda_z: float = 0.03,
-                 damping: float = 1.0, accept: float = 1e-3, tol: float = 1e-2, geodesic: float = 0.75,
+    def __init__(self, iterations: int = 10, restarts: int = 2, ambiguity: float = 0.05, lambda_z: float = 0.03,
+                 damping: float = 1.0, accept: float = 1e-3, tol: float = 1e-3, geodesic: float = 0.75,
                  start_bank: int = 4096, jacobian_rows: int = 8192, flush_denormals: bool = True,
                  label: str | None = None) -> None:
         for key, value in (("iterations", iterations), ("restarts", restarts), ("damping", damping),
