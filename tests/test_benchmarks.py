@@ -92,7 +92,7 @@ def test_second_order_benchmark(vae_checkpoint, tmp_path):
     table = tmp_path / "second_order.json"
     table.write_text(json.dumps(out))
     rendered = run_script("benchmarks/second_order.py", "--markdown", str(table), cwd=tmp_path)
-    assert rendered.returncode == 0 and rendered.stdout.count("| 20 |") == 3
+    assert rendered.returncode == 0 and rendered.stdout.count("| 20 |") == 4  # csgm, csgm_bank, csgm_gn, csgm_gn_budget
 
 
 def test_benchmarks_refuse_a_checkpoint_trained_on_another_dataset(vae_checkpoint, tmp_path):
