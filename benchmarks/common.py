@@ -1,20 +1,25 @@
-"""Shared set-up of the benchmark scripts: threads, the trained VAE, MNIST test images, measurements."""
+"""Shared set-up of the benchmark scripts: threads, the trained generator, test images (the bundled MNIST unless
+``--dataset`` says otherwise; a generator trained on another dataset is refused), measurements."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from csgm.api import compose  # noqa: E402
+from csgm.cli import plain  # noqa: E402
 from csgm.data import load_splits  # noqa: E402
+from csgm.errors import CsgmError  # noqa: E402
 from csgm.generators.checkpoint import load_generator  # noqa: E402
 from csgm.measurement import MeasurementModel  # noqa: E402
 from csgm.operators import Noise, build_operator  # noqa: E402
@@ -41,11 +46,30 @@ def timed(fn: Callable[[], Any], device: str) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
+def add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    """``--dataset NAME`` (a conf/dataset config, the bundled MNIST by default) and ``--dataset-option KEY=VALUE``
+    (repeatable, as the entry points' ``dataset.KEY=VALUE``)."""
+    parser.add_argument("--dataset", default="mnist10k", help="a conf/dataset config: the images to recover")
+    parser.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a dataset option, as dataset.KEY=VALUE of recover.py (repeatable)")
+
+
+def dataset_config(name: str = "mnist10k", options: Sequence[str] = ()) -> dict:
+    """The dataset entry the entry points would build from ``dataset=NAME dataset.KEY=VALUE ...``."""
+    return plain(compose("recover", [f"dataset={name}", *(f"dataset.{option}" for option in options)]))["dataset"]
+
+
 def mnist_problem(checkpoint: str, count: int, m: int, noise_std: float = 0.1, seed: int = 0, split: str = "test",
-                  device: str = "cpu"):
-    """(G, A, x, y, ids): the paper's MNIST protocol on the first ``count`` images of a split."""
-    generator, _ = load_generator(resolve_checkpoint(checkpoint, ROOT / "outputs"))
-    dataset = load_splits({"name": "mnist10k", "val_size": 1000, "test_size": 1000, "split_seed": 0})[split]
+                  device: str = "cpu", dataset: dict | None = None):
+    """(G, A, x, y, ids): the paper's protocol on the first ``count`` images of a split of ``dataset`` (a
+    ``dataset_config``; the bundled MNIST by default), refused for a generator trained on another dataset."""
+    path = resolve_checkpoint(checkpoint, ROOT / "outputs")
+    generator, meta = load_generator(path)
+    dataset = dataset or dataset_config()
+    if meta.get("dataset") != dataset["name"]:
+        raise CsgmError(f"checkpoint {str(path)!r} was trained on dataset {meta.get('dataset')!r}, not {dataset['name']!r}: "
+                        f"pass --dataset {meta.get('dataset')} or a checkpoint trained on {dataset['name']}")
+    dataset = load_splits(dataset)[split]
     ids = list(range(count))
     x = torch.stack([dataset[i][0] for i in ids])
     operator = build_operator({"name": "gaussian"}, generator.image_shape, seed=seed, m=m)

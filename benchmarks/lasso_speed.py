@@ -16,7 +16,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
 
-from common import emit, environment, mnist_problem, timed
+from common import add_dataset_options, dataset_config, emit, environment, mnist_problem, timed
 from csgm.measurement import MeasurementModel
 from csgm.metrics import per_pixel_error
 from csgm.operators import Noise
@@ -27,10 +27,10 @@ from csgm.solvers.lasso import LassoSolver
 GRID = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
 
 
-def compare_lasso(checkpoint: str, images: int, m: int) -> dict:
+def compare_lasso(checkpoint: str, images: int, m: int, dataset: dict | None = None) -> dict:
     """Batched FISTA and scikit-learn on the same problem, for the validation lambda and for lambda = 0.3."""
-    _, operator, x, y, ids = mnist_problem(checkpoint, images, m)
-    _, _, x_val, _, val_ids = mnist_problem(checkpoint, 20, m, split="val")
+    _, operator, x, y, ids = mnist_problem(checkpoint, images, m, dataset=dataset)
+    _, _, x_val, _, val_ids = mnist_problem(checkpoint, 20, m, split="val", dataset=dataset)
     y_val = MeasurementModel(operator, Noise("gaussian", 0.1), 0, split="validation").measure(x_val, val_ids)
     cfg = {"name": "lasso", "lambda_l1": "auto", "lambda_grid": GRID}
     errors = validation_errors(build_solver(cfg), [{"lambda_l1": v} for v in GRID], x_val, y_val, operator, None, 0)
@@ -67,9 +67,11 @@ def main() -> None:
     parser.add_argument("--m", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint", default="latest")
+    add_dataset_options(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    emit({"environment": environment(args.threads, "cpu"), **compare_lasso(args.checkpoint, args.images, args.m)})
+    dataset = dataset_config(args.dataset, args.dataset_option)
+    emit({"environment": environment(args.threads, "cpu"), **compare_lasso(args.checkpoint, args.images, args.m, dataset)})
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from typing import Iterator
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from common import ROOT, emit, environment, mnist_problem, timed
+from common import ROOT, add_dataset_options, dataset_config, emit, environment, mnist_problem, timed
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.metrics import per_pixel_error
@@ -81,12 +81,14 @@ def solver_arms(args, generator, operator, x, y, ids) -> dict:
     cfg = plain(compose("recover", [f"solver={args.solver}"]))["solver"]
     if args.iterations:
         cfg["iterations"] = args.iterations
-    variants = {f"{arm}{'_compiled' if compiled else ''}": (arm, build_solver({**cfg, "compile": compiled}))
-                for arm in arms_for(args.device) for compiled in (False, True)
+    compiles = "compile" in cfg  # second-order solvers (csgm_gn) have no compiled objective
+    variants = {f"{arm}{'_compiled' if compiled else ''}": (arm, build_solver({**cfg, "compile": compiled} if compiles else cfg))
+                for arm in arms_for(args.device) for compiled in ((False, True) if compiles else (False,))
                 if not (compiled and emulated(arm, args.device))}  # emulation is eager only
     for name, (arm, solver) in variants.items():  # warm-up: compiling, first-call allocations
         with arithmetic(arm, args.device):
-            build_solver({**cfg, "compile": solver.compile, "iterations": 2}).solve(y, operator, ids, generator)
+            warm_up = {**cfg, "compile": solver.compile, "iterations": 2} if compiles else {**cfg, "iterations": 2}
+            build_solver(warm_up).solve(y, operator, ids, generator)
     seconds = {name: [] for name in variants}
     outputs = {}
     for _ in range(args.repeats):
@@ -99,7 +101,8 @@ def solver_arms(args, generator, operator, x, y, ids) -> dict:
     for name, (arm, solver) in variants.items():
         x_hat = outputs[name].x_hat.float()
         error = float(per_pixel_error(x_hat, x).mean())
-        report[name] = {"trainer_precision": ARMS[arm][0], "matmul_precision": ARMS[arm][1], "compile": solver.compile,
+        report[name] = {"trainer_precision": ARMS[arm][0], "matmul_precision": ARMS[arm][1],
+                        "compile": getattr(solver, "compile", False),
                         "emulated": emulated(arm, args.device),
                         "seconds": [round(t, 3) for t in seconds[name]],
                         "speedup_over_float32": None if emulated(arm, args.device) else  # Python per product: not a speed
@@ -122,7 +125,8 @@ def end_to_end(args) -> dict:
             accelerator = "gpu" if args.device.startswith("cuda") else "cpu"
             steps = [f"solver.iterations={args.iterations}"] if args.iterations else []
             cfg = compose("recover", [f"checkpoint={args.checkpoint}", f"num_images={args.images}", f"batch_size={args.images}",
-                                      "measurements=[100]", f"solver={args.solver}", *steps, f"trainer.accelerator={accelerator}",
+                                      "measurements=[100]", f"solver={args.solver}", f"dataset={args.dataset}",
+                                      *(f"dataset.{option}" for option in args.dataset_option), *steps, f"trainer.accelerator={accelerator}",
                                       f"trainer.precision={precision}", f"matmul_precision={matmul}", f"paths.output_root={root}",
                                       "logger=none", "trainer.enable_progress_bar=false", "save_images=0"])
             result, seconds = timed(lambda: recover(cfg, f"{root}/run"), args.device)
@@ -158,10 +162,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--images", type=int, default=100)
-    parser.add_argument("--solver", default="csgm", help="a conf/solver config of the CSGM family, e.g. csgm_bank")
+    parser.add_argument("--solver", default="csgm", help="a conf/solver config of the CSGM family, e.g. csgm_bank, or csgm_gn")
     parser.add_argument("--iterations", type=int, default=None, help="override the solver's steps (tests)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--end-to-end", action="store_true", help="also time recover() per arithmetic")
+    add_dataset_options(parser)
     args = parser.parse_args()
     if args.markdown:
         print(markdown_tables(json.load(args.markdown)))
@@ -171,7 +176,8 @@ def main() -> None:
         from csgm.recovery.paths import resolve_checkpoint
 
         args.checkpoint = resolve_checkpoint("latest", ROOT / "outputs")
-    generator, operator, x, y, ids = mnist_problem(args.checkpoint, args.images, 100, device=args.device)
+    generator, operator, x, y, ids = mnist_problem(args.checkpoint, args.images, 100, device=args.device,
+                                                   dataset=dataset_config(args.dataset, args.dataset_option))
     result = {"environment": environment(args.threads, args.device),
               "protocol": {"m": 100, "noise_std": 0.1, "images": args.images, "solver": args.solver, "iterations": args.iterations},
               "solver": solver_arms(args, generator, operator, x, y, ids)}

@@ -13,13 +13,10 @@ import argparse
 
 import torch
 
-from common import ROOT, emit, environment, timed  # noqa: F401  (ROOT puts csgm on the path)
-from csgm.data import load_splits
-from csgm.generators.checkpoint import load_generator
+from common import add_dataset_options, dataset_config, emit, environment, mnist_problem, timed
 from csgm.measurement import MeasurementModel
 from csgm.metrics import image_metrics, mean_ci95
-from csgm.operators import Noise, build_operator
-from csgm.recovery.paths import resolve_checkpoint
+from csgm.operators import Noise
 from csgm.solvers import build_solver
 
 ARMS = {"csgm": {}, "l1_csgm": {"l1_weight": 1.0, "l2_weight": 0.0}, "median_of_means": {"median_of_means": 25}}
@@ -35,14 +32,11 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=1)
+    add_dataset_options(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    generator, _ = load_generator(resolve_checkpoint(args.checkpoint, ROOT / "outputs"))
-    generator.eval().requires_grad_(False)
-    test = load_splits({"name": "mnist10k", "val_size": 1000, "test_size": 1000, "split_seed": 0})["test"]
-    ids = list(range(args.images))
-    x = torch.stack([test[i][0] for i in ids])
-    operator = build_operator({"name": "gaussian"}, generator.image_shape, seed=0, m=args.m)
+    generator, operator, x, _, ids = mnist_problem(args.checkpoint, args.images, args.m,
+                                                   dataset=dataset_config(args.dataset, args.dataset_option))
     table, seconds = {arm: [] for arm in ARMS}, {arm: 0.0 for arm in ARMS}
     for fraction in (float(f) for f in args.fractions.split(",")):
         model = MeasurementModel(operator, Noise("outliers", 0.1, fraction=fraction, magnitude=args.magnitude), seed=0)

@@ -9,7 +9,8 @@
 - batched: 64 images x 10 restarts in one batch versus one image (its 10 restarts batched) at a time
   and versus one latent at a time (what a plain loop over images and restarts does);
 - time to quality: successive halving (+ stall stopping) and screened starts (``start_bank``, the
-  csgm_bank config) versus the full protocol: mean error and generator evaluations (the bank's included);
+  csgm_bank config) versus the full protocol: mean error and generator evaluations (the bank's included); the
+  second-order csgm_gn config: its error, forward passes and JVPs (evaluation-equivalents: passes / 2);
 - solvers: generator evaluations per second of Langevin, MALA (8 chains, ``--iterations`` steps) and ILO,
   each batched like CSGM, against CSGM's rate, with their errors.
 """
@@ -22,7 +23,9 @@ import statistics
 
 import torch
 
-from common import emit, environment, mnist_problem, timed
+from common import add_dataset_options, dataset_config, emit, environment, mnist_problem, timed
+from csgm.api import compose
+from csgm.cli import plain
 from csgm.measurement import MeasurementModel
 from csgm.metrics import per_pixel_error
 from csgm.operators import Noise
@@ -89,13 +92,15 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=8, help="images timed one at a time (scaled to 64)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timings of each throughput variant")
     parser.add_argument("--peak-size", type=int, default=2048, help="side of the square matmul that measures the peak")
+    add_dataset_options(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = args.device
     result = {"environment": environment(args.threads, device), "protocol": {
         "m": args.m, "noise_std": 0.1, "restarts": 10, "iterations": args.iterations, "optimizer": "adam", "lr": 0.01}}
 
-    generator, operator, x, y, ids = mnist_problem(args.checkpoint, args.images, args.m, device=device)
+    generator, operator, x, y, ids = mnist_problem(args.checkpoint, args.images, args.m, device=device,
+                                                   dataset=dataset_config(args.dataset, args.dataset_option))
     protocol = functools.partial(CSGMSolver, lr=0.01, iterations=args.iterations)  # + restarts and options
     solver = protocol(restarts=10)
     variants = {"default": solver, "without_flush_denormals": protocol(restarts=10, flush_denormals=False),
@@ -137,6 +142,16 @@ def main() -> None:
             "options": options, "mean_per_pixel_error": round(error, 5), "error_ratio_to_full": round(error / full_error, 4),
             "generator_evaluations": evaluations, "evaluation_saving": round(full_evaluations / evaluations, 2),
             "seconds": round(cheap_seconds, 3), "time_saving": round(seconds / cheap_seconds, 2)}
+    second_order = plain(compose("recover", ["solver=csgm_gn"]))["solver"]  # Gauss-Newton from screened starts
+    gn_out, gn_seconds = timed(lambda: build_solver(second_order).solve(y, operator, ids, generator), device)
+    error = float(per_pixel_error(gn_out.x_hat, x).mean())
+    passes = int(gn_out.generator_evaluations.sum() + gn_out.jvps.sum()) + second_order["start_bank"]  # the bank, once
+    result["time_to_quality"]["second_order"] = {
+        "options": second_order, "mean_per_pixel_error": round(error, 5), "error_ratio_to_full": round(error / full_error, 4),
+        "generator_evaluations": int(gn_out.generator_evaluations.sum()) + second_order["start_bank"],
+        "jvps": int(gn_out.jvps.sum()), "evaluation_equivalents": passes / 2,  # a CSGM evaluation is a forward + a VJP
+        "work_saving": round((full_evaluations + int(out.vjps.sum())) / passes, 2),
+        "seconds": round(gn_seconds, 3), "time_saving": round(seconds / gn_seconds, 2)}
     result["solvers"] = solver_speeds(args.iterations, generator, operator, x, y, ids, device,
                                       full_evaluations / seconds, full_error)
     emit(result)

@@ -16,7 +16,7 @@ import argparse
 
 import torch
 
-from common import ROOT, emit, environment, mnist_problem, timed
+from common import ROOT, add_dataset_options, dataset_config, emit, environment, mnist_problem, timed
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.measurement import MeasurementModel
@@ -69,13 +69,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--single-starts", action="store_true", help="also one restart from each kind of start")
     parser.add_argument("overrides", nargs="*", help="overrides of both arms, e.g. solver.iterations=10 (tests)")
+    add_dataset_options(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    dataset = dataset_config(args.dataset, args.dataset_option)
     arms = {name: plain(compose("recover", [f"solver={name}", *args.overrides]))["solver"] for name in ("csgm", "csgm_bank")}
     encoder = vae_encoder(args.checkpoint) if args.single_starts else None
     table = []
     for m in (int(v) for v in args.measurements.split(",")):
-        generator, operator, x, y, ids = mnist_problem(args.checkpoint, args.images, m)
+        generator, operator, x, y, ids = mnist_problem(args.checkpoint, args.images, m, dataset=dataset)
         model = MeasurementModel(operator, Noise("gaussian", 0.1), seed=0)
         row = {"m": m}
         for name, cfg in arms.items():

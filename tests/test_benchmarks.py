@@ -48,6 +48,9 @@ def test_speed_benchmark(vae_checkpoint, tmp_path):
     for schedule in ("halving_100", "halving_200", "halving_100_stall", "start_bank"):
         assert math.isfinite(quality[schedule]["mean_per_pixel_error"])
     assert quality["start_bank"]["generator_evaluations"] == 4096 + 3 * 2 * (1 + 1)  # the bank, then 2 restarts x (1 step + final)
+    second_order = quality["second_order"]  # csgm_gn: its bank once, forwards and JVPs, no VJPs
+    assert second_order["generator_evaluations"] > 4096 and second_order["jvps"] > 0
+    assert second_order["evaluation_equivalents"] == (second_order["generator_evaluations"] + second_order["jvps"]) / 2
     solvers = out["solvers"]
     assert set(solvers) == {"csgm", "langevin", "mala", "ilo"}
     for name in ("langevin", "mala", "ilo"):
@@ -71,6 +74,32 @@ def test_precision_benchmark(vae_checkpoint, tmp_path):
     assert set(out["end_to_end"]) == {"float32", "bf16_mixed"}
     for arm in out["end_to_end"].values():
         assert arm["images"] == 3 and arm["seconds"] > 0 and math.isfinite(arm["mean_per_pixel_error"])
+
+
+def test_second_order_benchmark(vae_checkpoint, tmp_path):
+    out = run_benchmark("second_order.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--measurements=20", "--repeats=2",
+                        "solver.iterations=3", cwd=tmp_path)
+    (row,) = out["table"]
+    protocol, bank, gn = row["csgm"], row["csgm_bank"], row["csgm_gn"]
+    assert len(protocol["seconds"]) == 1 and len(gn["seconds"]) == len(bank["cpu_seconds"]) == 2  # protocol timed once
+    assert protocol["forwards_per_image"] == 10 * (3 + 1) and protocol["vjps_per_image"] == 10 * 3  # restarts x steps
+    assert bank["forwards_per_image"] == 2 * (3 + 1) + 4096 / 2  # the bank's forwards shared by the 2 images
+    assert gn["vjps_per_image"] == 0 and gn["jvps_per_image"] > 0 and gn["forwards_per_image"] > 4096 / 2
+    for arm in (protocol, bank, gn):
+        assert arm["evaluation_equivalents_per_image"] == pytest.approx(
+            (arm["forwards_per_image"] + arm["jvps_per_image"] + arm["vjps_per_image"]) / 2, abs=0.01)
+    assert gn["cpu_seconds_median"] == pytest.approx(sum(gn["cpu_seconds"]) / 2, abs=2e-3)  # the median of two timings
+    table = tmp_path / "second_order.json"
+    table.write_text(json.dumps(out))
+    rendered = run_script("benchmarks/second_order.py", "--markdown", str(table), cwd=tmp_path)
+    assert rendered.returncode == 0 and rendered.stdout.count("| 20 |") == 4  # csgm, csgm_bank, csgm_gn, csgm_gn_budget
+
+
+def test_benchmarks_refuse_a_checkpoint_trained_on_another_dataset(vae_checkpoint, tmp_path):
+    result = run_script("benchmarks/second_order.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--measurements=20",
+                        "--dataset=fashion_mnist", f"--dataset-option=data_dir={tmp_path}", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "was trained on dataset 'mnist10k', not 'fashion_mnist': pass --dataset mnist10k" in result.stderr
 
 
 def test_lasso_speed_benchmark(vae_checkpoint, tmp_path):
@@ -173,7 +202,7 @@ def test_generators_benchmark(tmp_path):
 def test_peers_benchmark(vae_checkpoint, tmp_path):
     pytest.importorskip("deepinv", reason="the peers benchmark needs pip install -e '.[peers]'")
     out = run_benchmark("peers.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--calls=2", "--threads=1", cwd=tmp_path)
-    assert set(out["csgm_arms"]) == {"csgm", "csgm_bank"} and set(out["peer_arms"]) == {"deepinv_defaults", "deepinv_paper_settings"}
+    assert set(out["csgm_arms"]) == {"csgm", "csgm_bank", "csgm_gn"} and set(out["peer_arms"]) == {"deepinv_defaults", "deepinv_paper_settings"}
     for arm in (*out["csgm_arms"].values(), *out["peer_arms"].values()):
         assert arm["mse_mean"] > 0 and arm["seconds"] > 0
     peer, csgm = out["peer_arms"]["deepinv_paper_settings"], out["csgm_arms"]["csgm"]

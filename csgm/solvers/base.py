@@ -29,6 +29,9 @@ class SolverOutput:
     converged: torch.Tensor | None = None  # (B,) bool, for solvers with a convergence test (else all converged)
     all_restarts_diverged: torch.Tensor | None = None  # (B,) bool: no finite estimate (else none failed)
     generator_evaluations: torch.Tensor | None = None  # (B,) calls of G per image (else 0)
+    jvps: torch.Tensor | None = None     # (B,) Jacobian-vector products (forward mode) through G per image (else 0)
+    vjps: torch.Tensor | None = None     # (B,) vector-Jacobian products (backward passes) through G per image: counted
+    #                                      by the latent searches (csgm family, ilo, pgd, gauss_newton), else 0
     samples: torch.Tensor | None = None  # (B, S, C, H, W) posterior samples, for samplers
     pixel_std: torch.Tensor | None = None  # (B, C, H, W) posterior standard deviation per pixel, for samplers
     interval: tuple[torch.Tensor, torch.Tensor] | None = None  # central 90% interval per pixel, for samplers
@@ -42,6 +45,10 @@ class SolverOutput:
             self.all_restarts_diverged = torch.zeros(count, dtype=torch.bool)
         if self.generator_evaluations is None:
             self.generator_evaluations = torch.zeros(count, dtype=torch.long)
+        if self.jvps is None:
+            self.jvps = torch.zeros(count, dtype=torch.long)
+        if self.vjps is None:
+            self.vjps = torch.zeros(count, dtype=torch.long)
 
     def floating_as(self, dtype: torch.dtype) -> SolverOutput:
         """This output with its floating-point tensors in ``dtype`` (a mixed-precision solve's, in y's dtype)."""

@@ -228,4 +228,5 @@ class CSGMSolver(Solver):
             loss = measurement.loss(x_hat, y)
         return SolverOutput(x_hat=x_hat, measurement_loss=loss, iterations=iterations[pick].cpu(), dropped_restarts=dropped,
                             z=z_kept, all_restarts_diverged=failed.cpu(),
-                            generator_evaluations=evaluations.view(batch, restarts).sum(1).cpu())
+                            generator_evaluations=evaluations.view(batch, restarts).sum(1).cpu(),
+                            vjps=(evaluations - 1).view(batch, restarts).sum(1).cpu())  # a backward pass per step

@@ -94,7 +94,8 @@ class ILOSolver(CSGMSolver):
         out = super().solve(y, measurement, image_ids, generator, seed)
         x_hat = self.layer_estimate(out, y, measurement, generator, torch.full((len(y),), self.radius, device=y.device))
         return dataclasses.replace(out, x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y),
-                                   generator_evaluations=out.generator_evaluations + self.layer_iterations + 1)
+                                   generator_evaluations=out.generator_evaluations + self.layer_iterations + 1,
+                                   vjps=out.vjps + self.layer_iterations)
 
     def solve_candidates(self, candidates: Sequence[dict], y: torch.Tensor, measurement: MeasurementModel | Operator,
                          image_ids: Sequence[int], generator: Generator | None = None, seed: int = 0) -> list[torch.Tensor]:

@@ -77,4 +77,5 @@ class PGDSolver(Solver):
                             dropped_restarts=torch.zeros(count, dtype=torch.long),
                             generator_evaluations=torch.full((count,), self.iterations * (self.inner_iterations + 1),
                                                              dtype=torch.long),
+                            vjps=torch.full((count,), self.iterations * self.inner_iterations, dtype=torch.long),
                             all_restarts_diverged=~torch.isfinite(x_hat.flatten(1)).all(1).cpu())

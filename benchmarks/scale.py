@@ -1,0 +1,95 @@
+"""Time outside the solver as a recovery grows (images x m values), by stage; prints JSON.
+
+    python benchmarks/scale.py [--checkpoint latest] [--configurations 100x1,1000x1,100x10,1000x10] [--threads 1]
+                               [overrides of recover.py, e.g. solver=csgm solver.iterations=5]
+
+Each configuration IMAGESxCOUNT is one ``recover()`` (the Lightning job) of the first IMAGES test images at the
+first COUNT m values of the paper's grid, in a fresh folder, with a short solver (``solver=csgm_gn`` unless
+overridden), under cProfile; a stage's time is
+the cumulative time of the functions that do it (measurement simulation, metrics incl. SSIM, shard writes, the
+shard reads of the resume check and of the merge, summaries, grids and curves, data loading, the solver). The
+``outside`` share is everything but the solver's ``solve``; ``growth`` divides each configuration's outside time
+by the smallest one's and by the growth of the work (images x m values), 1 meaning linear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import tempfile
+import time
+
+import torch
+
+from common import ROOT, add_dataset_options, emit, environment  # noqa: F401  (ROOT puts csgm on the path)
+from csgm.api import compose
+from csgm.recovery.run import recover
+
+PAPER_GRID = [10, 25, 50, 100, 200, 300, 400, 500, 750, 784]  # m values, the first N of them per configuration
+# stage -> (file suffix, function name) pairs whose cumulative time is the stage's
+STAGES = {
+    "solver": [("csgm/solvers/csgm.py", "solve"), ("csgm/solvers/gauss_newton.py", "solve")],
+    "measurement_simulation": [("csgm/measurement.py", "measure")],
+    "metrics": [("csgm/metrics.py", "image_metrics")],
+    "ssim": [("csgm/metrics.py", "ssim")],
+    "shard_writes": [("csgm/recovery/store.py", "write_shard")],
+    "resume_check_reads": [("csgm/recovery/store.py", "done")],
+    "merge": [("csgm/recovery/store.py", "merge")],
+    "result_files": [("csgm/recovery/store.py", "files")],
+    "grids_and_curves": [("csgm/reporting/plots.py", "image_rows_png"), ("csgm/reporting/plots.py", "error_curves_png")],
+    "file_writes": [("csgm/files.py", "atomic_write_files")],
+    "data_loading": [("csgm/data/datasets.py", "load_splits"), ("torch/utils/data/dataloader.py", "__next__")],
+}
+
+
+def stage_seconds(stats: pstats.Stats) -> dict[str, float]:
+    """Cumulative seconds per stage (a function counted once per stage, recursion not double counted)."""
+    found = {stage: 0.0 for stage in STAGES}
+    for (path, _, name), (_, _, _, cumulative, _) in stats.stats.items():
+        for stage, targets in STAGES.items():
+            if any(path.replace("\\", "/").endswith(suffix) and name == function for suffix, function in targets):
+                found[stage] += cumulative
+    return {stage: round(value, 3) for stage, value in found.items()}
+
+
+def run_configuration(images: int, grid: list[int], args) -> dict:
+    with tempfile.TemporaryDirectory() as root:
+        cfg = compose("recover", [f"checkpoint={args.checkpoint}", f"num_images={images}", f"measurements=[{','.join(map(str, grid))}]",
+                                  f"paths.output_root={root}", "logger=none", "trainer.enable_progress_bar=false",
+                                  "trainer.accelerator=cpu", f"dataset={args.dataset}",
+                                  *(f"dataset.{option}" for option in args.dataset_option),
+                                  "solver=csgm_gn", *args.overrides])
+        profile = cProfile.Profile()
+        start = time.perf_counter()
+        profile.enable()
+        recover(cfg, f"{root}/run")
+        profile.disable()
+        total = time.perf_counter() - start
+    stages = stage_seconds(pstats.Stats(profile))
+    outside = total - stages["solver"]
+    return {"images": images, "m_values": len(grid), "total_seconds": round(total, 3), "outside_seconds": round(outside, 3),
+            "outside_fraction": round(outside / total, 4), "stages": stages}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="latest")
+    parser.add_argument("--configurations", default="100x1,1000x1,100x10,1000x10",
+                        help="IMAGESxCOUNT: that many test images at the first COUNT m values of the paper's grid")
+    parser.add_argument("--threads", type=int, default=1)
+    add_dataset_options(parser)
+    parser.add_argument("overrides", nargs="*", help="recover.py overrides, e.g. solver=csgm solver.iterations=5")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    sizes = [tuple(int(v) for v in item.split("x")) for item in args.configurations.split(",")]
+    table = [run_configuration(images, PAPER_GRID[:count], args) for images, count in sizes]
+    smallest = table[0]
+    for row in table:
+        work = row["images"] * row["m_values"] / (smallest["images"] * smallest["m_values"])
+        row["growth"] = round(row["outside_seconds"] / smallest["outside_seconds"] / work, 3)
+    emit({"environment": environment(args.threads, "cpu"), "overrides": args.overrides, "table": table})
+
+
+if __name__ == "__main__":
+    main()

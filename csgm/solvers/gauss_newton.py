@@ -1,0 +1,233 @@
+"""Gauss-Newton / Levenberg-Marquardt on the latent z: min_z D(A G(z), y) + lambda ||z||^2, batched over rows.
+
+A row is one start of one image. Per row, J = d predict(G(z)) / dz (m x k) comes from k forward-mode products
+(``torch.func.jvp`` under ``vmap``, the primal computed once alongside), and the damped k x k system
+
+    (J^T W J + 2 lambda I + mu I) d = -(J^T e + 2 lambda z),      e = dD / dprediction,
+
+is solved per row. W holds one weight per measurement, e_i / r_i with r = prediction - y, the IRLS weight of a
+data term that depends on each residual alone: 2 for Gaussian noise (exact Gauss-Newton), 2 (df + 1) / (df +
+r^2 / sigma^2) for Student-t, the Fisher weight 2 / u for Poisson. Quantised measurements' interval term is no
+weighted least squares: there W = 2 (the metric of a squared residual) with the term's exact gradient e. A step
+is kept only if the objective fell (gain ratio above ``accept``), so no metric can make a row worse than its start;
+mu follows Nielsen's rule per row (shrink after a good step, double the growth after each rejection). With
+``geodesic`` > 0 a step gains the second-order correction of Transtrum and Sethna (2012) from one extra forward
+pass (a finite difference along the step), used where it is small against the step.
+
+Starts come from the screened bank of ``csgm_bank`` (csgm.solvers.starts): each image's best bank latent, plus
+its next ``restarts`` - 1 only where their data term is within ``ambiguity`` (relative) of the best one, i.e.
+where the bank cannot tell which basin is right. Rows leave the batch when converged (relative decrease of
+the objective below ``tol``, or a rejected step shorter than 1e-9 (1 + ||z||)), and per image the row with
+the lowest data term is kept. Work per image: ``generator_evaluations`` counts forward passes of G (trial
+points, acceleration probes, the primal of each Jacobian, the final image), ``jvps`` the forward-mode products
+(k per Jacobian); there are no backward passes. The bank's G evaluations are shared by the run, not counted.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from csgm.errors import CsgmError, check_flag, check_range
+from csgm.generators import Generator
+from csgm.measurement import MeasurementModel, as_measurement
+from csgm.numerics import flush_denormals
+from csgm.operators import Operator
+from csgm.solvers.base import Solver, SolverOutput
+from csgm.solvers.csgm import initial_latents
+from csgm.solvers.starts import StartBank
+
+__all__ = ["GaussNewtonSolver", "measurement_weights"]
+
+_STEP_TOL = 1e-9  # a rejected step shorter than this times (1 + ||z||) means the row has converged
+
+
+def measurement_weights(measurement: MeasurementModel, prediction: torch.Tensor, y: torch.Tensor,
+                        data_gradient: torch.Tensor) -> torch.Tensor:
+    """(rows, m) Gauss-Newton weights of the data term: e_i / r_i (>= 0), 2 where r_i = 0 and for quantised y."""
+    if measurement.operator.quantized:
+        return torch.full_like(prediction, 2.0)
+    residual = prediction - y
+    nonzero = residual != 0
+    ratio = data_gradient / torch.where(nonzero, residual, torch.ones_like(residual))
+    return torch.where(nonzero, ratio, torch.full_like(ratio, 2.0)).clamp_min(0)
+
+
+class GaussNewtonSolver(Solver):
+    """Levenberg-Marquardt on z from screened starts; see the module docstring."""
+
+    name = "gauss_newton"
+    needs_generator = True
+
+    def __init__(self, iterations: int = 10, restarts: int = 2, ambiguity: float = 0.05, lambda_z: float = 0.03,
+                 damping: float = 1.0, accept: float = 1e-3, tol: float = 1e-3, geodesic: float = 0.75,
+                 start_bank: int = 4096, jacobian_rows: int = 8192, flush_denormals: bool = True,
+                 label: str | None = None) -> None:
+        for key, value in (("iterations", iterations), ("restarts", restarts), ("damping", damping),
+                           ("jacobian_rows", jacobian_rows)):
+            check_range(f"solver.{key}", value, 0, low_open=True)
+        for key, value in (("ambiguity", ambiguity), ("lambda_z", lambda_z), ("tol", tol), ("start_bank", start_bank)):
+            check_range(f"solver.{key}", value, 0)
+        check_range("solver.accept", accept, 0, 1)
+        check_range("solver.geodesic", geodesic, 0, 2)
+        if 0 < start_bank < restarts:
+            raise CsgmError(f"solver.start_bank={start_bank} must hold at least the {restarts} restarts it starts; "
+                            "raise it (e.g. 4096) or set 0 for starts from N(0, I)")
+        self.iterations, self.restarts, self.ambiguity = int(iterations), int(restarts), float(ambiguity)
+        self.lambda_z, self.damping, self.accept, self.tol = float(lambda_z), float(damping), float(accept), float(tol)
+        self.geodesic, self.jacobian_rows = float(geodesic), int(jacobian_rows)
+        self.start_bank = StartBank(start_bank, expand_squares=True) if start_bank else None
+        self.flush_denormals = check_flag("solver.flush_denormals", flush_denormals)
+        self.label = label or self.name
+
+    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
+              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+        if generator is None:
+            raise CsgmError(f"the {self.label} solver needs a generator checkpoint (checkpoint=PATH)")
+        measurement = self.accepted(measurement)
+        with flush_denormals(self.flush_denormals):
+            z0, image_of_row, restart_of_row = self.starts(y, measurement, generator, image_ids, seed)
+            return self._optimise(z0, image_of_row, restart_of_row, y, measurement, generator)
+
+    def starts(self, y: torch.Tensor, measurement: MeasurementModel, generator: Generator, image_ids: Sequence[int],
+               seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(starts (N, k), image of each row, restart of each row): every image's best bank start, and its next
+        ones where they are within ``ambiguity`` of the best; all ``restarts`` prior draws without a bank."""
+        batch, count = len(y), self.restarts
+        if self.start_bank is None:
+            z0 = initial_latents(generator, image_ids, count, seed).to(device=y.device, dtype=y.dtype)
+            keep = torch.ones(batch, count, dtype=torch.bool, device=y.device)
+        else:
+            z0, terms = self.start_bank.screen(y, measurement, generator, seed, count)
+            keep = terms <= terms[:, :1] * (1 + self.ambiguity)
+            keep[:, 0] = True
+        rows = keep.flatten().nonzero().flatten()
+        return z0[rows], rows // count, rows % count
+
+    def _predict(self, measurement: MeasurementModel, generator: Generator) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda z: measurement.predict(generator(z))
+
+    def jacobian(self, z: torch.Tensor, predict: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(predict(z) (N, m), J (N, m, k)) by k forward-mode products per row, ``jacobian_rows`` tangent rows at a time."""
+        k = z.shape[1]
+        basis = torch.eye(k, dtype=z.dtype, device=z.device)
+        values, jacobians = [], []
+        for part in z.split(max(1, self.jacobian_rows // k)):
+            tangents = basis[:, None, :].expand(k, len(part), k)
+            value, columns = torch.func.vmap(lambda t: torch.func.jvp(predict, (part,), (t,)), out_dims=(None, 0))(tangents)
+            values.append(value)
+            jacobians.append(columns.permute(1, 2, 0))
+        return torch.cat(values), torch.cat(jacobians)
+
+    def terms(self, z: torch.Tensor, prediction: torch.Tensor, y: torch.Tensor,
+              measurement: MeasurementModel) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(objective, data term, e = d data / d prediction, weights W) per row."""
+        with torch.enable_grad():
+            prediction = prediction.detach().requires_grad_(True)
+            data = measurement.data_term(prediction, y)
+            (gradient,) = torch.autograd.grad(data.sum(), prediction)
+        data = data.detach()
+        weights = measurement_weights(measurement, prediction.detach(), y, gradient)
+        return data + self.lambda_z * z.pow(2).sum(1), data, gradient, weights
+
+    def _optimise(self, z0: torch.Tensor, image_of_row: torch.Tensor, restart_of_row: torch.Tensor, y: torch.Tensor,
+                  measurement: MeasurementModel, generator: Generator) -> SolverOutput:
+        rows_total, k = z0.shape
+        y_rows = y[image_of_row]
+        predict = self._predict(measurement, generator)
+        z = z0.clone()
+        with torch.no_grad():
+            prediction, jac = self.jacobian(z, predict)
+        objective, data, gradient, weights = self.terms(z, prediction, y_rows, measurement)
+        long = dict(dtype=torch.long, device=z.device)
+        forwards, jvps = torch.ones(rows_total, **long), torch.full((rows_total,), k, **long)
+        iterations = torch.zeros(rows_total, **long)
+        mu = torch.full((rows_total,), self.damping, dtype=torch.float64, device=z.device)
+        growth = torch.full_like(mu, 2.0)
+        converged = torch.zeros(rows_total, dtype=torch.bool, device=z.device)
+        finite = torch.isfinite(objective) & torch.isfinite(jac).flatten(1).all(1)
+        active = finite.nonzero().flatten()
+        identity = torch.eye(k, dtype=torch.float64, device=z.device)
+        for iteration in range(self.iterations):
+            if len(active) == 0:
+                break
+            z_a, jac_a, w_a = z[active], jac[active].double(), weights[active].double()
+            grad = (jac_a.transpose(1, 2) @ gradient[active].double()[..., None])[..., 0] + 2 * self.lambda_z * z_a.double()
+            hessian = jac_a.transpose(1, 2) @ (w_a[..., None] * jac_a) + 2 * self.lambda_z * identity
+            factor, info = torch.linalg.cholesky_ex(hessian + mu[active, None, None] * identity)
+            solvable = info == 0
+            factor = torch.where(solvable[:, None, None], factor, identity)
+            step = torch.cholesky_solve(-grad[..., None], factor)[..., 0]
+            step = torch.where(solvable[:, None], step, torch.zeros_like(step))
+            if self.geodesic:
+                step = self.accelerated(step, z_a, prediction[active], jac_a, w_a, factor, predict)
+                forwards[active] += 1
+            predicted = -(grad * step).sum(1) - 0.5 * (step[:, None, :] @ hessian @ step[..., None]).view(-1)
+            z_trial = z_a + step.to(z.dtype)
+            with torch.no_grad():
+                prediction_trial = predict(z_trial)
+            forwards[active] += 1
+            iterations[active] += 1
+            objective_trial, data_trial, gradient_trial, weights_trial = self.terms(z_trial, prediction_trial, y_rows[active],
+                                                                                    measurement)
+            decrease = (objective[active] - objective_trial).double()
+            gain = decrease / predicted.clamp_min(1e-300)
+            good = solvable & torch.isfinite(objective_trial) & (predicted > 0) & (gain > self.accept)
+            mu[active] = torch.where(good, mu[active] * torch.clamp(1 - (2 * gain - 1) ** 3, min=1 / 3), mu[active] * growth[active])
+            growth[active] = torch.where(good, torch.full_like(growth[active], 2.0), growth[active] * 2)
+            short = ~good & (step.norm(dim=1) <= _STEP_TOL * (1 + z_a.double().norm(dim=1)))
+            done = (good & (decrease <= self.tol * objective[active].double())) | short
+            kept = active[good]
+            z[kept], prediction[kept] = z_trial[good], prediction_trial[good]
+            objective[kept], data[kept] = objective_trial[good], data_trial[good]
+            gradient[kept], weights[kept] = gradient_trial[good], weights_trial[good]
+            converged[active[done]] = True
+            active = active[~done]
+            renew = kept[~converged[kept]]
+            if len(renew) and iteration + 1 < self.iterations:  # a new Jacobian only for a further step
+                with torch.no_grad():
+                    prediction[renew], jac[renew] = self.jacobian(z[renew], predict)
+                forwards[renew] += 1
+                jvps[renew] += k
+        return self.kept(z, data, finite, converged, iterations, forwards, jvps, image_of_row, restart_of_row, y,
+                         measurement, generator)
+
+    def accelerated(self, step: torch.Tensor, z: torch.Tensor, prediction: torch.Tensor, jac: torch.Tensor,
+                    weights: torch.Tensor, factor: torch.Tensor, predict: Callable[[torch.Tensor], torch.Tensor],
+                    probe: float = 0.1) -> torch.Tensor:
+        """The step plus half the geodesic acceleration a = -(J^T W J + ...)^-1 J^T W r_vv, where it is small
+        against the step (2 ||a|| <= geodesic ||step||); r_vv from one forward pass at z + probe * step."""
+        with torch.no_grad():
+            ahead = predict(z + probe * step.to(z.dtype)).double()
+        curvature = 2 / probe * ((ahead - prediction.double()) / probe - (jac @ step[..., None])[..., 0])
+        acceleration = -torch.cholesky_solve(jac.transpose(1, 2) @ (weights * curvature)[..., None], factor)[..., 0]
+        small = 2 * acceleration.norm(dim=1) <= self.geodesic * step.norm(dim=1)
+        return torch.where(small[:, None], step + 0.5 * acceleration, step)
+
+    def kept(self, z: torch.Tensor, data: torch.Tensor, finite: torch.Tensor, converged: torch.Tensor,
+             iterations: torch.Tensor, forwards: torch.Tensor, jvps: torch.Tensor, image_of_row: torch.Tensor,
+             restart_of_row: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel,
+             generator: Generator) -> SolverOutput:
+        """Per image the row with the lowest data term (rows with a non-finite start dropped), its image and the work."""
+        batch, width = len(y), self.restarts
+        table = torch.full((batch, width), float("inf"), dtype=torch.float64, device=z.device)
+        cell = image_of_row * width + restart_of_row
+        table.view(-1)[cell] = torch.where(finite, data.double(), torch.full_like(data.double(), float("nan")))
+        dropped = torch.isnan(table).sum(1)
+        best = torch.where(torch.isnan(table), torch.full_like(table, float("inf")), table).argmin(1)
+        row_of_cell = torch.full((batch * width,), -1, dtype=torch.long, device=z.device)
+        row_of_cell[cell] = torch.arange(len(z), device=z.device)
+        pick = row_of_cell[torch.arange(batch, device=z.device) * width + best]
+        failed = ~torch.isfinite(table.gather(1, best[:, None])[:, 0])
+        z_kept = torch.where(failed[:, None], torch.zeros_like(z[pick]), z[pick])
+        with torch.no_grad():
+            x_hat = generator(z_kept).clamp(0, 1)
+
+        def per_image(values: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(batch, dtype=torch.long, device=z.device).index_add_(0, image_of_row, values).cpu()
+
+        return SolverOutput(x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y), iterations=iterations[pick].cpu(),
+                            dropped_restarts=dropped.cpu(), z=z_kept, converged=converged[pick].cpu(),
+                            all_restarts_diverged=failed.cpu(), generator_evaluations=per_image(forwards) + 1,
+                            jvps=per_image(jvps))
