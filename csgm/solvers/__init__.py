@@ -7,6 +7,7 @@ from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.biht import BIHTSolver
 from csgm.solvers.csgm import CSGMSolver
 from csgm.solvers.dip import DIPSolver
+from csgm.solvers.hmc import HMCSolver
 from csgm.solvers.ilo import ILOSolver
 from csgm.solvers.langevin import LangevinSolver
 from csgm.solvers.lasso import LassoSolver
@@ -17,7 +18,8 @@ from csgm.solvers.wirtinger import WirtingerFlowSolver
 __all__ = ["SOLVERS", "Solver", "SolverOutput", "build_solver", "solver_class"]
 
 SOLVERS: dict[str, type[Solver]] = {cls.name: cls for cls in (CSGMSolver, LassoSolver, SparseGenSolver,
-                                                                   WirtingerFlowSolver, BIHTSolver, LangevinSolver, PGDSolver, ILOSolver, DIPSolver)}
+                                                                   WirtingerFlowSolver, BIHTSolver, LangevinSolver, PGDSolver, ILOSolver, DIPSolver,
+                                                                   HMCSolver)}
 
 
 def solver_class(cfg: dict) -> type[Solver]:
