@@ -37,8 +37,8 @@ class DualAveraging:
 
     @property
     def final(self) -> torch.Tensor:
-        """The averaged step size to freeze after warm-up."""
-        return self.log_step_bar.exp()
+        """The averaged step size to freeze after warm-up (the initial one if there was no warm-up)."""
+        return self.log_step_bar.exp() if self.t else self.log_step.exp()
 
     def update(self, acceptance: torch.Tensor) -> None:
         """One adaptation step from each row's acceptance probability in [0, 1]."""
