@@ -2,6 +2,7 @@
 
     python benchmarks/coverage.py --checkpoint CKPT [--val-images 30] [--test-images 30] [--m 25,100,400]
                                   [--write-tau TAU.pt] [--figure-prefix docs/img/coverage]
+    python benchmarks/coverage.py --markdown docs/coverage.json  # the RESULTS.md table
 
 Everything chosen is chosen on the validation split (its own measurement noise); the test digits are only
 scored. Per m, on the paper's Gaussian measurements (noise 0.1):
@@ -21,6 +22,7 @@ reliability diagram per m.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -112,8 +114,33 @@ def score(val: dict, test: dict, x_val: torch.Tensor, x_test: torch.Tensor, csgm
     return arm
 
 
+VERSIONS = {"raw": ("raw", None), "mismatch": ("mismatch", None), "conformal (raw)": ("raw", "conformal"),
+            "conformal (mismatch)": ("mismatch", "conformal")}
+
+
+def markdown_table(result: dict) -> str:
+    """The RESULTS.md table: per m and version, the 90% coverage, its width and the posterior mean's error."""
+    lines = ["| m | version | 90% coverage | 50 / 80 / 95% coverage | mean 90% width | conformal factor (90%) | "
+             "corr(std, \\|error\\|) | error of the mean | ÷ CSGM's |",
+             "| ---: | --- | --- | --- | ---: | ---: | --- | --- | ---: |"]
+    for row in result["table"]:
+        for label, (arm, kind) in VERSIONS.items():
+            base = row[arm]
+            figures = base[kind] if kind else base
+            cover = figures["coverage"]
+            others = " / ".join(f"{cover[level][0]:.3f}" for level in ("0.5", "0.8", "0.95"))
+            factor = f"{base['conformal']['factor']['0.9']:.2f}" if kind else ""
+            correlation = "{:.3f} ± {:.3f}".format(*base["std_error_correlation"])
+            error = "{:.5f} ± {:.5f}".format(*base["mse"])
+            lines.append(f"| {row['m']} | {label} | {cover['0.9'][0]:.3f} ± {cover['0.9'][1]:.3f} | {others} | "
+                         f"{figures['width90']:.4f} | {factor} | {correlation} | {error} | {base['mse_over_csgm']:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", type=argparse.FileType(), default=None, metavar="JSON",
+                        help="print the RESULTS.md table of a JSON result instead of measuring")
     parser.add_argument("--checkpoint", default="latest")
     parser.add_argument("--val-images", type=int, default=30)
     parser.add_argument("--test-images", type=int, default=30)
@@ -124,6 +151,9 @@ def main() -> None:
     parser.add_argument("--figure-prefix", default=None, help="write PREFIX_vs_m.png and PREFIX_reliability_m<m>.png")
     parser.add_argument("overrides", nargs="*", help="hmc solver overrides, e.g. solver.draws=600")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown_table(json.load(args.markdown)))
+        return
     torch.set_num_threads(args.threads)
     generator, _ = load_generator(resolve_checkpoint(args.checkpoint, ROOT / "outputs"))
     generator.eval().requires_grad_(False)
@@ -166,11 +196,9 @@ def write_figures(table: list[dict], prefix: str) -> None:
     """Coverage of the 90% intervals versus m (four versions) and a reliability diagram per m."""
     from csgm.reporting.plots import error_curves_png, reliability_diagram_png
 
-    versions = {"raw": ("raw", None), "mismatch": ("mismatch", None), "conformal (raw)": ("raw", "conformal"),
-                "conformal (mismatch)": ("mismatch", "conformal")}
     summary = []
     for row in table:
-        for label, (arm, kind) in versions.items():
+        for label, (arm, kind) in VERSIONS.items():
             figures = row[arm][kind] if kind else row[arm]
             mean, half = figures["coverage"]["0.9"]
             summary.append({"solver": label, "operator": "gaussian", "noise": "gaussian", "noise_std": 0.1, "m": row["m"],
@@ -179,7 +207,7 @@ def write_figures(table: list[dict], prefix: str) -> None:
         summary, metric="coverage90", log_y=False, title="coverage of the 90% pixel intervals on test digits (goal 0.9)"))
     for row in table:
         curves = {label: [(float(level), (row[arm][kind] if kind else row[arm])["coverage"][level][0])
-                          for level in row["raw"]["coverage"]] for label, (arm, kind) in versions.items()}
+                          for level in row["raw"]["coverage"]] for label, (arm, kind) in VERSIONS.items()}
         atomic_write_bytes(Path(f"{prefix}_reliability_m{row['m']}.png"),
                            reliability_diagram_png(curves, f"pixel intervals on test digits, m = {row['m']}"))
 

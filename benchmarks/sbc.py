@@ -2,6 +2,7 @@
 
     python benchmarks/sbc.py --checkpoint CKPT [--images 100] [--m 25,100,400] [--per-chain 10] [--figure PNG]
                              [solver overrides, e.g. solver.draws=1000]
+    python benchmarks/sbc.py --markdown docs/sbc_hmc.json  # the RESULTS.md table
 
 For every image, z* ~ N(0, I) seeded per image (exactly ``input=gen_span``), x = G(z*), y = A x + N(0, sigma^2)
 with the paper's Gaussian A. The sampler's post-warm-up states are thinned to ``--per-chain`` evenly spaced
@@ -16,6 +17,8 @@ R-hat/ESS summary, acceptance, step size, generator evaluations per image and se
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
 from pathlib import Path
 
@@ -90,8 +93,24 @@ def calibrate(solver, generator, m: int, ids: list[int], noise_std: float, per_c
             "step_size_median": round(float(run.step.median()), 4)}
 
 
+def markdown_table(result: dict) -> str:
+    """The RESULTS.md table: per m, the chi-square p-values and what the run cost."""
+    lines = ["| m | latent coordinates: χ² p (pooled) | smallest of 20 per-coordinate p | pixel functionals: χ² p | "
+             "chains' final states: χ² p | R-hat max (median) | bulk ESS min | generator evaluations per image | seconds |",
+             "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    for row in result["table"]:
+        d = row["diagnostics"]
+        lines.append(f"| {row['m']} | {row['latent_pooled']['p_value']:.3g} | {row['latent_per_coordinate_p']['min']:.3g} | "
+                     f"{row['functionals_pooled']['p_value']:.3g} | {row['chains_final_states']['p_value']:.3g} | "
+                     f"{d['rhat_max']:.3f} ({d['rhat_median']:.3f}) | {d['ess_bulk_min']:.0f} | "
+                     f"{row['generator_evaluations_per_image']:,} | {row['seconds']:.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", type=argparse.FileType(), default=None, metavar="JSON",
+                        help="print the RESULTS.md table of a JSON result instead of measuring")
     parser.add_argument("--checkpoint", default="latest")
     parser.add_argument("--solver", default="hmc", help="a conf/solver option of the hmc sampler")
     parser.add_argument("--images", type=int, default=100)
@@ -103,13 +122,19 @@ def main() -> None:
     parser.add_argument("--figure", default=None, help="write the pooled rank histograms as a PNG")
     parser.add_argument("overrides", nargs="*", help="solver overrides, e.g. solver.draws=1000")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown_table(json.load(args.markdown)))
+        return
     torch.set_num_threads(args.threads)
     solver_cfg = plain(compose("recover", [f"solver={args.solver}", *args.overrides]))["solver"]
     solver = build_solver(solver_cfg)
     generator, _ = load_generator(resolve_checkpoint(args.checkpoint, ROOT / "outputs"))
     generator.eval().requires_grad_(False)
     ids = list(range(args.images))
-    table = [calibrate(solver, generator, m, ids, args.noise_std, args.per_chain, args.bins) for m in map(int, args.m.split(","))]
+    table = []
+    for m in map(int, args.m.split(",")):
+        table.append(calibrate(solver, generator, m, ids, args.noise_std, args.per_chain, args.bins))
+        print(f"m = {m} done", file=sys.stderr, flush=True)
     emit({"environment": environment(args.threads, "cpu"),
           "protocol": {"images": args.images, "noise_std": args.noise_std, "chains": solver.chains,
                        "per_chain": args.per_chain, "latent_dim": generator.latent_dim, "bins": args.bins},
