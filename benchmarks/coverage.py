@@ -148,6 +148,7 @@ def main() -> None:
     parser.add_argument("--noise-std", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--write-tau", default=None, help="save the per-pixel tau map (for solver.mismatch=PATH)")
+    parser.add_argument("--csgm-iterations", type=int, default=None, help="override CSGM's steps (tests)")
     parser.add_argument("--figure-prefix", default=None, help="write PREFIX_vs_m.png and PREFIX_reliability_m<m>.png")
     parser.add_argument("overrides", nargs="*", help="hmc solver overrides, e.g. solver.draws=600")
     args = parser.parse_args()
@@ -167,7 +168,8 @@ def main() -> None:
     atomic_write_bytes(tau_path, tensor_bytes(tau))
     solver_cfg = plain(compose("recover", ["solver=hmc", *args.overrides]))["solver"]
     arms = {"raw": build_solver(solver_cfg), "mismatch": build_solver({**solver_cfg, "mismatch": str(tau_path)})}
-    csgm = build_solver(plain(compose("recover", ["solver=csgm"]))["solver"])
+    csgm_cfg = plain(compose("recover", ["solver=csgm"]))["solver"]
+    csgm = build_solver({**csgm_cfg, **({"iterations": args.csgm_iterations} if args.csgm_iterations else {})})
     table = []
     for m in map(int, args.m.split(",")):
         operator = build_operator({"name": "gaussian"}, generator.image_shape, seed=0, m=m)
