@@ -32,13 +32,15 @@ from csgm.solvers import build_solver
 
 
 def uniformity(ranks: torch.Tensor, count: int, bins: int) -> dict:
-    """Histogram of ranks in {0..count} over ``bins`` equal bins and Pearson's chi-square test of uniformity."""
-    edges = torch.linspace(0, count + 1, bins + 1)
-    histogram = torch.histogram(ranks.double().flatten() + 0.5, bins=edges.double()).hist
-    expected = ranks.numel() / bins
-    statistic = float(((histogram - expected) ** 2 / expected).sum())
+    """Histogram of ranks in {0..count} over ``bins`` bins of (nearly) equal width and Pearson's chi-square test of
+    uniformity, each bin's expected count from the number of rank values it holds."""
+    edges = torch.linspace(0, count + 1, bins + 1).double()
+    histogram = torch.histogram(ranks.double().flatten() + 0.5, bins=edges).hist
+    values_per_bin = torch.diff(torch.ceil(edges - 0.5))  # how many rank values r (r + 0.5 in the bin) each bin holds
+    expected_counts = ranks.numel() * values_per_bin / (count + 1)
+    statistic = float(((histogram - expected_counts) ** 2 / expected_counts).sum())
     p_value = float(torch.special.gammaincc(torch.tensor((bins - 1) / 2), torch.tensor(statistic / 2)))
-    return {"histogram": histogram.long().tolist(), "expected_per_bin": expected, "chi_square": round(statistic, 2),
+    return {"histogram": histogram.long().tolist(), "expected": [round(float(v), 2) for v in expected_counts], "chi_square": round(statistic, 2),
             "degrees_of_freedom": bins - 1, "p_value": p_value}
 
 
@@ -82,7 +84,8 @@ def main() -> None:
         titles = {"thinned": f"among {latents.shape[1]} thinned samples (binned)", "chains": f"among the {chains} chains' final states"}
         for axis, (name, result) in zip(axes, results.items()):
             axis.bar(range(len(result["histogram"])), result["histogram"], color="tab:blue")
-            axis.axhline(result["expected_per_bin"], color="black", linestyle="--", label="uniform")
+            axis.step(range(len(result["expected"])), result["expected"], where="mid", color="black", linestyle="--",
+                      label="uniform")
             axis.set_xlabel(f"rank of z*_j {titles[name]}")
             axis.set_ylabel("count")
             axis.set_title(f"chi2 p = {result['p_value']:.2g}")

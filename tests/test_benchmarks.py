@@ -143,6 +143,37 @@ def test_calibration_benchmark(vae_checkpoint, tmp_path):
     assert (tmp_path / "sbc.png").is_file()
 
 
+def test_sbc_benchmark(vae_checkpoint, tmp_path):
+    out = run_benchmark("sbc.py", f"--checkpoint={vae_checkpoint}", "--images=3", "--m=30", "--per-chain=2", "--bins=3",
+                        f"--figure={tmp_path / 'sbc.png'}", "solver.draws=10", "solver.warmup=4", "solver.mode_starts=4",
+                        "solver.mode_steps=2", "solver.leapfrog_steps=1", cwd=tmp_path)
+    row = out["table"][0]
+    assert row["m"] == 30 and row["draws_per_image"] == 4 * 2
+    assert sum(row["latent_pooled"]["histogram"]) == 3 * out["protocol"]["latent_dim"]
+    assert sum(row["latent_pooled"]["expected"]) == pytest.approx(3 * out["protocol"]["latent_dim"])
+    assert len(row["latent_per_coordinate_p"]["values"]) == out["protocol"]["latent_dim"]
+    assert sum(row["functionals_pooled"]["histogram"]) == 3 * 4 and 0.0 <= row["functionals_pooled"]["p_value"] <= 1.0
+    assert row["generator_evaluations_per_image"] > 0 and (tmp_path / "sbc.png").is_file()
+    (tmp_path / "sbc.json").write_text(json.dumps(out))
+    table = run_script("benchmarks/sbc.py", "--markdown", str(tmp_path / "sbc.json"), cwd=tmp_path).stdout
+    assert table.count("\n") == 3 and "| 30 |" in table
+
+
+def test_coverage_benchmark(vae_checkpoint, tmp_path):
+    out = run_benchmark("coverage.py", f"--checkpoint={vae_checkpoint}", "--val-images=2", "--test-images=2", "--m=30",
+                        f"--write-tau={tmp_path / 'tau.pt'}", f"--figure-prefix={tmp_path / 'cov'}", "--csgm-iterations=5",
+                        "solver.draws=10", "solver.warmup=4", "solver.mode_starts=4", "solver.mode_steps=2", cwd=tmp_path)
+    row = out["table"][0]
+    for arm in ("raw", "mismatch"):
+        for version in (row[arm], row[arm]["conformal"]):
+            assert set(version["coverage"]) == {"0.5", "0.8", "0.9", "0.95"}
+            assert all(0.0 <= mean <= 1.0 for mean, _ in version["coverage"].values())
+    assert (tmp_path / "tau.pt").is_file() and (tmp_path / "cov_vs_m.png").is_file() and (tmp_path / "cov_reliability_m30.png").is_file()
+    (tmp_path / "coverage.json").write_text(json.dumps(out))
+    table = run_script("benchmarks/coverage.py", "--markdown", str(tmp_path / "coverage.json"), cwd=tmp_path).stdout
+    assert table.count("\n") == 2 + 4 and "conformal (mismatch)" in table
+
+
 def test_operators_benchmark(tmp_path):
     out = run_benchmark("operators.py", "--sizes=16x16x1,32x32x3", "--batch=2", "--repeats=1", cwd=tmp_path)
     assert [row["n"] for row in out["sizes"]] == [256, 3072]

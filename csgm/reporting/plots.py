@@ -12,7 +12,7 @@ import torch
 from csgm.files import atomic_write_bytes
 
 __all__ = ["plot_error_curves", "save_image_rows", "error_curves_png", "image_png", "image_rows_png", "wants_log_scale",
-           "pyplot", "figure_png", "band",
+           "pyplot", "figure_png", "band", "posterior_grid_png", "reliability_diagram_png",
            "METRIC_LABELS", "X_AXES", "MIN_CELL_PIXELS"]
 
 METRIC_LABELS = {"mse": "per-pixel squared error ||x̂ - x||² / n", "psnr": "PSNR (dB)", "ssim": "SSIM"}
@@ -157,4 +157,68 @@ def image_rows_png(rows: Sequence[torch.Tensor], labels: Sequence[str] | None = 
             axes[r][0].set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=9, labelpad=6)
     if title:
         fig.suptitle(title, fontsize=10, y=1.0, va="bottom")
+    return figure_png(fig)
+
+
+def posterior_grid_png(rows: Sequence[torch.Tensor], labels: Sequence[str], std_rows: Sequence[int],
+                       title: str | None = None) -> bytes:
+    """A sampler's grid: image rows (N, C, H, W) in [0, 1] drawn in grey, each row a label on its left; the rows
+    at indices ``std_rows`` are posterior standard deviations in pixel units, drawn in one colour map from 0 to
+    their common maximum with a colour bar that gives the scale. PNG bytes."""
+    plt = pyplot()
+    std_rows = set(std_rows)
+    if any(not 0 <= r < len(rows) for r in std_rows):
+        raise ValueError(f"std_rows {sorted(std_rows)} must index the {len(rows)} rows")
+    count, (_, height, width) = len(rows[0]), tuple(rows[0].shape[1:])
+    peak = max([float(rows[r].max()) for r in std_rows] + [1e-12])
+    cell = max(MIN_CELL_PIXELS, width) / 100.0
+    fig, axes = plt.subplots(len(rows), count, squeeze=False, dpi=100,
+                             figsize=(count * cell + (0.9 if std_rows else 0), len(rows) * cell * height / width))
+    fig.subplots_adjust(left=0, right=count * cell / (count * cell + 0.9) if std_rows else 1, bottom=0, top=1, wspace=0.04,
+                        hspace=0.04)
+    shown = None
+    for r, row in enumerate(rows):
+        for c in range(count):
+            ax = axes[r][c]
+            image = row[c].detach().cpu().float()
+            if r in std_rows:
+                shown = ax.imshow(image.mean(0).numpy(), cmap="magma", vmin=0, vmax=peak, interpolation="nearest")
+            elif image.shape[0] == 1:
+                ax.imshow(image[0].clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        axes[r][0].set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=9, labelpad=6)
+    if shown is not None:  # the bar in the margin right of the grid, spanning the std rows
+        right = count * cell / (count * cell + 0.9)
+        boxes = [axes[r][-1].get_position() for r in std_rows]
+        low, high = min(b.y0 for b in boxes), max(b.y1 for b in boxes)
+        bar_axes = fig.add_axes((right + 0.1 * (1 - right), low, 0.15 * (1 - right), high - low))
+        bar = fig.colorbar(shown, cax=bar_axes)
+        bar.set_label("posterior std (pixel units)", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10, y=1.0, va="bottom")
+    return figure_png(fig)
+
+
+def reliability_diagram_png(curves: dict[str, Sequence[tuple[float, float]]], title: str | None = None) -> bytes:
+    """Nominal versus empirical coverage of central intervals, one curve per method ({label: [(nominal,
+    empirical), ...]}, both in [0, 1]), with the diagonal a calibrated method follows. PNG bytes."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1, label="calibrated")
+    for index, (name, points) in enumerate(curves.items()):
+        nominal, empirical = zip(*sorted(points))
+        ax.plot(nominal, empirical, marker="osD^v"[index % 5], label=name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("nominal coverage of the central interval")
+    ax.set_ylabel("empirical coverage of the true pixels")
+    ax.set_title(title or "reliability of the pixel intervals", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
     return figure_png(fig)

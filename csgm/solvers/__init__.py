@@ -8,6 +8,7 @@ from csgm.solvers.biht import BIHTSolver
 from csgm.solvers.csgm import CSGMSolver
 from csgm.solvers.dip import DIPSolver
 from csgm.solvers.gauss_newton import GaussNewtonSolver
+from csgm.solvers.hmc import HMCSolver
 from csgm.solvers.ilo import ILOSolver
 from csgm.solvers.langevin import LangevinSolver
 from csgm.solvers.lasso import LassoSolver
@@ -19,7 +20,7 @@ __all__ = ["SOLVERS", "Solver", "SolverOutput", "build_solver", "solver_class"]
 
 SOLVERS: dict[str, type[Solver]] = {cls.name: cls for cls in (CSGMSolver, LassoSolver, SparseGenSolver,
                                                                    WirtingerFlowSolver, BIHTSolver, LangevinSolver, PGDSolver, ILOSolver, DIPSolver,
-                                                                   GaussNewtonSolver)}
+                                                                   GaussNewtonSolver, HMCSolver)}
 
 
 def solver_class(cfg: dict) -> type[Solver]:

@@ -36,6 +36,7 @@ class SolverOutput:
     pixel_std: torch.Tensor | None = None  # (B, C, H, W) posterior standard deviation per pixel, for samplers
     interval: tuple[torch.Tensor, torch.Tensor] | None = None  # central 90% interval per pixel, for samplers
     acceptance: torch.Tensor | None = None  # (B,) Metropolis acceptance rate, for MALA
+    diagnostics: dict[str, torch.Tensor] | None = None  # (B,) per name: MCMC convergence (rhat, ess_bulk, ess_tail)
 
     def __post_init__(self) -> None:
         count = len(self.x_hat)
@@ -53,6 +54,8 @@ class SolverOutput:
     def floating_as(self, dtype: torch.dtype) -> SolverOutput:
         """This output with its floating-point tensors in ``dtype`` (a mixed-precision solve's, in y's dtype)."""
         def cast(value):
+            if isinstance(value, dict):
+                return {k: cast(v) for k, v in value.items()}
             if isinstance(value, tuple):
                 return tuple(cast(v) for v in value)
             return value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value

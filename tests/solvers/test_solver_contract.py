@@ -28,7 +28,8 @@ def small_solver(option: str):
         grid = cfg[solver.grid_option]
         cfg[solver.tunable] = grid[len(grid) // 2]
     for key, value in (("iterations", 25), ("restarts", 2), ("max_iterations", 200), ("polish_iterations", 50),
-                       ("steps", 40), ("burn_in", 20), ("chains", 4)):
+                       ("steps", 40), ("burn_in", 20), ("chains", 4), ("warmup", 10), ("draws", 20), ("mode_steps", 3),
+                       ("mode_starts", 4)):
         if key in cfg:
             cfg[key] = value
     return build_solver(cfg)
