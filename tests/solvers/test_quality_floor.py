@@ -29,7 +29,7 @@ from tests.helpers import compose_config, conf_options
 
 SMALL, SPARSE = (1, 4, 4), (1, 8, 8)
 IDS = [2, 5]
-ITERATION_KEYS = ("iterations", "max_iterations", "steps", "layer_iterations", "polish_iterations")
+ITERATION_KEYS = ("iterations", "max_iterations", "steps", "layer_iterations", "polish_iterations", "mode_steps")
 CAPS = {"iterations": 1000, "restarts": 2, "steps": 400, "burn_in": 200, "chains": 16, "start_bank": 256}
 
 
@@ -143,6 +143,14 @@ def case(option: str):
         run = capped(option)
         answer = map_estimate(generator, matrix, y, run.get("lambda_z", 0.0), run.get("l2_weight", 1.0))
         return run, model, y, generator, answer, 2e-3
+    if name == "gauss_newton":
+        generator, model, y, matrix = gaussian_problem()
+        run = capped(option)
+        return run, model, y, generator, map_estimate(generator, matrix, y, run["lambda_z"]), 2e-3
+    if name == "hmc":
+        generator, model, y, matrix = gaussian_problem(std=0.05)
+        run = capped(option, mode_starts=8, warmup=100, draws=200)
+        return run, model, y, generator, posterior_mean(generator, matrix, y, 0.05), 4e-3
     if name == "ilo":
         generator, model, y, matrix = gaussian_problem(m=14)
         answer = layer_least_squares(generator, matrix, y)
@@ -198,7 +206,7 @@ def test_every_solver_reaches_the_known_answer(option):
         estimate = estimate / estimate.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
     error = float((estimate - answer).abs().max())
     assert error < tolerance, f"{option}: largest pixel error {error:.3g} >= {tolerance}"
-    if cfg["name"] != "langevin":  # a sampler's mean does not minimise the data term
+    if cfg["name"] not in ("langevin", "hmc"):  # a sampler's mean does not minimise the data term
         start = build_solver(one_iteration(cfg)).solve(y, model, IDS, generator, seed=0)
         assert bool((out.measurement_loss < start.measurement_loss).all()), option
 
