@@ -20,6 +20,7 @@ from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.latent_gradient import latent_gradient
 from csgm.solvers.latent_optim import OPTIMIZERS, LatentOptimizer, take_rows
 from csgm.solvers.starts import StartBank
+from csgm.progress import report_steps
 
 __all__ = ["CSGMSolver", "initial_latents", "select_restarts"]
 
@@ -189,6 +190,7 @@ class CSGMSolver(Solver):
         for step in range(self.iterations):
             if len(active) == 0:
                 break
+            report_steps(step, self.iterations)
             rows = None if len(active) == total_rows else active
             grad, loss, residual = latent_gradient(self.objective, take_rows(z, rows), take_rows(y_rep, rows), measurement, generator,
                                                    take_rows(deviation, rows), self.compile)

@@ -22,6 +22,7 @@ from csgm.measurement import MeasurementModel
 from csgm.operators import Operator
 from csgm.seeding import derive_seed, seeded_rng
 from csgm.solvers.base import Solver, SolverOutput
+from csgm.progress import report_steps
 
 __all__ = ["DIPSolver", "DIPNetwork", "total_variation"]
 
@@ -90,7 +91,8 @@ class DIPSolver(Solver):
 
         images = torch.func.vmap(one)
         optimizer = torch.optim.Adam(weights.values(), lr=self.lr)
-        for _ in range(self.iterations):
+        for step in range(self.iterations):
+            report_steps(step, self.iterations)
             optimizer.zero_grad(set_to_none=True)
             with torch.enable_grad():
                 x = images(weights, inputs)

@@ -37,6 +37,7 @@ from csgm.operators import Operator
 from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.csgm import initial_latents
 from csgm.solvers.starts import StartBank
+from csgm.progress import report_steps
 
 __all__ = ["GaussNewtonSolver", "measurement_weights"]
 
@@ -152,6 +153,7 @@ class GaussNewtonSolver(Solver):
         for iteration in range(self.iterations):
             if len(active) == 0:
                 break
+            report_steps(iteration, self.iterations)
             z_a, jac_a, w_a = z[active], jac[active].double(), weights[active].double()
             grad = (jac_a.transpose(1, 2) @ gradient[active].double()[..., None])[..., 0] + 2 * self.lambda_z * z_a.double()
             hessian = jac_a.transpose(1, 2) @ (w_a[..., None] * jac_a) + 2 * self.lambda_z * identity

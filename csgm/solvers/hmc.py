@@ -42,6 +42,7 @@ from csgm.seeding import seeded_rng
 from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.langevin import INTERVAL, quantile
 from csgm.solvers.mcmc import DualAveraging, chain_diagnostics, hamiltonian_transition
+from csgm.progress import report_steps
 
 __all__ = ["HMCSolver", "LatentPosterior", "ChainRun"]
 
@@ -250,6 +251,7 @@ class HMCSolver(Solver):
         latents, images = [], []
         acceptance = torch.zeros(len(z), dtype=torch.float64, device=y.device)
         for t in range(self.warmup + self.draws):
+            report_steps(t, self.warmup + self.draws)
             step = (adaptation.step if t < self.warmup else adaptation.final).repeat_interleave(chains).to(y.dtype)
             draws = torch.stack([torch.randn(k + 1, generator=g) for g in streams]).to(device=y.device, dtype=y.dtype)
             proposal, new, log_ratio = hamiltonian_transition(z, state, target, step, cholesky, draws[:, :k],

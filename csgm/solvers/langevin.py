@@ -24,6 +24,7 @@ from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import Operator
 from csgm.seeding import seeded_rng
 from csgm.solvers.base import Solver, SolverOutput
+from csgm.progress import report_steps
 
 __all__ = ["LangevinSolver", "quantile"]
 
@@ -101,6 +102,7 @@ class LangevinSolver(Solver):
         accepted = torch.zeros(len(z), dtype=y.dtype, device=y.device)
         records, latents = [], []
         for t in range(self.steps):
+            report_steps(t, self.steps)
             new_scale = 2 * level ** 2 * self.temperature_at(t)
             if new_scale != scale:  # the target changed: re-evaluate the current state under it
                 scale = new_scale

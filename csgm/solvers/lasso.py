@@ -13,6 +13,7 @@ from csgm.operators import LinearOperator, Operator
 from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.sparsity_bases import Basis
 from csgm.solvers.proximal import BasisCache, check_positive_lambda, require_resolved, soft_threshold
+from csgm.progress import report_steps
 
 __all__ = ["LassoSolver", "fista", "duality_gap"]
 
@@ -47,6 +48,7 @@ def fista(y: torch.Tensor, operator: LinearOperator, basis: Basis, lam: torch.Te
     t = torch.ones(len(y), 1, dtype=y.dtype, device=y.device)
     step = 1.0 / lipschitz
     for k in range(max_iterations):
+        report_steps(k, max_iterations)
         gradient = basis.analysis(operator.adjoint(operator(basis.synthesis(v)) - y_run))
         c_new = soft_threshold(v - step * gradient, lam_run.view(-1, 1) * step)
         restart = ((v - c_new) * (c_new - c)).sum(1, keepdim=True) > 0
