@@ -27,7 +27,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from csgm.files import atomic_write_bytes
 
-__all__ = ["AtomicCheckpointIO", "TrainingState", "TrainingInterrupted", "RUN_KEY"]
+__all__ = ["RUN_KEY", "AtomicCheckpointIO", "TrainingInterrupted", "TrainingState"]
 
 RUN_KEY = "csgm_train_run"  # in every training checkpoint: settings, progress, random state (see TrainingState)
 
@@ -49,7 +49,7 @@ class TrainingInterrupted(Exception):
 
 def _rng_states() -> dict[str, Any]:
     """Every global RNG a training step may draw from, as tensors and lists (readable with weights_only)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
     states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
                               "numpy": [torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
     if torch.cuda.is_available():
