@@ -113,8 +113,9 @@ class TrainingState(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """last.ckpt after every epoch (after its validation, so the RNG states are those the next epoch starts from)."""
-        if self._requested:
-            trainer.should_stop = True
+        last_epoch = trainer.max_epochs not in (None, -1) and trainer.current_epoch + 1 >= trainer.max_epochs
+        if self._requested and not last_epoch and not trainer.global_step >= trainer.max_steps > 0:
+            trainer.should_stop = True  # (after the last epoch the run ends anyway, and goes on to its test)
             self.interrupted = f"at the end of epoch {trainer.current_epoch}"
         self._save(trainer, mid_epoch=False)
 
