@@ -24,7 +24,7 @@ def main(cfg: DictConfig) -> None:
     width = max(map(len, summary))
     print("\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()), flush=True)
     if "interrupted" in summary:
-        sys.exit(130)  # the shell's code for a run stopped by Ctrl-C
+        sys.exit(130)  # the shell's code for a run stopped by Ctrl-C (also used after a SIGTERM)
 
 
 if __name__ == "__main__":
