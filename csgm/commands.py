@@ -33,7 +33,7 @@ def _train(cfg: DictConfig) -> None:
     width = max(map(len, summary))
     print("\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()), flush=True)
     if "interrupted" in summary:
-        sys.exit(130)  # the shell's code for a run stopped by Ctrl-C
+        sys.exit(130)  # the shell's code for a run stopped by Ctrl-C (also used after a SIGTERM)
 
 
 def _recover(cfg: DictConfig) -> float | None:

@@ -15,8 +15,15 @@ from csgm.files import cached_digest
 from csgm.generators.base import Generator, LatentGaussian
 from csgm.seeding import seeded_rng
 
-__all__ = ["generator_payload", "load_generator", "generator_digest", "checkpoint_digest", "read_checkpoint",
-           "check_weights", "CHECKPOINT_KEY"]
+__all__ = [
+    "CHECKPOINT_KEY",
+    "check_weights",
+    "checkpoint_digest",
+    "generator_digest",
+    "generator_payload",
+    "load_generator",
+    "read_checkpoint",
+]
 
 CHECKPOINT_KEY = "csgm_generator"
 PAYLOAD_KEYS = ("name", "arch", "image_shape", "latent_dim", "dataset", "state_dict")

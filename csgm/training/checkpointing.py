@@ -27,7 +27,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from csgm.files import atomic_write_bytes
 
-__all__ = ["AtomicCheckpointIO", "TrainingState", "TrainingInterrupted", "RUN_KEY"]
+__all__ = ["RUN_KEY", "AtomicCheckpointIO", "TrainingInterrupted", "TrainingState"]
 
 RUN_KEY = "csgm_train_run"  # in every training checkpoint: settings, progress, random state (see TrainingState)
 
@@ -49,7 +49,7 @@ class TrainingInterrupted(Exception):
 
 def _rng_states() -> dict[str, Any]:
     """Every global RNG a training step may draw from, as tensors and lists (readable with weights_only)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
     states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
                               "numpy": [torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
     if torch.cuda.is_available():
@@ -69,8 +69,8 @@ def _set_rng_states(states: dict[str, Any]) -> None:
 class TrainingState(pl.Callback):
     """Writes ``last_path`` after every epoch; saves the run record (settings, progress, RNG states, the epoch's data
     order) with every checkpoint and puts the state back on resume. In a single process (main thread), the
-    first Ctrl-C saves ``last_path`` at the end of the running batch and stops the run (a second Ctrl-C stops at
-    once, keeping the last epoch's checkpoint)."""
+    first Ctrl-C, or a SIGTERM, saves ``last_path`` at the end of the running batch and stops the run (a second
+    Ctrl-C stops at once, keeping the last epoch's checkpoint)."""
 
     def __init__(self, last_path: str | Path, run: dict[str, Any]) -> None:
         self.last_path = Path(last_path)
@@ -103,9 +103,13 @@ class TrainingState(pl.Callback):
         trainer.save_checkpoint(self.last_path, weights_only=False)
         self._mid_epoch_save = False
 
+    def _stop_requested(self, trainer: pl.Trainer) -> bool:
+        """Ctrl-C, or (one process) a SIGTERM such as a cluster's preemption, which Lightning only notes."""
+        return self._requested or (trainer.world_size == 1 and bool(getattr(trainer, "received_sigterm", False)))
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if not self._requested or batch_idx + 1 >= trainer.num_training_batches:
+        if not self._stop_requested(trainer) or batch_idx + 1 >= trainer.num_training_batches:
             return  # the last batch of an epoch: the epoch's own checkpoint follows (on_train_epoch_end)
         self._save(trainer, mid_epoch=True)
         self.interrupted = f"in epoch {trainer.current_epoch}, after batch {batch_idx + 1} of {trainer.num_training_batches}"
@@ -113,8 +117,9 @@ class TrainingState(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """last.ckpt after every epoch (after its validation, so the RNG states are those the next epoch starts from)."""
-        if self._requested:
-            trainer.should_stop = True
+        last_epoch = trainer.max_epochs not in (None, -1) and trainer.current_epoch + 1 >= trainer.max_epochs
+        if self._stop_requested(trainer) and not last_epoch and not trainer.global_step >= trainer.max_steps > 0:
+            trainer.should_stop = True  # (after the last epoch the run ends anyway, and goes on to its test)
             self.interrupted = f"at the end of epoch {trainer.current_epoch}"
         self._save(trainer, mid_epoch=False)
 

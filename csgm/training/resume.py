@@ -20,9 +20,17 @@ from csgm.files import atomic_write_bytes
 from csgm.generators.checkpoint import check_weights, read_checkpoint
 from csgm.training.checkpointing import RUN_KEY
 
-__all__ = ["register_resolvers", "resume_run_dir", "resume_checkpoint", "read_run_record", "resumed_overrides",
-           "compose_resumed",
-           "check_same_settings", "trim_metrics", "RESUME_MAY_CHANGE"]
+__all__ = [
+    "RESUME_MAY_CHANGE",
+    "check_same_settings",
+    "compose_resumed",
+    "read_run_record",
+    "register_resolvers",
+    "resume_checkpoint",
+    "resume_run_dir",
+    "resumed_overrides",
+    "trim_metrics",
+]
 
 RESUME_MAY_CHANGE = ("resume", "paths.", "trainer.max_epochs", "trainer.max_steps", "trainer.enable_progress_bar",
                      "trainer.log_every_n_steps", "trainer.enable_model_summary", "checkpoint_every", "range_error.")

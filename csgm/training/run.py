@@ -13,8 +13,8 @@ from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from csgm.cli import plain
 from csgm.config import validate_train_config
-from csgm.errors import CsgmError
 from csgm.data import ImageDataModule
+from csgm.errors import CsgmError
 from csgm.reporting.loggers import build_logger, finish_wandb, log_final_checkpoint
 from csgm.trainer import build_trainer
 from csgm.training import training_module, training_options
@@ -84,7 +84,7 @@ def _resume_point(cfg: dict, run_dir: Path) -> tuple[Path, dict]:
     record = read_run_record(path)
     folder = Path(resume_run_dir(resume, ""))
     if folder.resolve() != run_dir.resolve():
-        raise CsgmError(f"resume={resume} continues the run in {folder}, but this job writes to {run_dir}; run "
+        raise CsgmError(f"resume={resume}: the run goes on in {folder}, but this job writes to {run_dir}; run "
                         "`python train.py resume=RUN_FOLDER` alone (not in a multirun, without hydra.run.dir)")
     check_same_settings(cfg, record["config"], resume)
     epochs, steps = cfg["trainer"].get("max_epochs"), cfg["trainer"].get("max_steps", -1)
