@@ -102,6 +102,18 @@ def test_benchmarks_refuse_a_checkpoint_trained_on_another_dataset(vae_checkpoin
     assert "was trained on dataset 'mnist10k', not 'fashion_mnist': pass --dataset mnist10k" in result.stderr
 
 
+def test_scale_benchmark(vae_checkpoint, tmp_path):
+    out = run_benchmark("scale.py", f"--checkpoint={vae_checkpoint}", "--configurations=4x1,8x1,4x2", "solver.iterations=2",
+                        "save_images=2", cwd=tmp_path)
+    table = out["table"]
+    assert [(row["images"], row["m_values"]) for row in table] == [(4, 1), (8, 1), (4, 2)] and table[0]["growth"] == 1.0
+    for row in table:
+        stages = row["stages"]
+        assert 0 < stages["solver"] < row["total_seconds"] and stages["metrics"] >= stages["ssim"] > 0
+        assert stages["shard_writes"] > 0 and stages["merge"] > 0
+        assert row["outside_seconds"] == pytest.approx(row["total_seconds"] - stages["solver"], abs=2e-3)
+
+
 def test_lasso_speed_benchmark(vae_checkpoint, tmp_path):
     out = run_benchmark("lasso_speed.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--m=50", cwd=tmp_path)
     assert set(out["cases"]) == {"validation_lambda", "lambda_0.3"}
