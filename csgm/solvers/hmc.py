@@ -28,8 +28,8 @@ tau is estimated from range errors on validation images (benchmarks/coverage.py)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch.func import jacfwd, vmap
@@ -43,7 +43,7 @@ from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.langevin import INTERVAL, quantile
 from csgm.solvers.mcmc import DualAveraging, chain_diagnostics, hamiltonian_transition
 
-__all__ = ["HMCSolver", "LatentPosterior", "ChainRun"]
+__all__ = ["ChainRun", "HMCSolver", "LatentPosterior"]
 
 
 class LatentPosterior:
