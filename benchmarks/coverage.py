@@ -47,6 +47,7 @@ from csgm.solvers.hmc import HMCSolver, LatentPosterior
 from csgm.solvers.langevin import quantile
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
+MIN_HALF_WIDTH = 1e-6  # conformal scores divide by the half-width: zero-width intervals count as this wide
 PROJECTION_STD = 0.02  # the MAP fit's pixel noise: small enough that the prior barely pulls z_hat
 
 
@@ -76,7 +77,7 @@ def posterior(solver: HMCSolver, generator, model: MeasurementModel, x: torch.Te
 def conformal_factor(result: dict, x: torch.Tensor, level: float) -> float:
     """Split conformal: the factor q on the half-widths that covers a fraction ``level`` of the pixels of x."""
     lower, upper = result["intervals"][level]
-    centre, half = (lower + upper) / 2, ((upper - lower) / 2).clamp_min(1e-6)
+    centre, half = (lower + upper) / 2, ((upper - lower) / 2).clamp_min(MIN_HALF_WIDTH)
     scores = ((x - centre).abs() / half).flatten().sort().values
     rank = min(math.ceil((len(scores) + 1) * level), len(scores))
     return float(scores[rank - 1])
@@ -87,9 +88,11 @@ def covered(lower: torch.Tensor, upper: torch.Tensor, x: torch.Tensor) -> list[f
 
 
 def scaled(lower: torch.Tensor, upper: torch.Tensor, factor: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The interval scaled by ``factor`` about its midpoint (exactly itself at factor 1), within [0, 1]; the
-    factor is taken 1e-6 larger so that the score that chose it is covered despite rounding."""
-    widen = (factor * (1 + 1e-6) - 1) * (upper - lower) / 2
+    """The interval scaled by ``factor`` about its midpoint, its half-width floored at MIN_HALF_WIDTH as in the
+    scores (exactly itself at factor 1 otherwise), within [0, 1]; the factor is taken 1e-6 larger so that the
+    score that chose it is covered despite rounding."""
+    half = (upper - lower) / 2
+    widen = factor * (1 + 1e-6) * half.clamp_min(MIN_HALF_WIDTH) - half
     return (lower - widen).clamp(0, 1), (upper + widen).clamp(0, 1)
 
 

@@ -28,8 +28,8 @@ tau is estimated from range errors on validation images (benchmarks/coverage.py)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch.func import jacfwd, vmap
@@ -44,7 +44,7 @@ from csgm.solvers.langevin import INTERVAL, quantile
 from csgm.solvers.mcmc import DualAveraging, chain_diagnostics, hamiltonian_transition
 from csgm.progress import report_steps
 
-__all__ = ["HMCSolver", "LatentPosterior", "ChainRun"]
+__all__ = ["ChainRun", "HMCSolver", "LatentPosterior"]
 
 
 class LatentPosterior:

@@ -8,11 +8,11 @@ U(z) = -log p(z) + const and its gradient.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-__all__ = ["DualAveraging", "hamiltonian_transition", "chain_diagnostics", "Energy"]
+__all__ = ["DualAveraging", "Energy", "chain_diagnostics", "hamiltonian_transition"]
 
 Energy = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # z -> (U, grad U, G(z))
 

@@ -101,7 +101,7 @@ def test_dual_averaging_reaches_the_target_acceptance_on_a_gaussian():
     for t in range(800):
         step = (adaptation.step if t < 400 else adaptation.final).expand(64)
         normal, uniform = torch.randn(64, 10, generator=g, dtype=torch.float64), torch.rand(64, generator=g)
-        proposal, new, log_ratio = hamiltonian_transition(z, energy(z), energy, step, cholesky, normal, 1)
+        proposal, _, log_ratio = hamiltonian_transition(z, energy(z), energy, step, cholesky, normal, 1)
         probability = log_ratio.clamp(max=0).exp()
         z = torch.where((uniform.log() < log_ratio)[:, None], proposal, z)
         if t < 400:
@@ -125,7 +125,7 @@ def test_diagnostics_flag_chains_that_do_not_mix():
 
 def test_rows_whose_chains_do_not_move_are_not_converged(problem):
     """No mode search, no adaptation and a step of 1e-6: the chains stay at their over-dispersed starts."""
-    generator, A, model, y = problem
+    generator, _, model, y = problem
     solver = build_solver({**FAST, "mode_steps": 0, "resample_modes": False, "warmup": 0, "draws": 50,
                            "initial_step": 1e-6, "mode_starts": 4})
     out = solver.solve(y, model, [0], generator, seed=0)
@@ -133,7 +133,7 @@ def test_rows_whose_chains_do_not_move_are_not_converged(problem):
 
 
 def test_samples_and_diagnostics_do_not_depend_on_the_batch(problem):
-    generator, A, model, y = problem
+    generator, _, model, _ = problem
     solver = build_solver({**FAST, "draws": 40, "warmup": 20})
     two = model.measure(generator(torch.zeros(2, 3, dtype=torch.float64)), [0, 1])
     together = solver.solve(two, model, [3, 9], generator, seed=1)
