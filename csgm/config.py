@@ -180,8 +180,7 @@ def _check_operator(cfg: dict) -> None:
 def _check_noise(cfg: dict) -> None:
     from csgm.operators import noise_class
 
-    cls, fixed = noise_class(cfg)
-    check_call("noise.", cls, entry_options(cfg), fixed)
+    check_call("noise.", noise_class(cfg), entry_options(cfg))
 
 
 def _check_solver(cfg: dict) -> None:

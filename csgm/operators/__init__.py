@@ -13,13 +13,14 @@ from csgm.operators.gaussian import GaussianOperator
 from csgm.operators.identity import IdentityOperator
 from csgm.operators.inpaint import InpaintOperator
 from csgm.operators.matrix import MatrixOperator
-from csgm.operators.noise import Noise, build_noise, noise_class
+from csgm.operators.noise import NOISES, GaussianNoise, NoNoise, Noise, OutlierNoise, PoissonNoise, StudentTNoise
 from csgm.operators.phase_retrieval import PhaseRetrievalOperator
 from csgm.operators.quantize import OneBitOperator, QuantizedOperator
 from csgm.operators.structured import RandomConvolutionOperator, SRHTOperator
 from csgm.operators.superres import SuperResOperator
 
-__all__ = ["OPERATORS", "Operator", "LinearOperator", "MatrixOperator", "PhaseRetrievalOperator", "QuantizedOperator", "OneBitOperator", "Noise", "build_noise", "noise_class", "build_operator", "operator_class", "operator_uses_m", "run_provided",
+__all__ = ["OPERATORS", "Operator", "LinearOperator", "MatrixOperator", "PhaseRetrievalOperator", "QuantizedOperator", "OneBitOperator", "Noise", "NOISES", "NoNoise", "GaussianNoise",
+           "StudentTNoise", "PoissonNoise", "OutlierNoise", "build_noise", "noise_class", "build_operator", "operator_class", "operator_uses_m", "run_provided",
            "resolve_count"]
 
 OPERATORS: dict[str, type[Operator]] = {
@@ -52,3 +53,13 @@ def build_operator(cfg: dict, image_shape: Sequence[int], seed: int = 0, m: int 
     fixed = {k: provided[k] for k in run_provided(cfg) if provided[k] is not None}
     options = {k: v for k, v in cfg.items() if k not in fixed}
     return instantiate("operator.", operator_class(cfg), options, **fixed)
+
+
+def noise_class(cfg: dict) -> type[Noise]:
+    """The class of a conf/noise entry: ``NOISES[name]`` or a user's ``_target_`` (a Noise subclass)."""
+    return resolve_target("noise", cfg, NOISES, Noise)
+
+
+def build_noise(cfg: dict) -> Noise:
+    """The noise model of a conf/noise entry ({name, options...})."""
+    return instantiate("noise.", noise_class(cfg), cfg)
