@@ -16,7 +16,7 @@ from filelock import FileLock, Timeout
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from csgm.cli import plain
-from csgm.config import validate_recover_config
+from csgm.checks import check_recover_config
 from csgm.data import load_splits
 from csgm.errors import CsgmError
 from csgm.files import atomic_write_files
@@ -172,7 +172,7 @@ def _file_source(cfg: dict, splits: dict, generator: Generator | None) -> tuple[
 def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     """Run the configured recovery grid; returns the summary rows and the paths written."""
     cfg = plain(cfg)
-    validate_recover_config(cfg)
+    check_recover_config(cfg)
     run_dir = Path(run_dir)
     torch.manual_seed(cfg["seed"])
     solver = build_solver(cfg["solver"])

@@ -12,7 +12,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from csgm.cli import plain
-from csgm.config import validate_train_config
+from csgm.checks import check_train_config
 from csgm.data import ImageDataModule
 from csgm.reporting.loggers import build_logger, finish_wandb
 from csgm.trainer import build_trainer
@@ -25,7 +25,7 @@ __all__ = ["train"]
 def train(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     """Train the configured generator; returns a summary with the checkpoint and sample grid paths."""
     cfg = plain(cfg)
-    validate_train_config(cfg)
+    check_train_config(cfg)
     run_dir = Path(run_dir)
     pl.seed_everything(cfg["seed"], workers=True, verbose=False)
     gen_cfg = cfg["generator"]
