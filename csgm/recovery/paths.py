@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from csgm.errors import CsgmError
 from csgm.files import atomic_write_bytes, cached_digest, content_digest
 from csgm.precision import precision_identity
 
 __all__ = ["resolve_checkpoint", "run_identity", "run_fingerprint", "check_identity", "register_resolvers",
-           "results_defining", "uses_generator", "digest_cache_file", "IDENTITY_FILE"]
+           "compatible_identity", "tuning_context", "results_defining", "uses_generator", "digest_cache_file", "IDENTITY_FILE"]
 
 IDENTITY_KEYS = ("dataset", "input", "operator", "noise", "solver", "seed")
 SPEED_ONLY_SOLVER_OPTIONS = ("flush_denormals", "compile")  # how fast, not what: a run may resume with them changed
@@ -72,7 +73,8 @@ def file_digests(cfg: dict) -> dict[str, str] | None:
 
 def run_identity(cfg: dict, generator_digest: str | None) -> dict[str, Any]:
     """Everything that determines per-image results (not the m grid, the number of images, the batch
-    size, the devices or the speed-only solver options); for ``input=file`` the content of its files."""
+    size, the devices or the speed-only solver options); for ``input=file`` the content of its files.
+    This one identity names the run folder, fills ``identity.json`` and keys the tuning cache (``tuning_context``)."""
     identity = {k: cfg.get(k) for k in IDENTITY_KEYS}
     if cfg.get("input") == "file":
         identity["file"] = file_digests(cfg)
@@ -81,21 +83,33 @@ def run_identity(cfg: dict, generator_digest: str | None) -> dict[str, Any]:
     identity["precision"] = precision_identity(cfg.get("trainer", {}).get("precision", "32-true"),
                                                cfg.get("matmul_precision", "highest"))
     if "auto" in identity["solver"].values():  # validation images choose the hyperparameter
-        identity["tuning"] = search_identity(cfg)
-    if (identity.get("noise") or {}).get("name") == "student_t":  # generative solvers fit its likelihood since the
-        identity["data_term"] = "likelihood"                       # measurement model (before: ||A x - y||^2)
+        identity["tuning"] = dict(cfg.get("tuning") or {})
+    return compatible_identity(identity, cfg)
+
+
+def compatible_identity(identity: dict[str, Any], cfg: dict) -> dict[str, Any]:
+    """The rules that keep the folders of earlier csgm versions where they were (each names the version that
+    introduced it); every other identity change is a new folder.
+
+    - v1 (restart pruning, tuning.halving_every): the setting joins the identity of solvers that prune their
+      validation search only, so that the folders of, say, Lasso stay where they were.
+    - v1 (Student-t likelihood): generative solvers fit the Student-t likelihood since the measurement model
+      (before: ||A x - y||^2), so its folders record ``data_term``.
+    """
+    from csgm.solvers import solver_class
+
+    if "tuning" in identity and not solver_class(cfg["solver"]).prunes_search:
+        identity["tuning"].pop("halving_every", None)
+    if (identity.get("noise") or {}).get("name") == "student_t":
+        identity["data_term"] = "likelihood"
     return identity
 
 
-def search_identity(cfg: dict) -> dict:
-    """The tuning settings that change a validation search's choice: the pruning of restarts only for solvers
-    that prune (so that the folders of, say, Lasso stay where they were)."""
-    from csgm.solvers import solver_class
-
-    tuning = dict(cfg.get("tuning") or {})
-    if not solver_class(cfg["solver"]).prunes_search:
-        tuning.pop("halving_every", None)
-    return tuning
+def tuning_context(identity: dict[str, Any]) -> dict[str, Any]:
+    """What a validation search's choice depends on beyond (m, seed, images, search settings): the run identity's
+    solver (less its label), dataset, operator, noise, generator and arithmetic."""
+    solver = {k: v for k, v in identity["solver"].items() if k != "label"}
+    return {"solver": solver, **{k: identity[k] for k in ("dataset", "operator", "noise", "generator", "precision")}}
 
 
 def _hash(identity: dict[str, Any]) -> str:
@@ -112,26 +126,28 @@ def _selected(root: DictConfig, keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def run_fingerprint(cfg: Any) -> str:
-    """8 hex digits over ``run_identity``: re-running the same command finds the same folder and resumes
-    it. Never raises (it names a folder): a config that cannot be resolved is reported by recover()."""
+    """8 hex digits over ``run_identity``: re-running the same command finds the same folder and resumes it. A
+    config whose identity cannot be read yet (a bad value, a missing file) gets the folder ``...-unresolved``:
+    recover() then reports the same problem in one line and leaves no folder behind."""
+    needed = (*IDENTITY_KEYS, "trainer", "matmul_precision", "tuning", "checkpoint", "paths", "file")
     try:
-        needed = (*IDENTITY_KEYS, "trainer", "matmul_precision", "tuning", "checkpoint", "paths", "file")
         node = _selected(cfg, needed) if OmegaConf.is_config(cfg) else {k: cfg.get(k) for k in needed}
-    except Exception:
-        return "unresolved"
-    digest = None
-    try:
-        if uses_generator(node):
-            checkpoint = resolve_checkpoint(node["checkpoint"], node["paths"]["output_root"])
-            from csgm.generators.checkpoint import checkpoint_digest
-
-            digest = checkpoint_digest(checkpoint, digest_cache_file(node))
-    except Exception:
-        digest = f"unreadable:{node.get('checkpoint')}"  # recover() reports the checkpoint in one line
-    try:
+        digest = _checkpoint_digest(node) if uses_generator(node) else None
         return _hash(run_identity(node, digest))
-    except Exception:
-        return "unresolved"  # e.g. a missing input file: recover() reports it in one line
+    except (CsgmError, OSError, OmegaConfBaseException):
+        return "unresolved"
+
+
+def _checkpoint_digest(node: dict) -> str:
+    """The generator's content digest for the folder name; a checkpoint that cannot be read yet names the folder by
+    its path (recover() then reports it in one line)."""
+    from csgm.generators.checkpoint import checkpoint_digest
+
+    try:
+        return checkpoint_digest(resolve_checkpoint(node["checkpoint"], node["paths"]["output_root"]),
+                                 digest_cache_file(node))
+    except (CsgmError, OSError):
+        return f"unreadable:{node.get('checkpoint')}"
 
 
 def check_identity(run_dir: Path, identity: dict[str, Any]) -> None:

@@ -12,8 +12,7 @@ from typing import Any, Sequence
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from csgm.operators import build_noise
-from csgm.recovery.store import POSTERIOR_COLUMNS
+from csgm.results import POSTERIOR_COLUMNS
 from csgm.reporting.loggers import logger_options
 
 __all__ = ["log_recovery_to_wandb", "flat_config", "SweepGroup", "CURVE_METRICS"]
@@ -45,7 +44,7 @@ def flat_config(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def log_recovery_to_wandb(logger_cfg: dict, run_dir: Path, config: dict, summary: Sequence[dict[str, Any]],
-                          images: dict[str, Path]) -> None:
+                          noise: str, images: dict[str, Path]) -> None:
     """Log the curve (one step per point of ``config['report_x']``), the summary table and the PNGs; then finish."""
     import wandb
 
@@ -53,7 +52,6 @@ def log_recovery_to_wandb(logger_cfg: dict, run_dir: Path, config: dict, summary
     options["group"] = options["group"] or config.get("report_name") or os.environ.get(_GROUP_ENV)
     x = config.get("report_x", "m")
     solver = config["solver"].get("label") or config["solver"].get("name")
-    noise = build_noise(config["noise"]).label
     name = f"{solver} | {config['operator'].get('name')} | {noise}"
     run = wandb.init(name=name, dir=str(run_dir), config=flat_config(config), job_type="recover",
                      reinit="finish_previous", **options)
