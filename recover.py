@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from csgm.cli import hydra_run_dir, report_errors, run_entry
-from csgm.recovery.paths import register_resolvers
+from csgm.recovery.identity import register_resolvers
 
 register_resolvers()
 

@@ -21,7 +21,7 @@ def compose(name: str = "recover", overrides: Sequence[str] = (), config_dir: st
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from csgm.recovery.paths import register_resolvers
+    from csgm.recovery.identity import register_resolvers
 
     folder = Path(config_dir) if config_dir is not None else DEFAULT_CONFIG_DIR
     if not (folder / f"{name}.yaml").is_file():

@@ -12,7 +12,7 @@ from csgm.cli import plain
 from csgm.checks import check_evaluate_config
 from csgm.data import load_splits
 from csgm.errors import CsgmError
-from csgm.evaluation.metrics import jacobian_spectral_norms, pairwise_ratios, range_error, test_bits_per_dim
+from csgm.evaluation.generator_metrics import jacobian_spectral_norms, pairwise_ratios, range_error, test_bits_per_dim
 from csgm.files import atomic_write_files
 from csgm.generators.checkpoint import load_generator
 from csgm.recovery.module import gen_span_images

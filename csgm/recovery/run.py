@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from csgm.measurement import MeasurementModel
 from csgm.precision import lightning_precision, solver_arithmetic
 from csgm.recovery.module import RecoveryModule
-from csgm.recovery.paths import check_identity, tuning_context
+from csgm.recovery.identity import check_identity, tuning_context
 from csgm.recovery.result import RecoveryResult
 from csgm.recovery.spec import RecoverySpec
 from csgm.recovery.store import ResultsStore

@@ -12,7 +12,7 @@ from csgm.errors import CsgmError
 from csgm.generators import Generator
 from csgm.operators import Operator, build_operator
 from csgm.recovery.grid import measurement_grid
-from csgm.recovery.measured import MeasuredItems, load_array, measured_operator
+from csgm.recovery.file_input import MeasuredItems, load_array, measured_operator
 from csgm.recovery.module import WorkItems, gen_span_images
 
 __all__ = ["InputSource", "DatasetSplit", "GenSpan", "MeasurementsFile", "input_source"]

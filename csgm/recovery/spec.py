@@ -18,7 +18,8 @@ from csgm.generators import Generator
 from csgm.generators.checkpoint import load_generator
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_noise
-from csgm.recovery.paths import resolve_checkpoint, run_identity, uses_generator
+from csgm.recovery.identity import run_identity
+from csgm.recovery.paths import resolve_checkpoint, uses_generator
 from csgm.recovery.sources import InputSource, input_source
 from csgm.solvers import Solver, build_solver
 
@@ -69,5 +70,5 @@ class RecoverySpec:
                    cfg["solver"].get("label") or cfg["solver"].get("name"))
 
     def identity(self) -> dict[str, Any]:
-        """What determines the run's per-image results (csgm.recovery.paths.run_identity)."""
+        """What determines the run's per-image results (csgm.recovery.identity.run_identity)."""
         return run_identity(self.cfg, self.generator_meta["digest"])

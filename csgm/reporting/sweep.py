@@ -35,7 +35,7 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not config.get("report_name"):
             return
-        from csgm.reporting.report import build_report
+        from csgm.reporting.experiment_report import build_report
 
         folder = report_dir(config)
         requests = [json.loads(p.read_text()) for p in sorted((folder / "runs").glob("*.json"))]
