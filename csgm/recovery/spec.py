@@ -49,7 +49,7 @@ class RecoverySpec:
     source: InputSource
     measurements: tuple[MeasurementModel, ...]
     arithmetic: tuple[str, str]   # (trainer.precision, matmul_precision): the solver's arithmetic
-    solver_label: str
+    solver_label: str             # results take the solver's own label (its config's label or name)
 
     @classmethod
     def from_config(cls, cfg: Any) -> RecoverySpec:
@@ -67,7 +67,7 @@ class RecoverySpec:
             solver.check_operator(operator)
         return cls(cfg, solver, noise, splits, generator, meta, source, measurements,
                    (cfg["trainer"]["precision"], cfg["matmul_precision"]),
-                   cfg["solver"].get("label") or cfg["solver"].get("name"))
+                   getattr(solver, "label", None) or cfg["solver"].get("label") or cfg["solver"]["name"])
 
     def identity(self) -> dict[str, Any]:
         """What determines the run's per-image results (csgm.recovery.identity.run_identity)."""
