@@ -18,7 +18,8 @@ from csgm.options import check_keys, check_value
 from csgm.precision import canonical_precision
 
 __all__ = ["RecoverConfig", "TrainConfig", "EvaluateConfig", "validate_recover_config", "validate_train_config",
-           "validate_evaluate_config", "MAX_SEED"]
+           "validate_evaluate_config", "check_recover_schema", "check_recover_rules", "check_train_schema",
+           "check_train_rules", "MAX_SEED"]
 
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
 
@@ -146,10 +147,20 @@ def _check_schema(schema: type, cfg: dict, prefix: str = "") -> None:
             check_range(f"{prefix}{name}", value, spec.metadata["low"], spec.metadata["high"])
 
 
+def check_recover_schema(cfg: dict) -> None:
+    """The top-level keys of a resolved recover.py config (one-line CsgmError)."""
+    _check_schema(RecoverConfig, cfg)
+
+
+def check_recover_rules(cfg: dict) -> None:
+    """The cross-key rules of a recover.py config whose groups are checked: the solver's arithmetic (csgm.precision)."""
+    canonical_precision(cfg["trainer"].get("precision", "32-true"))
+
+
 def validate_recover_config(cfg: dict) -> None:
     """The top-level keys of a resolved recover.py config and its cross-key rules (one-line CsgmError)."""
-    _check_schema(RecoverConfig, cfg)
-    canonical_precision(cfg["trainer"].get("precision", "32-true"))  # the solver's arithmetic (csgm.precision)
+    check_recover_schema(cfg)
+    check_recover_rules(cfg)
 
 
 def validate_evaluate_config(cfg: dict) -> None:
@@ -157,10 +168,20 @@ def validate_evaluate_config(cfg: dict) -> None:
     _check_schema(EvaluateConfig, cfg)
 
 
+def check_train_schema(cfg: dict) -> None:
+    """The top-level keys of a resolved train.py config (one-line CsgmError)."""
+    _check_schema(TrainConfig, cfg)
+
+
+def check_train_rules(cfg: dict) -> None:
+    """The cross-key rules of a train.py config whose groups are checked: the training must take a step and end."""
+    _check_training_length(cfg["trainer"])
+
+
 def validate_train_config(cfg: dict) -> None:
     """The top-level keys of a resolved train.py config and its cross-key rules (one-line CsgmError)."""
-    _check_schema(TrainConfig, cfg)
-    _check_training_length(cfg["trainer"])
+    check_train_schema(cfg)
+    check_train_rules(cfg)
 
 
 def _check_training_length(trainer: dict) -> None:
