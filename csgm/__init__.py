@@ -8,7 +8,7 @@ The public API, for notebooks and scripts (the command line uses the same functi
     ids = list(range(8))
     x = torch.stack([test[i][0] for i in ids])
     operator = csgm.build_operator({"name": "gaussian"}, generator.image_shape, seed=0, m=100)
-    y = csgm.MeasurementModel(operator, csgm.Noise("gaussian", 0.1), seed=0).measure(x, ids)
+    y = csgm.MeasurementModel(operator, csgm.GaussianNoise(0.1), seed=0).measure(x, ids)
     out = csgm.build_solver({"name": "csgm", "restarts": 5, "iterations": 300}).solve(y, operator, ids, generator)
     print(csgm.image_metrics(out.x_hat, x)["mse"].mean())
 
@@ -36,6 +36,7 @@ _EXPORTS = {
     "LinearOperator": "csgm.operators",
     "build_operator": "csgm.operators",
     "Noise": "csgm.operators",
+    "GaussianNoise": "csgm.operators",
     "build_noise": "csgm.operators",
     "MeasurementModel": "csgm.measurement",
     "MatrixOperator": "csgm.operators.matrix",

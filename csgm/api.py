@@ -21,7 +21,7 @@ def compose(name: str = "recover", overrides: Sequence[str] = (), config_dir: st
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir, initialize_config_module
 
-    from csgm.recovery.paths import register_resolvers
+    from csgm.recovery.identity import register_resolvers
     from csgm.training.resume import register_resolvers as register_training_resolvers
 
     register_resolvers()

@@ -72,7 +72,7 @@ def train_command() -> Any:
 
 def recover_command() -> Any:
     """``csgm-recover [experiment=NAME] [group=option ...] [key=value ...]``: recover images from measurements."""
-    from csgm.recovery.paths import register_resolvers
+    from csgm.recovery.identity import register_resolvers
 
     register_resolvers()
     return _command("recover", _recover)

@@ -1,9 +1,9 @@
-"""The one check of a composed configuration, at the entry points, before any work.
+"""The top-level schemas of the entry points' configurations and their cross-key rules; no component here.
 
-The top-level keys of ``conf/recover.yaml`` and ``conf/train.yaml`` have typed schemas (dataclasses
-below, with ranges in the field metadata); every group entry is checked against the signature of the
-object it builds (``csgm.options``). An unknown key or a value of the wrong type at any level fails in
-one line that names the key, the value and what is expected.
+The top-level keys of ``conf/recover.yaml``, ``conf/train.yaml`` and ``conf/evaluate.yaml`` have typed
+schemas (dataclasses below, with ranges in the field metadata). Group entries (operator, noise, solver, ...)
+are checked by their ``csgm.components.Group`` (csgm.checks runs both). An unknown key or a value of the
+wrong type fails in one line that names the key, the value and what is expected.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
-from csgm.errors import CsgmError, check_choice, check_range
-from csgm.options import check_call, check_keys, check_value, entry_options
+from csgm.errors import CsgmError, check_range
+from csgm.options import check_keys, check_value
 from csgm.precision import canonical_precision
 
 __all__ = ["RecoverConfig", "TrainConfig", "EvaluateConfig", "validate_recover_config", "validate_train_config",
-           "validate_evaluate_config", "MAX_SEED"]
+           "validate_evaluate_config", "check_recover_schema", "check_recover_rules", "check_train_schema",
+           "check_train_rules", "MAX_SEED"]
 
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
 
@@ -147,91 +148,41 @@ def _check_schema(schema: type, cfg: dict, prefix: str = "") -> None:
             check_range(f"{prefix}{name}", value, spec.metadata["low"], spec.metadata["high"])
 
 
-def _check_dataset(cfg: dict) -> None:
-    from csgm.data.datasets import DATASETS
-
-    check_choice("dataset", cfg.get("name"), DATASETS)
-    check_call("dataset.", DATASETS[cfg["name"]], {k: v for k, v in cfg.items() if k != "name"})  # no _target_ here
+def check_recover_schema(cfg: dict) -> None:
+    """The top-level keys of a resolved recover.py config (one-line CsgmError)."""
+    _check_schema(RecoverConfig, cfg)
 
 
-def _check_trainer(cfg: dict) -> None:
-    import pytorch_lightning as pl
-
-    check_call("trainer.", pl.Trainer, cfg)
-
-
-def _check_logger(cfg: dict) -> None:
-    from csgm.reporting.loggers import logger_options
-
-    logger_options(cfg)
-
-
-def _check_operator(cfg: dict) -> None:
-    from csgm.operators import operator_class, run_provided
-
-    fixed = run_provided(cfg)
-    clash = sorted(fixed & set(cfg))
-    if clash:
-        key = clash[0]
-        instead = {"m": f"measurements=[{cfg.get('m')}]", "seed": f"seed={cfg.get('seed')}", "image_shape": "the dataset's images"}
-        raise CsgmError(f"operator.{key}={cfg[key]!r} is set by the recovery run; use {instead[key]} instead")
-    check_call("operator.", operator_class(cfg), entry_options(cfg), fixed)
-
-
-def _check_noise(cfg: dict) -> None:
-    from csgm.operators import noise_class
-
-    cls, fixed = noise_class(cfg)
-    check_call("noise.", cls, entry_options(cfg), fixed)
-
-
-def _check_solver(cfg: dict) -> None:
-    from csgm.solvers import solver_class
-
-    check_call("solver.", solver_class(cfg), entry_options(cfg))
-
-
-def _check_generator(cfg: dict) -> None:
-    from csgm.generators import GENERATORS
-    from csgm.training import training_module, training_options
-
-    check_keys("generator.", cfg, ("name", "arch", "training"))
-    check_choice("generator", cfg.get("name"), GENERATORS)
-    check_value("generator.arch", cfg.get("arch", {}), dict)
-    check_value("generator.training", cfg.get("training", {}), dict)
-    check_call("generator.arch.", GENERATORS[cfg["name"]], cfg.get("arch", {}), ("image_shape",))
-    check_call("generator.training.", training_module(cfg), training_options(cfg),
-               ("name", "arch", "image_shape", "dataset", "range_error"))
+def check_recover_rules(cfg: dict) -> None:
+    """The cross-key rules of a recover.py config whose groups are checked: the solver's arithmetic (csgm.precision)."""
+    canonical_precision(cfg["trainer"].get("precision", "32-true"))
 
 
 def validate_recover_config(cfg: dict) -> None:
-    """Check a resolved recover.py config; the first problem raises a one-line CsgmError."""
-    _check_schema(RecoverConfig, cfg)
-    if cfg.get("generator") is not None:  # G comes from the checkpoint; a shared experiment may name it
-        _check_generator(cfg["generator"])
-    _check_dataset(cfg["dataset"])
-    _check_operator(cfg["operator"])
-    _check_noise(cfg["noise"])
-    _check_solver(cfg["solver"])
-    _check_trainer(cfg["trainer"])
-    canonical_precision(cfg["trainer"].get("precision", "32-true"))  # the solver's arithmetic (csgm.precision)
-    _check_logger(cfg["logger"])
+    """The top-level keys of a resolved recover.py config and its cross-key rules (one-line CsgmError)."""
+    check_recover_schema(cfg)
+    check_recover_rules(cfg)
 
 
 def validate_evaluate_config(cfg: dict) -> None:
-    """Check a resolved csgm.evaluate config; the first problem raises a one-line CsgmError."""
+    """The top-level keys of a resolved csgm.evaluate config (one-line CsgmError)."""
     _check_schema(EvaluateConfig, cfg)
-    _check_dataset(cfg["dataset"])
+
+
+def check_train_schema(cfg: dict) -> None:
+    """The top-level keys of a resolved train.py config (one-line CsgmError)."""
+    _check_schema(TrainConfig, cfg)
+
+
+def check_train_rules(cfg: dict) -> None:
+    """The cross-key rules of a train.py config whose groups are checked: the training must take a step and end."""
+    _check_training_length(cfg["trainer"])
 
 
 def validate_train_config(cfg: dict) -> None:
-    """Check a resolved train.py config; the first problem raises a one-line CsgmError."""
-    _check_schema(TrainConfig, cfg)
-    _check_dataset(cfg["dataset"])
-    _check_generator(cfg["generator"])
-    _check_trainer(cfg["trainer"])
-    _check_logger(cfg["logger"])
-    _check_training_length(cfg["trainer"])
+    """The top-level keys of a resolved train.py config and its cross-key rules (one-line CsgmError)."""
+    check_train_schema(cfg)
+    check_train_rules(cfg)
 
 
 def _check_training_length(trainer: dict) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Sequence
 
 from csgm.errors import CsgmError
-from csgm.recovery.store import summary_key
+from csgm.results import summary_key
 from csgm.reporting.plots import METRIC_LABELS, X_AXES
-from csgm.reporting.report import build_report, find_runs
+from csgm.reporting.experiment_report import build_report, find_runs
 from csgm.reporting.table import format_summary
 
 __all__ = ["main", "command"]

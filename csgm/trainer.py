@@ -7,8 +7,14 @@ from typing import Any
 import pytorch_lightning as pl
 
 from csgm.errors import CsgmError
+from csgm.options import check_call
 
-__all__ = ["build_trainer"]
+__all__ = ["build_trainer", "check_trainer"]
+
+
+def check_trainer(trainer_cfg: dict) -> None:
+    """The keys and types of a conf/trainer entry against ``pl.Trainer``'s signature."""
+    check_call("trainer.", pl.Trainer, trainer_cfg)
 
 
 def build_trainer(trainer_cfg: dict, **extra: Any) -> pl.Trainer:

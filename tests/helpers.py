@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from csgm.api import compose
-from csgm.recovery.paths import register_resolvers
+from csgm.recovery.identity import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -61,7 +61,7 @@ def test_every_operator_config_builds(option, shape):
 @pytest.mark.parametrize("option", conf_options("noise"))
 def test_every_noise_config_builds(option):
     noise = build_noise(plain(compose_config("recover", [f"noise={option}"]))["noise"])
-    assert noise.kind == option
+    assert noise.name == option
 
 
 @pytest.mark.parametrize("option", conf_options("solver"))

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from csgm.evaluation.metrics import jacobian_spectral_norms, pairwise_ratios, range_error
+from csgm.evaluation.generator_metrics import jacobian_spectral_norms, pairwise_ratios, range_error
 from csgm.evaluation.run import evaluate
 from csgm.generators import Generator
 from tests.helpers import CONF, TINY_GENERATORS, TINY_TRAIN, compose_config, run_script

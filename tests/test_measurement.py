@@ -12,7 +12,7 @@ from csgm.errors import CsgmError
 from csgm.measurement import MeasurementModel, as_measurement
 from csgm.metrics import match_norm, per_pixel_error
 from csgm.operators import Noise, build_operator
-from csgm.operators.noise import interval_data_term
+from csgm.operators.likelihood import interval_data_term
 
 SHAPE = (1, 8, 8)
 

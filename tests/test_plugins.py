@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from csgm.errors import CsgmError
-from csgm.operators import LinearOperator, Noise
+import numpy as np
+
+from csgm.operators import GaussianNoise, LinearOperator, Noise
 from csgm.recovery.run import recover
 from csgm.seeding import seeded_rng
 from csgm.solvers import Solver, SolverOutput
@@ -34,11 +36,32 @@ class SignFlips(LinearOperator):
         return (y * self.signs).view(-1, *self.image_shape)
 
 
-class Halved(Noise):
+class Halved(GaussianNoise):
     """Gaussian noise at half the given std."""
 
     def __init__(self, std: float = 0.1) -> None:
-        super().__init__("gaussian", std / 2)
+        super().__init__(std / 2)
+
+
+class Laplace(Noise):
+    """A noise model csgm does not have: Laplace noise of standard deviation std, with its likelihood's data term."""
+
+    name = "laplace"
+
+    def __init__(self, std: float = 0.1) -> None:
+        super().__init__()
+        self.std = std
+
+    @property
+    def level(self) -> float:
+        return self.std
+
+    def data_term(self, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """2 std^2 * |r| / b with b = std / sqrt(2), the Laplace scale."""
+        return 2 * 2 ** 0.5 * self.std * (prediction - y).abs().sum(1)
+
+    def _draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return rng.laplace(0.0, self.std / 2 ** 0.5, size)
 
 
 class BackProjection(Solver):
@@ -62,6 +85,7 @@ def plugins(tmp_path) -> list[str]:
     conf = tmp_path / "my_conf"
     for group, text in {"operator/sign_flips": "_target_: tests.test_plugins.SignFlips\nname: sign_flips\nscale: 2.0\n",
                         "noise/halved": "_target_: tests.test_plugins.Halved\nname: halved\nstd: 0.1\n",
+                        "noise/laplace": "_target_: tests.test_plugins.Laplace\nname: laplace\nstd: 0.2\n",
                         "solver/backproj": "_target_: tests.test_plugins.BackProjection\nname: back_projection\nlabel: backproj\n"}.items():
         (conf / group).parent.mkdir(parents=True, exist_ok=True)
         (conf / f"{group}.yaml").write_text(text)
@@ -78,6 +102,19 @@ def test_user_classes_plug_in_from_the_config(tmp_path, plugins):
     assert 0.0 < entry["mse_mean"] < 0.025**2
     with open(tmp_path / "run" / "results.csv", newline="") as handle:
         assert [r["status"] for r in csv.DictReader(handle)] == ["ok"] * 3
+
+
+def test_a_new_noise_model_is_one_class_and_one_yaml(tmp_path, plugins):
+    cfg = compose_config("recover", [*plugins, "noise=laplace"])
+    result = recover(cfg, tmp_path / "run")
+    (entry,) = result["summary"]
+    assert (entry["noise"], entry["noise_std"]) == ("laplace", 0.2)
+    # x_hat = x + s * e / 2 per pixel with Laplace e of std 0.2: the error is about 0.1^2 before clipping
+    assert 0.1**2 / 4 < entry["mse_mean"] < 0.1**2
+    with open(tmp_path / "run" / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    x_hat = torch.load(tmp_path / "run" / "reconstructions.pt", weights_only=True)["x_hat"]
+    assert all(float(r["measurement_loss"]) > 0 for r in rows) and x_hat.shape == (3, 1, 28, 28)
 
 
 @pytest.mark.parametrize("extra,message", [

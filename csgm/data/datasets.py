@@ -12,10 +12,10 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from csgm.data.splits import split_indices
-from csgm.errors import CsgmError, check_choice, check_range
-from csgm.options import instantiate
+from csgm.components import Group
+from csgm.errors import CsgmError, check_range
 
-__all__ = ["TensorImageDataset", "ImageFileDataset", "load_splits", "DATASETS", "IMAGE_SUFFIXES"]
+__all__ = ["TensorImageDataset", "ImageFileDataset", "load_splits", "DATASETS", "DATASET", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -187,12 +187,12 @@ DATASETS: dict[str, Callable[..., dict[str, Dataset]]] = {
     "celeba": load_celeba,
     "folder": load_folder,
 }
+DATASET = Group("dataset", DATASETS)
 
 
 def load_splits(cfg: dict) -> dict[str, Dataset]:
     """Build the train/val/test datasets named by ``cfg['name']``."""
-    check_choice("dataset", cfg["name"], DATASETS)
-    splits = instantiate("dataset.", DATASETS[cfg["name"]], cfg)
+    splits = DATASET.build(cfg)
     for name, ds in splits.items():
         if name in ("train", "test") and len(ds) == 0:
             raise CsgmError(f"dataset {cfg['name']!r} has an empty {name} split; adjust val_size/test_size or add images")

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 
 from csgm.cli import plain
-from csgm.config import validate_evaluate_config
+from csgm.checks import check_evaluate_config
 from csgm.data import load_splits
 from csgm.errors import CsgmError
-from csgm.evaluation.metrics import jacobian_spectral_norms, pairwise_ratios, range_error, test_bits_per_dim
+from csgm.evaluation.generator_metrics import jacobian_spectral_norms, pairwise_ratios, range_error, test_bits_per_dim
 from csgm.files import atomic_write_files
 from csgm.generators.checkpoint import load_generator
 from csgm.recovery.module import gen_span_images
@@ -26,7 +26,7 @@ __all__ = ["evaluate", "format_evaluation"]
 def evaluate(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     """Evaluate the configured checkpoint; returns the numbers and the paths written."""
     cfg = plain(cfg)
-    validate_evaluate_config(cfg)
+    check_evaluate_config(cfg)
     torch.manual_seed(cfg["seed"])
     checkpoint = resolve_checkpoint(cfg["checkpoint"], cfg["paths"]["output_root"])
     generator, meta = load_generator(checkpoint)

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from csgm.options import instantiate, resolve_target
+from csgm.components import Group
 from csgm.generators.base import Generator
 from csgm.generators.dcgan import DCGANDiscriminator, DCGANGenerator
 from csgm.generators.flow import RealNVPFlow
 from csgm.generators.vae import VAEDecoder, VAEEncoder
 
-__all__ = ["GENERATORS", "Generator", "build_generator", "VAEDecoder", "VAEEncoder", "DCGANGenerator", "DCGANDiscriminator", "RealNVPFlow"]
+__all__ = ["GENERATORS", "GENERATOR", "Generator", "build_generator", "VAEDecoder", "VAEEncoder", "DCGANGenerator", "DCGANDiscriminator", "RealNVPFlow"]
 
 GENERATORS: dict[str, type[Generator]] = {"vae": VAEDecoder, "dcgan": DCGANGenerator, "flow": RealNVPFlow}
+GENERATOR = Group("generator", GENERATORS, Generator, supplied={"image_shape": "the dataset's images"},
+                  options_key="generator.arch")
 
 
 def build_generator(name: str, arch: dict, image_shape: Sequence[int]) -> Generator:
     """Instantiate generator ``name`` with architecture options ``arch`` for ``image_shape``."""
-    cls = resolve_target("generator", {"name": name}, GENERATORS, Generator)
-    return instantiate("generator.arch.", cls, arch, image_shape=tuple(image_shape))
+    return GENERATOR.build({**arch, "name": name}, image_shape=tuple(image_shape))

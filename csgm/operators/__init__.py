@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from csgm.options import instantiate, parameters, resolve_target
+from csgm.components import Group
+from csgm.options import parameters
 from csgm.operators.base import LinearOperator, Operator, resolve_count
 from csgm.operators.blur import BlurOperator
 from csgm.operators.fourier import FourierOperator
@@ -13,13 +14,15 @@ from csgm.operators.gaussian import GaussianOperator
 from csgm.operators.identity import IdentityOperator
 from csgm.operators.inpaint import InpaintOperator
 from csgm.operators.matrix import MatrixOperator
-from csgm.operators.noise import Noise, build_noise, noise_class
+from csgm.operators.noise import NOISES, GaussianNoise, NoNoise, Noise, OutlierNoise, PoissonNoise, StudentTNoise
 from csgm.operators.phase_retrieval import PhaseRetrievalOperator
 from csgm.operators.quantize import OneBitOperator, QuantizedOperator
 from csgm.operators.structured import RandomConvolutionOperator, SRHTOperator
 from csgm.operators.superres import SuperResOperator
 
-__all__ = ["OPERATORS", "Operator", "LinearOperator", "MatrixOperator", "PhaseRetrievalOperator", "QuantizedOperator", "OneBitOperator", "Noise", "build_noise", "noise_class", "build_operator", "operator_class", "operator_uses_m", "run_provided",
+__all__ = ["OPERATORS", "Operator", "LinearOperator", "MatrixOperator", "PhaseRetrievalOperator", "QuantizedOperator", "OneBitOperator", "Noise", "NOISES", "NoNoise", "GaussianNoise",
+           "StudentTNoise", "PoissonNoise", "OutlierNoise", "build_noise", "noise_class", "build_operator", "operator_class", "operator_uses_m",
+           "OPERATOR", "NOISE",
            "resolve_count"]
 
 OPERATORS: dict[str, type[Operator]] = {
@@ -29,9 +32,14 @@ OPERATORS: dict[str, type[Operator]] = {
 }
 
 
+OPERATOR = Group("operator", OPERATORS, Operator, supplied={"image_shape": "the dataset's images", "seed": "seed={value}",
+                                                            "m": "measurements=[{value}]"})
+NOISE = Group("noise", NOISES, Noise)
+
+
 def operator_class(cfg: dict) -> type[Operator]:
     """The class of a conf/operator entry: ``OPERATORS[name]`` or a user's ``_target_`` (an Operator subclass)."""
-    return resolve_target("operator", cfg, OPERATORS, Operator)
+    return OPERATOR.cls(cfg)
 
 
 def operator_uses_m(cfg: dict) -> bool:
@@ -39,16 +47,17 @@ def operator_uses_m(cfg: dict) -> bool:
     return "m" in parameters(operator_class(cfg)) and cfg.get("mode", "random") == "random"
 
 
-def run_provided(cfg: dict) -> set[str]:
-    """The operator arguments a recovery run provides (image shape, run seed, the grid's m): not config keys."""
-    accepted = parameters(operator_class(cfg))
-    return {"image_shape"} | ({"seed"} & set(accepted)) | ({"m"} if "m" in accepted else set())
-
-
 def build_operator(cfg: dict, image_shape: Sequence[int], seed: int = 0, m: int | float | None = None) -> Operator:
-    """Build the operator of a conf/operator entry for ``image_shape``; ``m`` (the measurement grid's value)
-    replaces ``cfg['m']`` and the run ``seed`` is passed to operators that draw at random."""
-    provided = {"image_shape": image_shape, "seed": seed, "m": m}
-    fixed = {k: provided[k] for k in run_provided(cfg) if provided[k] is not None}
-    options = {k: v for k, v in cfg.items() if k not in fixed}
-    return instantiate("operator.", operator_class(cfg), options, **fixed)
+    """The operator of a conf/operator entry for ``image_shape``; ``m`` is the measurement grid's value and the run
+    ``seed`` goes to operators that draw at random (neither may be set in the entry)."""
+    return OPERATOR.build(cfg, image_shape=image_shape, seed=seed, m=m)
+
+
+def noise_class(cfg: dict) -> type[Noise]:
+    """The class of a conf/noise entry: ``NOISES[name]`` or a user's ``_target_`` (a Noise subclass)."""
+    return NOISE.cls(cfg)
+
+
+def build_noise(cfg: dict) -> Noise:
+    """The noise model of a conf/noise entry ({name, options...})."""
+    return NOISE.build(cfg)

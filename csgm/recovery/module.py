@@ -98,7 +98,7 @@ class RecoveryModule(pl.LightningModule):
         out.x_hat = out.x_hat.detach().clamp(0, 1)
         metrics = image_metrics(out.x_hat, x, measurement.operator.scale_invariant) if x is not None else None
         names = {"solver": self.labels.get("solver", solver.name), "operator": self.labels.get("operator", measurement.operator.name),
-                 "noise": self.labels.get("noise", measurement.noise.kind)}
+                 "noise": self.labels.get("noise", measurement.noise.name)}
         rows = result_rows(out, metrics, ids, names, measurement.noise.level, measurement.operator.m, seconds, params,
                            posterior_metrics(out, x))
         posterior = {} if out.samples is None else {"samples": out.samples, "pixel_std": out.pixel_std}

@@ -10,10 +10,10 @@ from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
-from csgm.errors import check_choice
-from csgm.options import instantiate
+from csgm.components import Group
 
-__all__ = ["build_logger", "log_final_checkpoint", "finish_wandb", "logger_options", "wandb_options", "LOGGERS"]
+__all__ = ["build_logger", "log_final_checkpoint", "finish_wandb", "logger_options", "wandb_options", "LOGGERS",
+           "LOGGER"]
 
 
 def _no_options() -> dict:
@@ -27,6 +27,7 @@ def wandb_options(project: str = "csgm", entity: str | None = None, group: str |
 
 
 LOGGERS = {"csv": _no_options, "wandb": wandb_options, "none": _no_options}
+LOGGER = Group("logger", LOGGERS)
 
 
 class _ContinuingWriter(ExperimentWriter):
@@ -53,8 +54,7 @@ class RunCSVLogger(CSVLogger):
 
 def logger_options(cfg: dict) -> dict:
     """The checked options of a conf/logger entry (one line naming an unknown key or a bad value)."""
-    check_choice("logger", cfg.get("name"), LOGGERS)
-    return instantiate("logger.", LOGGERS[cfg["name"]], cfg)
+    return LOGGER.build(cfg)
 
 
 def build_logger(cfg: dict, run_dir: str | Path, run_name: str, run_id: str | None = None,

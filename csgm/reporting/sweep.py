@@ -10,7 +10,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from csgm.files import atomic_write_bytes
-from csgm.operators import build_noise
 
 __all__ = ["SweepReport", "report_dir", "register_run"]
 
@@ -20,12 +19,11 @@ def report_dir(cfg: Any) -> Path:
     return Path(cfg["paths"]["output_root"]) / "reports" / str(cfg["report_name"])
 
 
-def register_run(cfg: dict, run_dir: Path, measurements: list[int], images: int) -> None:
+def register_run(cfg: dict, run_dir: Path, measurements: list[int], images: int, noise_std: float) -> None:
     """Record ``run_dir`` (with the m values and image count of this request) as the curve of its
     (solver, operator, noise, input) in the experiment's report; a re-run with other settings replaces
     that curve instead of adding a stale one. A run folder shared by two experiments keeps all rows;
-    each report reads only its own request."""
-    noise_std = build_noise(cfg["noise"]).level
+    each report reads only its own request; ``noise_std`` is the run's noise level."""
     key = f"{cfg['solver'].get('label') or cfg['solver']['name']}-{cfg['operator']['name']}-{cfg['noise']['name']}-{noise_std:g}-{cfg['input']}"
     marker = report_dir(cfg) / "runs" / f"{key}.json"
     atomic_write_bytes(marker, json.dumps({"run": str(run_dir.resolve()), "m": measurements, "images": images}).encode())
@@ -37,7 +35,7 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not config.get("report_name"):
             return
-        from csgm.reporting.report import build_report
+        from csgm.reporting.experiment_report import build_report
 
         folder = report_dir(config)
         requests = [json.loads(p.read_text()) for p in sorted((folder / "runs").glob("*.json"))]

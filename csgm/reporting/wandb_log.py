@@ -13,9 +13,8 @@ from typing import Any, Sequence
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from csgm.operators import build_noise
-from csgm.recovery.paths import IDENTITY_FILE
-from csgm.recovery.store import POSTERIOR_COLUMNS
+from csgm.recovery.identity import IDENTITY_FILE
+from csgm.results import POSTERIOR_COLUMNS
 from csgm.reporting.loggers import logger_options
 
 __all__ = ["log_recovery_to_wandb", "flat_config", "SweepGroup", "CURVE_METRICS"]
@@ -47,7 +46,7 @@ def flat_config(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def log_recovery_to_wandb(logger_cfg: dict, run_dir: Path, config: dict, summary: Sequence[dict[str, Any]],
-                          images: dict[str, Path]) -> None:
+                          noise: str, images: dict[str, Path]) -> None:
     """Log the curve (one step per point of ``config['report_x']``), the summary table and the PNGs; then finish.
     The W&B run's id is the run folder's fingerprint, so re-running a recovery resumes its W&B run."""
     import wandb
@@ -56,7 +55,6 @@ def log_recovery_to_wandb(logger_cfg: dict, run_dir: Path, config: dict, summary
     options["group"] = options["group"] or config.get("report_name") or os.environ.get(_GROUP_ENV)
     x = config.get("report_x", "m")
     solver = config["solver"].get("label") or config["solver"].get("name")
-    noise = build_noise(config["noise"]).label
     name = f"{solver} | {config['operator'].get('name')} | {noise}"
     fingerprint = json.loads((run_dir / IDENTITY_FILE).read_text())["fingerprint"]
     run = wandb.init(name=name, dir=str(run_dir), config=flat_config(config), job_type="recover",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from csgm.options import instantiate, resolve_target
+from csgm.components import Group
 from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.biht import BIHTSolver
 from csgm.solvers.csgm import CSGMSolver
@@ -16,19 +16,21 @@ from csgm.solvers.pgd import PGDSolver
 from csgm.solvers.sparse_gen import SparseGenSolver
 from csgm.solvers.wirtinger import WirtingerFlowSolver
 
-__all__ = ["SOLVERS", "Solver", "SolverOutput", "build_solver", "solver_class"]
+__all__ = ["SOLVERS", "SOLVER", "Solver", "SolverOutput", "build_solver", "solver_class"]
 
 SOLVERS: dict[str, type[Solver]] = {cls.name: cls for cls in (CSGMSolver, LassoSolver, SparseGenSolver,
                                                                    WirtingerFlowSolver, BIHTSolver, LangevinSolver, PGDSolver, ILOSolver, DIPSolver,
                                                                    GaussNewtonSolver, HMCSolver)}
 
+SOLVER = Group("solver", SOLVERS, Solver)
+
 
 def solver_class(cfg: dict) -> type[Solver]:
     """The class of a conf/solver entry: ``SOLVERS[name]`` or a user's ``_target_``."""
-    return resolve_target("solver", cfg, SOLVERS, Solver)
+    return SOLVER.cls(cfg)
 
 
 def build_solver(cfg: dict) -> Solver:
     """Build the solver of a conf/solver entry ({name, label, options...}); a solver may pass options on
     to its parent (sparse_gen -> csgm), and those are checked too."""
-    return instantiate("solver.", solver_class(cfg), cfg)
+    return SOLVER.build(cfg)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
-from csgm.evaluation.metrics import range_errors
+from csgm.evaluation.generator_metrics import range_errors
 from csgm.generators import Generator
 
 __all__ = ["RangeError"]

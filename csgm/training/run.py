@@ -12,7 +12,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from csgm.cli import plain
-from csgm.config import validate_train_config
+from csgm.checks import check_train_config
 from csgm.data import ImageDataModule
 from csgm.errors import CsgmError
 from csgm.reporting.loggers import build_logger, finish_wandb, log_final_checkpoint
@@ -31,7 +31,7 @@ def train(cfg: Any, run_dir: str | Path, overrides: list[str] | None = None) -> 
     a resumed run composes the same settings. Ctrl-C saves a checkpoint and returns a summary with ``interrupted``
     (and the command that continues the run)."""
     cfg = plain(cfg)
-    validate_train_config(cfg)
+    check_train_config(cfg)
     run_dir = Path(run_dir)
     resume_from = _resume_point(cfg, run_dir) if cfg.get("resume") else None
     pl.seed_everything(cfg["seed"], workers=True, verbose=False)

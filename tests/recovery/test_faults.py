@@ -193,7 +193,7 @@ def test_no_grid_when_save_images_is_zero(vae_checkpoint, tmp_path):
 
 def test_student_t_runs_do_not_resume_folders_of_the_squared_loss():
     """Student-t noise now has its likelihood as the data term: its folders are new, Gaussian ones unchanged."""
-    from csgm.recovery.paths import run_identity
+    from csgm.recovery.identity import run_identity
 
     base = {"dataset": {"name": "mnist10k"}, "input": "test", "operator": {"name": "gaussian"}, "seed": 0,
             "solver": {"name": "csgm"}, "trainer": {}}

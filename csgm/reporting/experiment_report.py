@@ -11,7 +11,8 @@ import torch
 
 from csgm.errors import CsgmError
 from csgm.files import atomic_write_bytes
-from csgm.recovery.store import SUMMARY_FIELDS, ResultsStore, csv_bytes, summarise, summary_key
+from csgm.recovery.store import ResultsStore
+from csgm.results import SUMMARY_FIELDS, csv_bytes, summarise, summary_key
 from csgm.reporting.plots import plot_error_curves, save_image_rows
 from csgm.reporting.table import markdown_summary
 
