@@ -51,21 +51,21 @@ def noise_from(option: str) -> Noise:
 def reference_nll(noise: Noise, prediction: np.ndarray, y: np.ndarray) -> np.ndarray:
     """sum_i -log p(y_i | prediction_i) per row, from scipy.stats (without noise: the Gaussian at std 1, whose
     2 sigma^2 NLL difference is the squared residual)."""
-    if noise.kind == "student_t":
+    if noise.name == "student_t":
         return -stats.t.logpdf(y, noise.df, loc=prediction, scale=noise.std).sum(1)
-    if noise.kind == "poisson":
+    if noise.name == "poisson":
         counts = np.round(y * noise.scale)
         return -stats.poisson.logpmf(counts, noise.scale * prediction).sum(1)
-    std = noise.std if noise.kind in ("gaussian", "outliers") and noise.std > 0 else 1.0
+    std = noise.std if noise.name in ("gaussian", "outliers") and noise.std > 0 else 1.0
     return -stats.norm.logpdf(y, loc=prediction, scale=std).sum(1)
 
 
 def reference_term(noise: Noise, prediction: np.ndarray, y: np.ndarray) -> np.ndarray:
     """2 sigma^2 (NLL(y | prediction) - NLL(y | y)): the data term's known answer for unquantised values."""
-    if noise.kind == "poisson":
+    if noise.name == "poisson":
         variance = 1.0 / noise.scale
     else:
-        variance = noise.std ** 2 if noise.kind != "none" and noise.std > 0 else 1.0
+        variance = noise.std ** 2 if noise.name != "none" and noise.std > 0 else 1.0
     return 2 * variance * (reference_nll(noise, prediction, y) - reference_nll(noise, y, y))
 
 
@@ -116,7 +116,7 @@ def test_data_term_of_every_pair_is_its_scaled_negative_log_likelihood(operator_
     if model.operator.quantized:
         expected = quantised_reference(model.operator, noise.level, prediction.numpy(), y.numpy())
     else:
-        rate = prediction.clamp_min(1e-12) if noise.kind == "poisson" else prediction
+        rate = prediction.clamp_min(1e-12) if noise.name == "poisson" else prediction
         expected = reference_term(noise, rate.numpy(), y.numpy())
     assert bool((expected > 1e-3).all())  # away from the minimum
     np.testing.assert_allclose(term, expected, rtol=1e-6)
@@ -167,18 +167,18 @@ def test_noise_draws_follow_their_laws(option):
     x = 0.2 + 0.8 * torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     model = MeasurementModel(build_operator({"name": "identity"}, (1, 64, 64)).double(), noise, seed=7)
     residual = (model.measure(x, [4]) - x.flatten(1))[0].numpy()
-    if noise.kind == "none":
+    if noise.name == "none":
         assert not residual.any()
-    elif noise.kind == "poisson":  # counts k ~ Poisson(lambda): (k - lambda) / sqrt(lambda) has mean 0, variance 1
+    elif noise.name == "poisson":  # counts k ~ Poisson(lambda): (k - lambda) / sqrt(lambda) has mean 0, variance 1
         rate = noise.scale * x.flatten().numpy()
         standardised = noise.scale * residual / np.sqrt(rate)
         assert abs(standardised.mean()) < 0.05 and abs(standardised.var() - 1) < 0.08
-    elif noise.kind == "outliers":
+    elif noise.name == "outliers":
         gross = np.abs(residual) > noise.magnitude / 2
         assert gross.sum() == round(noise.fraction * residual.size)
         assert stats.kstest(residual[~gross] / noise.std, "norm").pvalue > 1e-3
     else:
-        law = ("t", (noise.df,)) if noise.kind == "student_t" else ("norm", ())
+        law = ("t", (noise.df,)) if noise.name == "student_t" else ("norm", ())
         assert stats.kstest(residual / noise.std, law[0], args=law[1]).pvalue > 1e-3
 
 

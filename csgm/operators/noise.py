@@ -62,6 +62,12 @@ class Noise(nn.Module, metaclass=_ByKind):
         """A short description for titles: 'no noise', 'gaussian std 0.1', 'poisson scale 100'."""
         return f"{self.name} std {self.level:g}"
 
+    @property
+    def squared_residual(self) -> bool:
+        """Whether the data term is the plain squared residual ||prediction - y||^2 (a model that overrides
+        ``data_term`` is not)."""
+        return type(self).data_term is Noise.data_term
+
     def data_term(self, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-sample 2 sigma^2 * NLL(y | prediction) + const, >= 0 and 0 at y = prediction; ||prediction - y||^2 here."""
         return (prediction - y).pow(2).sum(1)

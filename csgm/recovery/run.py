@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from csgm.measurement import MeasurementModel
 from csgm.precision import lightning_precision, solver_arithmetic
+from csgm.recovery.console import ProgressLine, choices_line, plan_line
 from csgm.recovery.module import RecoveryModule
 from csgm.recovery.identity import check_identity, tuning_context
 from csgm.recovery.result import RecoveryResult
@@ -100,14 +101,21 @@ def _run(spec: RecoverySpec, run_dir: Path, identity: dict) -> RecoveryResult | 
     done = store.done()
     pairs = [(j, i) for j, op in enumerate(operators) for i in range(source.count) if (op.m, i) not in done]
     pending = sorted({j for j, _ in pairs})  # only m values with work left need their hyperparameters
-    trainer = build_trainer({**cfg["trainer"], "precision": lightning_precision(spec.arithmetic[0])}, inference_mode=False,
-                            logger=False, default_root_dir=str(run_dir), callbacks=[ShardWriter(store)],
-                            enable_checkpointing=False)
+    shown = cfg["trainer"].get("enable_progress_bar", True) and int(os.environ.get("RANK", "0")) == 0
+    if shown:
+        print(plan_line(spec.solver_label, operators[0].name, spec.noise.label, [op.m for op in operators], source.count,
+                        cfg["input"], len(pairs), run_dir), file=sys.stderr, flush=True)
+    callbacks = [ShardWriter(store), *([ProgressLine([op.m for op in operators], len(pairs))] if shown else [])]
+    trainer = build_trainer({**cfg["trainer"], "precision": lightning_precision(spec.arithmetic[0]),
+                             "enable_progress_bar": False}, inference_mode=False, logger=False,
+                            default_root_dir=str(run_dir), callbacks=callbacks, enable_checkpointing=False)
     settings = [(spec.solver, {})] * len(operators)
     if spec.solver.needs_tuning and pending:
         tuned = _tuned(spec, [measurements[j] for j in pending], identity, trainer.strategy.root_device)
         for j, setting in zip(pending, tuned):
             settings[j] = setting
+        if shown:
+            print(choices_line([(operators[j].m, settings[j][1]) for j in pending]), file=sys.stderr, flush=True)
     labels = {"solver": spec.solver_label, "noise": cfg["noise"].get("name", "noise")}
     module = RecoveryModule(spec.generator, settings, measurements, cfg["seed"], source.mode, labels=labels,
                             arithmetic=spec.arithmetic)

@@ -11,7 +11,7 @@ import torch
 
 from csgm.files import atomic_write_files
 from csgm.recovery.result import RecoveryResult
-from csgm.reporting.plots import error_curves_png, image_png, image_rows_png
+from csgm.reporting.plots import error_curves_png, image_png, image_rows_png, posterior_grid_png
 from csgm.reporting.sweep import register_run
 from csgm.reporting.wandb_log import log_recovery_to_wandb
 from csgm.results import tensor_bytes
@@ -34,11 +34,11 @@ def _grid_rows(x_hat: dict[tuple[int, int], torch.Tensor], originals: dict[str, 
     return (rows, labels) if len(rows) > 1 else ([], [])
 
 
-def _posterior_rows(merged, originals: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[str]]:
-    """For samplers: originals on top, then per m the posterior mean, two samples and the std map (scaled to
-    its maximum over the shown images, which the label gives)."""
+def _posterior_rows(merged, originals: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[str], list[int]]:
+    """For samplers: originals on top, then per m the posterior mean, two samples and the std map in pixel units;
+    with the row labels and the indices of the std rows (drawn in a colour map with a colour bar)."""
     ids = originals["ids"].tolist()
-    rows, labels = [originals["images"]], ["original"]
+    rows, labels, std_rows = [originals["images"]], ["original"], []
     for m in sorted({m for m, _ in merged.posterior}):
         if not ids or not all((m, i) in merged.posterior for i in ids):
             continue
@@ -48,11 +48,10 @@ def _posterior_rows(merged, originals: dict[str, torch.Tensor]) -> tuple[list[to
         for s in range(min(2, samples.shape[1])):
             rows.append(samples[:, s])
             labels.append("sample")
-        std = torch.stack([merged.posterior[(m, i)]["pixel_std"] for i in ids])
-        peak = float(std.max()) or 1.0
-        rows.append(std / peak)
-        labels.append(f"std (max {peak:.2f})")
-    return (rows, labels) if len(rows) > 1 else ([], [])
+        std_rows.append(len(rows))
+        rows.append(torch.stack([merged.posterior[(m, i)]["pixel_std"] for i in ids]))
+        labels.append("std")
+    return (rows, labels, std_rows) if len(rows) > 1 else ([], [], [])
 
 
 def _npy_bytes(array: torch.Tensor) -> bytes:
@@ -87,10 +86,10 @@ def write_artifacts(cfg: dict, result: RecoveryResult) -> dict[str, Path]:
         paths["recovery_grid"] = run_dir / "grid.png"
         files[paths["recovery_grid"]] = image_rows_png(grid_rows, grid_labels, grid_title)
     if merged.posterior and result.originals is not None:
-        posterior_rows, posterior_labels = _posterior_rows(merged, shown)
+        posterior_rows, posterior_labels, std_rows = _posterior_rows(merged, shown)
         if posterior_rows:
             paths["posterior_grid"] = run_dir / "posterior_grid.png"
-            files[paths["posterior_grid"]] = image_rows_png(posterior_rows, posterior_labels, grid_title)
+            files[paths["posterior_grid"]] = posterior_grid_png(posterior_rows, posterior_labels, std_rows, grid_title)
     atomic_write_files(files)  # every output changes together: none is ever stale relative to results.csv
     if not grid_rows:
         (run_dir / "grid.png").unlink(missing_ok=True)

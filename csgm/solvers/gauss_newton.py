@@ -31,7 +31,7 @@ import torch
 
 from csgm.errors import CsgmError, check_flag, check_range
 from csgm.generators import Generator
-from csgm.measurement import MeasurementModel, as_measurement
+from csgm.measurement import MeasurementModel
 from csgm.numerics import flush_denormals
 from csgm.operators import Operator
 from csgm.solvers.base import Solver, SolverOutput

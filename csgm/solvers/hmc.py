@@ -37,7 +37,7 @@ from torch.func import jacfwd, vmap
 from csgm.errors import CsgmError, check_flag, check_range
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel, as_measurement
-from csgm.operators import Operator
+from csgm.operators import GaussianNoise, Operator
 from csgm.seeding import seeded_rng
 from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.langevin import INTERVAL, quantile
@@ -166,9 +166,9 @@ class HMCSolver(Solver):
         """The mismatch variance per pixel (n,), float64, or None without a mismatch term."""
         if not isinstance(self.mismatch, str) and self.mismatch == 0:
             return None
-        if not measurement.operator.linear or measurement.noise.kind != "gaussian":
+        if not measurement.operator.linear or not isinstance(measurement.noise, GaussianNoise):
             raise CsgmError(f"solver {self.label!r}: the mismatch term needs a linear operator and noise=gaussian, got "
-                            f"operator {measurement.operator.name!r} with noise={measurement.noise.kind}; set solver.mismatch=0")
+                            f"operator {measurement.operator.name!r} with noise={measurement.noise.name}; set solver.mismatch=0")
         if isinstance(self.mismatch, str):
             tau = torch.load(self.mismatch, weights_only=True).double().flatten()
             if tau.numel() != generator.num_pixels:

@@ -23,7 +23,7 @@ __all__ = ["StartBank", "squared_residual"]
 
 def squared_residual(measurement: MeasurementModel) -> bool:
     """Whether the data term is ||prediction - y||^2 (no or Gaussian noise, outliers included, unquantised y)."""
-    return not measurement.operator.quantized and measurement.noise.kind in ("none", "gaussian", "outliers")
+    return not measurement.operator.quantized and measurement.noise.squared_residual
 
 
 class StartBank:

@@ -94,7 +94,7 @@ def test_weights_are_the_irls_and_fisher_weights_of_each_noise_model():
              Noise("student_t", 0.5, df=3.0): 2 * 4.0 / (3.0 + residual.pow(2) / 0.25),
              Noise("poisson", scale=10.0): 2 / prediction}
     for noise, expected in cases.items():
-        model = MeasurementModel(operator, None if noise.kind == "poisson" else noise)
+        model = MeasurementModel(operator, None if noise.name == "poisson" else noise)
         model.noise = noise  # poisson needs a nonnegative operator to measure; only its data term matters here
         p = prediction.clone().requires_grad_(True)
         (gradient,) = torch.autograd.grad(model.data_term(p, y).sum(), p)
