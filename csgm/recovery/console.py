@@ -59,7 +59,7 @@ class ProgressLine(pl.Callback):
         if trainer.is_global_zero:
             self._listening = listening(self.steps)
             self._listening.__enter__()
-            self.steps(0, 1, force=True)
+            self.steps(0, 0, force=True)
 
     def on_predict_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                              batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -86,6 +86,6 @@ class ProgressLine(pl.Callback):
         fraction = min((self.done + within) / max(self.total, 1), 1.0)
         elapsed = now - self.started
         left = f", {_clock(elapsed * (1 - fraction) / fraction)} left" if 0 < fraction < 1 else ""
-        solving = f" | m = {ms}: step {step}/{total}" if count else ""
+        solving = (f" | m = {ms}: " + (f"step {step}/{total}" if total else "starting")) if count else ""
         self.stream.write(f"\rrecovered {self.done}/{self.total}{solving} | {_clock(elapsed)}{left}\033[K")
         self.stream.flush()

@@ -22,6 +22,7 @@ def test_progress_line_follows_the_solver_steps_and_the_images_done():
     report_steps(3, 10)  # nobody listens yet: nothing is written
     assert stream.getvalue() == ""
     line.on_predict_batch_start(trainer, None, _batch([0, 0]), 0)
+    assert stream.getvalue().split("\r")[-1].startswith("recovered 0/4 | m = 25: starting | 0:00")
     report_steps(5, 10)
     shown = stream.getvalue().split("\r")[-1]
     assert shown.startswith("recovered 0/4 | m = 25: step 5/10 | 0:00") and "left" in shown
