@@ -19,16 +19,11 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, emit, environment
-from csgm.api import compose
-from csgm.cli import plain
+from common import emit, environment, solver_and_generator
 from csgm.files import atomic_write_bytes
-from csgm.generators.checkpoint import load_generator
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_operator
 from csgm.recovery.module import gen_span_latents
-from csgm.recovery.paths import resolve_checkpoint
-from csgm.solvers import build_solver
 
 
 def uniformity(ranks: torch.Tensor, count: int, bins: int) -> dict:
@@ -57,10 +52,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="solver overrides, e.g. solver.steps=2000")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    solver_cfg = plain(compose("recover", [f"solver={args.solver}", *args.overrides]))["solver"]
-    solver = build_solver(solver_cfg)
-    generator, _ = load_generator(resolve_checkpoint(args.checkpoint, ROOT / "outputs"))
-    generator.eval().requires_grad_(False)
+    solver_cfg, solver, generator = solver_and_generator(args.solver, args.overrides, args.checkpoint)
     ids = list(range(args.images))
     z_true = gen_span_latents(generator, ids, seed=0)
     with torch.no_grad():

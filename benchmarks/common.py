@@ -46,6 +46,26 @@ def timed(fn: Callable[[], Any], device: str) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
+def benchmark_parser(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's argument parser with the options the scripts share: ``--markdown JSON`` (print the RESULTS.md
+    table of a result instead of measuring) and ``--checkpoint`` (a train.py checkpoint, or latest)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--markdown", type=argparse.FileType(), default=None, metavar="JSON",
+                        help="print the RESULTS.md table of a JSON result instead of measuring")
+    parser.add_argument("--checkpoint", default="latest")
+    return parser
+
+
+def solver_and_generator(solver: str, overrides: Sequence[str], checkpoint: str) -> tuple[dict, Any, Any]:
+    """The conf/solver option ``solver`` with ``overrides`` (e.g. solver.steps=2000): its config and the built
+    solver; and the frozen G of ``checkpoint`` (latest: the newest under the repository's outputs/)."""
+    from csgm.solvers import build_solver
+
+    cfg = plain(compose("recover", [f"solver={solver}", *overrides]))["solver"]
+    generator, _ = load_generator(resolve_checkpoint(checkpoint, ROOT / "outputs"))
+    return cfg, build_solver(cfg), generator.eval().requires_grad_(False)
+
+
 def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     """``--dataset NAME`` (a conf/dataset config, the bundled MNIST by default) and ``--dataset-option KEY=VALUE``
     (repeatable, as the entry points' ``dataset.KEY=VALUE``)."""

@@ -21,7 +21,6 @@ reliability diagram per m.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, emit, environment
+from common import ROOT, benchmark_parser, emit, environment
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.data import load_splits
@@ -141,10 +140,7 @@ def markdown_table(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--markdown", type=argparse.FileType(), default=None, metavar="JSON",
-                        help="print the RESULTS.md table of a JSON result instead of measuring")
-    parser.add_argument("--checkpoint", default="latest")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--val-images", type=int, default=30)
     parser.add_argument("--test-images", type=int, default=30)
     parser.add_argument("--m", default="25,100,400", help="comma-separated measurement counts")

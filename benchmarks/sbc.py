@@ -16,7 +16,6 @@ R-hat/ESS summary, acceptance, step size, generator evaluations per image and se
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -25,16 +24,11 @@ from pathlib import Path
 import torch
 
 from calibration import uniformity
-from common import ROOT, emit, environment
-from csgm.api import compose
-from csgm.cli import plain
+from common import benchmark_parser, emit, environment, solver_and_generator
 from csgm.files import atomic_write_bytes
-from csgm.generators.checkpoint import load_generator
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_operator
 from csgm.recovery.module import gen_span_latents
-from csgm.recovery.paths import resolve_checkpoint
-from csgm.solvers import build_solver
 from csgm.solvers.mcmc import chain_diagnostics
 
 
@@ -108,10 +102,7 @@ def markdown_table(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--markdown", type=argparse.FileType(), default=None, metavar="JSON",
-                        help="print the RESULTS.md table of a JSON result instead of measuring")
-    parser.add_argument("--checkpoint", default="latest")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--solver", default="hmc", help="a conf/solver option of the hmc sampler")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--m", default="25,100,400", help="comma-separated measurement counts")
@@ -126,10 +117,7 @@ def main() -> None:
         print(markdown_table(json.load(args.markdown)))
         return
     torch.set_num_threads(args.threads)
-    solver_cfg = plain(compose("recover", [f"solver={args.solver}", *args.overrides]))["solver"]
-    solver = build_solver(solver_cfg)
-    generator, _ = load_generator(resolve_checkpoint(args.checkpoint, ROOT / "outputs"))
-    generator.eval().requires_grad_(False)
+    solver_cfg, solver, generator = solver_and_generator(args.solver, args.overrides, args.checkpoint)
     ids = list(range(args.images))
     table = []
     for m in map(int, args.m.split(",")):

@@ -16,14 +16,13 @@ evaluation, a forward pass plus a VJP, so each pass counts half (the protocol: 1
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
 
 import torch
 
-from common import add_dataset_options, dataset_config, emit, environment, mnist_problem, timed
+from common import add_dataset_options, benchmark_parser, dataset_config, emit, environment, mnist_problem, timed
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.measurement import MeasurementModel
@@ -102,10 +101,7 @@ def markdown_table(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--markdown", type=argparse.FileType(), default=None, metavar="JSON",
-                        help="print the RESULTS.md table of a JSON result instead of measuring")
-    parser.add_argument("--checkpoint", default="latest")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--measurements", default="25,100,400")
     parser.add_argument("--threads", type=int, default=1)
