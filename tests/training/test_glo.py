@@ -52,7 +52,8 @@ def test_glo_run_saves_the_gaussian_of_its_codes(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 def test_glo_training_lowers_the_reconstruction_loss(tmp_path):
-    """150 of the module's own steps (its training_step, optimiser and end-of-batch projection) on one batch."""
+    """150 of the module's own steps (its training_step, and its optimizer_step: the optimiser's, then the
+    projection of the codes) on one batch."""
     from csgm.training import GLOModule
 
     module = GLOModule("vae", {"latent_dim": 8, "hidden_dims": [64]}, (1, 28, 28), loss="l2")
@@ -61,11 +62,10 @@ def test_glo_training_lowers_the_reconstruction_loss(tmp_path):
     optimiser = module.configure_optimizers()
     losses = []
     for _ in range(150):
-        loss = module.training_step(batch, 0)
         optimiser.zero_grad()
+        loss = module.training_step(batch, 0)
         loss.backward()
-        optimiser.step()
-        module.on_train_batch_end(loss, batch, 0)
+        module.optimizer_step(0, 0, optimiser)
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
     torch.testing.assert_close(module.codes.detach().norm(dim=1), torch.ones(64))
