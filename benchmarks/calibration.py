@@ -35,8 +35,13 @@ def uniformity(ranks: torch.Tensor, count: int, bins: int) -> dict:
     expected_counts = ranks.numel() * values_per_bin / (count + 1)
     statistic = float(((histogram - expected_counts) ** 2 / expected_counts).sum())
     p_value = float(torch.special.gammaincc(torch.tensor((bins - 1) / 2), torch.tensor(statistic / 2)))
-    return {"histogram": histogram.long().tolist(), "expected": [round(float(v), 2) for v in expected_counts], "chi_square": round(statistic, 2),
-            "degrees_of_freedom": bins - 1, "p_value": p_value}
+    return {
+        "histogram": histogram.long().tolist(),
+        "expected": [round(float(v), 2) for v in expected_counts],
+        "chi_square": round(statistic, 2),
+        "degrees_of_freedom": bins - 1,
+        "p_value": p_value,
+    }
 
 
 def main() -> None:
@@ -57,27 +62,53 @@ def main() -> None:
     z_true = gen_span_latents(generator, ids, seed=0)
     with torch.no_grad():
         x = generator(z_true)
-    model = MeasurementModel(build_operator({"name": "gaussian"}, generator.image_shape, seed=0, m=args.m),
-                             Noise("gaussian", args.noise_std), seed=0)
+    model = MeasurementModel(
+        build_operator({"name": "gaussian"}, generator.image_shape, seed=0, m=args.m),
+        Noise("gaussian", args.noise_std),
+        seed=0,
+    )
     y = model.measure(x, ids)
     latents, _, _, acceptance = solver.sample(y, model, ids, generator, seed=0)
     chains = solver.chains
     final = latents[:, -chains:]  # the last recorded state of every chain
-    results = {"thinned": uniformity((latents < z_true[:, None, :]).sum(1), latents.shape[1], args.bins),
-               "chains": uniformity((final < z_true[:, None, :]).sum(1), chains, chains + 1)}
-    emit({"environment": environment(args.threads, "cpu"),
-          "protocol": {"images": args.images, "m": args.m, "noise_std": args.noise_std, "samples_per_image": latents.shape[1],
-                       "chains": chains, "latent_dim": generator.latent_dim},
-          "solver": solver_cfg, "mean_acceptance": round(float(acceptance.mean()), 4), **results})
+    results = {
+        "thinned": uniformity((latents < z_true[:, None, :]).sum(1), latents.shape[1], args.bins),
+        "chains": uniformity((final < z_true[:, None, :]).sum(1), chains, chains + 1),
+    }
+    emit(
+        {
+            "environment": environment(args.threads, "cpu"),
+            "protocol": {
+                "images": args.images,
+                "m": args.m,
+                "noise_std": args.noise_std,
+                "samples_per_image": latents.shape[1],
+                "chains": chains,
+                "latent_dim": generator.latent_dim,
+            },
+            "solver": solver_cfg,
+            "mean_acceptance": round(float(acceptance.mean()), 4),
+            **results,
+        }
+    )
     if args.figure:
         from csgm.reporting.plots import figure_png, pyplot
 
         figure, axes = pyplot().subplots(1, 2, figsize=(9, 3), dpi=120)
-        titles = {"thinned": f"among {latents.shape[1]} thinned samples (binned)", "chains": f"among the {chains} chains' final states"}
+        titles = {
+            "thinned": f"among {latents.shape[1]} thinned samples (binned)",
+            "chains": f"among the {chains} chains' final states",
+        }
         for axis, (name, result) in zip(axes, results.items()):
             axis.bar(range(len(result["histogram"])), result["histogram"], color="tab:blue")
-            axis.step(range(len(result["expected"])), result["expected"], where="mid", color="black", linestyle="--",
-                      label="uniform")
+            axis.step(
+                range(len(result["expected"])),
+                result["expected"],
+                where="mid",
+                color="black",
+                linestyle="--",
+                label="uniform",
+            )
             axis.set_xlabel(f"rank of z*_j {titles[name]}")
             axis.set_ylabel("count")
             axis.set_title(f"chi2 p = {result['p_value']:.2g}")

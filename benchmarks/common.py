@@ -28,8 +28,14 @@ from csgm.recovery.paths import resolve_checkpoint  # noqa: E402
 
 def environment(threads: int, device: str) -> dict[str, Any]:
     """Record what the numbers were measured on."""
-    info = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-            "processor": platform.processor() or "unknown", "threads": threads, "device": device}
+    info = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or "unknown",
+        "threads": threads,
+        "device": device,
+    }
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -50,8 +56,13 @@ def benchmark_parser(doc: str) -> argparse.ArgumentParser:
     """A benchmark's argument parser with the options the scripts share: ``--markdown JSON`` (print the RESULTS.md
     table of a result instead of measuring) and ``--checkpoint`` (a train.py checkpoint, or latest)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--markdown", type=argparse.FileType(), default=None, metavar="JSON",
-                        help="print the RESULTS.md table of a JSON result instead of measuring")
+    parser.add_argument(
+        "--markdown",
+        type=argparse.FileType(),
+        default=None,
+        metavar="JSON",
+        help="print the RESULTS.md table of a JSON result instead of measuring",
+    )
     parser.add_argument("--checkpoint", default="latest")
     return parser
 
@@ -70,8 +81,13 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     """``--dataset NAME`` (a conf/dataset config, the bundled MNIST by default) and ``--dataset-option KEY=VALUE``
     (repeatable, as the entry points' ``dataset.KEY=VALUE``)."""
     parser.add_argument("--dataset", default="mnist10k", help="a conf/dataset config: the images to recover")
-    parser.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a dataset option, as dataset.KEY=VALUE of recover.py (repeatable)")
+    parser.add_argument(
+        "--dataset-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a dataset option, as dataset.KEY=VALUE of recover.py (repeatable)",
+    )
 
 
 def dataset_config(name: str = "mnist10k", options: Sequence[str] = ()) -> dict:
@@ -79,16 +95,26 @@ def dataset_config(name: str = "mnist10k", options: Sequence[str] = ()) -> dict:
     return plain(compose("recover", [f"dataset={name}", *(f"dataset.{option}" for option in options)]))["dataset"]
 
 
-def mnist_problem(checkpoint: str, count: int, m: int, noise_std: float = 0.1, seed: int = 0, split: str = "test",
-                  device: str = "cpu", dataset: dict | None = None):
+def mnist_problem(
+    checkpoint: str,
+    count: int,
+    m: int,
+    noise_std: float = 0.1,
+    seed: int = 0,
+    split: str = "test",
+    device: str = "cpu",
+    dataset: dict | None = None,
+):
     """(G, A, x, y, ids): the paper's protocol on the first ``count`` images of a split of ``dataset`` (a
     ``dataset_config``; the bundled MNIST by default), refused for a generator trained on another dataset."""
     path = resolve_checkpoint(checkpoint, ROOT / "outputs")
     generator, meta = load_generator(path)
     dataset = dataset or dataset_config()
     if meta.get("dataset") != dataset["name"]:
-        raise CsgmError(f"checkpoint {str(path)!r} was trained on dataset {meta.get('dataset')!r}, not {dataset['name']!r}: "
-                        f"pass --dataset {meta.get('dataset')} or a checkpoint trained on {dataset['name']}")
+        raise CsgmError(
+            f"checkpoint {str(path)!r} was trained on dataset {meta.get('dataset')!r}, not {dataset['name']!r}: "
+            f"pass --dataset {meta.get('dataset')} or a checkpoint trained on {dataset['name']}"
+        )
     dataset = load_splits(dataset)[split]
     ids = list(range(count))
     x = torch.stack([dataset[i][0] for i in ids])

@@ -53,11 +53,16 @@ PROJECTION_STD = 0.02  # the MAP fit's pixel noise: small enough that the prior 
 def range_error_std(generator, images: torch.Tensor, ids: list[int], starts: int = 8) -> torch.Tensor:
     """Per-pixel RMS of x - G(z_hat) over ``images``, z_hat the best of ``starts`` Levenberg-Marquardt fits of G
     to each whole clean image (the identity operator's likelihood with noise PROJECTION_STD)."""
-    model = MeasurementModel(build_operator({"name": "identity"}, generator.image_shape, seed=0, m=None),
-                             Noise("gaussian", PROJECTION_STD))
+    model = MeasurementModel(
+        build_operator({"name": "identity"}, generator.image_shape, seed=0, m=None), Noise("gaussian", PROJECTION_STD)
+    )
     search = HMCSolver(chains=starts, mode_starts=starts, mode_steps=30, initial_temperature=100.0)
-    target = LatentPosterior(generator, model, model.predict(images).repeat_interleave(starts, dim=0))  # the clean digits
-    z = torch.cat([generator.sample_latents(1, seeded_rng("coverage-tau", int(i), s)) for i in ids for s in range(starts)])
+    target = LatentPosterior(
+        generator, model, model.predict(images).repeat_interleave(starts, dim=0)
+    )  # the clean digits
+    z = torch.cat(
+        [generator.sample_latents(1, seeded_rng("coverage-tau", int(i), s)) for i in ids for s in range(starts)]
+    )
     z, _, _ = search.find_modes(z, target)
     best = target(z)[0].view(len(ids), starts).argmin(1) + torch.arange(len(ids)) * starts
     with torch.no_grad():
@@ -103,28 +108,40 @@ def score(val: dict, test: dict, x_val: torch.Tensor, x_test: torch.Tensor, csgm
     """One arm's test figures, raw and conformal."""
     mse = per_pixel_error(test["mean"].double(), x_test.double()).tolist()
     lower, upper = test["intervals"][0.9]
-    arm = {"coverage": {str(level): rounded(covered(*test["intervals"][level], x_test)) for level in LEVELS},
-           "width90": round(float((upper - lower).mean()), 5),
-           "std_error_correlation": rounded([v for v in std_error_correlation(test["std"], test["mean"], x_test).tolist()
-                                             if math.isfinite(v)]),
-           "mse": rounded(mse, 5), "mse_over_csgm": round(sum(mse) / sum(csgm_mse), 3)}
+    arm = {
+        "coverage": {str(level): rounded(covered(*test["intervals"][level], x_test)) for level in LEVELS},
+        "width90": round(float((upper - lower).mean()), 5),
+        "std_error_correlation": rounded(
+            [v for v in std_error_correlation(test["std"], test["mean"], x_test).tolist() if math.isfinite(v)]
+        ),
+        "mse": rounded(mse, 5),
+        "mse_over_csgm": round(sum(mse) / sum(csgm_mse), 3),
+    }
     factors = {level: conformal_factor(val, x_val, level) for level in LEVELS}
     conformal = {level: scaled(*test["intervals"][level], factors[level]) for level in LEVELS}
-    arm["conformal"] = {"factor": {str(level): round(factors[level], 3) for level in LEVELS},
-                        "coverage": {str(level): rounded(covered(*conformal[level], x_test)) for level in LEVELS},
-                        "width90": round(float((conformal[0.9][1] - conformal[0.9][0]).mean()), 5)}
+    arm["conformal"] = {
+        "factor": {str(level): round(factors[level], 3) for level in LEVELS},
+        "coverage": {str(level): rounded(covered(*conformal[level], x_test)) for level in LEVELS},
+        "width90": round(float((conformal[0.9][1] - conformal[0.9][0]).mean()), 5),
+    }
     return arm
 
 
-VERSIONS = {"raw": ("raw", None), "mismatch": ("mismatch", None), "conformal (raw)": ("raw", "conformal"),
-            "conformal (mismatch)": ("mismatch", "conformal")}
+VERSIONS = {
+    "raw": ("raw", None),
+    "mismatch": ("mismatch", None),
+    "conformal (raw)": ("raw", "conformal"),
+    "conformal (mismatch)": ("mismatch", "conformal"),
+}
 
 
 def markdown_table(result: dict) -> str:
     """The RESULTS.md table: per m and version, the 90% coverage, its width and the posterior mean's error."""
-    lines = ["| m | version | 90% coverage | 50 / 80 / 95% coverage | mean 90% width | conformal factor (90%) | "
-             "corr(std, \\|error\\|) | error of the mean | ÷ CSGM's |",
-             "| ---: | --- | --- | --- | ---: | ---: | --- | --- | ---: |"]
+    lines = [
+        "| m | version | 90% coverage | 50 / 80 / 95% coverage | mean 90% width | conformal factor (90%) | "
+        "corr(std, \\|error\\|) | error of the mean | ÷ CSGM's |",
+        "| ---: | --- | --- | --- | ---: | ---: | --- | --- | ---: |",
+    ]
     for row in result["table"]:
         for label, (arm, kind) in VERSIONS.items():
             base = row[arm]
@@ -134,8 +151,10 @@ def markdown_table(result: dict) -> str:
             factor = f"{base['conformal']['factor']['0.9']:.2f}" if kind else ""
             correlation = "{:.3f} ± {:.3f}".format(*base["std_error_correlation"])
             error = "{:.5f} ± {:.5f}".format(*base["mse"])
-            lines.append(f"| {row['m']} | {label} | {cover['0.9'][0]:.3f} ± {cover['0.9'][1]:.3f} | {others} | "
-                         f"{figures['width90']:.4f} | {factor} | {correlation} | {error} | {base['mse_over_csgm']:.2f} |")
+            lines.append(
+                f"| {row['m']} | {label} | {cover['0.9'][0]:.3f} ± {cover['0.9'][1]:.3f} | {others} | "
+                f"{figures['width90']:.4f} | {factor} | {correlation} | {error} | {base['mse_over_csgm']:.2f} |"
+            )
     return "\n".join(lines)
 
 
@@ -175,8 +194,9 @@ def main() -> None:
         val_model = MeasurementModel(operator, Noise("gaussian", args.noise_std), seed=0, split="val")
         test_model = MeasurementModel(operator, Noise("gaussian", args.noise_std), seed=0)
         y_test = test_model.measure(x_test, test_ids)
-        csgm_mse = per_pixel_error(csgm.solve(y_test, test_model, test_ids, generator, seed=0).x_hat.double(),
-                                   x_test.double()).tolist()
+        csgm_mse = per_pixel_error(
+            csgm.solve(y_test, test_model, test_ids, generator, seed=0).x_hat.double(), x_test.double()
+        ).tolist()
         row = {"m": m, "csgm_mse": rounded(csgm_mse, 5)}
         for name, solver in arms.items():
             val = posterior(solver, generator, val_model, x_val, val_ids)
@@ -184,11 +204,22 @@ def main() -> None:
             row[name] = score(val, test, x_val, x_test, csgm_mse)
         table.append(row)
         print(f"m = {m} done after {time.perf_counter() - start:.0f} s", flush=True, file=sys.stderr)
-    emit({"environment": environment(args.threads, "cpu"),
-          "protocol": {"val_images": args.val_images, "test_images": args.test_images, "noise_std": args.noise_std,
-                       "levels": LEVELS, "tau_mean": round(float(tau.mean()), 4), "tau_max": round(float(tau.max()), 4),
-                       "seconds": round(time.perf_counter() - start, 1)},
-          "solver": solver_cfg, "table": table})
+    emit(
+        {
+            "environment": environment(args.threads, "cpu"),
+            "protocol": {
+                "val_images": args.val_images,
+                "test_images": args.test_images,
+                "noise_std": args.noise_std,
+                "levels": LEVELS,
+                "tau_mean": round(float(tau.mean()), 4),
+                "tau_max": round(float(tau.max()), 4),
+                "seconds": round(time.perf_counter() - start, 1),
+            },
+            "solver": solver_cfg,
+            "table": table,
+        }
+    )
     if args.figure_prefix:
         write_figures(table, args.figure_prefix)
 
@@ -202,15 +233,39 @@ def write_figures(table: list[dict], prefix: str) -> None:
         for label, (arm, kind) in VERSIONS.items():
             figures = row[arm][kind] if kind else row[arm]
             mean, half = figures["coverage"]["0.9"]
-            summary.append({"solver": label, "operator": "gaussian", "noise": "gaussian", "noise_std": 0.1, "m": row["m"],
-                            "coverage90_mean": mean, "coverage90_ci95": half, "failed": 0})
-    atomic_write_bytes(Path(f"{prefix}_vs_m.png"), error_curves_png(
-        summary, metric="coverage90", log_y=False, title="coverage of the 90% pixel intervals on test digits (goal 0.9)"))
+            summary.append(
+                {
+                    "solver": label,
+                    "operator": "gaussian",
+                    "noise": "gaussian",
+                    "noise_std": 0.1,
+                    "m": row["m"],
+                    "coverage90_mean": mean,
+                    "coverage90_ci95": half,
+                    "failed": 0,
+                }
+            )
+    atomic_write_bytes(
+        Path(f"{prefix}_vs_m.png"),
+        error_curves_png(
+            summary,
+            metric="coverage90",
+            log_y=False,
+            title="coverage of the 90% pixel intervals on test digits (goal 0.9)",
+        ),
+    )
     for row in table:
-        curves = {label: [(float(level), (row[arm][kind] if kind else row[arm])["coverage"][level][0])
-                          for level in row["raw"]["coverage"]] for label, (arm, kind) in VERSIONS.items()}
-        atomic_write_bytes(Path(f"{prefix}_reliability_m{row['m']}.png"),
-                           reliability_diagram_png(curves, f"pixel intervals on test digits, m = {row['m']}"))
+        curves = {
+            label: [
+                (float(level), (row[arm][kind] if kind else row[arm])["coverage"][level][0])
+                for level in row["raw"]["coverage"]
+            ]
+            for label, (arm, kind) in VERSIONS.items()
+        }
+        atomic_write_bytes(
+            Path(f"{prefix}_reliability_m{row['m']}.png"),
+            reliability_diagram_png(curves, f"pixel intervals on test digits, m = {row['m']}"),
+        )
 
 
 if __name__ == "__main__":

@@ -35,10 +35,12 @@ from csgm.reporting.plots import error_curves_png, figure_png, pyplot
 
 LABELS = {("vae", "elbo"): "VAE", ("vae", "glo"): "GLO", ("flow", "mle"): "flow", ("dcgan", "adversarial"): "DCGAN"}
 SOLVERS = {"vae": "csgm", "dcgan": "csgm_dcgan", "flow": "csgm_flow"}
-PREDICTORS = {"range_error": lambda e: e["range_error"]["mean"],
-              "optimisation_error": lambda e: e["optimisation_error"]["mean"],
-              "jacobian_norm_median": lambda e: e["jacobian_spectral_norm"]["median"],
-              "pairwise_ratio_max": lambda e: e["pairwise_ratio"]["max"]}
+PREDICTORS = {
+    "range_error": lambda e: e["range_error"]["mean"],
+    "optimisation_error": lambda e: e["optimisation_error"]["mean"],
+    "jacobian_norm_median": lambda e: e["jacobian_spectral_norm"]["median"],
+    "pairwise_ratio_max": lambda e: e["pairwise_ratio"]["max"],
+}
 
 
 def ranks(values: list[float]) -> list[float]:
@@ -67,8 +69,10 @@ def checkpoints_of(sweep: Path) -> list[dict]:
     """Every checkpoint of a train.py sweep: label, training epochs, path, generator name (one per distinct generator)."""
     found, seen = [], set()
     for job in sorted(p for p in sweep.iterdir() if (p / "checkpoints" / "last.ckpt").is_file()):
-        epochs_of = {path: torch.load(path, map_location="cpu", weights_only=True)["epoch"] + 1
-                     for path in job.glob("checkpoints/*.ckpt")}
+        epochs_of = {
+            path: torch.load(path, map_location="cpu", weights_only=True)["epoch"] + 1
+            for path in job.glob("checkpoints/*.ckpt")
+        }
         for path in sorted(epochs_of, key=lambda p: (epochs_of[p], p.name == "last.ckpt")):
             _, meta = load_generator(path)
             if meta["digest"] in seen:  # last.ckpt is the final epoch's checkpoint again
@@ -76,24 +80,61 @@ def checkpoints_of(sweep: Path) -> list[dict]:
             seen.add(meta["digest"])
             epochs = epochs_of[path]
             label = LABELS.get((meta["name"], meta.get("training", "")), f"{meta['name']}/{meta.get('training', '')}")
-            found.append({"label": label, "epochs": epochs, "checkpoint": str(path), "generator": meta["name"],
-                          "digest": meta["digest"]})
+            found.append(
+                {
+                    "label": label,
+                    "epochs": epochs,
+                    "checkpoint": str(path),
+                    "generator": meta["name"],
+                    "digest": meta["digest"],
+                }
+            )
     return found
 
 
-def cs_rows(checkpoint: str, solver: str, measurements: list[int], images: int, output_root: str, dataset: str) -> list[dict]:
+def cs_rows(
+    checkpoint: str, solver: str, measurements: list[int], images: int, output_root: str, dataset: str
+) -> list[dict]:
     """recover.py's summary rows for one generator and solver on the paper's MNIST protocol."""
-    cfg = compose("recover", ["experiment=paper_mnist", f"dataset={dataset}", f"checkpoint='{checkpoint}'", f"solver={solver}",
-                              f"measurements=[{','.join(map(str, measurements))}]", f"num_images={images}",
-                              f"paths.output_root={output_root}", "trainer.enable_progress_bar=false", "logger=none"])
+    cfg = compose(
+        "recover",
+        [
+            "experiment=paper_mnist",
+            f"dataset={dataset}",
+            f"checkpoint='{checkpoint}'",
+            f"solver={solver}",
+            f"measurements=[{','.join(map(str, measurements))}]",
+            f"num_images={images}",
+            f"paths.output_root={output_root}",
+            "trainer.enable_progress_bar=false",
+            "logger=none",
+        ],
+    )
     result = recover(cfg, f"{output_root}/recover/{plain(cfg)['run_name']}")
-    return [{"m": r["m"], "mse_mean": round(r["mse_mean"], 6), "mse_ci95": round(r["mse_ci95"], 6),
-             "psnr_mean": round(r["psnr_mean"], 3), "images": r["images"], "failed": r["failed"]} for r in result["summary"]]
+    return [
+        {
+            "m": r["m"],
+            "mse_mean": round(r["mse_mean"], 6),
+            "mse_ci95": round(r["mse_ci95"], 6),
+            "psnr_mean": round(r["psnr_mean"], 3),
+            "images": r["images"],
+            "failed": r["failed"],
+        }
+        for r in result["summary"]
+    ]
 
 
 def evaluation(checkpoint: str, images: int, output_root: str, dataset: str) -> dict:
     """``python -m csgm.evaluate``'s numbers for one checkpoint."""
-    cfg = compose("evaluate", [f"dataset={dataset}", f"checkpoint='{checkpoint}'", f"num_images={images}", f"paths.output_root={output_root}"])
+    cfg = compose(
+        "evaluate",
+        [
+            f"dataset={dataset}",
+            f"checkpoint='{checkpoint}'",
+            f"num_images={images}",
+            f"paths.output_root={output_root}",
+        ],
+    )
     run_dir = Path(output_root) / "evaluate" / f"{load_generator(checkpoint)[1]['digest']}-{images}"
     numbers = evaluate(cfg, run_dir)["numbers"]
     return {k: v for k, v in numbers.items() if k not in ("checkpoint", "search")}
@@ -107,7 +148,9 @@ def scatter_png(study: list[dict], correlations: dict, path: Path, m: int) -> No
     for ax, name in zip(axes, PREDICTORS):
         for label, marker in zip(labels, "osD^v"):
             points = [p for p in study if p["label"] == label]
-            ax.scatter([p["predictors"][name] for p in points], [p["cs_error"] for p in points], marker=marker, label=label)
+            ax.scatter(
+                [p["predictors"][name] for p in points], [p["cs_error"] for p in points], marker=marker, label=label
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(name.replace("_", " "))
@@ -125,7 +168,10 @@ def markdown(result: dict) -> str:
     ms = sorted({row["m"] for rows in curves.values() for row in rows})
     lines = ["| m | " + " | ".join(curves) + " |", "| ---: | " + " | ".join("---" for _ in curves) + " |"]
     for m in ms:
-        cells = [next((f"{r['mse_mean']:.5f} ± {r['mse_ci95']:.5f}" for r in rows if r["m"] == m), "") for rows in curves.values()]
+        cells = [
+            next((f"{r['mse_mean']:.5f} ± {r['mse_ci95']:.5f}" for r in rows if r["m"] == m), "")
+            for rows in curves.values()
+        ]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     points = {label: [(r["m"], r["mse_mean"]) for r in rows] for label, rows in curves.items()}
     if "CSGM-VAE" in points:
@@ -134,26 +180,41 @@ def markdown(result: dict) -> str:
             if label != "CSGM-VAE":
                 crossing = curves_cross(points["CSGM-VAE"], curve)
                 lines.append(f"| {label} | " + ("never" if crossing is None else f"{crossing:.0f}") + " |")
-    lines += ["", "| generator | range error | optimisation error | Jacobian norm median / max | pairwise max | test bits/dim |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "| generator | range error | optimisation error | Jacobian norm median / max | pairwise max | test bits/dim |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for label, e in result["evaluation"].items():
         bits = e["test_bits_per_dim"]
-        lines.append(f"| {label} | {e['range_error']['mean']:.5f} ± {e['range_error']['ci95']:.5f} | "
-                     f"{e['optimisation_error']['mean']:.5f} ± {e['optimisation_error']['ci95']:.5f} | "
-                     f"{e['jacobian_spectral_norm']['median']:.2f} / {e['jacobian_spectral_norm']['max']:.2f} | "
-                     f"{e['pairwise_ratio']['max']:.2f} | " + (f"{bits['mean']:.3f} ± {bits['ci95']:.3f}" if bits else "none") + " |")
+        lines.append(
+            f"| {label} | {e['range_error']['mean']:.5f} ± {e['range_error']['ci95']:.5f} | "
+            f"{e['optimisation_error']['mean']:.5f} ± {e['optimisation_error']['ci95']:.5f} | "
+            f"{e['jacobian_spectral_norm']['median']:.2f} / {e['jacobian_spectral_norm']['max']:.2f} | "
+            f"{e['pairwise_ratio']['max']:.2f} | "
+            + (f"{bits['mean']:.3f} ± {bits['ci95']:.3f}" if bits else "none")
+            + " |"
+        )
     study = result["study"]
-    lines += ["", f"| predictor | Spearman with CS error at m = {study['m']} (all {len(study['points'])} checkpoints) | "
-              "within generator families (mean) |", "| --- | ---: | ---: |"]
+    lines += [
+        "",
+        f"| predictor | Spearman with CS error at m = {study['m']} (all {len(study['points'])} checkpoints) | "
+        "within generator families (mean) |",
+        "| --- | ---: | ---: |",
+    ]
     for name, value in study["spearman"].items():
         within = study["spearman_within_family"][name]
-        lines.append(f"| {name.replace('_', ' ')} | {value:+.2f} | " + ("" if within is None else f"{within:+.2f}") + " |")
+        lines.append(
+            f"| {name.replace('_', ' ')} | {value:+.2f} | " + ("" if within is None else f"{within:+.2f}") + " |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sweep", type=Path, help="the folder of `python train.py -m experiment=paper_mnist_generators`")
+    parser.add_argument(
+        "--sweep", type=Path, help="the folder of `python train.py -m experiment=paper_mnist_generators`"
+    )
     parser.add_argument("--markdown", type=argparse.FileType(), default=None, metavar="JSON")
     parser.add_argument("--dataset", default="mnist10k", help="the dataset the sweep trained on (e.g. fashion_mnist)")
     parser.add_argument("--measurements", default="25,50,100,200,400,750")
@@ -180,40 +241,89 @@ def main() -> None:
         solver = SOLVERS[point["generator"]]
         rows = cs_rows(point["checkpoint"], solver, measurements, args.images, args.output_root, args.dataset)
         curves[f"CSGM-{label}"] = rows
-        summary_rows += [{**r, "solver": f"CSGM-{label} ({solver})", "operator": "gaussian", "noise": "gaussian",
-                          "noise_std": 0.1, "mse_mean": r["mse_mean"], "mse_ci95": r["mse_ci95"]} for r in rows]
-    lasso = cs_rows(next(iter(final.values()))["checkpoint"], "lasso", measurements, args.images, args.output_root, args.dataset)
+        summary_rows += [
+            {
+                **r,
+                "solver": f"CSGM-{label} ({solver})",
+                "operator": "gaussian",
+                "noise": "gaussian",
+                "noise_std": 0.1,
+                "mse_mean": r["mse_mean"],
+                "mse_ci95": r["mse_ci95"],
+            }
+            for r in rows
+        ]
+    lasso = cs_rows(
+        next(iter(final.values()))["checkpoint"], "lasso", measurements, args.images, args.output_root, args.dataset
+    )
     curves["Lasso"] = lasso
-    summary_rows += [{**r, "solver": "Lasso (pixels)", "operator": "gaussian", "noise": "gaussian", "noise_std": 0.1} for r in lasso]
+    summary_rows += [
+        {**r, "solver": "Lasso (pixels)", "operator": "gaussian", "noise": "gaussian", "noise_std": 0.1} for r in lasso
+    ]
     args.plot.mkdir(parents=True, exist_ok=True)
     (args.plot / "generators_cs.png").write_bytes(
-        error_curves_png(summary_rows, title="CS error versus m per generator (MNIST, Gaussian A, noise 0.1)"))
-    evaluations = {label: evaluation(point["checkpoint"], args.evaluation_images, args.output_root, args.dataset)
-                   for label, point in final.items()}
+        error_curves_png(summary_rows, title="CS error versus m per generator (MNIST, Gaussian A, noise 0.1)")
+    )
+    evaluations = {
+        label: evaluation(point["checkpoint"], args.evaluation_images, args.output_root, args.dataset)
+        for label, point in final.items()
+    }
     study = []
     for point in found:
         numbers = evaluation(point["checkpoint"], args.study_images, args.output_root, args.dataset)
-        rows = cs_rows(point["checkpoint"], SOLVERS[point["generator"]], [args.study_m], args.study_images, args.output_root, args.dataset)
-        study.append({**point, "predictors": {name: fn(numbers) for name, fn in PREDICTORS.items()},
-                      "cs_error": rows[0]["mse_mean"]})
+        rows = cs_rows(
+            point["checkpoint"],
+            SOLVERS[point["generator"]],
+            [args.study_m],
+            args.study_images,
+            args.output_root,
+            args.dataset,
+        )
+        study.append(
+            {
+                **point,
+                "predictors": {name: fn(numbers) for name, fn in PREDICTORS.items()},
+                "cs_error": rows[0]["mse_mean"],
+            }
+        )
     errors = [p["cs_error"] for p in study]
     correlations = {name: round(spearman([p["predictors"][name] for p in study], errors), 3) for name in PREDICTORS}
     within = {}
     for name in PREDICTORS:
-        values = [spearman([p["predictors"][name] for p in family], [p["cs_error"] for p in family])
-                  for family in ([p for p in study if p["label"] == label] for label in final) if len(family) > 2]
+        values = [
+            spearman([p["predictors"][name] for p in family], [p["cs_error"] for p in family])
+            for family in ([p for p in study if p["label"] == label] for label in final)
+            if len(family) > 2
+        ]
         values = [v for v in values if math.isfinite(v)]
         within[name] = round(sum(values) / len(values), 3) if values else None  # needs 3+ lengths per generator
     scatter_png(study, correlations, args.plot / "generators_study.png", args.study_m)
-    emit({"environment": environment(args.threads, "cpu"),
-          "protocol": {"sweep": str(args.sweep), "dataset": args.dataset, "measurements": measurements, "images": args.images,
-                       "noise_std": 0.1, "operator": "gaussian", "solvers": SOLVERS,
-                       "evaluation_images": args.evaluation_images},
-          "checkpoints": {label: {k: point[k] for k in ("epochs", "digest")} for label, point in final.items()},
-          "curves": curves, "evaluation": evaluations,
-          "study": {"m": args.study_m, "images": args.study_images, "points": study, "spearman": correlations,
-                    "spearman_within_family": within},
-          "seconds": round(time.perf_counter() - start, 1)})
+    emit(
+        {
+            "environment": environment(args.threads, "cpu"),
+            "protocol": {
+                "sweep": str(args.sweep),
+                "dataset": args.dataset,
+                "measurements": measurements,
+                "images": args.images,
+                "noise_std": 0.1,
+                "operator": "gaussian",
+                "solvers": SOLVERS,
+                "evaluation_images": args.evaluation_images,
+            },
+            "checkpoints": {label: {k: point[k] for k in ("epochs", "digest")} for label, point in final.items()},
+            "curves": curves,
+            "evaluation": evaluations,
+            "study": {
+                "m": args.study_m,
+                "images": args.study_images,
+                "points": study,
+                "spearman": correlations,
+                "spearman_within_family": within,
+            },
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+    )
 
 
 if __name__ == "__main__":

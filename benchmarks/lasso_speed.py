@@ -54,9 +54,14 @@ def compare_lasso(checkpoint: str, images: int, m: int, dataset: dict | None = N
         reference, theirs = timed(sklearn_all, "cpu")
         theirs_error = float(per_pixel_error(reference, x).mean())
         result["cases"][name] = {
-            "lambda": lam, "fista_seconds": round(ours, 3), "sklearn_seconds": round(theirs, 3),
-            "speedup": round(theirs / ours, 2), "fista_error": round(ours_error, 6), "sklearn_error": round(theirs_error, 6),
-            "error_ratio": round(ours_error / theirs_error, 4), "fista_iterations_max": int(out.iterations.max()),
+            "lambda": lam,
+            "fista_seconds": round(ours, 3),
+            "sklearn_seconds": round(theirs, 3),
+            "speedup": round(theirs / ours, 2),
+            "fista_error": round(ours_error, 6),
+            "sklearn_error": round(theirs_error, 6),
+            "error_ratio": round(ours_error / theirs_error, 4),
+            "fista_iterations_max": int(out.iterations.max()),
         }
     return result
 
@@ -71,7 +76,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = dataset_config(args.dataset, args.dataset_option)
-    emit({"environment": environment(args.threads, "cpu"), **compare_lasso(args.checkpoint, args.images, args.m, dataset)})
+    emit(
+        {
+            "environment": environment(args.threads, "cpu"),
+            **compare_lasso(args.checkpoint, args.images, args.m, dataset),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     height, width, channels = (int(v) for v in args.size.split("x"))
     torch.manual_seed(0)
-    generator = build_generator("dcgan", {"latent_dim": 100, "base_channels": args.base_channels},
-                                (channels, height, width)).eval().requires_grad_(False)
+    generator = (
+        build_generator("dcgan", {"latent_dim": 100, "base_channels": args.base_channels}, (channels, height, width))
+        .eval()
+        .requires_grad_(False)
+    )
     ids = list(range(args.images))
     with torch.no_grad():
         x = gen_span_images(generator, ids, 0)
@@ -52,19 +55,38 @@ def main() -> None:
         for name in OPERATORS:
             operator = build_operator({"name": name}, generator.image_shape, seed=0, m=m)
             model = MeasurementModel(operator, Noise("gaussian", 0.1), 0)
-            out, seconds = timed(lambda: build_solver(solver_cfg).solve(model.measure(x, ids), model, ids, generator, 0), "cpu")
+            out, seconds = timed(
+                lambda: build_solver(solver_cfg).solve(model.measure(x, ids), model, ids, generator, 0), "cpu"
+            )
             per_image = per_pixel_error(out.x_hat, x).double()
             mean, half = mean_ci95(per_image.tolist())
             errors[name] = per_image
-            rows.append({"m": m, "operator": name, "mse_mean": float(f"{mean:.4g}"), "mse_ci95": float(f"{half:.4g}"),
-                         "seconds": round(seconds, 1)})
-        for row in rows[-len(OPERATORS):]:
+            rows.append(
+                {
+                    "m": m,
+                    "operator": name,
+                    "mse_mean": float(f"{mean:.4g}"),
+                    "mse_ci95": float(f"{half:.4g}"),
+                    "seconds": round(seconds, 1),
+                }
+            )
+        for row in rows[-len(OPERATORS) :]:
             row["ratio_to_gaussian"] = round(float(errors[row["operator"]].mean() / errors["gaussian"].mean()), 3)
-    emit({"environment": environment(args.threads, "cpu"),
-          "protocol": {"size": args.size, "n": generator.num_pixels, "images": args.images, "input": "gen_span",
-                       "generator": {"name": "dcgan", "base_channels": args.base_channels, "weights": "random, seed 0"},
-                       "noise_std": 0.1, "solver": solver_cfg},
-          "rows": rows})
+    emit(
+        {
+            "environment": environment(args.threads, "cpu"),
+            "protocol": {
+                "size": args.size,
+                "n": generator.num_pixels,
+                "images": args.images,
+                "input": "gen_span",
+                "generator": {"name": "dcgan", "base_channels": args.base_channels, "weights": "random, seed 0"},
+                "noise_std": 0.1,
+                "solver": solver_cfg,
+            },
+            "rows": rows,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -45,15 +45,26 @@ def main() -> None:
         dense_gb = m * n * 4 / 1e9
         row = {"size": size, "n": n, "m": m, "gaussian_dense_gb": round(dense_gb, 3)}
         if dense_gb <= args.dense_limit_gb:
-            row["gaussian_seconds"] = round(product_seconds(build_operator({"name": "gaussian"}, shape, m=m), args.batch, args.repeats), 4)
+            row["gaussian_seconds"] = round(
+                product_seconds(build_operator({"name": "gaussian"}, shape, m=m), args.batch, args.repeats), 4
+            )
         for name in ("srht", "random_convolution"):
             operator = build_operator({"name": name}, shape, m=m)
             row[f"{name}_buffers_mb"] = round(sum(b.numel() * b.element_size() for b in operator.buffers()) / 1e6, 3)
             row[f"{name}_seconds"] = round(product_seconds(operator, args.batch, args.repeats), 4)
         rows.append(row)
-    emit({"environment": environment(args.threads, "cpu"),
-          "protocol": {"fraction": args.fraction, "batch": args.batch, "repeats": args.repeats,
-                       "timed": "one forward and one adjoint product of the batch"}, "sizes": rows})
+    emit(
+        {
+            "environment": environment(args.threads, "cpu"),
+            "protocol": {
+                "fraction": args.fraction,
+                "batch": args.batch,
+                "repeats": args.repeats,
+                "timed": "one forward and one adjoint product of the batch",
+            },
+            "sizes": rows,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -44,11 +44,17 @@ class LatentImage(nn.Module):
 
 def error_entry(x_hat: torch.Tensor, x: torch.Tensor, seconds: float) -> dict:
     mean, half = mean_ci95(per_pixel_error(x_hat, x).double().tolist())
-    return {"mse_mean": round(mean, 6), "mse_ci95": round(half, 6), "seconds": round(seconds, 2),
-            "seconds_per_image": round(seconds / len(x), 3)}
+    return {
+        "mse_mean": round(mean, 6),
+        "mse_ci95": round(half, 6),
+        "seconds": round(seconds, 2),
+        "seconds_per_image": round(seconds / len(x), 3),
+    }
 
 
-def deepinv_arm(generator, operator, x: torch.Tensor, y: torch.Tensor, calls: int, **options) -> tuple[torch.Tensor, float]:
+def deepinv_arm(
+    generator, operator, x: torch.Tensor, y: torch.Tensor, calls: int, **options
+) -> tuple[torch.Tensor, float]:
     """deepinv's CSGMGenerator image by image, ``calls`` times each; the estimate with the smallest ||A x - y||^2."""
     import deepinv
 
@@ -59,8 +65,8 @@ def deepinv_arm(generator, operator, x: torch.Tensor, y: torch.Tensor, calls: in
     def run() -> torch.Tensor:
         estimates = []
         for i in range(len(y)):
-            candidates = [peer(y[i:i + 1], physics).detach() for _ in range(calls)]
-            losses = [float((operator(c) - y[i:i + 1]).pow(2).sum()) for c in candidates]
+            candidates = [peer(y[i : i + 1], physics).detach() for _ in range(calls)]
+            losses = [float((operator(c) - y[i : i + 1]).pow(2).sum()) for c in candidates]
             estimates.append(candidates[min(range(calls), key=losses.__getitem__)])
         return torch.cat(estimates)
 
@@ -84,9 +90,11 @@ def main() -> None:
     for label in CSGM_ARMS:
         cfg = plain(compose("recover", [f"solver={label}"]))["solver"]
         out, seconds = timed(lambda: build_solver(cfg).solve(y, model, ids, generator, 0), "cpu")
-        arms[label] = {**error_entry(out.x_hat, x, seconds), "generator_evaluations_per_image":
-                       round(float(out.generator_evaluations.double().mean()), 1),
-                       "jvps_per_image": round(float(out.jvps.double().mean()), 1)}
+        arms[label] = {
+            **error_entry(out.x_hat, x, seconds),
+            "generator_evaluations_per_image": round(float(out.generator_evaluations.double().mean()), 1),
+            "jvps_per_image": round(float(out.jvps.double().mean()), 1),
+        }
     x_hat, seconds = deepinv_arm(generator, operator, x, y, 1)
     arms["deepinv_defaults"] = error_entry(x_hat, x, seconds)
     x_hat, seconds = deepinv_arm(generator, operator, x, y, args.calls, inf_max_iter=1000, inf_tol=0.0, inf_lr=0.01)
@@ -95,17 +103,30 @@ def main() -> None:
 
     def equal_quality_ratio(label: str) -> float | None:
         """The peer's time over the arm's when the arm's error is within 2% of the peer's (or lower)."""
-        return round(peer["seconds"] / arms[label]["seconds"], 2) if arms[label]["mse_mean"] <= 1.02 * peer["mse_mean"] else None
+        return (
+            round(peer["seconds"] / arms[label]["seconds"], 2)
+            if arms[label]["mse_mean"] <= 1.02 * peer["mse_mean"]
+            else None
+        )
 
-    emit({"environment": environment(args.threads, "cpu"),
-          "protocol": {"images": args.images, "m": args.m, "noise_std": 0.1, "operator": "gaussian",
-                       "checkpoint": args.checkpoint},
-          "csgm_arms": {k: v for k, v in arms.items() if k.startswith("csgm")},
-          "peer_arms": {k: v for k, v in arms.items() if k.startswith("deepinv")},
-          "speed_ratio_equal_work": round(peer["seconds"] / arms["csgm"]["seconds"], 2),
-          "speed_ratio_equal_quality": equal_quality_ratio("csgm_bank"),
-          "speed_ratio_equal_quality_second_order": equal_quality_ratio("csgm_gn"),
-          "lasso": compare_lasso(args.checkpoint, args.images, args.m, dataset)})
+    emit(
+        {
+            "environment": environment(args.threads, "cpu"),
+            "protocol": {
+                "images": args.images,
+                "m": args.m,
+                "noise_std": 0.1,
+                "operator": "gaussian",
+                "checkpoint": args.checkpoint,
+            },
+            "csgm_arms": {k: v for k, v in arms.items() if k.startswith("csgm")},
+            "peer_arms": {k: v for k, v in arms.items() if k.startswith("deepinv")},
+            "speed_ratio_equal_work": round(peer["seconds"] / arms["csgm"]["seconds"], 2),
+            "speed_ratio_equal_quality": equal_quality_ratio("csgm_bank"),
+            "speed_ratio_equal_quality_second_order": equal_quality_ratio("csgm_gn"),
+            "lasso": compare_lasso(args.checkpoint, args.images, args.m, dataset),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,10 @@ def markdown_table(result: dict) -> str:
     table = result["table"]
     x = "noise_std" if len({row["noise_std"] for rows in table.values() for row in rows}) > 1 else "m"
     xs = sorted({row[x] for rows in table.values() for row in rows})
-    lines = [f"| {'noise std' if x == 'noise_std' else 'm'} | " + " | ".join(table) + " |",
-             "| ---: | " + " | ".join("---" for _ in table) + " |"]
+    lines = [
+        f"| {'noise std' if x == 'noise_std' else 'm'} | " + " | ".join(table) + " |",
+        "| ---: | " + " | ".join("---" for _ in table) + " |",
+    ]
     for value in xs:
         cells = []
         for rows in table.values():
@@ -88,8 +90,13 @@ def sweep_jobs(sweep: dict, solvers: str | None) -> list[list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", default="paper_mnist")
-    parser.add_argument("--markdown", type=argparse.FileType(), default=None, metavar="JSON",
-                        help="print the RESULTS.md table of a JSON file this script wrote, and stop")
+    parser.add_argument(
+        "--markdown",
+        type=argparse.FileType(),
+        default=None,
+        metavar="JSON",
+        help="print the RESULTS.md table of a JSON file this script wrote, and stop",
+    )
     parser.add_argument("--checkpoint", default="latest")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--full", action="store_true", help="all 1000 test images of the bundled split")
@@ -104,8 +111,14 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     images = 1000 if args.full else args.images
-    common = [f"experiment={args.experiment}", f"checkpoint={args.checkpoint}", f"num_images={images}",
-              f"paths.output_root={args.output_root}", "trainer.enable_progress_bar=false", "logger=none"]
+    common = [
+        f"experiment={args.experiment}",
+        f"checkpoint={args.checkpoint}",
+        f"num_images={images}",
+        f"paths.output_root={args.output_root}",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+    ]
     sweep = plain(compose("recover", common))["sweep"]
     table, settings, timings = {}, {}, {}
     for job in sweep_jobs(sweep, args.solvers):
@@ -117,26 +130,58 @@ def main() -> None:
         timings[label] = round(timings.get(label, 0.0) + time.perf_counter() - start, 1)
         settings[label] = resolved["solver"]
         table.setdefault(label, []).extend(
-            {"m": row["m"], "noise_std": row["noise_std"], "mse_mean": round(row["mse_mean"], 6),
-             "mse_ci95": round(row["mse_ci95"], 6), "psnr_mean": round(row["psnr_mean"], 3),
-             "ssim_mean": round(row["ssim_mean"], 4), "images": row["images"], "failed": row["failed"],
-             "params": row["params"], **posterior_columns(row)} for row in result["summary"])
+            {
+                "m": row["m"],
+                "noise_std": row["noise_std"],
+                "mse_mean": round(row["mse_mean"], 6),
+                "mse_ci95": round(row["mse_ci95"], 6),
+                "psnr_mean": round(row["psnr_mean"], 3),
+                "ssim_mean": round(row["ssim_mean"], 4),
+                "images": row["images"],
+                "failed": row["failed"],
+                "params": row["params"],
+                **posterior_columns(row),
+            }
+            for row in result["summary"]
+        )
     ratios = {}
     single_noise = len({row["noise_std"] for rows in table.values() for row in rows}) == 1
     if "lasso" in table and "csgm" in table and single_noise:
         lasso_m = crossing([(r["m"], r["mse_mean"]) for r in table["lasso"]], args.target_error)
         csgm_m = crossing([(r["m"], r["mse_mean"]) for r in table["csgm"]], args.target_error)
-        ratios = {"target_error": args.target_error, "lasso_m": lasso_m, "csgm_m": csgm_m,
-                  "lasso_over_csgm": round(lasso_m / csgm_m, 2) if lasso_m and csgm_m else None}
+        ratios = {
+            "target_error": args.target_error,
+            "lasso_m": lasso_m,
+            "csgm_m": csgm_m,
+            "lasso_over_csgm": round(lasso_m / csgm_m, 2) if lasso_m and csgm_m else None,
+        }
     curves = {label: [(r["m"], r["mse_mean"]) for r in rows] for label, rows in table.items()}
-    crossings = {label: curves_cross(curves["csgm"], curve) for label, curve in curves.items()
-                 if label != "csgm" and "csgm" in curves and single_noise}
-    emit({"environment": environment(args.threads, "cpu"),
-          "protocol": {"experiment": args.experiment, "overrides": args.overrides, "images": images, "sweep": sweep,
-                       "noise": resolved["noise"], "operator": resolved["operator"], "input": resolved["input"],
-                       "measurements": resolved["measurements"], "tuning_images": resolved["tuning"]["num_images"]},
-          "solvers": settings, "seconds": timings, "table": table, "equal_error_measurement_ratio": ratios,
-          "baseline_beats_csgm_from_m": crossings})
+    crossings = {
+        label: curves_cross(curves["csgm"], curve)
+        for label, curve in curves.items()
+        if label != "csgm" and "csgm" in curves and single_noise
+    }
+    emit(
+        {
+            "environment": environment(args.threads, "cpu"),
+            "protocol": {
+                "experiment": args.experiment,
+                "overrides": args.overrides,
+                "images": images,
+                "sweep": sweep,
+                "noise": resolved["noise"],
+                "operator": resolved["operator"],
+                "input": resolved["input"],
+                "measurements": resolved["measurements"],
+                "tuning_images": resolved["tuning"]["num_images"],
+            },
+            "solvers": settings,
+            "seconds": timings,
+            "table": table,
+            "equal_error_measurement_ratio": ratios,
+            "baseline_beats_csgm_from_m": crossings,
+        }
+    )
 
 
 if __name__ == "__main__":

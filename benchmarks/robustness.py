@@ -35,8 +35,9 @@ def main() -> None:
     add_dataset_options(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    generator, operator, x, _, ids = mnist_problem(args.checkpoint, args.images, args.m,
-                                                   dataset=dataset_config(args.dataset, args.dataset_option))
+    generator, operator, x, _, ids = mnist_problem(
+        args.checkpoint, args.images, args.m, dataset=dataset_config(args.dataset, args.dataset_option)
+    )
     table, seconds = {arm: [] for arm in ARMS}, {arm: 0.0 for arm in ARMS}
     for fraction in (float(f) for f in args.fractions.split(",")):
         model = MeasurementModel(operator, Noise("outliers", 0.1, fraction=fraction, magnitude=args.magnitude), seed=0)
@@ -47,10 +48,22 @@ def main() -> None:
             mean, half = mean_ci95(image_metrics(out.x_hat, x)["mse"].tolist())
             table[arm].append({"fraction": fraction, "mse_mean": round(mean, 6), "mse_ci95": round(half, 6)})
             seconds[arm] = round(seconds[arm] + spent, 1)
-    emit({"environment": environment(args.threads, "cpu"),
-          "protocol": {"images": args.images, "m": args.m, "noise_std": 0.1, "magnitude": args.magnitude,
-                       "restarts": args.restarts, "iterations": args.iterations},
-          "arms": ARMS, "seconds": seconds, "table": table})
+    emit(
+        {
+            "environment": environment(args.threads, "cpu"),
+            "protocol": {
+                "images": args.images,
+                "m": args.m,
+                "noise_std": 0.1,
+                "magnitude": args.magnitude,
+                "restarts": args.restarts,
+                "iterations": args.iterations,
+            },
+            "arms": ARMS,
+            "seconds": seconds,
+            "table": table,
+        }
+    )
 
 
 if __name__ == "__main__":

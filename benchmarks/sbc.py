@@ -35,9 +35,12 @@ from csgm.solvers.mcmc import chain_diagnostics
 def functionals(x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Scalar pixel functionals of images (N, C, H, W), each (N,)."""
     height = x.shape[-2]
-    return {"mean_intensity": x.flatten(1).mean(1), "centre_pixel": x[:, 0, height // 2, x.shape[-1] // 2],
-            "upper_minus_lower": x[..., : height // 2, :].flatten(1).sum(1) - x[..., height // 2:, :].flatten(1).sum(1),
-            "squared_norm": x.flatten(1).pow(2).sum(1)}
+    return {
+        "mean_intensity": x.flatten(1).mean(1),
+        "centre_pixel": x[:, 0, height // 2, x.shape[-1] // 2],
+        "upper_minus_lower": x[..., : height // 2, :].flatten(1).sum(1) - x[..., height // 2 :, :].flatten(1).sum(1),
+        "squared_norm": x.flatten(1).pow(2).sum(1),
+    }
 
 
 def thinned(latents: torch.Tensor, per_chain: int) -> torch.Tensor:
@@ -53,8 +56,9 @@ def calibrate(solver, generator, m: int, ids: list[int], noise_std: float, per_c
     z_true = gen_span_latents(generator, ids, seed=0)
     with torch.no_grad():
         x = generator(z_true)
-    model = MeasurementModel(build_operator({"name": "gaussian"}, generator.image_shape, seed=0, m=m),
-                             Noise("gaussian", noise_std), seed=0)
+    model = MeasurementModel(
+        build_operator({"name": "gaussian"}, generator.image_shape, seed=0, m=m), Noise("gaussian", noise_std), seed=0
+    )
     y = model.measure(x, ids)
     start = time.perf_counter()
     run = solver.sample(y, model, ids, generator, seed=0)
@@ -65,39 +69,54 @@ def calibrate(solver, generator, m: int, ids: list[int], noise_std: float, per_c
     with torch.no_grad():
         sampled = functionals(generator(draws.flatten(0, 1)))
     truth = functionals(x)
-    functional_ranks = {name: (values.view(len(ids), count) < truth[name][:, None]).sum(1) for name, values in sampled.items()}
+    functional_ranks = {
+        name: (values.view(len(ids), count) < truth[name][:, None]).sum(1) for name, values in sampled.items()
+    }
     per_coordinate = [uniformity(latent_ranks[:, j], count, bins)["p_value"] for j in range(latent_ranks.shape[1])]
     final = run.latents[:, :, -1]
     diagnostics = chain_diagnostics(run.latents)
     flagged = (diagnostics["rhat"] > solver.max_rhat) | (diagnostics["ess_bulk"] < solver.min_ess)
-    return {"m": m, "draws_per_image": count, "seconds": round(seconds, 1),
-            "generator_evaluations_per_image": run.evaluations,
-            "latent_pooled": uniformity(latent_ranks, count, bins),
-            "latent_per_coordinate_p": {"min": min(per_coordinate), "below_0.01": sum(p < 0.01 for p in per_coordinate),
-                                        "values": [round(p, 4) for p in per_coordinate]},
-            "chains_final_states": uniformity((final < z_true[:, None, :]).sum(1), solver.chains, solver.chains + 1),
-            "functionals_pooled": uniformity(torch.stack(list(functional_ranks.values())), count, bins),
-            "functionals": {name: uniformity(ranks, count, 5) for name, ranks in functional_ranks.items()},
-            "diagnostics": {"rhat_max": round(float(diagnostics["rhat"].max()), 4),
-                            "rhat_median": round(float(diagnostics["rhat"].median()), 4),
-                            "ess_bulk_min": round(float(diagnostics["ess_bulk"].min()), 1),
-                            "ess_tail_min": round(float(diagnostics["ess_tail"].min()), 1),
-                            "flagged_images": int(flagged.sum())},
-            "mean_acceptance": round(float(run.acceptance.mean()), 4),
-            "step_size_median": round(float(run.step.median()), 4)}
+    return {
+        "m": m,
+        "draws_per_image": count,
+        "seconds": round(seconds, 1),
+        "generator_evaluations_per_image": run.evaluations,
+        "latent_pooled": uniformity(latent_ranks, count, bins),
+        "latent_per_coordinate_p": {
+            "min": min(per_coordinate),
+            "below_0.01": sum(p < 0.01 for p in per_coordinate),
+            "values": [round(p, 4) for p in per_coordinate],
+        },
+        "chains_final_states": uniformity((final < z_true[:, None, :]).sum(1), solver.chains, solver.chains + 1),
+        "functionals_pooled": uniformity(torch.stack(list(functional_ranks.values())), count, bins),
+        "functionals": {name: uniformity(ranks, count, 5) for name, ranks in functional_ranks.items()},
+        "diagnostics": {
+            "rhat_max": round(float(diagnostics["rhat"].max()), 4),
+            "rhat_median": round(float(diagnostics["rhat"].median()), 4),
+            "ess_bulk_min": round(float(diagnostics["ess_bulk"].min()), 1),
+            "ess_tail_min": round(float(diagnostics["ess_tail"].min()), 1),
+            "flagged_images": int(flagged.sum()),
+        },
+        "mean_acceptance": round(float(run.acceptance.mean()), 4),
+        "step_size_median": round(float(run.step.median()), 4),
+    }
 
 
 def markdown_table(result: dict) -> str:
     """The RESULTS.md table: per m, the chi-square p-values and what the run cost."""
-    lines = ["| m | latent coordinates: χ² p (pooled) | smallest of 20 per-coordinate p | pixel functionals: χ² p | "
-             "chains' final states: χ² p | R-hat max (median) | bulk ESS min | generator evaluations per image | seconds |",
-             "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    lines = [
+        "| m | latent coordinates: χ² p (pooled) | smallest of 20 per-coordinate p | pixel functionals: χ² p | "
+        "chains' final states: χ² p | R-hat max (median) | bulk ESS min | generator evaluations per image | seconds |",
+        "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
     for row in result["table"]:
         d = row["diagnostics"]
-        lines.append(f"| {row['m']} | {row['latent_pooled']['p_value']:.3g} | {row['latent_per_coordinate_p']['min']:.3g} | "
-                     f"{row['functionals_pooled']['p_value']:.3g} | {row['chains_final_states']['p_value']:.3g} | "
-                     f"{d['rhat_max']:.3f} ({d['rhat_median']:.3f}) | {d['ess_bulk_min']:.0f} | "
-                     f"{row['generator_evaluations_per_image']:,} | {row['seconds']:.0f} |")
+        lines.append(
+            f"| {row['m']} | {row['latent_pooled']['p_value']:.3g} | {row['latent_per_coordinate_p']['min']:.3g} | "
+            f"{row['functionals_pooled']['p_value']:.3g} | {row['chains_final_states']['p_value']:.3g} | "
+            f"{d['rhat_max']:.3f} ({d['rhat_median']:.3f}) | {d['ess_bulk_min']:.0f} | "
+            f"{row['generator_evaluations_per_image']:,} | {row['seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -123,25 +142,46 @@ def main() -> None:
     for m in map(int, args.m.split(",")):
         table.append(calibrate(solver, generator, m, ids, args.noise_std, args.per_chain, args.bins))
         print(f"m = {m} done", file=sys.stderr, flush=True)
-    emit({"environment": environment(args.threads, "cpu"),
-          "protocol": {"images": args.images, "noise_std": args.noise_std, "chains": solver.chains,
-                       "per_chain": args.per_chain, "latent_dim": generator.latent_dim, "bins": args.bins},
-          "solver": solver_cfg, "table": table})
+    emit(
+        {
+            "environment": environment(args.threads, "cpu"),
+            "protocol": {
+                "images": args.images,
+                "noise_std": args.noise_std,
+                "chains": solver.chains,
+                "per_chain": args.per_chain,
+                "latent_dim": generator.latent_dim,
+                "bins": args.bins,
+            },
+            "solver": solver_cfg,
+            "table": table,
+        }
+    )
     if args.figure:
         from csgm.reporting.plots import figure_png, pyplot
 
         figure, axes = pyplot().subplots(len(table), 2, figsize=(9, 2.6 * len(table)), dpi=120, squeeze=False)
         for row, result in zip(axes, table):
-            for axis, key, what in zip(row, ("latent_pooled", "functionals_pooled"), ("latent coordinates", "pixel functionals")):
+            for axis, key, what in zip(
+                row, ("latent_pooled", "functionals_pooled"), ("latent coordinates", "pixel functionals")
+            ):
                 test = result[key]
                 axis.bar(range(len(test["histogram"])), test["histogram"], color="tab:green")
-                axis.step(range(len(test["expected"])), test["expected"], where="mid", color="black", linestyle="--",
-                          label="uniform")
+                axis.step(
+                    range(len(test["expected"])),
+                    test["expected"],
+                    where="mid",
+                    color="black",
+                    linestyle="--",
+                    label="uniform",
+                )
                 axis.set_title(f"m = {result['m']}: {what}, chi2 p = {test['p_value']:.2g}", fontsize=9)
                 axis.set_xlabel(f"rank bin (rank of the truth among {result['draws_per_image']} draws)", fontsize=8)
                 axis.set_ylabel("count")
         axes[0][0].legend()
-        figure.suptitle(f"SBC of {solver_cfg['label']} on G's own images ({args.images} images, noise {args.noise_std})")
+        figure.suptitle(
+            f"SBC of {solver_cfg['label']} on G's own images ({args.images} images, noise {args.noise_std})"
+        )
         figure.tight_layout()
         atomic_write_bytes(Path(args.figure), figure_png(figure))
 

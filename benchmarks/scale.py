@@ -37,7 +37,10 @@ STAGES = {
     "resume_check_reads": [("csgm/recovery/store.py", "done")],
     "merge": [("csgm/recovery/store.py", "merge")],
     "result_files": [("csgm/recovery/store.py", "files")],
-    "grids_and_curves": [("csgm/reporting/plots.py", "image_rows_png"), ("csgm/reporting/plots.py", "error_curves_png")],
+    "grids_and_curves": [
+        ("csgm/reporting/plots.py", "image_rows_png"),
+        ("csgm/reporting/plots.py", "error_curves_png"),
+    ],
     "file_writes": [("csgm/files.py", "atomic_write_files")],
     "data_loading": [("csgm/data/datasets.py", "load_splits"), ("torch/utils/data/dataloader.py", "__next__")],
 }
@@ -55,11 +58,22 @@ def stage_seconds(stats: pstats.Stats) -> dict[str, float]:
 
 def run_configuration(images: int, grid: list[int], args) -> dict:
     with tempfile.TemporaryDirectory() as root:
-        cfg = compose("recover", [f"checkpoint={args.checkpoint}", f"num_images={images}", f"measurements=[{','.join(map(str, grid))}]",
-                                  f"paths.output_root={root}", "logger=none", "trainer.enable_progress_bar=false",
-                                  "trainer.accelerator=cpu", f"dataset={args.dataset}",
-                                  *(f"dataset.{option}" for option in args.dataset_option),
-                                  "solver=csgm_gn", *args.overrides])
+        cfg = compose(
+            "recover",
+            [
+                f"checkpoint={args.checkpoint}",
+                f"num_images={images}",
+                f"measurements=[{','.join(map(str, grid))}]",
+                f"paths.output_root={root}",
+                "logger=none",
+                "trainer.enable_progress_bar=false",
+                "trainer.accelerator=cpu",
+                f"dataset={args.dataset}",
+                *(f"dataset.{option}" for option in args.dataset_option),
+                "solver=csgm_gn",
+                *args.overrides,
+            ],
+        )
         profile = cProfile.Profile()
         start = time.perf_counter()
         profile.enable()
@@ -68,15 +82,24 @@ def run_configuration(images: int, grid: list[int], args) -> dict:
         total = time.perf_counter() - start
     stages = stage_seconds(pstats.Stats(profile))
     outside = total - stages["solver"]
-    return {"images": images, "m_values": len(grid), "total_seconds": round(total, 3), "outside_seconds": round(outside, 3),
-            "outside_fraction": round(outside / total, 4), "stages": stages}
+    return {
+        "images": images,
+        "m_values": len(grid),
+        "total_seconds": round(total, 3),
+        "outside_seconds": round(outside, 3),
+        "outside_fraction": round(outside / total, 4),
+        "stages": stages,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="latest")
-    parser.add_argument("--configurations", default="100x1,1000x1,100x10,1000x10",
-                        help="IMAGESxCOUNT: that many test images at the first COUNT m values of the paper's grid")
+    parser.add_argument(
+        "--configurations",
+        default="100x1,1000x1,100x10,1000x10",
+        help="IMAGESxCOUNT: that many test images at the first COUNT m values of the paper's grid",
+    )
     parser.add_argument("--threads", type=int, default=1)
     add_dataset_options(parser)
     parser.add_argument("overrides", nargs="*", help="recover.py overrides, e.g. solver=csgm solver.iterations=5")

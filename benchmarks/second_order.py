@@ -30,13 +30,18 @@ from csgm.metrics import mean_ci95, per_pixel_error
 from csgm.operators import Noise
 from csgm.solvers import build_solver
 
-ARMS = {"csgm": [], "csgm_bank": [], "csgm_gn": [],
-        # csgm_gn with the settings chosen on validation digits under the 100-equivalent budget
-        "csgm_gn_budget": ["solver=csgm_gn", "solver.iterations=6", "solver.tol=0.01", "solver.ambiguity=0.04"]}
+ARMS = {
+    "csgm": [],
+    "csgm_bank": [],
+    "csgm_gn": [],
+    # csgm_gn with the settings chosen on validation digits under the 100-equivalent budget
+    "csgm_gn_budget": ["solver=csgm_gn", "solver.iterations=6", "solver.tol=0.01", "solver.ambiguity=0.04"],
+}
 
 
-def run_arm(cfg: dict, generator, model: MeasurementModel, x: torch.Tensor, y: torch.Tensor, ids: list[int],
-            device: str) -> dict:
+def run_arm(
+    cfg: dict, generator, model: MeasurementModel, x: torch.Tensor, y: torch.Tensor, ids: list[int], device: str
+) -> dict:
     """One timed solve from a freshly built solver: error, wall and CPU seconds, work per image."""
     cpu_start = time.process_time()
     out, seconds = timed(lambda: build_solver(cfg).solve(y, model, ids, generator, 0), device)
@@ -45,15 +50,23 @@ def run_arm(cfg: dict, generator, model: MeasurementModel, x: torch.Tensor, y: t
     images = len(x)
     forwards = float(out.generator_evaluations.double().mean()) + cfg.get("start_bank", 0) / images
     jvps, vjps = float(out.jvps.double().mean()), float(out.vjps.double().mean())
-    return {"mse_mean": mean, "mse_ci95": half, "seconds": seconds, "cpu_seconds": cpu,
-            "forwards_per_image": round(forwards, 2), "jvps_per_image": round(jvps, 2), "vjps_per_image": round(vjps, 2),
-            "evaluation_equivalents_per_image": round((forwards + jvps + vjps) / 2, 2),
-            "iterations_mean": round(float(out.iterations.double().mean()), 2)}
+    return {
+        "mse_mean": mean,
+        "mse_ci95": half,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "forwards_per_image": round(forwards, 2),
+        "jvps_per_image": round(jvps, 2),
+        "vjps_per_image": round(vjps, 2),
+        "evaluation_equivalents_per_image": round((forwards + jvps + vjps) / 2, 2),
+        "iterations_mean": round(float(out.iterations.double().mean()), 2),
+    }
 
 
 def measure_m(m: int, arms: dict[str, dict], args) -> dict:
-    generator, operator, x, y, ids = mnist_problem(args.checkpoint, args.images, m, device=args.device,
-                                                   dataset=dataset_config(args.dataset, args.dataset_option))
+    generator, operator, x, y, ids = mnist_problem(
+        args.checkpoint, args.images, m, device=args.device, dataset=dataset_config(args.dataset, args.dataset_option)
+    )
     model = MeasurementModel(operator, Noise("gaussian", 0.1), seed=0)
     runs: dict[str, list[dict]] = {name: [] for name in arms}
     for repeat in range(args.repeats):
@@ -63,30 +76,40 @@ def measure_m(m: int, arms: dict[str, dict], args) -> dict:
     row = {"m": m}
     for name, entries in runs.items():
         first = entries[0]
-        row[name] = {**{key: value for key, value in first.items() if key not in ("seconds", "cpu_seconds")},
-                     "mse_mean": round(first["mse_mean"], 6), "mse_ci95": round(first["mse_ci95"], 6),
-                     "seconds": [round(e["seconds"], 3) for e in entries],
-                     "cpu_seconds": [round(e["cpu_seconds"], 3) for e in entries],
-                     "seconds_median": round(statistics.median(e["seconds"] for e in entries), 3),
-                     "cpu_seconds_median": round(statistics.median(e["cpu_seconds"] for e in entries), 3)}
+        row[name] = {
+            **{key: value for key, value in first.items() if key not in ("seconds", "cpu_seconds")},
+            "mse_mean": round(first["mse_mean"], 6),
+            "mse_ci95": round(first["mse_ci95"], 6),
+            "seconds": [round(e["seconds"], 3) for e in entries],
+            "cpu_seconds": [round(e["cpu_seconds"], 3) for e in entries],
+            "seconds_median": round(statistics.median(e["seconds"] for e in entries), 3),
+            "cpu_seconds_median": round(statistics.median(e["cpu_seconds"] for e in entries), 3),
+        }
     protocol = row["csgm"]
     for name in arms:
         if name != "csgm":
             arm = row[name]
             arm["error_ratio"] = round(arm["mse_mean"] / protocol["mse_mean"], 4)
-            arm["work_ratio"] = round(protocol["evaluation_equivalents_per_image"] / arm["evaluation_equivalents_per_image"], 1)
+            arm["work_ratio"] = round(
+                protocol["evaluation_equivalents_per_image"] / arm["evaluation_equivalents_per_image"], 1
+            )
             arm["wall_time_ratio"] = round(protocol["seconds_median"] / arm["seconds_median"], 1)
             arm["cpu_time_ratio"] = round(protocol["cpu_seconds_median"] / arm["cpu_seconds_median"], 1)
-            arm["goals_met"] = bool(arm["error_ratio"] <= 1.02 and arm["evaluation_equivalents_per_image"] <= 100
-                                    and arm["wall_time_ratio"] >= 30)
+            arm["goals_met"] = bool(
+                arm["error_ratio"] <= 1.02
+                and arm["evaluation_equivalents_per_image"] <= 100
+                and arm["wall_time_ratio"] >= 30
+            )
     return row
 
 
 def markdown_table(result: dict) -> str:
     """The RESULTS.md table: per m and arm, error, work and time against the protocol."""
-    lines = ["| m | arm | error | error ratio | forwards + JVPs + VJPs per image | evaluation-equivalents per image | "
-             "wall s (median) | CPU s (median) | less wall time | less CPU time |",
-             "| ---: | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| m | arm | error | error ratio | forwards + JVPs + VJPs per image | evaluation-equivalents per image | "
+        "wall s (median) | CPU s (median) | less wall time | less CPU time |",
+        "| ---: | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for row in result["table"]:
         for name in result["solvers"]:
             arm = row[name]
@@ -94,9 +117,11 @@ def markdown_table(result: dict) -> str:
             work = f"{arm['forwards_per_image']:,.0f} + {arm['jvps_per_image']:,.0f} + {arm['vjps_per_image']:,.0f}"
             wall = "1×" if name == "csgm" else f"{arm['wall_time_ratio']}×"
             cpu = "1×" if name == "csgm" else f"{arm['cpu_time_ratio']}×"
-            lines.append(f"| {row['m']} | {name} | {arm['mse_mean']:.5f} ± {arm['mse_ci95']:.5f} | {ratio} | {work} | "
-                         f"{arm['evaluation_equivalents_per_image']:,.1f} | {arm['seconds_median']:.2f} | "
-                         f"{arm['cpu_seconds_median']:.2f} | {wall} | {cpu} |")
+            lines.append(
+                f"| {row['m']} | {name} | {arm['mse_mean']:.5f} ± {arm['mse_ci95']:.5f} | {ratio} | {work} | "
+                f"{arm['evaluation_equivalents_per_image']:,.1f} | {arm['seconds_median']:.2f} | "
+                f"{arm['cpu_seconds_median']:.2f} | {wall} | {cpu} |"
+            )
     return "\n".join(lines)
 
 
@@ -107,7 +132,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timings of csgm_bank and csgm_gn")
-    parser.add_argument("--protocol-repeats", type=int, default=1, help="timings of the 10 x 1000 protocol (<= repeats)")
+    parser.add_argument(
+        "--protocol-repeats", type=int, default=1, help="timings of the 10 x 1000 protocol (<= repeats)"
+    )
     add_dataset_options(parser)
     parser.add_argument("overrides", nargs="*", help="overrides of every arm, e.g. solver.iterations=4 (tests)")
     args = parser.parse_args()
@@ -115,13 +142,26 @@ def main() -> None:
         print(markdown_table(json.load(args.markdown)))
         return
     torch.set_num_threads(args.threads)
-    arms = {name: plain(compose("recover", [*(options or [f"solver={name}"]), *args.overrides]))["solver"]
-            for name, options in ARMS.items()}
+    arms = {
+        name: plain(compose("recover", [*(options or [f"solver={name}"]), *args.overrides]))["solver"]
+        for name, options in ARMS.items()
+    }
     table = [measure_m(int(m), arms, args) for m in args.measurements.split(",")]
-    emit({"environment": environment(args.threads, args.device),
-          "protocol": {"images": args.images, "noise_std": 0.1, "operator": "gaussian", "checkpoint": str(args.checkpoint),
-                       "repeats": args.repeats, "protocol_repeats": min(args.protocol_repeats, args.repeats)},
-          "solvers": arms, "table": table})
+    emit(
+        {
+            "environment": environment(args.threads, args.device),
+            "protocol": {
+                "images": args.images,
+                "noise_std": 0.1,
+                "operator": "gaussian",
+                "checkpoint": str(args.checkpoint),
+                "repeats": args.repeats,
+                "protocol_repeats": min(args.protocol_repeats, args.repeats),
+            },
+            "solvers": arms,
+            "table": table,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -45,17 +45,24 @@ def matmul_peak(device: str, size: int = 2048, repeats: int = 10, trials: int = 
 
 def forward_flops(generator, m: int) -> int:
     """FLOPs of one latent's forward pass: the decoder's linear layers plus A (2 per multiply-add)."""
-    linear = sum(2 * layer.in_features * layer.out_features for layer in generator.modules() if isinstance(layer, torch.nn.Linear))
+    linear = sum(
+        2 * layer.in_features * layer.out_features
+        for layer in generator.modules()
+        if isinstance(layer, torch.nn.Linear)
+    )
     return linear + 2 * m * generator.num_pixels
 
 
-def throughput(variants: dict[str, CSGMSolver], generator, operator, x, y, ids, repeats: int, device: str,
-               peak_size: int) -> tuple[dict, SolverOutput]:
+def throughput(
+    variants: dict[str, CSGMSolver], generator, operator, x, y, ids, repeats: int, device: str, peak_size: int
+) -> tuple[dict, SolverOutput]:
     """Latent steps/s and fraction of the matmul peak of each solver variant, timed ``repeats`` times
     interleaved (a shared machine's slow moments then hit every variant alike); median and best.
     Returns that report and the default variant's output."""
     warm_up = CSGMSolver(iterations=2, restarts=10, compile=True)
-    _, compile_seconds = timed(lambda: warm_up.solve(y, operator, ids, generator), device)  # compiling, outside the timings
+    _, compile_seconds = timed(
+        lambda: warm_up.solve(y, operator, ids, generator), device
+    )  # compiling, outside the timings
     peak_before = matmul_peak(device, peak_size)
     seconds: dict[str, list[float]] = {name: [] for name in variants}
     outputs = {}
@@ -67,17 +74,25 @@ def throughput(variants: dict[str, CSGMSolver], generator, operator, x, y, ids, 
     steps = len(ids) * variants["default"].restarts * variants["default"].iterations
     # Each step: a forward pass and a backward pass to the latents only (G is frozen), about 2x the forward.
     flops = steps * 2 * forward_flops(generator, operator.m)
-    report = {"images": len(ids), "matmul_peak_gflops": round(peak, 2), "gflop_per_run": round(flops / 1e9, 2),
-              "compile_seconds": round(compile_seconds, 3)}
+    report = {
+        "images": len(ids),
+        "matmul_peak_gflops": round(peak, 2),
+        "gflop_per_run": round(flops / 1e9, 2),
+        "compile_seconds": round(compile_seconds, 3),
+    }
     for name, times in seconds.items():
         median, best = statistics.median(times), min(times)
         report[name] = {
-            "seconds": [round(t, 3) for t in times], "latent_steps_per_second": round(steps / median),
-            "images_per_second": round(len(ids) / median, 3), "achieved_gflops": round(flops / median / 1e9, 2),
-            "fraction_of_peak": round(flops / median / 1e9 / peak, 3), "fraction_of_peak_best": round(flops / best / 1e9 / peak, 3),
+            "seconds": [round(t, 3) for t in times],
+            "latent_steps_per_second": round(steps / median),
+            "images_per_second": round(len(ids) / median, 3),
+            "achieved_gflops": round(flops / median / 1e9, 2),
+            "fraction_of_peak": round(flops / median / 1e9 / peak, 3),
+            "fraction_of_peak_best": round(flops / best / 1e9 / peak, 3),
             "speedup_over_default": round(statistics.median(seconds["default"]) / median, 3),
             "mean_per_pixel_error": round(float(per_pixel_error(outputs[name].x_hat, x).mean()), 5),
-            "max_abs_difference_x_hat_vs_default": float((outputs[name].x_hat - outputs["default"].x_hat).abs().max())}
+            "max_abs_difference_x_hat_vs_default": float((outputs[name].x_hat - outputs["default"].x_hat).abs().max()),
+        }
     return report, outputs["default"]
 
 
@@ -96,82 +111,149 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = args.device
-    result = {"environment": environment(args.threads, device), "protocol": {
-        "m": args.m, "noise_std": 0.1, "restarts": 10, "iterations": args.iterations, "optimizer": "adam", "lr": 0.01}}
+    result = {
+        "environment": environment(args.threads, device),
+        "protocol": {
+            "m": args.m,
+            "noise_std": 0.1,
+            "restarts": 10,
+            "iterations": args.iterations,
+            "optimizer": "adam",
+            "lr": 0.01,
+        },
+    }
 
-    generator, operator, x, y, ids = mnist_problem(args.checkpoint, args.images, args.m, device=device,
-                                                   dataset=dataset_config(args.dataset, args.dataset_option))
+    generator, operator, x, y, ids = mnist_problem(
+        args.checkpoint, args.images, args.m, device=device, dataset=dataset_config(args.dataset, args.dataset_option)
+    )
     protocol = functools.partial(CSGMSolver, lr=0.01, iterations=args.iterations)  # + restarts and options
     solver = protocol(restarts=10)
-    variants = {"default": solver, "without_flush_denormals": protocol(restarts=10, flush_denormals=False),
-                "compiled": protocol(restarts=10, compile=True)}
-    result["throughput"], out = throughput(variants, generator, operator, x, y, ids, args.repeats, device, args.peak_size)
+    variants = {
+        "default": solver,
+        "without_flush_denormals": protocol(restarts=10, flush_denormals=False),
+        "compiled": protocol(restarts=10, compile=True),
+    }
+    result["throughput"], out = throughput(
+        variants, generator, operator, x, y, ids, args.repeats, device, args.peak_size
+    )
     seconds = statistics.median(result["throughput"]["default"]["seconds"])
 
     count = min(64, len(ids))
     sample = min(args.sample, count)
     batched, t_batched = timed(lambda: solver.solve(y[:count], operator, ids[:count], generator), device)
-    per_image, t_image = timed(lambda: [solver.solve(y[i : i + 1], operator, ids[i : i + 1], generator) for i in range(sample)], device)
+    per_image, t_image = timed(
+        lambda: [solver.solve(y[i : i + 1], operator, ids[i : i + 1], generator) for i in range(sample)], device
+    )
     starts = initial_latents(generator, ids[:sample], 10, seed=0).to(device)
     single = protocol(restarts=1)
-    _, t_latent = timed(lambda: [single.optimise(starts[j : j + 1], y[j // 10 : j // 10 + 1], operator, generator)
-                                 for j in range(sample * 10)], device)
+    _, t_latent = timed(
+        lambda: [
+            single.optimise(starts[j : j + 1], y[j // 10 : j // 10 + 1], operator, generator)
+            for j in range(sample * 10)
+        ],
+        device,
+    )
     per_image_total, per_latent_total = t_image * count / sample, t_latent * count / sample
     result["batched_vs_one_at_a_time"] = {
-        "images": count, "restarts": 10, "batched_seconds": round(t_batched, 3),
-        "one_image_at_a_time_seconds": round(per_image_total, 3), "speedup_vs_one_image_at_a_time": round(per_image_total / t_batched, 2),
-        "one_latent_at_a_time_seconds": round(per_latent_total, 3), "speedup_vs_one_latent_at_a_time": round(per_latent_total / t_batched, 2),
-        "measured_on_images": sample, "note": "sequential times measured on the first images and scaled linearly to all",
-        "max_abs_difference_per_image": float((batched.x_hat[:sample] - torch.cat([s.x_hat for s in per_image])).abs().max()),
+        "images": count,
+        "restarts": 10,
+        "batched_seconds": round(t_batched, 3),
+        "one_image_at_a_time_seconds": round(per_image_total, 3),
+        "speedup_vs_one_image_at_a_time": round(per_image_total / t_batched, 2),
+        "one_latent_at_a_time_seconds": round(per_latent_total, 3),
+        "speedup_vs_one_latent_at_a_time": round(per_latent_total / t_batched, 2),
+        "measured_on_images": sample,
+        "note": "sequential times measured on the first images and scaled linearly to all",
+        "max_abs_difference_per_image": float(
+            (batched.x_hat[:sample] - torch.cat([s.x_hat for s in per_image])).abs().max()
+        ),
     }
 
     full_error = float(per_pixel_error(out.x_hat, x).mean())
     full_evaluations = int(out.generator_evaluations.sum())
-    schedules = {"halving_100": {"halving_every": 100}, "halving_200": {"halving_every": 200},
-                 "halving_100_stall": {"halving_every": 100, "stall_patience": 50, "stall_tol": 1e-4}}
-    result["time_to_quality"] = {"full": {"mean_per_pixel_error": round(full_error, 5), "generator_evaluations": full_evaluations,
-                                          "seconds": round(seconds, 3)}}
+    schedules = {
+        "halving_100": {"halving_every": 100},
+        "halving_200": {"halving_every": 200},
+        "halving_100_stall": {"halving_every": 100, "stall_patience": 50, "stall_tol": 1e-4},
+    }
+    result["time_to_quality"] = {
+        "full": {
+            "mean_per_pixel_error": round(full_error, 5),
+            "generator_evaluations": full_evaluations,
+            "seconds": round(seconds, 3),
+        }
+    }
     # screened starts (conf/solver/csgm_bank.yaml): 2 restarts from the best of 4,096 prior samples, 450 steps at lr 0.02
-    schedules["start_bank"] = {"restarts": 2, "iterations": max(1, 45 * args.iterations // 100), "lr": 0.02, "start_bank": 4096}
+    schedules["start_bank"] = {
+        "restarts": 2,
+        "iterations": max(1, 45 * args.iterations // 100),
+        "lr": 0.02,
+        "start_bank": 4096,
+    }
     for name, options in schedules.items():
         cheap = CSGMSolver(**{"lr": 0.01, "iterations": args.iterations, "restarts": 10, **options})
         cheap_out, cheap_seconds = timed(lambda: cheap.solve(y, operator, ids, generator), device)
         error = float(per_pixel_error(cheap_out.x_hat, x).mean())
         evaluations = int(cheap_out.generator_evaluations.sum()) + options.get("start_bank", 0)  # G of the bank, once
         result["time_to_quality"][name] = {
-            "options": options, "mean_per_pixel_error": round(error, 5), "error_ratio_to_full": round(error / full_error, 4),
-            "generator_evaluations": evaluations, "evaluation_saving": round(full_evaluations / evaluations, 2),
-            "seconds": round(cheap_seconds, 3), "time_saving": round(seconds / cheap_seconds, 2)}
+            "options": options,
+            "mean_per_pixel_error": round(error, 5),
+            "error_ratio_to_full": round(error / full_error, 4),
+            "generator_evaluations": evaluations,
+            "evaluation_saving": round(full_evaluations / evaluations, 2),
+            "seconds": round(cheap_seconds, 3),
+            "time_saving": round(seconds / cheap_seconds, 2),
+        }
     second_order = plain(compose("recover", ["solver=csgm_gn"]))["solver"]  # Gauss-Newton from screened starts
     gn_out, gn_seconds = timed(lambda: build_solver(second_order).solve(y, operator, ids, generator), device)
     error = float(per_pixel_error(gn_out.x_hat, x).mean())
     passes = int(gn_out.generator_evaluations.sum() + gn_out.jvps.sum()) + second_order["start_bank"]  # the bank, once
     result["time_to_quality"]["second_order"] = {
-        "options": second_order, "mean_per_pixel_error": round(error, 5), "error_ratio_to_full": round(error / full_error, 4),
+        "options": second_order,
+        "mean_per_pixel_error": round(error, 5),
+        "error_ratio_to_full": round(error / full_error, 4),
         "generator_evaluations": int(gn_out.generator_evaluations.sum()) + second_order["start_bank"],
-        "jvps": int(gn_out.jvps.sum()), "evaluation_equivalents": passes / 2,  # a CSGM evaluation is a forward + a VJP
+        "jvps": int(gn_out.jvps.sum()),
+        "evaluation_equivalents": passes / 2,  # a CSGM evaluation is a forward + a VJP
         "work_saving": round((full_evaluations + int(out.vjps.sum())) / passes, 2),
-        "seconds": round(gn_seconds, 3), "time_saving": round(seconds / gn_seconds, 2)}
-    result["solvers"] = solver_speeds(args.iterations, generator, operator, x, y, ids, device,
-                                      full_evaluations / seconds, full_error)
+        "seconds": round(gn_seconds, 3),
+        "time_saving": round(seconds / gn_seconds, 2),
+    }
+    result["solvers"] = solver_speeds(
+        args.iterations, generator, operator, x, y, ids, device, full_evaluations / seconds, full_error
+    )
     emit(result)
 
 
-def solver_speeds(iterations: int, generator, operator, x, y, ids, device: str, csgm_rate: float, csgm_error: float) -> dict:
+def solver_speeds(
+    iterations: int, generator, operator, x, y, ids, device: str, csgm_rate: float, csgm_error: float
+) -> dict:
     """Generator evaluations (latent steps) per second of the samplers and ILO on the same images, A and y as
     CSGM (all batch images x chains or restarts in one tensor), against CSGM's rate; with their errors."""
     model = MeasurementModel(operator, Noise("gaussian", 0.1), seed=0)  # samplers need the noise level
     sampler = {"steps": iterations, "burn_in": iterations // 2, "thin": max(1, iterations // 20)}
-    configs = {"langevin": {"name": "langevin", **sampler}, "mala": {"name": "langevin", "mala": True, **sampler},
-               "ilo": {"name": "ilo", "iterations": iterations, "radius": 300.0, "layer_iterations": max(1, 3 * iterations // 10)}}
+    configs = {
+        "langevin": {"name": "langevin", **sampler},
+        "mala": {"name": "langevin", "mala": True, **sampler},
+        "ilo": {
+            "name": "ilo",
+            "iterations": iterations,
+            "radius": 300.0,
+            "layer_iterations": max(1, 3 * iterations // 10),
+        },
+    }
     speeds = {"csgm": {"evaluations_per_second": round(csgm_rate, 1), "mean_per_pixel_error": round(csgm_error, 5)}}
     for name, cfg in configs.items():
         out, spent = timed(lambda: build_solver(cfg).solve(y, model, ids, generator, seed=0), device)
         evaluations = int(out.generator_evaluations.sum())
-        speeds[name] = {"options": cfg, "seconds": round(spent, 3), "generator_evaluations": evaluations,
-                        "evaluations_per_second": round(evaluations / spent, 1),
-                        "rate_relative_to_csgm": round(evaluations / spent / csgm_rate, 3),
-                        "mean_per_pixel_error": round(float(per_pixel_error(out.x_hat, x).mean()), 5)}
+        speeds[name] = {
+            "options": cfg,
+            "seconds": round(spent, 3),
+            "generator_evaluations": evaluations,
+            "evaluations_per_second": round(evaluations / spent, 1),
+            "rate_relative_to_csgm": round(evaluations / spent / csgm_rate, 3),
+            "mean_per_pixel_error": round(float(per_pixel_error(out.x_hat, x).mean()), 5),
+        }
     return speeds
 
 

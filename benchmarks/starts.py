@@ -47,8 +47,12 @@ def single_starts(generator, operator, model, x, y, ids, encoder: VAEEncoder | N
     """Error of one restart of ``iterations`` Adam steps (lr 0.01) from each kind of start, all seeded per image."""
     latent = generator.latent_dim
     prior = initial_latents(generator, ids, 1, seed=0)
-    starts = {"prior": prior, "prior_half": 0.5 * prior, "zero": torch.zeros(len(ids), latent),
-              "uniform": torch.cat([torch.rand(1, latent, generator=seeded_rng("z", 0, i, 0)) * 2 - 1 for i in ids])}
+    starts = {
+        "prior": prior,
+        "prior_half": 0.5 * prior,
+        "zero": torch.zeros(len(ids), latent),
+        "uniform": torch.cat([torch.rand(1, latent, generator=seeded_rng("z", 0, i, 0)) * 2 - 1 for i in ids]),
+    }
     if encoder is not None:
         back_projection = y.double() @ torch.linalg.pinv(operator.to_dense(dtype=torch.float64)).T  # A^+ y: no x
         with torch.no_grad():
@@ -73,7 +77,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = dataset_config(args.dataset, args.dataset_option)
-    arms = {name: plain(compose("recover", [f"solver={name}", *args.overrides]))["solver"] for name in ("csgm", "csgm_bank")}
+    arms = {
+        name: plain(compose("recover", [f"solver={name}", *args.overrides]))["solver"] for name in ("csgm", "csgm_bank")
+    }
     encoder = vae_encoder(args.checkpoint) if args.single_starts else None
     table = []
     for m in (int(v) for v in args.measurements.split(",")):
@@ -83,17 +89,29 @@ def main() -> None:
         for name, cfg in arms.items():
             out, seconds = timed(lambda: build_solver(cfg).solve(y, model, ids, generator, seed=0), "cpu")
             mean, half = mean_ci95(per_pixel_error(out.x_hat, x).tolist())
-            row[name] = {"mse_mean": round(mean, 6), "mse_ci95": round(half, 6), "seconds": round(seconds, 2),
-                         "generator_evaluations": int(out.generator_evaluations.sum()) + int(cfg.get("start_bank", 0))}
+            row[name] = {
+                "mse_mean": round(mean, 6),
+                "mse_ci95": round(half, 6),
+                "seconds": round(seconds, 2),
+                "generator_evaluations": int(out.generator_evaluations.sum()) + int(cfg.get("start_bank", 0)),
+            }
         full, bank = row["csgm"], row["csgm_bank"]
         row["error_ratio"] = round(bank["mse_mean"] / full["mse_mean"], 4)
         row["evaluation_saving"] = round(full["generator_evaluations"] / bank["generator_evaluations"], 2)
         row["time_saving"] = round(full["seconds"] / bank["seconds"], 2)
         if args.single_starts:
-            row["single_start"] = single_starts(generator, operator, model, x, y, ids, encoder, arms["csgm"]["iterations"])
+            row["single_start"] = single_starts(
+                generator, operator, model, x, y, ids, encoder, arms["csgm"]["iterations"]
+            )
         table.append(row)
-    emit({"environment": environment(args.threads, "cpu"), "protocol": {"images": args.images, "noise_std": 0.1},
-          "solvers": arms, "table": table})
+    emit(
+        {
+            "environment": environment(args.threads, "cpu"),
+            "protocol": {"images": args.images, "noise_std": 0.1},
+            "solvers": arms,
+            "table": table,
+        }
+    )
 
 
 if __name__ == "__main__":

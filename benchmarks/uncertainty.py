@@ -41,10 +41,17 @@ def main() -> None:
         estimate = torch.stack([x_hat[k] for k in keys])
         correlation = std_error_correlation(std, estimate, truth)
         coverage = [float(r["coverage90"]) for r in rows if int(r["m"]) == m and r["coverage90"] not in ("", None)]
-        table.append({"m": m, "images": len(keys),
-                      "coverage90": [round(v, 4) for v in mean_ci95(coverage)],
-                      "std_error_correlation": [round(v, 4) for v in mean_ci95(correlation[torch.isfinite(correlation)].tolist())],
-                      "mean_pixel_std": round(float(std.mean()), 5)})
+        table.append(
+            {
+                "m": m,
+                "images": len(keys),
+                "coverage90": [round(v, 4) for v in mean_ci95(coverage)],
+                "std_error_correlation": [
+                    round(v, 4) for v in mean_ci95(correlation[torch.isfinite(correlation)].tolist())
+                ],
+                "mean_pixel_std": round(float(std.mean()), 5),
+            }
+        )
     emit({"run": str(args.run), "table": table})
 
 

@@ -3,8 +3,13 @@ cross-key rules (csgm.config), then every group entry by its ``Group`` (csgm.com
 
 from __future__ import annotations
 
-from csgm.config import (check_recover_rules, check_recover_schema, check_train_rules, check_train_schema,
-                         validate_evaluate_config)
+from csgm.config import (
+    check_recover_rules,
+    check_recover_schema,
+    check_train_rules,
+    check_train_schema,
+    validate_evaluate_config,
+)
 from csgm.data import DATASET
 from csgm.operators import NOISE, OPERATOR
 from csgm.reporting.loggers import LOGGER

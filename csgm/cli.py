@@ -27,7 +27,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from csgm.errors import CsgmError
 
-__all__ = ["config_path", "plain", "report_errors", "run_entry", "user_error_line", "hydra_run_dir", "quiet_third_party", "FailedJobs"]
+__all__ = [
+    "config_path",
+    "plain",
+    "report_errors",
+    "run_entry",
+    "user_error_line",
+    "hydra_run_dir",
+    "quiet_third_party",
+    "FailedJobs",
+]
 
 _LEDGER_ENV = "CSGM_FAILED_JOBS_DIR"
 _HYDRA_OWN_FILES = {".hydra", ".lock", "identity.json"}  # what a run folder holds before any work
@@ -61,8 +70,13 @@ def _os_error_line(exc: OSError) -> str:
     reason = exc.strerror or type(exc).__name__
     disk = "free disk space or set paths.output_root to another disk"
     writable = "make it writable or set paths.output_root to a writable folder"
-    fixes = {errno.ENOSPC: disk, errno.EDQUOT: disk, errno.EACCES: writable, errno.EPERM: writable,
-             errno.EROFS: "set paths.output_root to a writable folder"}
+    fixes = {
+        errno.ENOSPC: disk,
+        errno.EDQUOT: disk,
+        errno.EACCES: writable,
+        errno.EPERM: writable,
+        errno.EROFS: "set paths.output_root to a writable folder",
+    }
     fix = fixes.get(exc.errno or 0, "check the path")
     return f"cannot use {str(where)!r}: {reason}; {fix}"
 

@@ -17,9 +17,19 @@ from csgm.errors import CsgmError, check_range
 from csgm.options import check_keys, check_value
 from csgm.precision import canonical_precision
 
-__all__ = ["RecoverConfig", "TrainConfig", "EvaluateConfig", "validate_recover_config", "validate_train_config",
-           "validate_evaluate_config", "check_recover_schema", "check_recover_rules", "check_train_schema",
-           "check_train_rules", "MAX_SEED"]
+__all__ = [
+    "RecoverConfig",
+    "TrainConfig",
+    "EvaluateConfig",
+    "validate_recover_config",
+    "validate_train_config",
+    "validate_evaluate_config",
+    "check_recover_schema",
+    "check_recover_rules",
+    "check_train_schema",
+    "check_train_rules",
+    "MAX_SEED",
+]
 
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seed range
 
@@ -41,7 +51,7 @@ class Tuning:
 
 @dataclass
 class FileInput:
-    y: Optional[str] = None       # input=file: your measurements, one row per image (.npy, .npz or .pt)
+    y: Optional[str] = None  # input=file: your measurements, one row per image (.npy, .npz or .pt)
     matrix: Optional[str] = None  # optional dense A (rows = length of y, columns = C*H*W); else the operator config
 
 
@@ -189,12 +199,16 @@ def _check_training_length(trainer: dict) -> None:
     """A training run must take at least one step and must end."""
     epochs, steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)
     if epochs is not None and (epochs == 0 or epochs < -1):
-        raise CsgmError(f"trainer.max_epochs={epochs} trains nothing; set it to a number >= 1 "
-                        "(or -1 together with trainer.max_steps >= 1)")
+        raise CsgmError(
+            f"trainer.max_epochs={epochs} trains nothing; set it to a number >= 1 "
+            "(or -1 together with trainer.max_steps >= 1)"
+        )
     if steps is not None and (steps == 0 or steps < -1):
         raise CsgmError(f"trainer.max_steps={steps} trains nothing; set it to a number >= 1, or -1 for no step limit")
     if epochs == -1 and (steps is None or steps == -1):
         raise CsgmError("trainer.max_epochs=-1 with trainer.max_steps=-1 never stops; set one of them to a number >= 1")
     limit = trainer.get("limit_train_batches")
     if limit is not None and not limit > 0:
-        raise CsgmError(f"trainer.limit_train_batches={limit} trains nothing; set it > 0 (a count, or a fraction in (0, 1])")
+        raise CsgmError(
+            f"trainer.limit_train_batches={limit} trains nothing; set it > 0 (a count, or a fraction in (0, 1])"
+        )

@@ -16,8 +16,15 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
-__all__ = ["atomic_write_bytes", "atomic_write_files", "atomic_path", "is_temporary", "file_mode", "cached_digest",
-           "content_digest"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_files",
+    "atomic_path",
+    "is_temporary",
+    "file_mode",
+    "cached_digest",
+    "content_digest",
+]
 
 
 def file_mode() -> int:

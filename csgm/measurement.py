@@ -28,8 +28,10 @@ class MeasurementModel:
         noise = noise if noise is not None else NoNoise()
         self.likelihood = QuantizedLikelihood(operator, noise) if operator.quantized else noise
         if noise.needs_nonnegative and not operator.nonnegative:
-            raise CsgmError(f"{noise.name} noise needs measurements A x >= 0 but operator {operator.name!r} gives signed "
-                            "values; use identity, inpaint, blur, superres or phase_retrieval, or noise=gaussian")
+            raise CsgmError(
+                f"{noise.name} noise needs measurements A x >= 0 but operator {operator.name!r} gives signed "
+                "values; use identity, inpaint, blur, superres or phase_retrieval, or noise=gaussian"
+            )
         self.operator, self.noise, self.seed, self.split = operator, noise, int(seed), split
 
     @property

@@ -28,8 +28,9 @@ def ssim(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     under 11 px use the largest odd window that fits."""
     side = min(11, *x.shape[-2:])
     kernel = max(3, side if side % 2 else side - 1)
-    _, full = structural_similarity_index_measure(x_hat, x, data_range=1.0, reduction="none", kernel_size=kernel,
-                                                  return_full_image=True)
+    _, full = structural_similarity_index_measure(
+        x_hat, x, data_range=1.0, reduction="none", kernel_size=kernel, return_full_image=True
+    )
     pad = (kernel - 1) // 2
     return full[..., pad:-pad, pad:-pad].flatten(1).mean(1)
 

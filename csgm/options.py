@@ -19,8 +19,17 @@ from typing import Any, Callable, Literal, Mapping, Union
 
 from csgm.errors import CsgmError
 
-__all__ = ["conforms", "describe", "check_value", "check_keys", "parameters", "check_call", "entry_options", "instantiate",
-           "resolve_target"]
+__all__ = [
+    "conforms",
+    "describe",
+    "check_value",
+    "check_keys",
+    "parameters",
+    "check_call",
+    "entry_options",
+    "instantiate",
+    "resolve_target",
+]
 
 _SEQUENCES = (list, tuple, collections.abc.Sequence, collections.abc.Iterable, typing.Sequence)
 _MAPPINGS = (dict, collections.abc.Mapping, typing.Mapping)
@@ -80,8 +89,12 @@ def describe(annotation: Any) -> str:
 
 
 def _plural(words: str) -> str:
-    for single, many in (("an integer", "integers"), ("a number", "numbers"), ("a string", "strings"),
-                         ("true or false", "booleans")):
+    for single, many in (
+        ("an integer", "integers"),
+        ("a number", "numbers"),
+        ("a string", "strings"),
+        ("true or false", "booleans"),
+    ):
         words = words.replace(single, many)
     return words
 
@@ -97,8 +110,13 @@ def check_keys(prefix: str, given: Mapping[str, Any], accepted: collections.abc.
     for key in given:
         if key not in accepted:
             close = difflib.get_close_matches(str(key), [str(a) for a in accepted], n=1)
-            hint = (f"did you mean {prefix}{close[0]}?" if close else
-                    f"accepted keys: {', '.join(sorted(map(str, accepted)))}" if accepted else "it takes no options")
+            hint = (
+                f"did you mean {prefix}{close[0]}?"
+                if close
+                else f"accepted keys: {', '.join(sorted(map(str, accepted)))}"
+                if accepted
+                else "it takes no options"
+            )
             raise CsgmError(f"unknown key {prefix}{key} (value {given[key]!r}); {hint}")
 
 
@@ -106,7 +124,7 @@ def parameters(fn: Callable[..., Any]) -> dict[str, Any]:
     """Keyword parameters of ``fn`` (a function or a class) with their type hints; a class whose
     ``__init__`` takes ``**kwargs`` also accepts its parent's parameters."""
     found: dict[str, Any] = {}
-    for target in (fn.__mro__ if inspect.isclass(fn) else (fn,)):
+    for target in fn.__mro__ if inspect.isclass(fn) else (fn,):
         init = target.__init__ if inspect.isclass(fn) else target
         if inspect.isclass(fn) and "__init__" not in vars(target):
             continue
@@ -123,7 +141,9 @@ def parameters(fn: Callable[..., Any]) -> dict[str, Any]:
     return found
 
 
-def check_call(prefix: str, fn: Callable[..., Any], options: Mapping[str, Any], fixed: collections.abc.Collection[str] = ()) -> None:
+def check_call(
+    prefix: str, fn: Callable[..., Any], options: Mapping[str, Any], fixed: collections.abc.Collection[str] = ()
+) -> None:
     """Check ``options`` against the parameters of ``fn`` (less the ``fixed`` ones the caller passes)."""
     accepted = {k: v for k, v in parameters(fn).items() if k not in fixed}
     check_keys(prefix, options, accepted)
@@ -138,15 +158,19 @@ def resolve_target(kind: str, cfg: Mapping[str, Any], registry: Mapping[str, typ
     if target is None:
         name = cfg.get("name")
         if name not in registry:
-            raise CsgmError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(registry))}, "
-                            f"or set {kind}._target_ to your own class")
+            raise CsgmError(
+                f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(registry))}, "
+                f"or set {kind}._target_ to your own class"
+            )
         return registry[name]
     module_name, _, attribute = str(target).rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise CsgmError(f"{kind}._target_={target!r} cannot be imported ({type(exc).__name__}: {exc}); "
-                        "give the dotted path of a class on the Python path") from None
+        raise CsgmError(
+            f"{kind}._target_={target!r} cannot be imported ({type(exc).__name__}: {exc}); "
+            "give the dotted path of a class on the Python path"
+        ) from None
     if not (inspect.isclass(cls) and issubclass(cls, base)):
         raise CsgmError(f"{kind}._target_={target!r} is not a subclass of {base.__module__}.{base.__name__}")
     return cls

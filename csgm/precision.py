@@ -21,8 +21,14 @@ import torch
 
 from csgm.errors import check_choice
 
-__all__ = ["PRECISIONS", "MATMUL_PRECISIONS", "canonical_precision", "lightning_precision", "precision_identity",
-           "solver_arithmetic"]
+__all__ = [
+    "PRECISIONS",
+    "MATMUL_PRECISIONS",
+    "canonical_precision",
+    "lightning_precision",
+    "precision_identity",
+    "solver_arithmetic",
+]
 
 PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed")
 MATMUL_PRECISIONS = ("highest", "high", "medium")
@@ -52,8 +58,9 @@ def precision_identity(precision: str | int, matmul_precision: str = "highest") 
 
 
 @contextmanager
-def solver_arithmetic(precision: str | int = "32-true", matmul_precision: str = "highest",
-                      device: torch.device | str = "cpu") -> Iterator[None]:
+def solver_arithmetic(
+    precision: str | int = "32-true", matmul_precision: str = "highest", device: torch.device | str = "cpu"
+) -> Iterator[None]:
     """Run the enclosed solve with the given arithmetic on ``device`` (autocast for mixed precision, the float32
     matmul precision set and restored)."""
     name = canonical_precision(precision)

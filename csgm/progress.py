@@ -12,8 +12,9 @@ from typing import Callable, Iterator
 
 __all__ = ["report_steps", "listening"]
 
-_LISTENER: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar("csgm_progress",
-                                                                                           default=None)
+_LISTENER: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar(
+    "csgm_progress", default=None
+)
 
 
 def report_steps(done: int, total: int) -> None:

@@ -29,10 +29,10 @@ __all__ = ["Reconstruction", "reconstruct"]
 class Reconstruction:
     """What ``reconstruct`` returns for B images (tensors on the CPU)."""
 
-    x_hat: torch.Tensor                    # (B, C, H, W) in [0, 1]
-    measurement_loss: torch.Tensor         # (B,) the data term of x_hat (||A x_hat - y||^2 for Gaussian noise)
-    z: torch.Tensor | None = None          # (B, k) the latent of x_hat, for generative solvers
-    samples: torch.Tensor | None = None    # (B, S, C, H, W) posterior samples, for samplers
+    x_hat: torch.Tensor  # (B, C, H, W) in [0, 1]
+    measurement_loss: torch.Tensor  # (B,) the data term of x_hat (||A x_hat - y||^2 for Gaussian noise)
+    z: torch.Tensor | None = None  # (B, k) the latent of x_hat, for generative solvers
+    samples: torch.Tensor | None = None  # (B, S, C, H, W) posterior samples, for samplers
     pixel_std: torch.Tensor | None = None  # (B, C, H, W) posterior standard deviation per pixel, for samplers
 
 
@@ -46,14 +46,17 @@ def as_real_tensor(name: str, value: Any) -> torch.Tensor:
         try:
             array = np.asarray(value)
         except (TypeError, ValueError) as exc:
-            raise CsgmError(f"{name} is not an array ({type(exc).__name__}: {exc}); pass a numpy array or a torch "
-                            "tensor of numbers") from None
+            raise CsgmError(
+                f"{name} is not an array ({type(exc).__name__}: {exc}); pass a numpy array or a torch tensor of numbers"
+            ) from None
         if array.dtype == object or array.dtype.kind in "USV":
             raise CsgmError(f"{name} has dtype {array.dtype}: pass numbers (a float or integer array)")
         tensor = torch.from_numpy(array.copy())
     if tensor.is_complex():
-        raise CsgmError(f"{name} is complex ({tensor.dtype}): pass real values (e.g. the magnitudes of phase "
-                        "retrieval measurements, or the real and imaginary parts stacked)")
+        raise CsgmError(
+            f"{name} is complex ({tensor.dtype}): pass real values (e.g. the magnitudes of phase "
+            "retrieval measurements, or the real and imaginary parts stacked)"
+        )
     if tensor.is_sparse:
         tensor = tensor.to_dense()
     tensor = tensor.float()
@@ -69,7 +72,9 @@ def _generator(generator: Generator | str | Path | None) -> Generator | None:
         from csgm.generators.checkpoint import load_generator
 
         return load_generator(generator)[0]
-    raise CsgmError(f"generator={type(generator).__name__} is not a csgm Generator; pass one, a checkpoint path or None")
+    raise CsgmError(
+        f"generator={type(generator).__name__} is not a csgm Generator; pass one, a checkpoint path or None"
+    )
 
 
 def _operator(A: Any, image_shape: Sequence[int] | None) -> Operator:
@@ -102,9 +107,17 @@ def _solver(solver: str | Solver, options: dict[str, Any]) -> Solver:
     return build_solver({**cfg, **options})
 
 
-def reconstruct(y: Any, A: Any, generator: Generator | str | Path | None = None, solver: str | Solver = "csgm",
-                noise_std: float | None = 0.1, seed: int = 0, image_ids: Sequence[int] | None = None,
-                image_shape: Sequence[int] | None = None, **options: Any) -> Reconstruction:
+def reconstruct(
+    y: Any,
+    A: Any,
+    generator: Generator | str | Path | None = None,
+    solver: str | Solver = "csgm",
+    noise_std: float | None = 0.1,
+    seed: int = 0,
+    image_ids: Sequence[int] | None = None,
+    image_shape: Sequence[int] | None = None,
+    **options: Any,
+) -> Reconstruction:
     """x_hat from measurements ``y`` (B, m) or (m,) of ``A``: ``csgm.reconstruct(y, A, "last.ckpt")``.
 
     ``noise_std`` is the Gaussian noise level the data term assumes (None or 0: no noise); ``options`` override
@@ -118,15 +131,21 @@ def reconstruct(y: Any, A: Any, generator: Generator | str | Path | None = None,
     if measurements.ndim == 1:
         measurements = measurements.unsqueeze(0)
     if measurements.ndim != 2 or measurements.shape[1] != operator.output_size:
-        raise CsgmError(f"y has shape {tuple(measurements.shape)} but A gives {operator.output_size} values per "
-                        f"image; pass y as (images, {operator.output_size})")
+        raise CsgmError(
+            f"y has shape {tuple(measurements.shape)} but A gives {operator.output_size} values per "
+            f"image; pass y as (images, {operator.output_size})"
+        )
     if generator is not None and tuple(generator.image_shape) != tuple(operator.image_shape):
-        raise CsgmError(f"A acts on {'x'.join(map(str, operator.image_shape))} images but the generator makes "
-                        f"{'x'.join(map(str, generator.image_shape))}")
+        raise CsgmError(
+            f"A acts on {'x'.join(map(str, operator.image_shape))} images but the generator makes "
+            f"{'x'.join(map(str, generator.image_shape))}"
+        )
     chosen = _solver(solver, options)
     if chosen.needs_tuning:
-        raise CsgmError(f"solver {solver!r} chooses {chosen.tunable} on validation images ({chosen.tunable}=auto); "
-                        f"pass {chosen.tunable}=VALUE")
+        raise CsgmError(
+            f"solver {solver!r} chooses {chosen.tunable} on validation images ({chosen.tunable}=auto); "
+            f"pass {chosen.tunable}=VALUE"
+        )
     if chosen.needs_generator and generator is None:
         raise CsgmError(f"solver {solver!r} needs a generator: pass generator= a Generator or a checkpoint path")
     noise = build_noise({"name": "none"} if not noise_std else {"name": "gaussian", "std": float(noise_std)})
@@ -137,5 +156,10 @@ def reconstruct(y: Any, A: Any, generator: Generator | str | Path | None = None,
         raise CsgmError(f"image_ids has {len(ids)} ids for {len(measurements)} rows of y; give one id per row")
     with torch.enable_grad():
         out = chosen.solve(measurements, model, ids, generator, seed)
-    return Reconstruction(out.x_hat.detach().cpu(), out.measurement_loss.detach().cpu(),
-                          None if out.z is None else out.z.detach().cpu(), out.samples, out.pixel_std)
+    return Reconstruction(
+        out.x_hat.detach().cpu(),
+        out.measurement_loss.detach().cpu(),
+        None if out.z is None else out.z.detach().cpu(),
+        out.samples,
+        out.pixel_std,
+    )

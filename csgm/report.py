@@ -1,6 +1,6 @@
 """Combine recovery runs into one error-versus-m plot, table, image grid and report.md.
 
-    python -m csgm.report RUN_DIR_OR_SWEEP_DIR... [--out DIR] [--metric mse|psnr|ssim] [--m 100] [--log-y | --linear-y]
+python -m csgm.report RUN_DIR_OR_SWEEP_DIR... [--out DIR] [--metric mse|psnr|ssim] [--m 100] [--log-y | --linear-y]
 """
 
 from __future__ import annotations
@@ -25,15 +25,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the first path)")
     parser.add_argument("--metric", choices=sorted(METRIC_LABELS), default="mse")
     parser.add_argument("--x", choices=sorted(X_AXES), default="m", help="the curve's x axis")
-    parser.add_argument("--m", type=int, default=None, help="m of the comparison image grid (default: the largest common m)")
+    parser.add_argument(
+        "--m", type=int, default=None, help="m of the comparison image grid (default: the largest common m)"
+    )
     parser.add_argument("--images", type=int, default=10, help="images in the comparison grid")
     scale = parser.add_mutually_exclusive_group()
-    scale.add_argument("--log-y", dest="log_y", action="store_true", default=None, help="log y axis (default: when the values span > 2 decades)")
+    scale.add_argument(
+        "--log-y",
+        dest="log_y",
+        action="store_true",
+        default=None,
+        help="log y axis (default: when the values span > 2 decades)",
+    )
     scale.add_argument("--linear-y", dest="log_y", action="store_false", help="linear y axis")
     args = parser.parse_args(argv)
     try:
         runs = [(run, None) for run in find_runs(args.paths)]
-        report = build_report(runs, args.out or Path(args.paths[0]), args.metric, args.x, args.m, args.images, args.log_y)
+        report = build_report(
+            runs, args.out or Path(args.paths[0]), args.metric, args.x, args.m, args.images, args.log_y
+        )
     except CsgmError as exc:
         print(f"csgm: error: {exc}", file=sys.stderr)
         return 2

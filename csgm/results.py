@@ -16,8 +16,19 @@ import torch
 
 from csgm.metrics import mean_ci95
 
-__all__ = ["ResultRow", "RESULT_FIELDS", "SUMMARY_FIELDS", "POSTERIOR_COLUMNS", "FAILED_STATUSES", "METRICS", "is_failed",
-           "csv_bytes", "tensor_bytes", "summary_key", "summarise"]
+__all__ = [
+    "ResultRow",
+    "RESULT_FIELDS",
+    "SUMMARY_FIELDS",
+    "POSTERIOR_COLUMNS",
+    "FAILED_STATUSES",
+    "METRICS",
+    "is_failed",
+    "csv_bytes",
+    "tensor_bytes",
+    "summary_key",
+    "summarise",
+]
 
 
 @dataclass(frozen=True)
@@ -28,31 +39,47 @@ class ResultRow:
     solver: str
     operator: str
     noise: str
-    noise_std: float          # the noise's standard deviation (Poisson: at unit intensity)
+    noise_std: float  # the noise's standard deviation (Poisson: at unit intensity)
     m: int
     image_id: int
-    mse: float | None         # per-pixel error ||x_hat - x||^2 / n
+    mse: float | None  # per-pixel error ||x_hat - x||^2 / n
     psnr: float | None
     ssim: float | None
     measurement_loss: float | None  # the data term of x_hat (||A x_hat - y||^2 for Gaussian noise)
     iterations: int
     dropped_restarts: int
     generator_evaluations: int
-    status: str               # ok, not_converged, or one of FAILED_STATUSES
-    seconds: float            # solver time per image of its batch
-    params: str               # JSON of the options chosen on the validation split
-    sample_mse: float | None = None   # samplers: mean per-pixel error of one posterior sample
-    pixel_std: float | None = None    # samplers: mean posterior standard deviation per pixel
-    coverage90: float | None = None   # samplers: fraction of pixels inside their central 90% interval
-    acceptance: float | None = None   # MALA: Metropolis acceptance rate
+    status: str  # ok, not_converged, or one of FAILED_STATUSES
+    seconds: float  # solver time per image of its batch
+    params: str  # JSON of the options chosen on the validation split
+    sample_mse: float | None = None  # samplers: mean per-pixel error of one posterior sample
+    pixel_std: float | None = None  # samplers: mean posterior standard deviation per pixel
+    coverage90: float | None = None  # samplers: fraction of pixels inside their central 90% interval
+    acceptance: float | None = None  # MALA: Metropolis acceptance rate
     std_error_correlation: float | None = None  # samplers: correlation over pixels of the std map with |x_hat - x|
 
 
 RESULT_FIELDS = [f.name for f in fields(ResultRow)]
 POSTERIOR_COLUMNS = ("sample_mse", "pixel_std", "coverage90", "acceptance", "std_error_correlation")
-SUMMARY_FIELDS = ["solver", "operator", "noise", "noise_std", "m", "images", "mse_mean", "mse_ci95", "psnr_mean", "psnr_ci95",
-                  "ssim_mean", "ssim_ci95", "measurement_loss_mean", "failed", "not_converged", "params",
-                  *(f"{c}_mean" for c in POSTERIOR_COLUMNS)]
+SUMMARY_FIELDS = [
+    "solver",
+    "operator",
+    "noise",
+    "noise_std",
+    "m",
+    "images",
+    "mse_mean",
+    "mse_ci95",
+    "psnr_mean",
+    "psnr_ci95",
+    "ssim_mean",
+    "ssim_ci95",
+    "measurement_loss_mean",
+    "failed",
+    "not_converged",
+    "params",
+    *(f"{c}_mean" for c in POSTERIOR_COLUMNS),
+]
 FAILED_STATUSES = ("all_restarts_diverged", "diverged")
 METRICS = ("mse", "psnr", "ssim")
 
@@ -92,10 +119,17 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     summary = []
     for (solver, operator, noise, noise_std, m), members in sorted(groups.items()):
         kept = [r for r in members if not is_failed(r)]
-        entry: dict[str, Any] = {"solver": solver, "operator": operator, "noise": noise, "noise_std": noise_std, "m": m,
-                                 "images": len(members), "failed": len(members) - len(kept),
-                                 "not_converged": sum(r["status"] == "not_converged" for r in members),
-                                 "params": members[0].get("params", "{}")}
+        entry: dict[str, Any] = {
+            "solver": solver,
+            "operator": operator,
+            "noise": noise,
+            "noise_std": noise_std,
+            "m": m,
+            "images": len(members),
+            "failed": len(members) - len(kept),
+            "not_converged": sum(r["status"] == "not_converged" for r in members),
+            "params": members[0].get("params", "{}"),
+        }
         truth = [r for r in kept if r["mse"] not in (None, "")]  # rows with ground truth
         for metric in METRICS:
             mean, half = mean_ci95([float(r[metric]) for r in truth])

@@ -23,5 +23,7 @@ def build_trainer(trainer_cfg: dict, **extra: Any) -> pl.Trainer:
         return pl.Trainer(**trainer_cfg, **extra)
     except Exception as exc:  # MisconfigurationException and friends
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CsgmError(f"the trainer settings are refused by Lightning: {reason}; see conf/trainer/*.yaml "
-                        "(e.g. trainer.accelerator=cpu)") from None
+        raise CsgmError(
+            f"the trainer settings are refused by Lightning: {reason}; see conf/trainer/*.yaml "
+            "(e.g. trainer.accelerator=cpu)"
+        ) from None

@@ -23,18 +23,38 @@ register_resolvers()
 
 # solver.compile=true needs a C++ compiler on CPU (torch.compile's inductor backend builds C++ kernels)
 requires_compiler = pytest.mark.skipif(
-    shutil.which(os.environ.get("CXX", "g++")) is None and shutil.which("c++") is None and shutil.which("clang++") is None,
-    reason="solver.compile=true needs a C++ compiler and none is on PATH (install g++, e.g. apt-get install g++)")
+    shutil.which(os.environ.get("CXX", "g++")) is None
+    and shutil.which("c++") is None
+    and shutil.which("clang++") is None,
+    reason="solver.compile=true needs a C++ compiler and none is on PATH (install g++, e.g. apt-get install g++)",
+)
 
-TINY_TRAIN = ["trainer.max_epochs=1", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2",
-              "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
-              "logger=none", "num_samples=4"]
+TINY_TRAIN = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=4",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.accelerator=cpu",
+    "logger=none",
+    "num_samples=4",
+]
 # every generator config (conf/generator/*.yaml) at a tiny size
-TINY_GENERATORS = {"vae": ["generator.arch.hidden_dims=[32]"], "glo": ["generator.arch.hidden_dims=[32]"],
-                   "dcgan": ["generator.arch.base_channels=4", "generator.training.disc_base_channels=4"],
-                   "flow": ["generator.arch.coupling_layers=2", "generator.arch.hidden_channels=8"]}
-TINY_RECOVER = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "logger=none",
-                "solver.iterations=30", "solver.restarts=2", "num_images=6", "save_images=4"]
+TINY_GENERATORS = {
+    "vae": ["generator.arch.hidden_dims=[32]"],
+    "glo": ["generator.arch.hidden_dims=[32]"],
+    "dcgan": ["generator.arch.base_channels=4", "generator.training.disc_base_channels=4"],
+    "flow": ["generator.arch.coupling_layers=2", "generator.arch.hidden_channels=8"],
+}
+TINY_RECOVER = [
+    "trainer.enable_progress_bar=false",
+    "trainer.accelerator=cpu",
+    "logger=none",
+    "solver.iterations=30",
+    "solver.restarts=2",
+    "num_images=6",
+    "save_images=4",
+]
 
 
 def compose_config(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -50,12 +70,19 @@ def conf_options(group: str) -> list[str]:
 def run_script(script: str, *overrides: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``python <script> overrides...`` from ``cwd`` offline with W&B disabled; never raises."""
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, str(ROOT / script), *overrides], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-def write_images(folder: Path, count: int, size: tuple[int, int], mode: str = "RGB", suffix: str = ".png",
-                 seed: int = 0) -> list[Path]:
+def write_images(
+    folder: Path, count: int, size: tuple[int, int], mode: str = "RGB", suffix: str = ".png", seed: int = 0
+) -> list[Path]:
     """``count`` random images of ``size`` (width, height) in ``folder``."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)

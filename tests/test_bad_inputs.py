@@ -62,7 +62,10 @@ RECOVER_CASES = [
     (["logger=wandb", "logger.mode=cloud"], "logger.mode='cloud' must be one of 'offline', 'online', 'disabled'"),
     (["dataset=imagenet"], "Could not find 'dataset/imagenet'; Available options in 'dataset': celeba, fashion_mnist"),
     (["dataset=folder"], "dataset.data_dir is required"),
-    (["dataset=folder", "dataset.data_dir={images}", "dataset.image_size=28", "dataset.channels=2"], "dataset.channels=2"),
+    (
+        ["dataset=folder", "dataset.data_dir={images}", "dataset.image_size=28", "dataset.channels=2"],
+        "dataset.channels=2",
+    ),
     (["checkpoint={dir}"], "is a folder; pass checkpoint=PATH to the .ckpt file"),
     (["checkpoint={dir}/missing.ckpt"], "does not exist"),
     (["checkpoint={garbage}"], "is not a readable torch checkpoint"),
@@ -71,8 +74,14 @@ RECOVER_CASES = [
     (["checkpoint={nan_weights}"], "checkpoint '{nan_weights}': weight 'net.0.weight' holds NaN (1 of"),
     (["checkpoint={inf_weights}"], "checkpoint '{inf_weights}': weight 'net.2.bias' holds inf (1 of"),
     (["checkpoint={huge_weights}"], "checkpoint '{huge_weights}': its generator gives NaN or inf images"),
-    (["checkpoint={saturated}"], "checkpoint '{saturated}': its generator gives images that do not vary with the latent"),
-    (["checkpoint={shape_string}"], "checkpoint '{shape_string}': image_shape='28x28' must be [channels, height, width]"),
+    (
+        ["checkpoint={saturated}"],
+        "checkpoint '{saturated}': its generator gives images that do not vary with the latent",
+    ),
+    (
+        ["checkpoint={shape_string}"],
+        "checkpoint '{shape_string}': image_shape='28x28' must be [channels, height, width]",
+    ),
     (["checkpoint={latent_string}"], "checkpoint '{latent_string}': latent_dim='20' must be an integer >= 1"),
     (["checkpoint={bad_arch}"], "checkpoint '{bad_arch}': its generator cannot be rebuilt (generator.arch.hidden_dims"),
     (["checkpoint={dir}/missing.ckpt"], "checkpoint '{dir}/missing.ckpt': the file does not exist"),
@@ -83,7 +92,10 @@ SOLVER_CASES = [  # solvers whose options differ from CSGM's (no TINY_RECOVER so
     (["solver=nope"], "Could not find 'solver/nope'"),
     (["solver=lasso", "operator=phase_retrieval"], "solver 'lasso' needs a linear operator (it uses the adjoint A^T)"),
     (["solver=sparse_gen", "operator=one_bit"], "solver 'sparse_gen' needs a linear operator"),
-    (["solver=wirtinger_flow"], "solver 'wirtinger_flow' recovers from magnitudes y = |A x| (operator=phase_retrieval)"),
+    (
+        ["solver=wirtinger_flow"],
+        "solver 'wirtinger_flow' recovers from magnitudes y = |A x| (operator=phase_retrieval)",
+    ),
     (["solver=biht", "operator=quantize"], "solver 'biht' recovers from 1-bit measurements (operator=one_bit)"),
     (["noise=poisson"], "poisson noise needs measurements A x >= 0 but operator 'gaussian' gives signed values"),
     (["noise=student_t", "operator=one_bit"], "operator 'one_bit' quantises after the noise"),
@@ -104,12 +116,20 @@ TRAIN_CASES = [
     (["generator=dcgan", "generator.training.beta1=2"], "generator.training.beta1=2 must be in [0, 0.999]"),
     (["dataset.val_size=abc"], "dataset.val_size='abc' must be a number"),
     (["+bogus=1"], "unknown key bogus (value 1)"),
-    (["dataset=folder", "dataset.data_dir={images}", "dataset.image_size=0"], "dataset.image_size=0 must be a size >= 1"),
-    (["dataset=folder", "dataset.data_dir={broken}", "dataset.image_size=28", "dataset.channels=1"],
-     "image file '{broken}/000000.png' cannot be read"),
+    (
+        ["dataset=folder", "dataset.data_dir={images}", "dataset.image_size=0"],
+        "dataset.image_size=0 must be a size >= 1",
+    ),
+    (
+        ["dataset=folder", "dataset.data_dir={broken}", "dataset.image_size=28", "dataset.channels=1"],
+        "image file '{broken}/000000.png' cannot be read",
+    ),
     (["paths.output_root={file}"], "cannot use"),
     (["resume={dir}/no_such_run"], "resume={dir}/no_such_run: no training run there"),
-    (["resume={dir}/no_such_run/checkpoints/last.ckpt"], "resume={dir}/no_such_run/checkpoints/last.ckpt: no training run"),
+    (
+        ["resume={dir}/no_such_run/checkpoints/last.ckpt"],
+        "resume={dir}/no_such_run/checkpoints/last.ckpt: no training run",
+    ),
 ]
 
 
@@ -123,13 +143,21 @@ def files(tmp_path_factory, vae_checkpoint) -> dict[str, str]:
     broken = root / "broken"
     write_images(broken, 12, (28, 28), mode="L")
     (broken / "000000.png").write_bytes((broken / "000000.png").read_bytes()[:40])  # truncated
-    return {"ckpt": vae_checkpoint, "dir": str(root), "file": str(root / "a_file"), "garbage": str(root / "garbage.ckpt"),
-            "keyless": str(root / "keyless.ckpt"), "images": str(root / "images"), "broken": str(broken),
-            **_edited_checkpoints(vae_checkpoint, root)}
+    return {
+        "ckpt": vae_checkpoint,
+        "dir": str(root),
+        "file": str(root / "a_file"),
+        "garbage": str(root / "garbage.ckpt"),
+        "keyless": str(root / "keyless.ckpt"),
+        "images": str(root / "images"),
+        "broken": str(broken),
+        **_edited_checkpoints(vae_checkpoint, root),
+    }
 
 
 def _edited_checkpoints(path: str, root: Path) -> dict[str, str]:
     """Copies of a good checkpoint with one thing wrong each (diverged weights, metadata of the wrong type)."""
+
     def first_weight(payload):
         payload["state_dict"]["net.0.weight"].view(-1)[7] = float("nan")
 
@@ -143,10 +171,15 @@ def _edited_checkpoints(path: str, root: Path) -> dict[str, str]:
     def first_layer_huge(payload):
         payload["state_dict"]["net.0.weight"].mul_(1e30)
 
-    edits = {"nan_weights": first_weight, "inf_weights": last_bias, "huge_weights": every_weight_huge,
-             "saturated": first_layer_huge, "shape_string": lambda payload: payload.update(image_shape="28x28"),
-             "latent_string": lambda payload: payload.update(latent_dim="20"),
-             "bad_arch": lambda payload: payload["arch"].update(hidden_dims="wide")}
+    edits = {
+        "nan_weights": first_weight,
+        "inf_weights": last_bias,
+        "huge_weights": every_weight_huge,
+        "saturated": first_layer_huge,
+        "shape_string": lambda payload: payload.update(image_shape="28x28"),
+        "latent_string": lambda payload: payload.update(latent_dim="20"),
+        "bad_arch": lambda payload: payload["arch"].update(hidden_dims="wide"),
+    }
     made = {}
     for name, edit in edits.items():
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -172,9 +205,16 @@ def _check(results: list[tuple]) -> None:
     problems = []
     for overrides, expected, out, result in results:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
-        ok = (result.returncode == 2 and len(lines) == 1 and lines[0].startswith("csgm: error: ") and expected in lines[0])
-        leftovers = [p for p in out.rglob("*") if p.is_dir() and p.parent.name in ("recover", "train")
-                     and all(q.name in (".hydra", ".lock", "identity.json") or q.suffix == ".log" for q in p.iterdir())]
+        ok = (
+            result.returncode == 2 and len(lines) == 1 and lines[0].startswith("csgm: error: ") and expected in lines[0]
+        )
+        leftovers = [
+            p
+            for p in out.rglob("*")
+            if p.is_dir()
+            and p.parent.name in ("recover", "train")
+            and all(q.name in (".hydra", ".lock", "identity.json") or q.suffix == ".log" for q in p.iterdir())
+        ]
         if not ok or leftovers:
             problems.append(f"{overrides}: exit {result.returncode}, stderr {lines[-3:]}, leftover folders {leftovers}")
     assert not problems, "\n".join(problems)
@@ -187,11 +227,22 @@ def test_recover_bad_inputs_fail_in_one_line(files, tmp_path):
 
 
 def test_recover_bad_solver_options_and_unwritable_output(files, tmp_path):
-    base = ["trainer.enable_progress_bar=false", "logger=none", f"checkpoint={files['ckpt']}", "measurements=[20]", "num_images=2"]
+    base = [
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        f"checkpoint={files['ckpt']}",
+        "measurements=[20]",
+        "num_images=2",
+    ]
     unwritable = [(o, e) for o, e in RECOVER_CASES if o[0].startswith("paths.")]
     results = _run_all("recover.py", base, SOLVER_CASES, files, tmp_path / "solvers")
-    results += _run_all("recover.py", [*TINY_RECOVER, f"checkpoint={files['ckpt']}", "measurements=[20]", "num_images=2"],
-                        unwritable, files, tmp_path / "unwritable")
+    results += _run_all(
+        "recover.py",
+        [*TINY_RECOVER, f"checkpoint={files['ckpt']}", "measurements=[20]", "num_images=2"],
+        unwritable,
+        files,
+        tmp_path / "unwritable",
+    )
     _check(results)
 
 
@@ -201,8 +252,17 @@ def test_train_bad_inputs_fail_in_one_line(files, tmp_path):
 
 def test_a_failed_job_does_not_stop_the_sweep(files, tmp_path):
     """seed=abc fails in one line; the other job still runs; the sweep ends by listing it (exit 2)."""
-    result = run_script("recover.py", "-m", *TINY_RECOVER, f"checkpoint={files['ckpt']}", "measurements=[20]", "num_images=2",
-                        "seed=abc,0", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    result = run_script(
+        "recover.py",
+        "-m",
+        *TINY_RECOVER,
+        f"checkpoint={files['ckpt']}",
+        "measurements=[20]",
+        "num_images=2",
+        "seed=abc,0",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr
     assert lines[-2] == "csgm: error: 1 job(s) of the sweep failed:"
@@ -220,13 +280,21 @@ def test_unwritable_output_in_a_read_only_mount(files, tmp_path):
     if made.returncode != 0:
         pytest.skip(f"cannot mount a read-only tmpfs here ({made.stderr.decode().strip()})")
     try:
-        result = run_script("recover.py", *TINY_RECOVER, f"checkpoint={files['ckpt']}", "measurements=[20]", "num_images=2",
-                            f"paths.output_root={mount}/out", cwd=tmp_path)
+        result = run_script(
+            "recover.py",
+            *TINY_RECOVER,
+            f"checkpoint={files['ckpt']}",
+            "measurements=[20]",
+            "num_images=2",
+            f"paths.output_root={mount}/out",
+            cwd=tmp_path,
+        )
     finally:
         subprocess.run(["umount", str(mount)], check=False)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 2 and lines == [f"csgm: error: cannot use '{mount}/out': Read-only file system; "
-                                                "set paths.output_root to a writable folder"]
+    assert result.returncode == 2 and lines == [
+        f"csgm: error: cannot use '{mount}/out': Read-only file system; set paths.output_root to a writable folder"
+    ]
 
 
 def test_full_disk_names_the_file_and_keeps_every_finished_shard(files, tmp_path):
@@ -238,8 +306,14 @@ def test_full_disk_names_the_file_and_keeps_every_finished_shard(files, tmp_path
     if made.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({made.stderr.decode().strip()})")
     try:
-        args = [*TINY_RECOVER, f"checkpoint={files['ckpt']}", "measurements=[20,40]", "num_images=20", "batch_size=2",
-                f"paths.output_root={mount}/out"]
+        args = [
+            *TINY_RECOVER,
+            f"checkpoint={files['ckpt']}",
+            "measurements=[20,40]",
+            "num_images=20",
+            "batch_size=2",
+            f"paths.output_root={mount}/out",
+        ]
         full = run_script("recover.py", *args, cwd=tmp_path)
         lines = [line for line in full.stderr.splitlines() if line.strip()]
         shards = sorted(mount.rglob("shards/*.pt"))

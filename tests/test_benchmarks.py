@@ -28,8 +28,16 @@ def ratio_consistent(ratio: float, numerator: float, denominator: float, roundin
 
 @requires_compiler
 def test_speed_benchmark(vae_checkpoint, tmp_path):
-    out = run_benchmark("speed.py", f"--checkpoint={vae_checkpoint}", "--images=3", "--iterations=4", "--sample=1",
-                        "--repeats=2", "--peak-size=256", cwd=tmp_path)
+    out = run_benchmark(
+        "speed.py",
+        f"--checkpoint={vae_checkpoint}",
+        "--images=3",
+        "--iterations=4",
+        "--sample=1",
+        "--repeats=2",
+        "--peak-size=256",
+        cwd=tmp_path,
+    )
     throughput = out["throughput"]
     assert set(throughput) >= {"default", "without_flush_denormals", "compiled", "matmul_peak_gflops"}
     for name in ("default", "without_flush_denormals", "compiled"):
@@ -40,14 +48,17 @@ def test_speed_benchmark(vae_checkpoint, tmp_path):
         assert throughput[name]["max_abs_difference_x_hat_vs_default"] < 1e-4
     assert throughput["without_flush_denormals"]["max_abs_difference_x_hat_vs_default"] < 1e-30
     batched = out["batched_vs_one_at_a_time"]
-    assert ratio_consistent(batched["speedup_vs_one_latent_at_a_time"], batched["one_latent_at_a_time_seconds"],
-                            batched["batched_seconds"])
+    assert ratio_consistent(
+        batched["speedup_vs_one_latent_at_a_time"], batched["one_latent_at_a_time_seconds"], batched["batched_seconds"]
+    )
     assert batched["max_abs_difference_per_image"] < 1e-4
     quality = out["time_to_quality"]
     assert quality["full"]["generator_evaluations"] == 3 * 10 * (4 + 1)  # images x restarts x (steps + final pass)
     for schedule in ("halving_100", "halving_200", "halving_100_stall", "start_bank"):
         assert math.isfinite(quality[schedule]["mean_per_pixel_error"])
-    assert quality["start_bank"]["generator_evaluations"] == 4096 + 3 * 2 * (1 + 1)  # the bank, then 2 restarts x (1 step + final)
+    assert quality["start_bank"]["generator_evaluations"] == 4096 + 3 * 2 * (
+        1 + 1
+    )  # the bank, then 2 restarts x (1 step + final)
     second_order = quality["second_order"]  # csgm_gn: its bank once, forwards and JVPs, no VJPs
     assert second_order["generator_evaluations"] > 4096 and second_order["jvps"] > 0
     assert second_order["evaluation_equivalents"] == (second_order["generator_evaluations"] + second_order["jvps"]) / 2
@@ -56,20 +67,38 @@ def test_speed_benchmark(vae_checkpoint, tmp_path):
     for name in ("langevin", "mala", "ilo"):
         entry = solvers[name]
         assert entry["evaluations_per_second"] > 0 and math.isfinite(entry["mean_per_pixel_error"])
-        assert ratio_consistent(entry["rate_relative_to_csgm"], entry["evaluations_per_second"],
-                                solvers["csgm"]["evaluations_per_second"], rounding=0.05)
+        assert ratio_consistent(
+            entry["rate_relative_to_csgm"],
+            entry["evaluations_per_second"],
+            solvers["csgm"]["evaluations_per_second"],
+            rounding=0.05,
+        )
 
 
 @requires_compiler
 def test_precision_benchmark(vae_checkpoint, tmp_path):
-    out = run_benchmark("precision.py", f"--checkpoint={vae_checkpoint}", "--images=3", "--iterations=4", "--repeats=1",
-                        "--end-to-end", cwd=tmp_path)
+    out = run_benchmark(
+        "precision.py",
+        f"--checkpoint={vae_checkpoint}",
+        "--images=3",
+        "--iterations=4",
+        "--repeats=1",
+        "--end-to-end",
+        cwd=tmp_path,
+    )
     arms = out["solver"]
     assert set(arms) == {"float32", "float32_compiled", "tf32", "bf16_mixed", "bf16_mixed_compiled"}  # fp16: CUDA only
-    assert arms["float32"]["error_change"] == 0.0 and arms["float32_compiled"]["max_abs_difference_x_hat_vs_float32"] < 1e-4
+    assert (
+        arms["float32"]["error_change"] == 0.0
+        and arms["float32_compiled"]["max_abs_difference_x_hat_vs_float32"] < 1e-4
+    )
     assert arms["tf32"]["emulated"] and arms["tf32"]["speedup_over_float32"] is None  # no TF32 on a CPU: emulated
     # rounding the products' inputs changes x_hat, TF32's 10 mantissa bits less than bfloat16's 7
-    assert 0 < arms["tf32"]["max_abs_difference_x_hat_vs_float32"] < arms["bf16_mixed"]["max_abs_difference_x_hat_vs_float32"]
+    assert (
+        0
+        < arms["tf32"]["max_abs_difference_x_hat_vs_float32"]
+        < arms["bf16_mixed"]["max_abs_difference_x_hat_vs_float32"]
+    )
     assert abs(arms["bf16_mixed"]["error_change"]) < 0.05
     assert set(out["end_to_end"]) == {"float32", "bf16_mixed"}
     for arm in out["end_to_end"].values():
@@ -77,8 +106,15 @@ def test_precision_benchmark(vae_checkpoint, tmp_path):
 
 
 def test_second_order_benchmark(vae_checkpoint, tmp_path):
-    out = run_benchmark("second_order.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--measurements=20", "--repeats=2",
-                        "solver.iterations=3", cwd=tmp_path)
+    out = run_benchmark(
+        "second_order.py",
+        f"--checkpoint={vae_checkpoint}",
+        "--images=2",
+        "--measurements=20",
+        "--repeats=2",
+        "solver.iterations=3",
+        cwd=tmp_path,
+    )
     (row,) = out["table"]
     protocol, bank, gn = row["csgm"], row["csgm_bank"], row["csgm_gn"]
     assert len(protocol["seconds"]) == 1 and len(gn["seconds"]) == len(bank["cpu_seconds"]) == 2  # protocol timed once
@@ -87,7 +123,8 @@ def test_second_order_benchmark(vae_checkpoint, tmp_path):
     assert gn["vjps_per_image"] == 0 and gn["jvps_per_image"] > 0 and gn["forwards_per_image"] > 4096 / 2
     for arm in (protocol, bank, gn):
         assert arm["evaluation_equivalents_per_image"] == pytest.approx(
-            (arm["forwards_per_image"] + arm["jvps_per_image"] + arm["vjps_per_image"]) / 2, abs=0.01)
+            (arm["forwards_per_image"] + arm["jvps_per_image"] + arm["vjps_per_image"]) / 2, abs=0.01
+        )
     assert gn["cpu_seconds_median"] == pytest.approx(sum(gn["cpu_seconds"]) / 2, abs=2e-3)  # the median of two timings
     table = tmp_path / "second_order.json"
     table.write_text(json.dumps(out))
@@ -96,15 +133,28 @@ def test_second_order_benchmark(vae_checkpoint, tmp_path):
 
 
 def test_benchmarks_refuse_a_checkpoint_trained_on_another_dataset(vae_checkpoint, tmp_path):
-    result = run_script("benchmarks/second_order.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--measurements=20",
-                        "--dataset=fashion_mnist", f"--dataset-option=data_dir={tmp_path}", cwd=tmp_path)
+    result = run_script(
+        "benchmarks/second_order.py",
+        f"--checkpoint={vae_checkpoint}",
+        "--images=2",
+        "--measurements=20",
+        "--dataset=fashion_mnist",
+        f"--dataset-option=data_dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     assert "was trained on dataset 'mnist10k', not 'fashion_mnist': pass --dataset mnist10k" in result.stderr
 
 
 def test_scale_benchmark(vae_checkpoint, tmp_path):
-    out = run_benchmark("scale.py", f"--checkpoint={vae_checkpoint}", "--configurations=4x1,8x1,4x2", "solver.iterations=2",
-                        "save_images=2", cwd=tmp_path)
+    out = run_benchmark(
+        "scale.py",
+        f"--checkpoint={vae_checkpoint}",
+        "--configurations=4x1,8x1,4x2",
+        "solver.iterations=2",
+        "save_images=2",
+        cwd=tmp_path,
+    )
     table = out["table"]
     assert [(row["images"], row["m_values"]) for row in table] == [(4, 1), (8, 1), (4, 2)] and table[0]["growth"] == 1.0
     for row in table:
@@ -125,8 +175,17 @@ def test_lasso_speed_benchmark(vae_checkpoint, tmp_path):
 
 
 def test_quality_benchmark(vae_checkpoint, tmp_path):
-    out = run_benchmark("quality.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--solvers=lasso,csgm", "--threads=1",
-                        f"--output-root={tmp_path}", "measurements=[100,400]", "tuning.num_images=4", cwd=tmp_path)
+    out = run_benchmark(
+        "quality.py",
+        f"--checkpoint={vae_checkpoint}",
+        "--images=2",
+        "--solvers=lasso,csgm",
+        "--threads=1",
+        f"--output-root={tmp_path}",
+        "measurements=[100,400]",
+        "tuning.num_images=4",
+        cwd=tmp_path,
+    )
     assert out["protocol"]["measurements"] == [100, 400] and out["protocol"]["images"] == 2
     for solver in ("lasso", "csgm"):
         rows = out["table"][solver]
@@ -137,17 +196,36 @@ def test_quality_benchmark(vae_checkpoint, tmp_path):
 
 
 def test_robustness_benchmark(vae_checkpoint, tmp_path):
-    out = run_benchmark("robustness.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--m=60", "--fractions=0,0.2",
-                        "--restarts=1", "--iterations=5", cwd=tmp_path)
+    out = run_benchmark(
+        "robustness.py",
+        f"--checkpoint={vae_checkpoint}",
+        "--images=2",
+        "--m=60",
+        "--fractions=0,0.2",
+        "--restarts=1",
+        "--iterations=5",
+        cwd=tmp_path,
+    )
     assert set(out["table"]) == {"csgm", "l1_csgm", "median_of_means"}
     for rows in out["table"].values():
         assert [row["fraction"] for row in rows] == [0.0, 0.2] and all(math.isfinite(row["mse_mean"]) for row in rows)
 
 
 def test_calibration_benchmark(vae_checkpoint, tmp_path):
-    out = run_benchmark("calibration.py", f"--checkpoint={vae_checkpoint}", "--images=3", "--m=40", "--bins=4",
-                        f"--figure={tmp_path / 'sbc.png'}", "solver.steps=30", "solver.burn_in=10", "solver.thin=5",
-                        "solver.chains=2", "solver.keep_samples=2", cwd=tmp_path)
+    out = run_benchmark(
+        "calibration.py",
+        f"--checkpoint={vae_checkpoint}",
+        "--images=3",
+        "--m=40",
+        "--bins=4",
+        f"--figure={tmp_path / 'sbc.png'}",
+        "solver.steps=30",
+        "solver.burn_in=10",
+        "solver.thin=5",
+        "solver.chains=2",
+        "solver.keep_samples=2",
+        cwd=tmp_path,
+    )
     assert out["protocol"]["samples_per_image"] == 2 * 4
     for name, bins in (("thinned", 4), ("chains", 3)):
         assert len(out[name]["histogram"]) == bins and sum(out[name]["histogram"]) == 3 * out["protocol"]["latent_dim"]
@@ -156,9 +234,21 @@ def test_calibration_benchmark(vae_checkpoint, tmp_path):
 
 
 def test_sbc_benchmark(vae_checkpoint, tmp_path):
-    out = run_benchmark("sbc.py", f"--checkpoint={vae_checkpoint}", "--images=3", "--m=30", "--per-chain=2", "--bins=3",
-                        f"--figure={tmp_path / 'sbc.png'}", "solver.draws=10", "solver.warmup=4", "solver.mode_starts=4",
-                        "solver.mode_steps=2", "solver.leapfrog_steps=1", cwd=tmp_path)
+    out = run_benchmark(
+        "sbc.py",
+        f"--checkpoint={vae_checkpoint}",
+        "--images=3",
+        "--m=30",
+        "--per-chain=2",
+        "--bins=3",
+        f"--figure={tmp_path / 'sbc.png'}",
+        "solver.draws=10",
+        "solver.warmup=4",
+        "solver.mode_starts=4",
+        "solver.mode_steps=2",
+        "solver.leapfrog_steps=1",
+        cwd=tmp_path,
+    )
     row = out["table"][0]
     assert row["m"] == 30 and row["draws_per_image"] == 4 * 2
     assert sum(row["latent_pooled"]["histogram"]) == 3 * out["protocol"]["latent_dim"]
@@ -172,15 +262,31 @@ def test_sbc_benchmark(vae_checkpoint, tmp_path):
 
 
 def test_coverage_benchmark(vae_checkpoint, tmp_path):
-    out = run_benchmark("coverage.py", f"--checkpoint={vae_checkpoint}", "--val-images=2", "--test-images=2", "--m=30",
-                        f"--write-tau={tmp_path / 'tau.pt'}", f"--figure-prefix={tmp_path / 'cov'}", "--csgm-iterations=5",
-                        "solver.draws=10", "solver.warmup=4", "solver.mode_starts=4", "solver.mode_steps=2", cwd=tmp_path)
+    out = run_benchmark(
+        "coverage.py",
+        f"--checkpoint={vae_checkpoint}",
+        "--val-images=2",
+        "--test-images=2",
+        "--m=30",
+        f"--write-tau={tmp_path / 'tau.pt'}",
+        f"--figure-prefix={tmp_path / 'cov'}",
+        "--csgm-iterations=5",
+        "solver.draws=10",
+        "solver.warmup=4",
+        "solver.mode_starts=4",
+        "solver.mode_steps=2",
+        cwd=tmp_path,
+    )
     row = out["table"][0]
     for arm in ("raw", "mismatch"):
         for version in (row[arm], row[arm]["conformal"]):
             assert set(version["coverage"]) == {"0.5", "0.8", "0.9", "0.95"}
             assert all(0.0 <= mean <= 1.0 for mean, _ in version["coverage"].values())
-    assert (tmp_path / "tau.pt").is_file() and (tmp_path / "cov_vs_m.png").is_file() and (tmp_path / "cov_reliability_m30.png").is_file()
+    assert (
+        (tmp_path / "tau.pt").is_file()
+        and (tmp_path / "cov_vs_m.png").is_file()
+        and (tmp_path / "cov_reliability_m30.png").is_file()
+    )
     (tmp_path / "coverage.json").write_text(json.dumps(out))
     table = run_script("benchmarks/coverage.py", "--markdown", str(tmp_path / "coverage.json"), cwd=tmp_path).stdout
     assert table.count("\n") == 2 + 4 and "conformal (mismatch)" in table
@@ -199,9 +305,21 @@ def test_uncertainty_benchmark(vae_checkpoint, tmp_path):
     from tests.helpers import TINY_RECOVER, compose_config
 
     tiny = [t for t in TINY_RECOVER if not t.startswith("solver.")]
-    cfg = compose_config("recover", [*tiny, f"checkpoint={vae_checkpoint}", f"paths.output_root={tmp_path}", "solver=mala",
-                                     "solver.steps=20", "solver.burn_in=10", "solver.chains=2", "solver.keep_samples=1",
-                                     "measurements=[30,60]", "num_images=3"])
+    cfg = compose_config(
+        "recover",
+        [
+            *tiny,
+            f"checkpoint={vae_checkpoint}",
+            f"paths.output_root={tmp_path}",
+            "solver=mala",
+            "solver.steps=20",
+            "solver.burn_in=10",
+            "solver.chains=2",
+            "solver.keep_samples=1",
+            "measurements=[30,60]",
+            "num_images=3",
+        ],
+    )
     recover(cfg, tmp_path / "run")
     out = run_benchmark("uncertainty.py", str(tmp_path / "run"), cwd=tmp_path)
     assert [row["m"] for row in out["table"]] == [30, 60] and all(row["images"] == 3 for row in out["table"])
@@ -210,11 +328,24 @@ def test_uncertainty_benchmark(vae_checkpoint, tmp_path):
 
 
 def test_starts_benchmark(vae_checkpoint, tmp_path):
-    out = run_benchmark("starts.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--measurements=20,40", "--single-starts",
-                        "solver.iterations=4", cwd=tmp_path)
+    out = run_benchmark(
+        "starts.py",
+        f"--checkpoint={vae_checkpoint}",
+        "--images=2",
+        "--measurements=20,40",
+        "--single-starts",
+        "solver.iterations=4",
+        cwd=tmp_path,
+    )
     assert [row["m"] for row in out["table"]] == [20, 40]
     for row in out["table"]:
-        assert set(row["single_start"]) == {"prior", "prior_half", "zero", "uniform", "amortised"}  # the test VAE has an encoder
+        assert set(row["single_start"]) == {
+            "prior",
+            "prior_half",
+            "zero",
+            "uniform",
+            "amortised",
+        }  # the test VAE has an encoder
         assert all(math.isfinite(arm["mse_mean"]) for arm in row["single_start"].values())
         assert row["csgm_bank"]["generator_evaluations"] == 4096 + 2 * 2 * (4 + 1)
         ratio = row["csgm"]["generator_evaluations"] / row["csgm_bank"]["generator_evaluations"]
@@ -227,25 +358,58 @@ def test_generators_benchmark(tmp_path):
 
     sweep = tmp_path / "sweep"
     for job, name in enumerate(("vae", "flow")):
-        cfg = compose_config("train", [*TINY_TRAIN, f"generator={name}", *TINY_GENERATORS[name], "trainer.max_epochs=3",
-                                       "trainer.limit_train_batches=2", "checkpoint_every=1"])
+        cfg = compose_config(
+            "train",
+            [
+                *TINY_TRAIN,
+                f"generator={name}",
+                *TINY_GENERATORS[name],
+                "trainer.max_epochs=3",
+                "trainer.limit_train_batches=2",
+                "checkpoint_every=1",
+            ],
+        )
         train(cfg, sweep / str(job))
-    out = run_benchmark("generators.py", f"--sweep={sweep}", "--measurements=50,100", "--images=2", "--evaluation-images=2",
-                        "--study-images=2", "--threads=1", f"--plot={tmp_path / 'img'}", f"--output-root={tmp_path / 'out'}",
-                        cwd=tmp_path)
+    out = run_benchmark(
+        "generators.py",
+        f"--sweep={sweep}",
+        "--measurements=50,100",
+        "--images=2",
+        "--evaluation-images=2",
+        "--study-images=2",
+        "--threads=1",
+        f"--plot={tmp_path / 'img'}",
+        f"--output-root={tmp_path / 'out'}",
+        cwd=tmp_path,
+    )
     assert set(out["curves"]) == {"CSGM-VAE", "CSGM-flow", "Lasso"}
     assert all([row["m"] for row in rows] == [50, 100] for rows in out["curves"].values())
-    assert out["evaluation"]["flow"]["test_bits_per_dim"] is not None and out["evaluation"]["VAE"]["test_bits_per_dim"] is None
+    assert (
+        out["evaluation"]["flow"]["test_bits_per_dim"] is not None
+        and out["evaluation"]["VAE"]["test_bits_per_dim"] is None
+    )
     points = out["study"]["points"]
-    assert sorted((p["label"], p["epochs"]) for p in points) == [("VAE", 1), ("VAE", 2), ("VAE", 3), ("flow", 1), ("flow", 2), ("flow", 3)]
+    assert sorted((p["label"], p["epochs"]) for p in points) == [
+        ("VAE", 1),
+        ("VAE", 2),
+        ("VAE", 3),
+        ("flow", 1),
+        ("flow", 2),
+        ("flow", 3),
+    ]
     assert all(-1 <= value <= 1 for value in out["study"]["spearman"].values())
     assert (tmp_path / "img" / "generators_cs.png").is_file() and (tmp_path / "img" / "generators_study.png").is_file()
 
 
 def test_peers_benchmark(vae_checkpoint, tmp_path):
     pytest.importorskip("deepinv", reason="the peers benchmark needs pip install -e '.[peers]'")
-    out = run_benchmark("peers.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--calls=2", "--threads=1", cwd=tmp_path)
-    assert set(out["csgm_arms"]) == {"csgm", "csgm_bank", "csgm_gn"} and set(out["peer_arms"]) == {"deepinv_defaults", "deepinv_paper_settings"}
+    out = run_benchmark(
+        "peers.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--calls=2", "--threads=1", cwd=tmp_path
+    )
+    assert set(out["csgm_arms"]) == {"csgm", "csgm_bank", "csgm_gn"} and set(out["peer_arms"]) == {
+        "deepinv_defaults",
+        "deepinv_paper_settings",
+    }
     for arm in (*out["csgm_arms"].values(), *out["peer_arms"].values()):
         assert arm["mse_mean"] > 0 and arm["seconds"] > 0
     peer, csgm = out["peer_arms"]["deepinv_paper_settings"], out["csgm_arms"]["csgm"]
@@ -254,10 +418,21 @@ def test_peers_benchmark(vae_checkpoint, tmp_path):
 
 
 def test_operator_quality_benchmark(tmp_path):
-    out = run_benchmark("operator_quality.py", "--size=16x16x3", "--measurements=64", "--images=2", "--base-channels=4",
-                        "--threads=1", cwd=tmp_path)
+    out = run_benchmark(
+        "operator_quality.py",
+        "--size=16x16x3",
+        "--measurements=64",
+        "--images=2",
+        "--base-channels=4",
+        "--threads=1",
+        cwd=tmp_path,
+    )
     rows = out["rows"]
-    assert [row["operator"] for row in rows] == ["gaussian", "srht", "random_convolution"] and out["protocol"]["n"] == 768
+    assert [row["operator"] for row in rows] == ["gaussian", "srht", "random_convolution"] and out["protocol"][
+        "n"
+    ] == 768
     assert rows[0]["ratio_to_gaussian"] == 1.0
     for row in rows:
-        assert row["mse_mean"] > 0 and row["ratio_to_gaussian"] == pytest.approx(row["mse_mean"] / rows[0]["mse_mean"], rel=0.01)
+        assert row["mse_mean"] > 0 and row["ratio_to_gaussian"] == pytest.approx(
+            row["mse_mean"] / rows[0]["mse_mean"], rel=0.01
+        )

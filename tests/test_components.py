@@ -42,14 +42,17 @@ def test_build_by_target_accepts_a_subclass_of_the_base():
     assert type(square) is Square and square.size == 2
 
 
-@pytest.mark.parametrize("cfg,message", [
-    ({"name": "hexagon"}, "unknown shape 'hexagon'; choose one of: circle, square"),
-    ({"name": "circle", "size": 3}, "shape.size=3 is set by the recovery run; use size=3 at the top instead"),
-    ({"name": "square", "radius": 1.0}, r"unknown key shape.radius \(value 1.0\)"),
-    ({"name": "circle", "radius": "big"}, "shape.radius='big' must be a number"),
-    ({"name": "circle", "scale": 0.0}, "shape.scale=0.0 must be > 0"),
-    ({"_target_": "tests.test_components.SHAPES"}, "is not a subclass of tests.test_components.Shape"),
-])
+@pytest.mark.parametrize(
+    "cfg,message",
+    [
+        ({"name": "hexagon"}, "unknown shape 'hexagon'; choose one of: circle, square"),
+        ({"name": "circle", "size": 3}, "shape.size=3 is set by the recovery run; use size=3 at the top instead"),
+        ({"name": "square", "radius": 1.0}, r"unknown key shape.radius \(value 1.0\)"),
+        ({"name": "circle", "radius": "big"}, "shape.radius='big' must be a number"),
+        ({"name": "circle", "scale": 0.0}, "shape.scale=0.0 must be > 0"),
+        ({"_target_": "tests.test_components.SHAPES"}, "is not a subclass of tests.test_components.Shape"),
+    ],
+)
 def test_build_is_the_check(cfg, message):
     with pytest.raises(CsgmError, match=message):
         SHAPES.build(cfg, size=1)

@@ -19,8 +19,12 @@ RECOVER_GROUPS = ("dataset", "operator", "noise", "solver", "trainer", "logger",
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in TRAIN_GROUPS for o in conf_options(g)])
 def test_train_config_composes(group, option):
-    cfg = compose_config("train", [f"{group}={option}", "dataset.data_dir=/data"] if group == "dataset" and option == "folder"
-                         else [f"{group}={option}"])
+    cfg = compose_config(
+        "train",
+        [f"{group}={option}", "dataset.data_dir=/data"]
+        if group == "dataset" and option == "folder"
+        else [f"{group}={option}"],
+    )
     resolved = plain(cfg)
     for key in ("dataset", "generator", "trainer", "logger", "seed", "batch_size"):
         assert key in resolved
@@ -84,7 +88,9 @@ def test_unknown_config_name_lists_the_choices():
 
 
 def test_unknown_operator_option_is_named():
-    with pytest.raises(CsgmError, match=r"unknown key operator.sigma_typo \(value 1.0\); did you mean operator.sigma\?"):
+    with pytest.raises(
+        CsgmError, match=r"unknown key operator.sigma_typo \(value 1.0\); did you mean operator.sigma\?"
+    ):
         build_operator({"name": "blur", "sigma_typo": 1.0}, (1, 8, 8))
 
 
@@ -93,10 +99,13 @@ def test_unknown_solver_option_is_named():
         build_solver({"name": "csgm", "step": 0.1})
 
 
-@pytest.mark.parametrize("launcher,plugin,target", [
-    ("local_parallel", "hydra_plugins.hydra_joblib_launcher", "JoblibLauncher"),
-    ("slurm", "hydra_plugins.hydra_submitit_launcher", "SlurmLauncher"),
-])
+@pytest.mark.parametrize(
+    "launcher,plugin,target",
+    [
+        ("local_parallel", "hydra_plugins.hydra_joblib_launcher", "JoblibLauncher"),
+        ("slurm", "hydra_plugins.hydra_submitit_launcher", "SlurmLauncher"),
+    ],
+)
 def test_launcher_configs_compose(launcher, plugin, target):
     pytest.importorskip(plugin)
     from hydra import compose, initialize_config_dir

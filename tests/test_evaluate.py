@@ -73,10 +73,12 @@ def test_range_error_is_zero_on_the_range():
 
 @pytest.mark.slow
 def test_evaluate_command(checkpoint, tmp_path):
-    result = run_script("csgm/evaluate.py", f"checkpoint={checkpoint}", *TINY_EVALUATE, f"paths.output_root={tmp_path}",
-                        cwd=tmp_path)
+    result = run_script(
+        "csgm/evaluate.py", f"checkpoint={checkpoint}", *TINY_EVALUATE, f"paths.output_root={tmp_path}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "range error" in result.stdout and "evaluation.json" in result.stdout
-    bad = run_script("csgm/evaluate.py", f"checkpoint={checkpoint}", "num_images=0", f"paths.output_root={tmp_path}",
-                     cwd=tmp_path)
+    bad = run_script(
+        "csgm/evaluate.py", f"checkpoint={checkpoint}", "num_images=0", f"paths.output_root={tmp_path}", cwd=tmp_path
+    )
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == ["csgm: error: num_images=0 must be >= 1"]

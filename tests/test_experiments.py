@@ -12,8 +12,14 @@ from tests.helpers import TINY_TRAIN, compose_config, conf_options, make_fake_ce
 
 pytestmark = pytest.mark.slow  # runs the entry points in subprocesses
 
-TINY = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "logger=none", "num_images=2",
-        "tuning.num_images=2", "save_images=2"]
+TINY = [
+    "trainer.enable_progress_bar=false",
+    "trainer.accelerator=cpu",
+    "logger=none",
+    "num_images=2",
+    "tuning.num_images=2",
+    "save_images=2",
+]
 
 
 def recovery_experiments(dataset: str) -> list[str]:
@@ -27,7 +33,9 @@ def recovery_experiments(dataset: str) -> list[str]:
 
 def test_every_experiment_is_covered():
     training_only = {"mnist_vae", "celeba_dcgan", "paper_mnist_generators"}
-    assert set(conf_options("experiment")) == training_only | set(recovery_experiments("mnist10k")) | set(recovery_experiments("celeba"))
+    assert set(conf_options("experiment")) == training_only | set(recovery_experiments("mnist10k")) | set(
+        recovery_experiments("celeba")
+    )
 
 
 def report_rows(root: Path, name: str) -> list[dict]:
@@ -45,8 +53,15 @@ def expected_solvers(name: str) -> set[str]:
 
 @pytest.mark.parametrize("name", recovery_experiments("mnist10k"))
 def test_mnist_experiment(name, vae_checkpoint, tmp_path):
-    result = run_script("recover.py", f"experiment={name}", f"checkpoint={vae_checkpoint}", "measurements=[20]", *TINY,
-                        f"paths.output_root={tmp_path}", cwd=tmp_path)
+    result = run_script(
+        "recover.py",
+        f"experiment={name}",
+        f"checkpoint={vae_checkpoint}",
+        "measurements=[20]",
+        *TINY,
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     rows = report_rows(tmp_path, name)
     assert {r["solver"] for r in rows} == expected_solvers(name)
@@ -67,11 +82,20 @@ def test_mnist_vae_training_experiment(tmp_path):
 def test_generators_training_experiment_trains_all_four(tmp_path):
     from csgm.generators.checkpoint import load_generator
 
-    result = run_script("train.py", "-m", "experiment=paper_mnist_generators", *TINY_TRAIN, f"paths.output_root={tmp_path}",
-                        f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    result = run_script(
+        "train.py",
+        "-m",
+        "experiment=paper_mnist_generators",
+        *TINY_TRAIN,
+        f"paths.output_root={tmp_path}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    trained = sorted((meta["name"], meta["training"]) for meta in
-                     (load_generator(path)[1] for path in (tmp_path / "sweep").glob("*/checkpoints/last.ckpt")))
+    trained = sorted(
+        (meta["name"], meta["training"])
+        for meta in (load_generator(path)[1] for path in (tmp_path / "sweep").glob("*/checkpoints/last.ckpt"))
+    )
     assert trained == [("dcgan", "adversarial"), ("flow", "mle"), ("vae", "elbo"), ("vae", "glo")]
 
 
@@ -79,9 +103,18 @@ def test_generators_training_experiment_trains_all_four(tmp_path):
 def fake_celeba_checkpoint(tmp_path_factory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("celeba")
     make_fake_celeba(root / "data", per_split=(6, 3, 3))
-    result = run_script("train.py", "experiment=paper_celeba", f"dataset.data_dir={root / 'data'}", *TINY_TRAIN,
-                        "batch_size=3", "generator.arch.base_channels=8", "generator.training.disc_base_channels=8",
-                        "trainer.max_steps=4", f"paths.output_root={root}", cwd=root)
+    result = run_script(
+        "train.py",
+        "experiment=paper_celeba",
+        f"dataset.data_dir={root / 'data'}",
+        *TINY_TRAIN,
+        "batch_size=3",
+        "generator.arch.base_channels=8",
+        "generator.training.disc_base_channels=8",
+        "trainer.max_steps=4",
+        f"paths.output_root={root}",
+        cwd=root,
+    )
     assert result.returncode == 0, result.stderr
     return root / "data", summary_lines(result)["checkpoint"]
 
@@ -89,8 +122,16 @@ def fake_celeba_checkpoint(tmp_path_factory) -> tuple[Path, str]:
 @pytest.mark.parametrize("name", recovery_experiments("celeba"))
 def test_celeba_experiment_on_a_fake_tree(name, fake_celeba_checkpoint, tmp_path):
     data_dir, checkpoint = fake_celeba_checkpoint
-    result = run_script("recover.py", f"experiment={name}", f"checkpoint={checkpoint}", f"dataset.data_dir={data_dir}",
-                        "measurements=[30,60]", *TINY, f"paths.output_root={tmp_path}", cwd=tmp_path)
+    result = run_script(
+        "recover.py",
+        f"experiment={name}",
+        f"checkpoint={checkpoint}",
+        f"dataset.data_dir={data_dir}",
+        "measurements=[30,60]",
+        *TINY,
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     rows = report_rows(tmp_path, name)
     assert {r["solver"] for r in rows} == expected_solvers(name)

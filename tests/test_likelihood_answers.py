@@ -24,8 +24,12 @@ from tests.helpers import compose_config, conf_options
 
 SHAPE = (1, 8, 8)
 IDS = [3, 11]
-QUANTISERS = [("quantize", {"bits": 3, "range": 8.0}), ("quantize", {"bits": 3, "range": 8.0, "dither": 1.0}),
-              ("one_bit", {}), ("one_bit", {"dither": 4.0})]
+QUANTISERS = [
+    ("quantize", {"bits": 3, "range": 8.0}),
+    ("quantize", {"bits": 3, "range": 8.0, "dither": 1.0}),
+    ("one_bit", {}),
+    ("one_bit", {"dither": 4.0}),
+]
 
 
 def images(count: int = 2, seed: int = 0) -> torch.Tensor:
@@ -65,7 +69,7 @@ def reference_term(noise: Noise, prediction: np.ndarray, y: np.ndarray) -> np.nd
     if noise.name == "poisson":
         variance = 1.0 / noise.scale
     else:
-        variance = noise.std ** 2 if noise.name != "none" and noise.std > 0 else 1.0
+        variance = noise.std**2 if noise.name != "none" and noise.std > 0 else 1.0
     return 2 * variance * (reference_nll(noise, prediction, y) - reference_nll(noise, y, y))
 
 
@@ -77,9 +81,9 @@ def quantised_reference(operator, noise_std: float, prediction: np.ndarray, y: n
         if operator.dither == 0:  # only the direction is measured: the sigma -> 0 limit at norm sqrt(m)
             prediction = prediction * np.sqrt(prediction.shape[1]) / np.linalg.norm(prediction, axis=1, keepdims=True)
         elif noise_std > 0:  # the probit model: P(y_i) = Phi(y_i * prediction_i / std)
-            return -2 * noise_std ** 2 * stats.norm.logcdf(y * prediction / noise_std).sum(1)
+            return -2 * noise_std**2 * stats.norm.logcdf(y * prediction / noise_std).sum(1)
         return np.square(np.minimum(y * prediction, 0)).sum(1)
-    half = operator.range / 2 ** operator.bits
+    half = operator.range / 2**operator.bits
     top = operator.range - half
     lower = np.where(np.isclose(y, -top), -np.inf, y - half)
     upper = np.where(np.isclose(y, top), np.inf, y + half)
@@ -89,7 +93,7 @@ def quantised_reference(operator, noise_std: float, prediction: np.ndarray, y: n
     with np.errstate(divide="ignore"):  # log P(a < N(0, 1) < b) in whichever tail keeps its precision
         below = stats.norm.logcdf(b) + np.log1p(-np.exp(stats.norm.logcdf(a) - stats.norm.logcdf(b)))
         above = stats.norm.logsf(a) + np.log1p(-np.exp(stats.norm.logsf(b) - stats.norm.logsf(a)))
-    return -2 * noise_std ** 2 * np.where(a > 0, above, below).sum(1)
+    return -2 * noise_std**2 * np.where(a > 0, above, below).sum(1)
 
 
 def measured_pair(operator_option: str, noise: Noise, **operator_overrides):
@@ -122,8 +126,9 @@ def test_data_term_of_every_pair_is_its_scaled_negative_log_likelihood(operator_
     np.testing.assert_allclose(term, expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("kind,std,df", [("student_t", 0.3, 1.5), ("student_t", 0.05, 3.0), ("gaussian", 0.4, 0.0),
-                                         ("poisson", 0.0, 0.0)])
+@pytest.mark.parametrize(
+    "kind,std,df", [("student_t", 0.3, 1.5), ("student_t", 0.05, 3.0), ("gaussian", 0.4, 0.0), ("poisson", 0.0, 0.0)]
+)
 def test_data_term_at_small_df_and_other_levels(kind, std, df):
     """Student-t at small df (where its constants matter), other noise levels and a low Poisson scale."""
     noise = Noise(kind, std=std, df=df or 3.0, scale=7.0)

@@ -39,10 +39,15 @@ def test_interval_term_is_the_scaled_probit_likelihood_and_its_zero_noise_limit(
     lower = torch.tensor([[0.0, -torch.inf, 0.0, -1.0]], dtype=torch.float64)
     upper = torch.tensor([[torch.inf, 0.0, torch.inf, 1.0]], dtype=torch.float64)
     std = 0.7
-    probability = torch.stack([1 - normal_cdf((lower[0, 0] - values[0, 0]) / std), normal_cdf((upper[0, 1] - values[0, 1]) / std),
-                               1 - normal_cdf((lower[0, 2] - values[0, 2]) / std),
-                               normal_cdf((upper[0, 3] - values[0, 3]) / std) - normal_cdf((lower[0, 3] - values[0, 3]) / std)])
-    expected = -2 * std ** 2 * probability.log().sum()
+    probability = torch.stack(
+        [
+            1 - normal_cdf((lower[0, 0] - values[0, 0]) / std),
+            normal_cdf((upper[0, 1] - values[0, 1]) / std),
+            1 - normal_cdf((lower[0, 2] - values[0, 2]) / std),
+            normal_cdf((upper[0, 3] - values[0, 3]) / std) - normal_cdf((lower[0, 3] - values[0, 3]) / std),
+        ]
+    )
+    expected = -2 * std**2 * probability.log().sum()
     torch.testing.assert_close(interval_data_term(values, lower, upper, std)[0], expected)
     distance = interval_data_term(values, lower, upper, 0.0)  # squared distance to the cells: 1^2 + 0.3^2
     torch.testing.assert_close(distance, torch.tensor([1.09], dtype=torch.float64))
@@ -56,7 +61,9 @@ def test_interval_term_has_finite_gradients_far_in_both_tails():
     term = interval_data_term(values, lower, upper, 0.1)
     term.sum().backward()
     assert bool(torch.isfinite(term).all()) and bool(torch.isfinite(values.grad).all())
-    assert values.grad[0, 0] < 0 and values.grad[0, 1] > 0 and values.grad[0, 2] < 0 and values.grad[0, 3] > 0  # towards the cells
+    assert (
+        values.grad[0, 0] < 0 and values.grad[0, 1] > 0 and values.grad[0, 2] < 0 and values.grad[0, 3] > 0
+    )  # towards the cells
 
 
 def test_student_t_term_tends_to_the_squared_residual():
@@ -75,12 +82,16 @@ def test_poisson_counts_data_term_and_refusals():
     y = model.measure(x, [7, 8])
     counts = y * 50.0
     torch.testing.assert_close(counts, counts.round())  # whole photon counts
-    assert torch.equal(y, model.measure(x, [7, 8])) and not torch.equal(y, MeasurementModel(A, noise, seed=2).measure(x, [7, 8]))
+    assert torch.equal(y, model.measure(x, [7, 8])) and not torch.equal(
+        y, MeasurementModel(A, noise, seed=2).measure(x, [7, 8])
+    )
     large = MeasurementModel(A, Noise("poisson", scale=1e6), seed=1).measure(x, [7, 8])
     assert float((large.flatten(1) - x.flatten(1)).abs().max()) < 0.01  # more photons, less noise
     assert float(noise.data_term(y, y).abs().max()) < 1e-9 and bool((noise.data_term(A(x), y) > 0).all())
-    assert noise.level == pytest.approx(50 ** -0.5)
-    with pytest.raises(CsgmError, match=r"poisson noise needs measurements A x >= 0 but operator 'gaussian' gives signed values"):
+    assert noise.level == pytest.approx(50**-0.5)
+    with pytest.raises(
+        CsgmError, match=r"poisson noise needs measurements A x >= 0 but operator 'gaussian' gives signed values"
+    ):
         MeasurementModel(build_operator({"name": "gaussian"}, SHAPE, m=10), noise)
     with pytest.raises(CsgmError, match=r"operator 'one_bit' quantises after the noise; .* not noise=student_t"):
         MeasurementModel(build_operator({"name": "one_bit"}, SHAPE, m=10), Noise("student_t", 0.1))

@@ -27,8 +27,8 @@ def pair(shape, seed=0, noise=0.1):
 def test_per_pixel_error_and_psnr_by_hand():
     x = torch.zeros(2, 1, 3, 5, dtype=torch.float64)
     x_hat = x.clone()
-    x_hat[0, 0, 0, 0] = 0.5           # one pixel off by 0.5: 0.25 / 15
-    x_hat[1] = 0.1                    # every pixel off by 0.1: 0.01
+    x_hat[0, 0, 0, 0] = 0.5  # one pixel off by 0.5: 0.25 / 15
+    x_hat[1] = 0.1  # every pixel off by 0.1: 0.01
     assert per_pixel_error(x_hat, x).tolist() == pytest.approx([0.25 / 15, 0.01], abs=1e-15)
     assert psnr(x_hat, x).tolist() == pytest.approx([10 * math.log10(15 / 0.25), 20.0], abs=1e-12)
     assert math.isinf(float(psnr(x, x)[0]))
@@ -41,9 +41,12 @@ def test_metrics_match_scikit_image_per_image(shape):
     for i in range(len(x)):
         a, b = x_hat[i].permute(1, 2, 0).numpy(), x[i].permute(1, 2, 0).numpy()
         assert float(ours["mse"][i]) == pytest.approx(float(np.mean((a - b) ** 2)), rel=1e-12)
-        assert float(ours["psnr"][i]) == pytest.approx(skimage_metrics.peak_signal_noise_ratio(b, a, data_range=1.0), abs=1e-9)
-        reference = skimage_metrics.structural_similarity(a, b, data_range=1.0, channel_axis=2, gaussian_weights=True,
-                                                          sigma=1.5, use_sample_covariance=False)
+        assert float(ours["psnr"][i]) == pytest.approx(
+            skimage_metrics.peak_signal_noise_ratio(b, a, data_range=1.0), abs=1e-9
+        )
+        reference = skimage_metrics.structural_similarity(
+            a, b, data_range=1.0, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
         assert float(ours["ssim"][i]) == pytest.approx(reference, abs=1e-9)
 
 
@@ -67,8 +70,16 @@ def test_results_csv_holds_the_metrics_of_the_stored_estimates(vae_checkpoint, t
     from csgm.recovery.run import recover
     from tests.helpers import TINY_RECOVER, compose_config
 
-    cfg = compose_config("recover", [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", f"paths.output_root={tmp_path}",
-                                     "measurements=[30]", "num_images=3"])
+    cfg = compose_config(
+        "recover",
+        [
+            *TINY_RECOVER,
+            f"checkpoint={vae_checkpoint}",
+            f"paths.output_root={tmp_path}",
+            "measurements=[30]",
+            "num_images=3",
+        ],
+    )
     recover(cfg, tmp_path / "run")
     merged = torch.load(tmp_path / "run" / "reconstructions.pt", weights_only=True)
     estimates = {tuple(k): v for k, v in zip(merged["keys"].tolist(), merged["x_hat"])}
@@ -80,9 +91,15 @@ def test_results_csv_holds_the_metrics_of_the_stored_estimates(vae_checkpoint, t
         a = estimates[(30, int(row["image_id"]))][0].double().numpy()
         b = test[int(row["image_id"])][0][0].double().numpy()
         assert float(row["mse"]) == pytest.approx(float(np.mean((a - b) ** 2)), rel=1e-6)
-        assert float(row["psnr"]) == pytest.approx(skimage_metrics.peak_signal_noise_ratio(b, a, data_range=1.0), abs=1e-4)
-        assert float(row["ssim"]) == pytest.approx(skimage_metrics.structural_similarity(
-            a, b, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False), abs=1e-6)
+        assert float(row["psnr"]) == pytest.approx(
+            skimage_metrics.peak_signal_noise_ratio(b, a, data_range=1.0), abs=1e-4
+        )
+        assert float(row["ssim"]) == pytest.approx(
+            skimage_metrics.structural_similarity(
+                a, b, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+            ),
+            abs=1e-6,
+        )
 
 
 def test_std_error_correlation():

@@ -43,8 +43,10 @@ def test_csgm_results_do_not_depend_on_flushing():
                 layer.bias.sub_(60.0)
     operator = build_operator({"name": "gaussian"}, shape, seed=0, m=20)
     y = operator(torch.rand(2, *shape, generator=torch.Generator().manual_seed(1)))
-    runs = [CSGMSolver(lr=0.05, iterations=30, restarts=2, flush_denormals=flag).solve(y, operator, [0, 1], generator)
-            for flag in (True, False)]
+    runs = [
+        CSGMSolver(lr=0.05, iterations=30, restarts=2, flush_denormals=flag).solve(y, operator, [0, 1], generator)
+        for flag in (True, False)
+    ]
     torch.testing.assert_close(runs[0].x_hat, runs[1].x_hat, rtol=0, atol=1e-6)
     torch.testing.assert_close(runs[0].z, runs[1].z, rtol=1e-5, atol=1e-6)
     assert not denormals_flushed()

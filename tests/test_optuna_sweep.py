@@ -16,8 +16,17 @@ pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
 
 
 def test_tune_csgm_sweeps_on_validation_images_and_reports_the_best_trial(vae_checkpoint, tmp_path):
-    result = run_script("recover.py", "-m", "experiment=tune_csgm", "hydra.sweeper.n_trials=2", *TINY_RECOVER,
-                        "num_images=2", f"checkpoint={vae_checkpoint}", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    result = run_script(
+        "recover.py",
+        "-m",
+        "experiment=tune_csgm",
+        "hydra.sweeper.n_trials=2",
+        *TINY_RECOVER,
+        "num_images=2",
+        f"checkpoint={vae_checkpoint}",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     best = yaml.safe_load((tmp_path / "recover" / "optimization_results.yaml").read_text())
     errors = {}

@@ -26,12 +26,17 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def venv(tmp_path_factory) -> Path:
     """A virtual environment with the project's wheel installed (dependencies from the system's packages)."""
     root = tmp_path_factory.mktemp("wheel")
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root),
-                  str(ROOT)], cwd=root)
+    built = _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root), str(ROOT)],
+        cwd=root,
+    )
     assert built.returncode == 0, built.stderr
     (wheel,) = root.glob("csgm-*.whl")
-    shipped = {Path(name).relative_to("csgm/conf").as_posix() for name in zipfile.ZipFile(wheel).namelist()
-               if name.startswith("csgm/conf/") and name.endswith(".yaml")}
+    shipped = {
+        Path(name).relative_to("csgm/conf").as_posix()
+        for name in zipfile.ZipFile(wheel).namelist()
+        if name.startswith("csgm/conf/") and name.endswith(".yaml")
+    }
     assert shipped == {p.relative_to(CONF).as_posix() for p in CONF.rglob("*.yaml")}  # every config ships
     env_dir = root / "venv"
     assert _run([sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)], cwd=root).returncode == 0
@@ -46,8 +51,18 @@ def test_console_scripts_train_and_recover_outside_the_clone(venv, tmp_path):
     trained = _run([str(venv / "bin" / "csgm-train"), *TINY_TRAIN, "generator.arch.hidden_dims=[32]"], cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert list(tmp_path.glob("outputs/train/*/checkpoints/last.ckpt"))
-    recovered = _run([str(venv / "bin" / "csgm-recover"), "num_images=2", "measurements=[50]", "solver.iterations=20",
-                      "solver.restarts=2", "logger=none", "trainer.enable_progress_bar=false"], cwd=tmp_path)
+    recovered = _run(
+        [
+            str(venv / "bin" / "csgm-recover"),
+            "num_images=2",
+            "measurements=[50]",
+            "solver.iterations=20",
+            "solver.restarts=2",
+            "logger=none",
+            "trainer.enable_progress_bar=false",
+        ],
+        cwd=tmp_path,
+    )
     assert recovered.returncode == 0, recovered.stderr
     (run,) = tmp_path.glob("outputs/recover/csgm-gaussian-gaussian-*")
     assert (run / "results.csv").read_text().count("\n") == 3  # header + 2 images

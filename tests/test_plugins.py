@@ -58,10 +58,10 @@ class Laplace(Noise):
 
     def data_term(self, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """2 std^2 * |r| / b with b = std / sqrt(2), the Laplace scale."""
-        return 2 * 2 ** 0.5 * self.std * (prediction - y).abs().sum(1)
+        return 2 * 2**0.5 * self.std * (prediction - y).abs().sum(1)
 
     def _draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        return rng.laplace(0.0, self.std / 2 ** 0.5, size)
+        return rng.laplace(0.0, self.std / 2**0.5, size)
 
 
 class BackProjection(Solver):
@@ -76,21 +76,33 @@ class BackProjection(Solver):
         operator = measurement.operator
         x_hat = (operator.adjoint(y) / operator.norm_squared()).clamp(0, 1)
         zeros = torch.zeros(len(y), dtype=torch.long)
-        return SolverOutput(x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y), iterations=zeros, dropped_restarts=zeros)
+        return SolverOutput(
+            x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y), iterations=zeros, dropped_restarts=zeros
+        )
 
 
 @pytest.fixture
 def plugins(tmp_path) -> list[str]:
     """The user's own config folder (found through Hydra's search path): one YAML per class, nothing in csgm."""
     conf = tmp_path / "my_conf"
-    for group, text in {"operator/sign_flips": "_target_: tests.test_plugins.SignFlips\nname: sign_flips\nscale: 2.0\n",
-                        "noise/halved": "_target_: tests.test_plugins.Halved\nname: halved\nstd: 0.1\n",
-                        "noise/laplace": "_target_: tests.test_plugins.Laplace\nname: laplace\nstd: 0.2\n",
-                        "solver/backproj": "_target_: tests.test_plugins.BackProjection\nname: back_projection\nlabel: backproj\n"}.items():
+    for group, text in {
+        "operator/sign_flips": "_target_: tests.test_plugins.SignFlips\nname: sign_flips\nscale: 2.0\n",
+        "noise/halved": "_target_: tests.test_plugins.Halved\nname: halved\nstd: 0.1\n",
+        "noise/laplace": "_target_: tests.test_plugins.Laplace\nname: laplace\nstd: 0.2\n",
+        "solver/backproj": "_target_: tests.test_plugins.BackProjection\nname: back_projection\nlabel: backproj\n",
+    }.items():
         (conf / group).parent.mkdir(parents=True, exist_ok=True)
         (conf / f"{group}.yaml").write_text(text)
-    return [f"hydra.searchpath=[file://{conf}]", "operator=sign_flips", "noise=halved", "solver=backproj",
-            "logger=none", "trainer.enable_progress_bar=false", "num_images=3", f"paths.output_root={tmp_path}"]
+    return [
+        f"hydra.searchpath=[file://{conf}]",
+        "operator=sign_flips",
+        "noise=halved",
+        "solver=backproj",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        "num_images=3",
+        f"paths.output_root={tmp_path}",
+    ]
 
 
 def test_user_classes_plug_in_from_the_config(tmp_path, plugins):
@@ -117,10 +129,13 @@ def test_a_new_noise_model_is_one_class_and_one_yaml(tmp_path, plugins):
     assert all(float(r["measurement_loss"]) > 0 for r in rows) and x_hat.shape == (3, 1, 28, 28)
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["+operator.bogus=1"], "unknown key operator.bogus (value 1)"),
-    (["operator.scale=big"], "operator.scale='big' must be a number"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["+operator.bogus=1"], "unknown key operator.bogus (value 1)"),
+        (["operator.scale=big"], "operator.scale='big' must be a number"),
+    ],
+)
 def test_user_class_options_are_checked(tmp_path, plugins, extra, message):
     cfg = compose_config("recover", [*plugins, *extra])
     with pytest.raises(CsgmError) as info:
@@ -128,10 +143,13 @@ def test_user_class_options_are_checked(tmp_path, plugins, extra, message):
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("target,message", [
-    ("tests.test_plugins.Nowhere", "operator._target_='tests.test_plugins.Nowhere' cannot be imported"),
-    ("tests.test_plugins.Halved", "is not a subclass of csgm.operators.base.Operator"),
-])
+@pytest.mark.parametrize(
+    "target,message",
+    [
+        ("tests.test_plugins.Nowhere", "operator._target_='tests.test_plugins.Nowhere' cannot be imported"),
+        ("tests.test_plugins.Halved", "is not a subclass of csgm.operators.base.Operator"),
+    ],
+)
 @pytest.mark.slow
 def test_bad_targets_fail_in_one_line(tmp_path, plugins, target, message):
     result = run_script("recover.py", *plugins, f"operator._target_={target}", cwd=tmp_path)

@@ -22,7 +22,7 @@ def cited_tables() -> list[tuple[str, str, str]]:
         match = MARKER.match(line.strip())
         if match:
             table = []
-            for row in lines[i + 1:]:
+            for row in lines[i + 1 :]:
                 if not row.startswith("|"):
                     break
                 table.append(row)
@@ -32,7 +32,9 @@ def cited_tables() -> list[tuple[str, str, str]]:
 
 def test_results_cites_json_for_its_tables():
     names = [name for name, _, _ in cited_tables()]
-    assert {"quality.json", "paper_mnist_noise.json", "paper_mnist_projection.json", "paper_mnist_genspan.json"} <= set(names)
+    assert {"quality.json", "paper_mnist_noise.json", "paper_mnist_projection.json", "paper_mnist_genspan.json"} <= set(
+        names
+    )
 
 
 @pytest.mark.parametrize("name,table,script", cited_tables(), ids=[name for name, _, _ in cited_tables()])

@@ -42,8 +42,13 @@ class ImageDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, sampler: ResumableRandomSampler | None = None) -> DataLoader:
         self.setup()
-        return DataLoader(self.splits[split], batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.train_sampler)

@@ -50,8 +50,9 @@ class ImageFileDataset(Dataset):
             with Image.open(self.paths[i]) as img:
                 return self.transform(img), i
         except (OSError, SyntaxError, ValueError) as exc:  # PIL: unidentified, truncated or corrupt files
-            raise CsgmError(f"image file {str(self.paths[i])!r} cannot be read ({type(exc).__name__}: {exc}); "
-                            "replace or remove it") from None
+            raise CsgmError(
+                f"image file {str(self.paths[i])!r} cannot be read ({type(exc).__name__}: {exc}); replace or remove it"
+            ) from None
 
 
 def pil_to_tensor(img: Image.Image, channels: int) -> torch.Tensor:
@@ -72,7 +73,9 @@ def resize_crop(img: Image.Image, height: int, width: int) -> Image.Image:
     return img.crop((left, top, left + width, top + height))
 
 
-def load_mnist10k(val_size: int | float = 1000, test_size: int | float = 1000, split_seed: int = 0) -> dict[str, Dataset]:
+def load_mnist10k(
+    val_size: int | float = 1000, test_size: int | float = 1000, split_seed: int = 0
+) -> dict[str, Dataset]:
     """The 10,000 real MNIST digits bundled inside the package (works offline)."""
     asset = resources.files("csgm.data").joinpath("assets/mnist10k.npz")
     with resources.as_file(asset) as path, np.load(path) as data:
@@ -81,7 +84,9 @@ def load_mnist10k(val_size: int | float = 1000, test_size: int | float = 1000, s
     return {name: TensorImageDataset(images[ix]) for name, ix in idx.items()}
 
 
-def _torchvision_digits(cls_name: str, data_dir: str, download: bool, val_size: int | float, split_seed: int) -> dict[str, Dataset]:
+def _torchvision_digits(
+    cls_name: str, data_dir: str, download: bool, val_size: int | float, split_seed: int
+) -> dict[str, Dataset]:
     import torchvision
 
     cls = getattr(torchvision.datasets, cls_name)
@@ -103,19 +108,23 @@ def _torchvision_digits(cls_name: str, data_dir: str, download: bool, val_size: 
     }
 
 
-def load_mnist(data_dir: str = "data", download: bool = True, val_size: int | float = 5000, test_size: int = 0,
-               split_seed: int = 0) -> dict[str, Dataset]:
+def load_mnist(
+    data_dir: str = "data", download: bool = True, val_size: int | float = 5000, test_size: int = 0, split_seed: int = 0
+) -> dict[str, Dataset]:
     """torchvision MNIST (60k train, 10k test); val is carved from train (``test_size`` is unused)."""
     return _torchvision_digits("MNIST", data_dir, download, val_size, split_seed)
 
 
-def load_fashion_mnist(data_dir: str = "data", download: bool = True, val_size: int | float = 5000, test_size: int = 0,
-                       split_seed: int = 0) -> dict[str, Dataset]:
+def load_fashion_mnist(
+    data_dir: str = "data", download: bool = True, val_size: int | float = 5000, test_size: int = 0, split_seed: int = 0
+) -> dict[str, Dataset]:
     """torchvision Fashion-MNIST; val is carved from train (``test_size`` is unused)."""
     return _torchvision_digits("FashionMNIST", data_dir, download, val_size, split_seed)
 
 
-def load_celeba(data_dir: str = "data", download: bool = False, crop: int = 108, image_size: int = 64) -> dict[str, Dataset]:
+def load_celeba(
+    data_dir: str = "data", download: bool = False, crop: int = 108, image_size: int = 64
+) -> dict[str, Dataset]:
     """CelebA in torchvision's layout (``data_dir/celeba/img_align_celeba`` + ``list_eval_partition.txt``).
 
     Preprocessing of the paper: centre crop ``crop`` x ``crop`` then resize to ``image_size``.
@@ -130,8 +139,10 @@ def load_celeba(data_dir: str = "data", download: bool = False, crop: int = 108,
         try:
             torchvision.datasets.CelebA(str(root), split="all", download=True)
         except Exception as exc:
-            raise CsgmError(f"CelebA download to {str(root)!r} failed ({type(exc).__name__}); "
-                            "download it by hand into that folder (torchvision layout) and set download=false") from None
+            raise CsgmError(
+                f"CelebA download to {str(root)!r} failed ({type(exc).__name__}); "
+                "download it by hand into that folder (torchvision layout) and set download=false"
+            ) from None
     base = root / "celeba"
     partition_file = base / "list_eval_partition.txt"
     image_dir = base / "img_align_celeba"
@@ -151,14 +162,24 @@ def load_celeba(data_dir: str = "data", download: bool = False, crop: int = 108,
 
     def transform(img: Image.Image) -> torch.Tensor:
         left, top = (img.width - crop) // 2, (img.height - crop) // 2
-        img = img.convert("RGB").crop((left, top, left + crop, top + crop)).resize((image_size, image_size), Image.BICUBIC)
+        img = (
+            img.convert("RGB")
+            .crop((left, top, left + crop, top + crop))
+            .resize((image_size, image_size), Image.BICUBIC)
+        )
         return pil_to_tensor(img, 3)
 
     return {name: ImageFileDataset(paths, transform) for name, paths in parts.items()}
 
 
-def load_folder(data_dir: str, image_size: int | Sequence[int] = 64, channels: int = 3, val_size: int | float = 0.1,
-                test_size: int | float = 0.1, split_seed: int = 0) -> dict[str, Dataset]:
+def load_folder(
+    data_dir: str,
+    image_size: int | Sequence[int] = 64,
+    channels: int = 3,
+    val_size: int | float = 0.1,
+    test_size: int | float = 0.1,
+    split_seed: int = 0,
+) -> dict[str, Dataset]:
     """Any folder of images (searched recursively), resized/cropped to ``image_size`` with ``channels``."""
     sizes = [image_size] * 2 if isinstance(image_size, int) else list(image_size)
     if len(sizes) != 2 or min(sizes) < 1:
@@ -169,7 +190,9 @@ def load_folder(data_dir: str, image_size: int | Sequence[int] = 64, channels: i
         raise CsgmError(f"data_dir={str(root)!r} is not a folder; set dataset.data_dir to a folder of images")
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise CsgmError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under data_dir={str(root)!r}; point dataset.data_dir at a folder of images")
+        raise CsgmError(
+            f"no images ({', '.join(IMAGE_SUFFIXES)}) found under data_dir={str(root)!r}; point dataset.data_dir at a folder of images"
+        )
     if channels not in (1, 3):
         raise CsgmError(f"dataset.channels={channels} is not supported; use 1 (grey) or 3 (RGB)")
 
@@ -195,5 +218,7 @@ def load_splits(cfg: dict) -> dict[str, Dataset]:
     splits = DATASET.build(cfg)
     for name, ds in splits.items():
         if name in ("train", "test") and len(ds) == 0:
-            raise CsgmError(f"dataset {cfg['name']!r} has an empty {name} split; adjust val_size/test_size or add images")
+            raise CsgmError(
+                f"dataset {cfg['name']!r} has an empty {name} split; adjust val_size/test_size or add images"
+            )
     return splits

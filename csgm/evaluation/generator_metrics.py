@@ -18,8 +18,16 @@ from csgm.solvers import build_solver
 __all__ = ["range_errors", "range_error", "jacobian_spectral_norms", "pairwise_ratios", "test_bits_per_dim"]
 
 
-def range_errors(generator: Generator, x: torch.Tensor, image_ids: Sequence[int], restarts: int, iterations: int, lr: float,
-                 seed: int = 0, by_inverse: bool = True) -> torch.Tensor:
+def range_errors(
+    generator: Generator,
+    x: torch.Tensor,
+    image_ids: Sequence[int],
+    restarts: int,
+    iterations: int,
+    lr: float,
+    seed: int = 0,
+    by_inverse: bool = True,
+) -> torch.Tensor:
     """min_z ||G(z) - x||^2 / n per image (float64): CSGM with A = I and no noise, ``restarts`` x ``iterations``
     Adam steps, batched over images and restarts. An invertible generator (a flow, with ``encode``) reaches every
     image: with ``by_inverse`` its minimiser is z = G^-1(x), and the error is that of the round trip G(G^-1(x))
@@ -33,8 +41,16 @@ def range_errors(generator: Generator, x: torch.Tensor, image_ids: Sequence[int]
     return per_pixel_error(out.x_hat.double(), x.double())
 
 
-def range_error(generator: Generator, x: torch.Tensor, image_ids: Sequence[int], restarts: int, iterations: int, lr: float,
-                seed: int = 0, by_inverse: bool = True) -> dict:
+def range_error(
+    generator: Generator,
+    x: torch.Tensor,
+    image_ids: Sequence[int],
+    restarts: int,
+    iterations: int,
+    lr: float,
+    seed: int = 0,
+    by_inverse: bool = True,
+) -> dict:
     """The mean of ``range_errors`` over the images and its 95% interval."""
     mean, half = mean_ci95(range_errors(generator, x, image_ids, restarts, iterations, lr, seed, by_inverse).tolist())
     return {"mean": mean, "ci95": half}

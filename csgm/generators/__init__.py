@@ -10,11 +10,22 @@ from csgm.generators.dcgan import DCGANDiscriminator, DCGANGenerator
 from csgm.generators.flow import RealNVPFlow
 from csgm.generators.vae import VAEDecoder, VAEEncoder
 
-__all__ = ["GENERATORS", "GENERATOR", "Generator", "build_generator", "VAEDecoder", "VAEEncoder", "DCGANGenerator", "DCGANDiscriminator", "RealNVPFlow"]
+__all__ = [
+    "GENERATORS",
+    "GENERATOR",
+    "Generator",
+    "build_generator",
+    "VAEDecoder",
+    "VAEEncoder",
+    "DCGANGenerator",
+    "DCGANDiscriminator",
+    "RealNVPFlow",
+]
 
 GENERATORS: dict[str, type[Generator]] = {"vae": VAEDecoder, "dcgan": DCGANGenerator, "flow": RealNVPFlow}
-GENERATOR = Group("generator", GENERATORS, Generator, supplied={"image_shape": "the dataset's images"},
-                  options_key="generator.arch")
+GENERATOR = Group(
+    "generator", GENERATORS, Generator, supplied={"image_shape": "the dataset's images"}, options_key="generator.arch"
+)
 
 
 def build_generator(name: str, arch: dict, image_shape: Sequence[int]) -> Generator:

@@ -87,13 +87,18 @@ class Generator(nn.Module):
             stages[0] = _compose([self.latent_map, stages[0]])
         return stages
 
-    def split(self, layer: int) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
+    def split(
+        self, layer: int
+    ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
         """(head, tail) with G = tail o head and head = the first ``layer`` stages (1 <= layer < number of stages)."""
         stages = self.stages()
         if not 1 <= layer < len(stages):
-            raise CsgmError(f"solver.layer={layer} is not an intermediate layer of this {type(self).__name__}: it has "
-                            f"{len(stages)} stages, so layer must be in [1, {len(stages) - 1}]" if len(stages) > 1 else
-                            f"{type(self).__name__} exposes no intermediate layers (Generator.stages)")
+            raise CsgmError(
+                f"solver.layer={layer} is not an intermediate layer of this {type(self).__name__}: it has "
+                f"{len(stages)} stages, so layer must be in [1, {len(stages) - 1}]"
+                if len(stages) > 1
+                else f"{type(self).__name__} exposes no intermediate layers (Generator.stages)"
+            )
         return _compose(stages[:layer]), _compose(stages[layer:])
 
 
@@ -102,4 +107,5 @@ def _compose(parts: list[Callable[[torch.Tensor], torch.Tensor]]) -> Callable[[t
         for part in parts:
             value = part(value)
         return value
+
     return run

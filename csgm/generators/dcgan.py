@@ -20,8 +20,12 @@ def dcgan_layout(height: int, width: int, max_base: int = 8) -> tuple[int, int, 
     28 -> 7x7 with L = 2, 32 -> 4x4 with L = 3).
     """
     levels = 0
-    while (height % 2 ** (levels + 1) == 0 and width % 2 ** (levels + 1) == 0
-           and height // 2 ** (levels + 1) >= 3 and width // 2 ** (levels + 1) >= 3):
+    while (
+        height % 2 ** (levels + 1) == 0
+        and width % 2 ** (levels + 1) == 0
+        and height // 2 ** (levels + 1) >= 3
+        and width // 2 ** (levels + 1) >= 3
+    ):
         levels += 1
     h0, w0 = height // 2**levels, width // 2**levels
     if levels < 2 or max(h0, w0) > max_base:
@@ -38,7 +42,9 @@ class DCGANGenerator(Generator):
     With the defaults at 64x64x3: 4x4x512 -> 8x8x256 -> 16x16x128 -> 32x32x64 -> 64x64x3.
     """
 
-    def __init__(self, latent_dim: int = 100, image_shape: Sequence[int] = (3, 64, 64), base_channels: int = 64) -> None:
+    def __init__(
+        self, latent_dim: int = 100, image_shape: Sequence[int] = (3, 64, 64), base_channels: int = 64
+    ) -> None:
         super().__init__(latent_dim, tuple(image_shape))
         check_range("generator.arch.base_channels", base_channels, 1)
         channels, height, width = self.image_shape
@@ -61,7 +67,7 @@ class DCGANGenerator(Generator):
 
     def decoder_stages(self) -> list:
         """The projection, one stage per upsampling block (conv, norm, ReLU), then the output conv with tanh."""
-        blocks = [self.body[i:i + 3] for i in range(0, len(self.body) - 2, 3)]
+        blocks = [self.body[i : i + 3] for i in range(0, len(self.body) - 2, 3)]
         return [self.project, *blocks, lambda h: (self.body[-2:](h) + 1.0) / 2.0]
 
 

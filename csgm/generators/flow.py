@@ -44,9 +44,13 @@ class AffineCoupling(nn.Module):
         super().__init__()
         self.split = channels // 2
         kept, changed = self.split, channels - self.split
-        self.net = nn.Sequential(nn.Conv2d(kept, hidden, 3, padding=1), nn.ReLU(),
-                                 nn.Conv2d(hidden, hidden, 1), nn.ReLU(),
-                                 nn.Conv2d(hidden, 2 * changed, 3, padding=1))
+        self.net = nn.Sequential(
+            nn.Conv2d(kept, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, 2 * changed, 3, padding=1),
+        )
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
         self.scale = nn.Parameter(torch.ones(changed, 1, 1))
@@ -57,12 +61,12 @@ class AffineCoupling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(y, log |det dy/dx|) per image."""
-        kept, changed = x[:, :self.split], x[:, self.split:]
+        kept, changed = x[:, : self.split], x[:, self.split :]
         log_scale, shift = self._shift_scale(kept)
         return torch.cat([kept, changed * log_scale.exp() + shift], 1), log_scale.flatten(1).sum(1)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        kept, changed = y[:, :self.split], y[:, self.split:]
+        kept, changed = y[:, : self.split], y[:, self.split :]
         log_scale, shift = self._shift_scale(kept)
         return torch.cat([kept, (changed - shift) * (-log_scale).exp()], 1)
 
@@ -72,12 +76,19 @@ class RealNVPFlow(Generator):
 
     defines_likelihood = True
 
-    def __init__(self, image_shape: Sequence[int] = (1, 28, 28), coupling_layers: int = 8, hidden_channels: int = 64,
-                 alpha: float = 0.05) -> None:
+    def __init__(
+        self,
+        image_shape: Sequence[int] = (1, 28, 28),
+        coupling_layers: int = 8,
+        hidden_channels: int = 64,
+        alpha: float = 0.05,
+    ) -> None:
         channels, height, width = (int(s) for s in image_shape)
         if height % 2 or width % 2:
-            raise CsgmError(f"generator=flow needs even image sides (it squeezes 2x2 blocks into channels), not "
-                            f"{height}x{width}; resize the dataset (dataset.image_size)")
+            raise CsgmError(
+                f"generator=flow needs even image sides (it squeezes 2x2 blocks into channels), not "
+                f"{height}x{width}; resize the dataset (dataset.image_size)"
+            )
         check_range("generator.arch.coupling_layers", coupling_layers, 1)
         check_range("generator.arch.hidden_channels", hidden_channels, 1)
         check_range("generator.arch.alpha", alpha, 0, low_open=True)
@@ -86,9 +97,13 @@ class RealNVPFlow(Generator):
             raise CsgmError(f"generator.arch.alpha={alpha} must be < 0.5 (pixels map to alpha + (1 - 2 alpha) x)")
         self.alpha = float(alpha)
         self.squeezed = (4 * channels, height // 2, width // 2)
-        self.couplings = nn.ModuleList(AffineCoupling(self.squeezed[0], int(hidden_channels)) for _ in range(int(coupling_layers)))
+        self.couplings = nn.ModuleList(
+            AffineCoupling(self.squeezed[0], int(hidden_channels)) for _ in range(int(coupling_layers))
+        )
         for i in range(int(coupling_layers)):
-            self.register_buffer(f"permutation_{i}", torch.randperm(self.squeezed[0], generator=seeded_rng("flow_permutation", i)))
+            self.register_buffer(
+                f"permutation_{i}", torch.randperm(self.squeezed[0], generator=seeded_rng("flow_permutation", i))
+            )
         self.loc = nn.Parameter(torch.zeros(self.squeezed))
         self.log_scale = nn.Parameter(torch.zeros(self.squeezed))
 

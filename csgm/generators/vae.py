@@ -26,8 +26,9 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
 class VAEDecoder(Generator):
     """G(z) = sigmoid(MLP(z)) reshaped to ``image_shape``; ``logits`` gives the pre-sigmoid output."""
 
-    def __init__(self, latent_dim: int = 20, image_shape: Sequence[int] = (1, 28, 28),
-                 hidden_dims: Sequence[int] = (500, 500)) -> None:
+    def __init__(
+        self, latent_dim: int = 20, image_shape: Sequence[int] = (1, 28, 28), hidden_dims: Sequence[int] = (500, 500)
+    ) -> None:
         super().__init__(latent_dim, tuple(image_shape))
         if not hidden_dims or any(width < 1 for width in hidden_dims):
             raise CsgmError(f"generator.arch.hidden_dims={list(hidden_dims)} must be a non-empty list of widths >= 1")
@@ -42,15 +43,16 @@ class VAEDecoder(Generator):
 
     def decoder_stages(self) -> list:
         """One stage per hidden layer (Linear + Softplus), then the output layer with the sigmoid."""
-        hidden = [self.net[i:i + 2] for i in range(0, len(self.net) - 1, 2)]
+        hidden = [self.net[i : i + 2] for i in range(0, len(self.net) - 1, 2)]
         return [*hidden, lambda h: torch.sigmoid(self.net[-1](h)).view(-1, *self.image_shape)]
 
 
 class VAEEncoder(nn.Module):
     """q(z | x) = N(mu(x), diag(exp(logvar(x)))) with the mirrored MLP."""
 
-    def __init__(self, latent_dim: int = 20, image_shape: Sequence[int] = (1, 28, 28),
-                 hidden_dims: Sequence[int] = (500, 500)) -> None:
+    def __init__(
+        self, latent_dim: int = 20, image_shape: Sequence[int] = (1, 28, 28), hidden_dims: Sequence[int] = (500, 500)
+    ) -> None:
         super().__init__()
         n = math.prod(image_shape)
         self.body = _mlp([n, *hidden_dims])

@@ -20,20 +20,55 @@ from csgm.operators.quantize import OneBitOperator, QuantizedOperator
 from csgm.operators.structured import RandomConvolutionOperator, SRHTOperator
 from csgm.operators.superres import SuperResOperator
 
-__all__ = ["OPERATORS", "Operator", "LinearOperator", "MatrixOperator", "PhaseRetrievalOperator", "QuantizedOperator", "OneBitOperator", "Noise", "NOISES", "NoNoise", "GaussianNoise",
-           "StudentTNoise", "PoissonNoise", "OutlierNoise", "build_noise", "noise_class", "build_operator", "operator_class", "operator_uses_m",
-           "OPERATOR", "NOISE",
-           "resolve_count"]
+__all__ = [
+    "OPERATORS",
+    "Operator",
+    "LinearOperator",
+    "MatrixOperator",
+    "PhaseRetrievalOperator",
+    "QuantizedOperator",
+    "OneBitOperator",
+    "Noise",
+    "NOISES",
+    "NoNoise",
+    "GaussianNoise",
+    "StudentTNoise",
+    "PoissonNoise",
+    "OutlierNoise",
+    "build_noise",
+    "noise_class",
+    "build_operator",
+    "operator_class",
+    "operator_uses_m",
+    "OPERATOR",
+    "NOISE",
+    "resolve_count",
+]
 
 OPERATORS: dict[str, type[Operator]] = {
     cls.name: cls
-    for cls in (GaussianOperator, FourierOperator, SuperResOperator, InpaintOperator, BlurOperator, IdentityOperator,
-                PhaseRetrievalOperator, QuantizedOperator, OneBitOperator, SRHTOperator, RandomConvolutionOperator)
+    for cls in (
+        GaussianOperator,
+        FourierOperator,
+        SuperResOperator,
+        InpaintOperator,
+        BlurOperator,
+        IdentityOperator,
+        PhaseRetrievalOperator,
+        QuantizedOperator,
+        OneBitOperator,
+        SRHTOperator,
+        RandomConvolutionOperator,
+    )
 }
 
 
-OPERATOR = Group("operator", OPERATORS, Operator, supplied={"image_shape": "the dataset's images", "seed": "seed={value}",
-                                                            "m": "measurements=[{value}]"})
+OPERATOR = Group(
+    "operator",
+    OPERATORS,
+    Operator,
+    supplied={"image_shape": "the dataset's images", "seed": "seed={value}", "m": "measurements=[{value}]"},
+)
 NOISE = Group("noise", NOISES, Noise)
 
 

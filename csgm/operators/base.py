@@ -22,16 +22,22 @@ def resolve_count(value: int | float | None, maximum: int, what: str, unit: int 
     if value is None:
         raise CsgmError(f"{what} is required: give a count in [{unit}, {maximum}] or a fraction in (0, 1]")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CsgmError(f"{what}={value!r} is not a number; give a count in [{unit}, {maximum}] or a fraction in (0, 1]")
+        raise CsgmError(
+            f"{what}={value!r} is not a number; give a count in [{unit}, {maximum}] or a fraction in (0, 1]"
+        )
     if isinstance(value, float):
         if not 0.0 < value <= 1.0:
-            raise CsgmError(f"{what}={value} is not a fraction in (0, 1]; give a fraction in (0, 1] or an integer count")
+            raise CsgmError(
+                f"{what}={value} is not a fraction in (0, 1]; give a fraction in (0, 1] or an integer count"
+            )
         return max(unit, int(round(value * maximum / unit)) * unit)
     if not unit <= value <= maximum:
         raise CsgmError(f"{what}={value} is out of range; it must be in [{unit}, {maximum}] for this image shape")
     if value % unit:
         lower = value // unit * unit
-        raise CsgmError(f"{what}={value} is not a multiple of the {unit} image channels; use {lower or unit} or {lower + unit}")
+        raise CsgmError(
+            f"{what}={value} is not a multiple of the {unit} image channels; use {lower or unit} or {lower + unit}"
+        )
     return int(value)
 
 
@@ -54,9 +60,9 @@ class Operator(nn.Module):
 
     name: str = "operator"
     linear: bool = False
-    nonnegative: bool = False      # A x >= 0 for images x >= 0 (needed by Poisson noise)
+    nonnegative: bool = False  # A x >= 0 for images x >= 0 (needed by Poisson noise)
     scale_invariant: bool = False  # y unchanged by scaling x (errors are then measured on x / ||x||)
-    quantized: bool = False        # y is a quantiser's cell; such operators also give ``cell(y)`` and ``dequantized(y)``
+    quantized: bool = False  # y is a quantiser's cell; such operators also give ``cell(y)`` and ``dequantized(y)``
 
     def __init__(self, image_shape: Sequence[int]) -> None:
         super().__init__()
@@ -84,8 +90,10 @@ class Operator(nn.Module):
 
     def _check_image(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise CsgmError(f"{self.name} operator was built for images of shape (B, {', '.join(map(str, self.image_shape))}), "
-                            f"got {tuple(x.shape)}; build the operator for this image shape")
+            raise CsgmError(
+                f"{self.name} operator was built for images of shape (B, {', '.join(map(str, self.image_shape))}), "
+                f"got {tuple(x.shape)}; build the operator for this image shape"
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """y = A(x): (B, C, H, W) -> (B, output_size)."""
@@ -116,7 +124,9 @@ class LinearOperator(Operator):
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """A^T y: (B, output_size) -> (B, C, H, W)."""
         if y.ndim != 2 or y.shape[1] != self.output_size:
-            raise CsgmError(f"{self.name} operator expects measurements of shape (B, {self.output_size}), got {tuple(y.shape)}")
+            raise CsgmError(
+                f"{self.name} operator expects measurements of shape (B, {self.output_size}), got {tuple(y.shape)}"
+            )
         return self._adjoint(y)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -125,7 +135,9 @@ class LinearOperator(Operator):
     def to_dense(self, max_pixels: int = 4096, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """The explicit (output_size, n) matrix, built column by column; for small images (tests)."""
         if self.n > max_pixels:
-            raise CsgmError(f"to_dense builds an {self.output_size} x {self.n} matrix; n = {self.n} exceeds max_pixels={max_pixels}")
+            raise CsgmError(
+                f"to_dense builds an {self.output_size} x {self.n} matrix; n = {self.n} exceeds max_pixels={max_pixels}"
+            )
         eye = torch.eye(self.n, dtype=dtype, device=self.device).view(self.n, *self.image_shape)
         return self._forward(eye).T.contiguous()
 

@@ -50,8 +50,10 @@ class BlurOperator(LinearOperator):
         super().__init__(image_shape)
         kernel = gaussian_kernel(sigma, kernel_size)
         if kernel.shape[-1] > 2 * min(self.image_shape[1:]) - 1:
-            raise CsgmError(f"kernel_size={kernel.shape[-1]} is too large for {self.image_shape[1]}x{self.image_shape[2]} images; "
-                            "use a smaller sigma or kernel_size")
+            raise CsgmError(
+                f"kernel_size={kernel.shape[-1]} is too large for {self.image_shape[1]}x{self.image_shape[2]} images; "
+                "use a smaller sigma or kernel_size"
+            )
         self.register_buffer("kernel", kernel.float())
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,9 @@ def _without_repeats(order: torch.Tensor) -> torch.Tensor:
     return torch.tensor([i for i in order.tolist() if not (i in seen or seen.add(i))], dtype=torch.long)
 
 
-def fourier_mask_indices(h: int, w: int, count: int, mask: str, seed: int, center_fraction: float, decay: float) -> torch.Tensor:
+def fourier_mask_indices(
+    h: int, w: int, count: int, mask: str, seed: int, center_fraction: float, decay: float
+) -> torch.Tensor:
     """Flat indices (into h * w FFT bins) of exactly ``count`` kept frequencies.
 
     - ``uniform``: uniformly random bins.
@@ -49,7 +51,11 @@ def fourier_mask_indices(h: int, w: int, count: int, mask: str, seed: int, cente
         by_radius = torch.argsort(radius, stable=True)
         center, rest = by_radius[:n_center], by_radius[n_center:]
         weights = (1.0 + radius[rest] / 0.05) ** (-decay)
-        drawn = rest[torch.multinomial(weights, count - n_center, replacement=False, generator=gen)] if count > n_center else rest[:0]
+        drawn = (
+            rest[torch.multinomial(weights, count - n_center, replacement=False, generator=gen)]
+            if count > n_center
+            else rest[:0]
+        )
         return torch.cat([center, drawn]).sort().values
     if mask == "radial":
         steps = 4 * max(h, w)
@@ -88,8 +94,15 @@ class FourierOperator(LinearOperator):
 
     name = "fourier"
 
-    def __init__(self, image_shape: Sequence[int], m: int | float, seed: int = 0, mask: str = "variable_density",
-                 center_fraction: float = 0.02, decay: float = 2.0) -> None:
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        m: int | float,
+        seed: int = 0,
+        mask: str = "variable_density",
+        center_fraction: float = 0.02,
+        decay: float = 2.0,
+    ) -> None:
         super().__init__(image_shape)
         check_choice("fourier mask", mask, MASKS)
         check_range("operator.center_fraction", center_fraction, 0, 1)
@@ -111,6 +124,8 @@ class FourierOperator(LinearOperator):
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         c, h, w = self.image_shape
         real, imag = y.view(len(y), 2, c, -1).unbind(1)
-        full = torch.zeros(len(y), c, h * w, dtype=torch.complex128 if y.dtype == torch.float64 else torch.complex64, device=y.device)
+        full = torch.zeros(
+            len(y), c, h * w, dtype=torch.complex128 if y.dtype == torch.float64 else torch.complex64, device=y.device
+        )
         full[..., self.kept] = torch.complex(real, imag)
         return torch.fft.ifft2(full.view(-1, c, h, w), norm="ortho").real

@@ -41,7 +41,9 @@ class GaussianOperator(LinearOperator):
     def __init__(self, image_shape: Sequence[int], m: int | float, seed: int = 0, normalize: bool = False) -> None:
         super().__init__(image_shape)
         self.m = self.output_size = resolve_count(m, self.n, "m")
-        self.register_buffer("matrix", gaussian_matrix(self.m, self.n, seed, check_flag("operator.normalize", normalize)))
+        self.register_buffer(
+            "matrix", gaussian_matrix(self.m, self.n, seed, check_flag("operator.normalize", normalize))
+        )
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(1).to(self.matrix.dtype) @ self.matrix.T

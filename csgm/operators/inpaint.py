@@ -24,8 +24,15 @@ class InpaintOperator(LinearOperator):
     name = "inpaint"
     nonnegative = True
 
-    def __init__(self, image_shape: Sequence[int], mode: str = "random", m: int | float | None = 0.5, seed: int = 0,
-                 hole_size: int = 8, hole_position: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        mode: str = "random",
+        m: int | float | None = 0.5,
+        seed: int = 0,
+        hole_size: int = 8,
+        hole_position: Sequence[int] | None = None,
+    ) -> None:
         super().__init__(image_shape)
         check_choice("inpaint mode", mode, MODES)
         c, h, w = self.image_shape
@@ -37,7 +44,9 @@ class InpaintOperator(LinearOperator):
             if not isinstance(hole_size, int) or not 1 <= hole_size < min(h, w):
                 raise CsgmError(f"hole_size={hole_size} must be an integer in [1, {min(h, w) - 1}] for {h}x{w} images")
             if hole_position is not None and len(hole_position) != 2:
-                raise CsgmError(f"operator.hole_position={list(hole_position)} must be [top, left] (two integers) or null")
+                raise CsgmError(
+                    f"operator.hole_position={list(hole_position)} must be [top, left] (two integers) or null"
+                )
             top, left = hole_position if hole_position is not None else ((h - hole_size) // 2, (w - hole_size) // 2)
             if not (0 <= top <= h - hole_size and 0 <= left <= w - hole_size):
                 raise CsgmError(f"hole_position={[top, left]} puts a {hole_size}-pixel hole outside the {h}x{w} image")

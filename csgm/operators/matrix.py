@@ -20,8 +20,10 @@ class MatrixOperator(LinearOperator):
     def __init__(self, image_shape: Sequence[int], matrix: torch.Tensor) -> None:
         super().__init__(image_shape)
         if matrix.ndim != 2 or matrix.shape[1] != self.n:
-            raise CsgmError(f"the matrix has shape {tuple(matrix.shape)} but the images are "
-                            f"{'x'.join(map(str, self.image_shape))} (n = {self.n}); A must have n = {self.n} columns")
+            raise CsgmError(
+                f"the matrix has shape {tuple(matrix.shape)} but the images are "
+                f"{'x'.join(map(str, self.image_shape))} (n = {self.n}); A must have n = {self.n} columns"
+            )
         self.m = self.output_size = int(matrix.shape[0])
         self.register_buffer("matrix", matrix.float())
 

@@ -44,7 +44,7 @@ class Noise(nn.Module, metaclass=_ByKind):
     ``_draw`` (one image's noise from its generator), and override ``data_term`` when it is not ||r||^2."""
 
     name: ClassVar[str] = "noise"
-    quantizable: ClassVar[bool] = False       # a quantiser after it has a defined (Gaussian-cell) likelihood
+    quantizable: ClassVar[bool] = False  # a quantiser after it has a defined (Gaussian-cell) likelihood
     needs_nonnegative: ClassVar[bool] = False  # defined only for measurements A x >= 0
 
     @property
@@ -152,7 +152,7 @@ class StudentTNoise(Noise):
         """sigma^2 (df + 1) sum log(1 + r^2 / (df sigma^2)); ||r||^2 at std 0."""
         if self.std == 0:
             return super().data_term(prediction, y)
-        return self.std ** 2 * (self.df + 1) * torch.log1p((prediction - y).pow(2) / (self.df * self.std ** 2)).sum(1)
+        return self.std**2 * (self.df + 1) * torch.log1p((prediction - y).pow(2) / (self.df * self.std**2)).sum(1)
 
     def _draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return self.std * rng.standard_t(self.df, size)
@@ -205,7 +205,7 @@ class PoissonNoise(Noise):
     @property
     def level(self) -> float:
         """The standard deviation at unit intensity, 1 / sqrt(scale)."""
-        return self.scale ** -0.5
+        return self.scale**-0.5
 
     @property
     def is_zero(self) -> bool:
@@ -223,10 +223,14 @@ class PoissonNoise(Noise):
     def forward(self, y: torch.Tensor, image_ids: Sequence[int], key: tuple) -> torch.Tensor:
         """Poisson(scale * y) / scale per image, y >= 0, drawn in float64 on the CPU."""
         if bool((y < 0).any()):
-            raise CsgmError(f"poisson noise needs measurements A x >= 0, got {float(y.min()):.3g}; use an operator with "
-                            "nonnegative weights (identity, inpaint, blur, superres) or noise=gaussian")
-        rows = [self._rng(key, i).poisson(self.scale * row) / self.scale
-                for i, row in zip(image_ids, y.detach().double().cpu().numpy())]
+            raise CsgmError(
+                f"poisson noise needs measurements A x >= 0, got {float(y.min()):.3g}; use an operator with "
+                "nonnegative weights (identity, inpaint, blur, superres) or noise=gaussian"
+            )
+        rows = [
+            self._rng(key, i).poisson(self.scale * row) / self.scale
+            for i, row in zip(image_ids, y.detach().double().cpu().numpy())
+        ]
         counts = torch.from_numpy(np.stack(rows)) if rows else torch.zeros_like(y.detach().double().cpu())
         return counts.to(device=y.device, dtype=y.dtype)
 
@@ -234,4 +238,6 @@ class PoissonNoise(Noise):
         return f"scale={self.scale}"
 
 
-NOISES: dict[str, type[Noise]] = {cls.name: cls for cls in (NoNoise, GaussianNoise, StudentTNoise, PoissonNoise, OutlierNoise)}
+NOISES: dict[str, type[Noise]] = {
+    cls.name: cls for cls in (NoNoise, GaussianNoise, StudentTNoise, PoissonNoise, OutlierNoise)
+}

@@ -28,7 +28,9 @@ class PhaseRetrievalOperator(Operator):
     def __init__(self, image_shape: Sequence[int], m: int | float, seed: int = 0, normalize: bool = False) -> None:
         super().__init__(image_shape)
         self.m = self.output_size = resolve_count(m, self.n if isinstance(m, float) else MAX_OVERSAMPLING * self.n, "m")
-        matrix = gaussian_matrix(self.m, self.n, seed, check_flag("operator.normalize", normalize), key="phase_retrieval")
+        matrix = gaussian_matrix(
+            self.m, self.n, seed, check_flag("operator.normalize", normalize), key="phase_retrieval"
+        )
         self.register_buffer("matrix", matrix)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

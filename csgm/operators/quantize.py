@@ -35,16 +35,28 @@ class QuantizedOperator(Operator):
     name = "quantize"
     quantized = True
 
-    def __init__(self, image_shape: Sequence[int], m: int | float, bits: int = 4, range: float = 30.0, dither: float = 0.0,
-                 seed: int = 0, normalize: bool = False) -> None:
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        m: int | float,
+        bits: int = 4,
+        range: float = 30.0,
+        dither: float = 0.0,
+        seed: int = 0,
+        normalize: bool = False,
+    ) -> None:
         super().__init__(image_shape)
         check_range("operator.bits", bits, 1, 16)
         check_range("operator.range", range, 0, low_open=True)
         check_range("operator.dither", dither, 0)
         self.m = self.output_size = resolve_count(m, self.n if isinstance(m, float) else MAX_OVERSAMPLING * self.n, "m")
-        self.linear_part = MatrixOperator(image_shape, gaussian_matrix(self.m, self.n, seed, check_flag("operator.normalize", normalize)))
+        self.linear_part = MatrixOperator(
+            image_shape, gaussian_matrix(self.m, self.n, seed, check_flag("operator.normalize", normalize))
+        )
         self.bits, self.range, self.dither = int(bits), float(range), float(dither)
-        tau = (2 * torch.rand(self.m, generator=seeded_rng("dither", seed, self.m), dtype=torch.float64) - 1) * self.dither
+        tau = (
+            2 * torch.rand(self.m, generator=seeded_rng("dither", seed, self.m), dtype=torch.float64) - 1
+        ) * self.dither
         self.register_buffer("tau", tau.float())
 
     @property
@@ -54,7 +66,7 @@ class QuantizedOperator(Operator):
 
     @property
     def step(self) -> float:
-        return 2 * self.range / 2 ** self.bits
+        return 2 * self.range / 2**self.bits
 
     def pre_noise(self, x: torch.Tensor) -> torch.Tensor:
         """A x + tau, the values the noise and the quantiser act on."""
@@ -63,17 +75,21 @@ class QuantizedOperator(Operator):
 
     def post_noise(self, values: torch.Tensor) -> torch.Tensor:
         """The quantiser: the midpoint of each value's cell."""
-        index = torch.floor((values + self.range) / self.step).clamp(0, 2 ** self.bits - 1)
+        index = torch.floor((values + self.range) / self.step).clamp(0, 2**self.bits - 1)
         return -self.range + (index + 0.5) * self.step
 
     def cell(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(lower, upper) bounds of the pre-quantisation values that quantise to y (+-inf at the ends)."""
         index = torch.floor((y + self.range) / self.step)
-        if bool(((index < 0) | (index > 2 ** self.bits - 1)).any()):
-            raise CsgmError(f"measurements hold values outside the {self.bits}-bit quantiser's range [-{self.range}, {self.range}]; "
-                            "give the operator options the measurements were quantised with")
+        if bool(((index < 0) | (index > 2**self.bits - 1)).any()):
+            raise CsgmError(
+                f"measurements hold values outside the {self.bits}-bit quantiser's range [-{self.range}, {self.range}]; "
+                "give the operator options the measurements were quantised with"
+            )
         lower = torch.where(index == 0, torch.full_like(y, -torch.inf), -self.range + index * self.step)
-        upper = torch.where(index == 2 ** self.bits - 1, torch.full_like(y, torch.inf), -self.range + (index + 1) * self.step)
+        upper = torch.where(
+            index == 2**self.bits - 1, torch.full_like(y, torch.inf), -self.range + (index + 1) * self.step
+        )
         return lower, upper
 
     def dequantized(self, y: torch.Tensor) -> torch.Tensor:
@@ -92,8 +108,9 @@ class OneBitOperator(QuantizedOperator):
 
     name = "one_bit"
 
-    def __init__(self, image_shape: Sequence[int], m: int | float, dither: float = 0.0, seed: int = 0,
-                 normalize: bool = False) -> None:
+    def __init__(
+        self, image_shape: Sequence[int], m: int | float, dither: float = 0.0, seed: int = 0, normalize: bool = False
+    ) -> None:
         super().__init__(image_shape, m, bits=1, range=1.0, dither=dither, seed=seed, normalize=normalize)
 
     def post_noise(self, values: torch.Tensor) -> torch.Tensor:

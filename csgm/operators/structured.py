@@ -33,7 +33,9 @@ def walsh_hadamard(x: torch.Tensor) -> torch.Tensor:
     half = 1
     while half < size:
         pairs = x.reshape(*lead, size // (2 * half), 2, half)
-        x = torch.stack((pairs[..., 0, :] + pairs[..., 1, :], pairs[..., 0, :] - pairs[..., 1, :]), dim=-2).reshape(*lead, size)
+        x = torch.stack((pairs[..., 0, :] + pairs[..., 1, :], pairs[..., 0, :] - pairs[..., 1, :]), dim=-2).reshape(
+            *lead, size
+        )
         half *= 2
     return x / math.sqrt(size)
 
@@ -49,8 +51,10 @@ class SRHTOperator(LinearOperator):
         self.padded = 1 << (self.n - 1).bit_length()
         rng = seeded_rng("srht", seed, self.m)
         self.register_buffer("signs", (torch.randint(0, 2, (self.n,), generator=rng) * 2 - 1).float())
-        self.register_buffer("rows", torch.randperm(self.padded, generator=rng)[:self.m].sort().values)
-        self.scale = math.sqrt(self.padded) / (math.sqrt(self.m) if check_flag("operator.normalize", normalize) else 1.0)
+        self.register_buffer("rows", torch.randperm(self.padded, generator=rng)[: self.m].sort().values)
+        self.scale = math.sqrt(self.padded) / (
+            math.sqrt(self.m) if check_flag("operator.normalize", normalize) else 1.0
+        )
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         signed = x.flatten(1).to(self.signs.dtype) * self.signs
@@ -60,7 +64,7 @@ class SRHTOperator(LinearOperator):
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         full = torch.zeros(len(y), self.padded, dtype=self.signs.dtype, device=y.device)
         full[:, self.rows] = y.to(self.signs.dtype)
-        return (self.scale * walsh_hadamard(full)[:, :self.n] * self.signs).view(-1, *self.image_shape)
+        return (self.scale * walsh_hadamard(full)[:, : self.n] * self.signs).view(-1, *self.image_shape)
 
 
 class RandomConvolutionOperator(LinearOperator):
@@ -77,12 +81,13 @@ class RandomConvolutionOperator(LinearOperator):
         phases = spectrum / spectrum.abs().clamp_min(1e-12)  # Hermitian (the filter is real), modulus 1
         self.register_buffer("phases_real", phases.real.float())
         self.register_buffer("phases_imag", phases.imag.float())
-        self.register_buffer("rows", torch.randperm(self.n, generator=rng)[:self.m].sort().values)
+        self.register_buffer("rows", torch.randperm(self.n, generator=rng)[: self.m].sort().values)
         self.scale = math.sqrt(self.n) / (math.sqrt(self.m) if check_flag("operator.normalize", normalize) else 1.0)
 
     def _filter(self, x: torch.Tensor, conjugate: bool) -> torch.Tensor:
         phases = torch.complex(self.phases_real, -self.phases_imag if conjugate else self.phases_imag).to(
-            torch.complex128 if x.dtype == torch.float64 else torch.complex64)
+            torch.complex128 if x.dtype == torch.float64 else torch.complex64
+        )
         return torch.fft.ifft2(torch.fft.fft2(x, norm="ortho") * phases, norm="ortho").real
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,9 @@ class SuperResOperator(LinearOperator):
     name = "superres"
     nonnegative = True
 
-    def __init__(self, image_shape: Sequence[int], factor: int = 4, mode: str = "average", sigma: float | None = None) -> None:
+    def __init__(
+        self, image_shape: Sequence[int], factor: int = 4, mode: str = "average", sigma: float | None = None
+    ) -> None:
         super().__init__(image_shape)
         check_choice("superres mode", mode, MODES)
         c, h, w = self.image_shape

@@ -15,18 +15,27 @@ from csgm.progress import listening
 __all__ = ["ProgressLine", "plan_line", "choices_line"]
 
 
-def plan_line(solver: str, operator: str, noise: str, ms: Sequence[int], count: int, source: str, todo: int,
-              run_dir: Any) -> str:
+def plan_line(
+    solver: str, operator: str, noise: str, ms: Sequence[int], count: int, source: str, todo: int, run_dir: Any
+) -> str:
     """One line: what the run will do and where it writes, before the first (slow) step."""
     work = "all done, merging" if todo == 0 else f"{todo} (m, image) pairs to solve"
-    return (f"csgm: {solver} | {operator} | {noise} | m = {', '.join(map(str, ms))} | {count} {source} images | "
-            f"{work} -> {run_dir}")
+    return (
+        f"csgm: {solver} | {operator} | {noise} | m = {', '.join(map(str, ms))} | {count} {source} images | "
+        f"{work} -> {run_dir}"
+    )
 
 
 def choices_line(chosen: Sequence[tuple[int, dict]]) -> str:
     """One line: the options the validation search chose per m, e.g. ``lambda_l1 = 0.01 (m = 25), ...``."""
-    parts = [", ".join(f"{key} = {value:g}" if isinstance(value, float) else f"{key} = {value}"
-                       for key, value in options.items()) + f" (m = {m})" for m, options in chosen if options]
+    parts = [
+        ", ".join(
+            f"{key} = {value:g}" if isinstance(value, float) else f"{key} = {value}" for key, value in options.items()
+        )
+        + f" (m = {m})"
+        for m, options in chosen
+        if options
+    ]
     return "csgm: chosen on validation images: " + "; ".join(parts)
 
 
@@ -51,8 +60,9 @@ class ProgressLine(pl.Callback):
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.started = time.perf_counter()
 
-    def on_predict_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int,
-                               dataloader_idx: int = 0) -> None:
+    def on_predict_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         _, ids, grid_index = batch
         ms = ", ".join(str(self.ms[j]) for j in sorted(set(grid_index.tolist())))
         self._batch = (ms, len(ids))
@@ -61,8 +71,15 @@ class ProgressLine(pl.Callback):
             self._listening.__enter__()
             self.steps(0, 0, force=True)
 
-    def on_predict_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                             batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_predict_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self.done += self._batch[1]
         self._batch = (self._batch[0], 0)
         if self._listening is not None:

@@ -37,7 +37,9 @@ def load_array(path: str | None, key: str) -> torch.Tensor:
         else:
             arrays = [np.load(file, allow_pickle=False)]
     except Exception as exc:
-        raise CsgmError(f"{key}={str(file)!r} cannot be read ({type(exc).__name__}); save it with numpy.save or torch.save") from None
+        raise CsgmError(
+            f"{key}={str(file)!r} cannot be read ({type(exc).__name__}); save it with numpy.save or torch.save"
+        ) from None
     if len(arrays) != 1:
         raise CsgmError(f"{key}={str(file)!r} holds {len(arrays)} arrays; save exactly one")
     tensor = arrays[0] if torch.is_tensor(arrays[0]) else torch.as_tensor(np.asarray(arrays[0]))
@@ -49,21 +51,25 @@ def load_array(path: str | None, key: str) -> torch.Tensor:
     return tensor
 
 
-def measured_operator(file_cfg: dict, operator_cfg: dict, grid: Sequence, image_shape: Sequence[int], seed: int,
-                      y: torch.Tensor) -> Operator:
+def measured_operator(
+    file_cfg: dict, operator_cfg: dict, grid: Sequence, image_shape: Sequence[int], seed: int, y: torch.Tensor
+) -> Operator:
     """A from ``file.matrix``, or from the operator config (its m the one value of the grid); y's length must match."""
     if file_cfg.get("matrix"):
         operator = MatrixOperator(image_shape, load_array(file_cfg["matrix"], "file.matrix"))
         where = f"file.matrix has {operator.m} rows"
     else:
         if operator_uses_m(operator_cfg) and len(grid) != 1:
-            raise CsgmError(f"input=file measures each image once: give the m of your measurements as one value, "
-                            f"e.g. measurements=[{y.shape[1]}] (got {list(grid)})")
+            raise CsgmError(
+                f"input=file measures each image once: give the m of your measurements as one value, "
+                f"e.g. measurements=[{y.shape[1]}] (got {list(grid)})"
+            )
         operator = build_operator(operator_cfg, image_shape, seed, grid[0])
         where = f"operator {operator.name!r} with m={operator.m} measures {operator.output_size} numbers"
     if operator.output_size != y.shape[1]:
-        raise CsgmError(f"file.y has shape {tuple(y.shape)} ({y.shape[1]} numbers per image) but {where}; "
-                        "they must agree")
+        raise CsgmError(
+            f"file.y has shape {tuple(y.shape)} ({y.shape[1]} numbers per image) but {where}; they must agree"
+        )
     return operator
 
 

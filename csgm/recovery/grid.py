@@ -10,7 +10,9 @@ from csgm.operators import operator_uses_m
 __all__ = ["measurement_grid"]
 
 
-def measurement_grid(measurements: Sequence[int | float] | int | float | None, operator_cfg: dict) -> list[int | float | None]:
+def measurement_grid(
+    measurements: Sequence[int | float] | int | float | None, operator_cfg: dict
+) -> list[int | float | None]:
     """The m values to run. Operators whose m is fixed by their options (superres, blur, identity,
     inpainting a hole) run once, with [None]."""
     if not operator_uses_m(operator_cfg):

@@ -22,8 +22,16 @@ from csgm.files import atomic_write_bytes, cached_digest, content_digest
 from csgm.precision import precision_identity
 from csgm.recovery.paths import digest_cache_file, resolve_checkpoint, uses_generator
 
-__all__ = ["run_identity", "compatible_identity", "tuning_context", "run_fingerprint", "check_identity",
-           "register_resolvers", "results_defining", "IDENTITY_FILE"]
+__all__ = [
+    "run_identity",
+    "compatible_identity",
+    "tuning_context",
+    "run_fingerprint",
+    "check_identity",
+    "register_resolvers",
+    "results_defining",
+    "IDENTITY_FILE",
+]
 
 IDENTITY_KEYS = ("dataset", "input", "operator", "noise", "solver", "seed")
 SPEED_ONLY_SOLVER_OPTIONS = ("flush_denormals", "compile")  # how fast, not what: a run may resume with them changed
@@ -46,7 +54,9 @@ def file_digests(cfg: dict) -> dict[str, str] | None:
     """Content digests of the ``input=file`` files (cached per file), or None for other inputs."""
     if cfg.get("input") != "file":
         return None
-    return {key: cached_digest(path, digest_cache_file(cfg), content_digest) for key, path in measured_files(cfg).items()}
+    return {
+        key: cached_digest(path, digest_cache_file(cfg), content_digest) for key, path in measured_files(cfg).items()
+    }
 
 
 def run_identity(cfg: dict, generator_digest: str | None) -> dict[str, Any]:
@@ -58,8 +68,9 @@ def run_identity(cfg: dict, generator_digest: str | None) -> dict[str, Any]:
         identity["file"] = file_digests(cfg)
     identity["solver"] = results_defining(identity["solver"])
     identity["generator"] = generator_digest
-    identity["precision"] = precision_identity(cfg.get("trainer", {}).get("precision", "32-true"),
-                                               cfg.get("matmul_precision", "highest"))
+    identity["precision"] = precision_identity(
+        cfg.get("trainer", {}).get("precision", "32-true"), cfg.get("matmul_precision", "highest")
+    )
     if "auto" in identity["solver"].values():  # validation images choose the hyperparameter
         identity["tuning"] = dict(cfg.get("tuning") or {})
     return compatible_identity(identity, cfg)
@@ -122,8 +133,9 @@ def _checkpoint_digest(node: dict) -> str:
     from csgm.generators.checkpoint import checkpoint_digest
 
     try:
-        return checkpoint_digest(resolve_checkpoint(node["checkpoint"], node["paths"]["output_root"]),
-                                 digest_cache_file(node))
+        return checkpoint_digest(
+            resolve_checkpoint(node["checkpoint"], node["paths"]["output_root"]), digest_cache_file(node)
+        )
     except (CsgmError, OSError):
         return f"unreadable:{node.get('checkpoint')}"
 
@@ -134,12 +146,15 @@ def check_identity(run_dir: Path, identity: dict[str, Any]) -> None:
     stored = json.loads(path.read_text())["identity"] if path.is_file() else None
     current = json.loads(json.dumps(identity, sort_keys=True, default=str))
     if stored is None:
-        atomic_write_bytes(path, json.dumps({"fingerprint": _hash(identity), "identity": current}, indent=1,
-                                            sort_keys=True).encode())
+        atomic_write_bytes(
+            path, json.dumps({"fingerprint": _hash(identity), "identity": current}, indent=1, sort_keys=True).encode()
+        )
     elif stored != current:
         differing = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
-        raise CsgmError(f"run folder {str(run_dir)!r} holds results of another setting (differs in: {', '.join(differing)}); "
-                        "use another folder or remove this one")
+        raise CsgmError(
+            f"run folder {str(run_dir)!r} holds results of another setting (differs in: {', '.join(differing)}); "
+            "use another folder or remove this one"
+        )
 
 
 def register_resolvers() -> None:

@@ -58,19 +58,33 @@ class RecoveryModule(pl.LightningModule):
     the options chosen for it on the validation split (recorded with every row).
     """
 
-    def __init__(self, generator: Generator | None, settings: Sequence[tuple[Solver, dict]],
-                 measurements: Sequence[MeasurementModel], seed: int, input_mode: str = "test",
-                 labels: dict[str, str] | None = None, arithmetic: tuple[str, str] = ("32-true", "highest")) -> None:
+    def __init__(
+        self,
+        generator: Generator | None,
+        settings: Sequence[tuple[Solver, dict]],
+        measurements: Sequence[MeasurementModel],
+        seed: int,
+        input_mode: str = "test",
+        labels: dict[str, str] | None = None,
+        arithmetic: tuple[str, str] = ("32-true", "highest"),
+    ) -> None:
         super().__init__()
         self.generator = generator
         if generator is not None:
             generator.eval().requires_grad_(False)
-        self.settings, self.measurements, self.seed, self.input_mode = list(settings), list(measurements), seed, input_mode
+        self.settings, self.measurements, self.seed, self.input_mode = (
+            list(settings),
+            list(measurements),
+            seed,
+            input_mode,
+        )
         self.operators = torch.nn.ModuleList(model.operator for model in measurements)  # moved with the module
         self.labels = labels or {}
         self.arithmetic = arithmetic  # (trainer.precision, matmul_precision) of the solve (csgm.precision)
 
-    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> list[tuple[list[dict[str, Any]], torch.Tensor, dict]]:
+    def predict_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> list[tuple[list[dict[str, Any]], torch.Tensor, dict]]:
         """Items are images (measured here), or with ``input_mode='file'`` the given measurements y."""
         data, ids, grid_index = batch
         if self.input_mode == "gen_span":
@@ -87,7 +101,9 @@ class RecoveryModule(pl.LightningModule):
             results.append(self._recover(j, x, y, picked_ids))
         return results
 
-    def _recover(self, j: int, x: torch.Tensor | None, y: torch.Tensor, ids: list[int]) -> tuple[list[dict[str, Any]], torch.Tensor, dict]:
+    def _recover(
+        self, j: int, x: torch.Tensor | None, y: torch.Tensor, ids: list[int]
+    ) -> tuple[list[dict[str, Any]], torch.Tensor, dict]:
         """Solve for the j-th m; metrics against x when there is ground truth (no error columns otherwise)."""
         (solver, params), measurement = self.settings[j], self.measurements[j]
         start = time.perf_counter()
@@ -97,9 +113,21 @@ class RecoveryModule(pl.LightningModule):
         seconds = (time.perf_counter() - start) / len(ids)
         out.x_hat = out.x_hat.detach().clamp(0, 1)
         metrics = image_metrics(out.x_hat, x, measurement.operator.scale_invariant) if x is not None else None
-        names = {"solver": self.labels.get("solver", solver.name), "operator": self.labels.get("operator", measurement.operator.name),
-                 "noise": self.labels.get("noise", measurement.noise.name)}
-        rows = result_rows(out, metrics, ids, names, measurement.noise.level, measurement.operator.m, seconds, params,
-                           posterior_metrics(out, x))
+        names = {
+            "solver": self.labels.get("solver", solver.name),
+            "operator": self.labels.get("operator", measurement.operator.name),
+            "noise": self.labels.get("noise", measurement.noise.name),
+        }
+        rows = result_rows(
+            out,
+            metrics,
+            ids,
+            names,
+            measurement.noise.level,
+            measurement.operator.m,
+            seconds,
+            params,
+            posterior_metrics(out, x),
+        )
         posterior = {} if out.samples is None else {"samples": out.samples, "pixel_std": out.pixel_std}
         return rows, torch.nan_to_num(out.x_hat, nan=0.0).cpu(), posterior

@@ -15,8 +15,10 @@ def resolve_checkpoint(value: str | None, output_root: str | Path) -> str | None
         return value
     found = sorted(Path(output_root).glob("train*/**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not found:
-        raise CsgmError(f"checkpoint=latest found no checkpoints/last.ckpt under {str(output_root)!r}; "
-                        "run `python train.py` first or pass checkpoint=PATH")
+        raise CsgmError(
+            f"checkpoint=latest found no checkpoints/last.ckpt under {str(output_root)!r}; "
+            "run `python train.py` first or pass checkpoint=PATH"
+        )
     return str(found[-1].resolve())
 
 

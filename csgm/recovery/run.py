@@ -53,8 +53,11 @@ def _run_lock(run_dir: Path) -> Iterator[None]:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        print(f"csgm: run folder {str(run_dir)!r} is busy (another recover.py is writing it); waiting for it to finish",
-              file=sys.stderr, flush=True)
+        print(
+            f"csgm: run folder {str(run_dir)!r} is busy (another recover.py is writing it); waiting for it to finish",
+            file=sys.stderr,
+            flush=True,
+        )
         lock.acquire()
     try:
         yield
@@ -72,22 +75,34 @@ def run(spec: RecoverySpec, run_dir: str | Path) -> RecoveryResult | None:
         return _run(spec, run_dir, identity)
 
 
-def _tuned(spec: RecoverySpec, measurements: list[MeasurementModel], identity: dict,
-           device: torch.device) -> list[tuple[Solver, dict]]:
+def _tuned(
+    spec: RecoverySpec, measurements: list[MeasurementModel], identity: dict, device: torch.device
+) -> list[tuple[Solver, dict]]:
     """The validation search's (solver, choice) per measurement model, run on the job's device in its arithmetic
     (G and the operators go back to the CPU afterwards, where the trainer expects them)."""
     cfg, splits, generator = spec.cfg, spec.splits, spec.generator
     val_count = min(cfg["tuning"]["num_images"], len(splits["val"]))
-    val_images = (torch.stack([splits["val"][i][0] for i in range(val_count)]) if val_count
-                  else torch.zeros(0, *spec.source.image_shape))
+    val_images = (
+        torch.stack([splits["val"][i][0] for i in range(val_count)])
+        if val_count
+        else torch.zeros(0, *spec.source.image_shape)
+    )
     context = tuning_context(identity)  # the cache key derives from the run's one identity
     modules = [module for module in (generator, *(model.operator for model in measurements)) if module is not None]
     try:
         for module in modules:
             module.to(device)
         with solver_arithmetic(*spec.arithmetic, device=device):
-            return tune_per_m(spec.solver, measurements, val_images.to(device), generator, cfg["seed"],
-                              Path(cfg["paths"]["output_root"]) / "tuning", context, cfg["tuning"]["halving_every"])
+            return tune_per_m(
+                spec.solver,
+                measurements,
+                val_images.to(device),
+                generator,
+                cfg["seed"],
+                Path(cfg["paths"]["output_root"]) / "tuning",
+                context,
+                cfg["tuning"]["halving_every"],
+            )
     finally:
         for module in modules:
             module.to("cpu")
@@ -103,12 +118,29 @@ def _run(spec: RecoverySpec, run_dir: Path, identity: dict) -> RecoveryResult | 
     pending = sorted({j for j, _ in pairs})  # only m values with work left need their hyperparameters
     shown = cfg["trainer"].get("enable_progress_bar", True) and int(os.environ.get("RANK", "0")) == 0
     if shown:
-        print(plan_line(spec.solver_label, operators[0].name, spec.noise.label, [op.m for op in operators], source.count,
-                        cfg["input"], len(pairs), run_dir), file=sys.stderr, flush=True)
+        print(
+            plan_line(
+                spec.solver_label,
+                operators[0].name,
+                spec.noise.label,
+                [op.m for op in operators],
+                source.count,
+                cfg["input"],
+                len(pairs),
+                run_dir,
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
     callbacks = [ShardWriter(store), *([ProgressLine([op.m for op in operators], len(pairs))] if shown else [])]
-    trainer = build_trainer({**cfg["trainer"], "precision": lightning_precision(spec.arithmetic[0]),
-                             "enable_progress_bar": False}, inference_mode=False, logger=False,
-                            default_root_dir=str(run_dir), callbacks=callbacks, enable_checkpointing=False)
+    trainer = build_trainer(
+        {**cfg["trainer"], "precision": lightning_precision(spec.arithmetic[0]), "enable_progress_bar": False},
+        inference_mode=False,
+        logger=False,
+        default_root_dir=str(run_dir),
+        callbacks=callbacks,
+        enable_checkpointing=False,
+    )
     settings = [(spec.solver, {})] * len(operators)
     if spec.solver.needs_tuning and pending:
         tuned = _tuned(spec, [measurements[j] for j in pending], identity, trainer.strategy.root_device)
@@ -117,15 +149,28 @@ def _run(spec: RecoverySpec, run_dir: Path, identity: dict) -> RecoveryResult | 
         if shown:
             print(choices_line([(operators[j].m, settings[j][1]) for j in pending]), file=sys.stderr, flush=True)
     labels = {"solver": spec.solver_label, "noise": cfg["noise"].get("name", "noise")}
-    module = RecoveryModule(spec.generator, settings, measurements, cfg["seed"], source.mode, labels=labels,
-                            arithmetic=spec.arithmetic)
+    module = RecoveryModule(
+        spec.generator, settings, measurements, cfg["seed"], source.mode, labels=labels, arithmetic=spec.arithmetic
+    )
     if pairs:
-        loader = DataLoader(source.items(pairs), batch_size=cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"])
+        loader = DataLoader(
+            source.items(pairs), batch_size=cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"]
+        )
         trainer.predict(module, dataloaders=loader, return_predictions=False)
     if not trainer.is_global_zero:
         return None
     requested_m = [op.m for op in operators]
     merged = store.merge(lambda m, image_id: m in requested_m and image_id < source.count)
-    return RecoveryResult(run_dir, merged, merged.files(run_dir), source.count, requested_m,
-                          source.originals if source.has_ground_truth else None, source.original_label,
-                          spec.solver_label, operators[0].name, spec.noise.label, spec.noise.level)
+    return RecoveryResult(
+        run_dir,
+        merged,
+        merged.files(run_dir),
+        source.count,
+        requested_m,
+        source.originals if source.has_ground_truth else None,
+        source.original_label,
+        spec.solver_label,
+        operators[0].name,
+        spec.noise.label,
+        spec.noise.level,
+    )

@@ -22,7 +22,7 @@ class InputSource:
     """``count`` inputs (ids 0..count-1) of ``image_shape`` images, the ``operators`` (one per m of the grid) that
     measure them, the work items for (grid index, id) pairs and, with ground truth, the original images by ids."""
 
-    mode: ClassVar[str]                      # the RecoveryModule's input mode
+    mode: ClassVar[str]  # the RecoveryModule's input mode
     original_label: ClassVar[str] = "original"
     has_ground_truth: ClassVar[bool] = True
 
@@ -47,16 +47,22 @@ class DatasetSplit(InputSource):
         split = self.split_of_input[cfg["input"]]
         dataset, count = splits[split], cfg["num_images"]
         if not 1 <= count <= len(dataset):
-            raise CsgmError(f"num_images={count} is out of range; the {split} split of {cfg['dataset']['name']} "
-                            f"has {len(dataset)} images")
+            raise CsgmError(
+                f"num_images={count} is out of range; the {split} split of {cfg['dataset']['name']} "
+                f"has {len(dataset)} images"
+            )
         self.images, self.count = Subset(dataset, range(count)), count
         self.image_shape = tuple(self.images[0][0].shape)
         if generator is not None and tuple(generator.image_shape) != self.image_shape:
-            raise CsgmError(f"checkpoint {meta['checkpoint']!r} makes {'x'.join(map(str, generator.image_shape))} images "
-                            f"(trained on {meta['dataset']!r}) but dataset {cfg['dataset']['name']!r} has "
-                            f"{'x'.join(map(str, self.image_shape))}; use a checkpoint trained on this dataset")
+            raise CsgmError(
+                f"checkpoint {meta['checkpoint']!r} makes {'x'.join(map(str, generator.image_shape))} images "
+                f"(trained on {meta['dataset']!r}) but dataset {cfg['dataset']['name']!r} has "
+                f"{'x'.join(map(str, self.image_shape))}; use a checkpoint trained on this dataset"
+            )
         self.operators: list[Operator] = []
-        for m in measurement_grid(cfg["measurements"], cfg["operator"]):  # one operator per m count (0.5 and 392 are one m)
+        for m in measurement_grid(
+            cfg["measurements"], cfg["operator"]
+        ):  # one operator per m count (0.5 and 392 are one m)
             operator = build_operator(cfg["operator"], self.image_shape, cfg["seed"], m)
             if all(operator.m != other.m for other in self.operators):
                 self.operators.append(operator)
@@ -92,8 +98,10 @@ class MeasurementsFile(InputSource):
     def __init__(self, cfg: dict, splits: dict, generator: Generator | None, meta: dict) -> None:
         self.y = load_array(cfg["file"].get("y"), "file.y")
         if cfg["num_images"] > len(self.y):
-            raise CsgmError(f"num_images={cfg['num_images']} but file.y has {len(self.y)} rows (one per image); "
-                            f"set num_images={len(self.y)} or fewer")
+            raise CsgmError(
+                f"num_images={cfg['num_images']} but file.y has {len(self.y)} rows (one per image); "
+                f"set num_images={len(self.y)} or fewer"
+            )
         self.count = cfg["num_images"]
         self.image_shape = tuple(generator.image_shape) if generator is not None else tuple(splits["test"][0][0].shape)
         grid = measurement_grid(cfg["measurements"], cfg["operator"])
@@ -103,8 +111,12 @@ class MeasurementsFile(InputSource):
         return MeasuredItems(self.y, [i for _, i in pairs])
 
 
-SOURCES: dict[str, type[InputSource]] = {"test": DatasetSplit, "val": DatasetSplit, "gen_span": GenSpan,
-                                         "file": MeasurementsFile}
+SOURCES: dict[str, type[InputSource]] = {
+    "test": DatasetSplit,
+    "val": DatasetSplit,
+    "gen_span": GenSpan,
+    "file": MeasurementsFile,
+}
 
 
 def input_source(cfg: dict, splits: dict, generator: Generator | None, meta: dict) -> InputSource:

@@ -31,7 +31,9 @@ def _load_generator(cfg: dict) -> tuple[Generator | None, dict]:
         return None, {"digest": None}
     checkpoint = resolve_checkpoint(cfg["checkpoint"], cfg["paths"]["output_root"])
     if checkpoint is None:
-        raise CsgmError(f"solver {cfg['solver']['name']!r} needs a generator: pass checkpoint=PATH or checkpoint=latest")
+        raise CsgmError(
+            f"solver {cfg['solver']['name']!r} needs a generator: pass checkpoint=PATH or checkpoint=latest"
+        )
     generator, meta = load_generator(checkpoint)
     return generator, {**meta, "checkpoint": checkpoint}
 
@@ -48,8 +50,8 @@ class RecoverySpec:
     generator_meta: dict
     source: InputSource
     measurements: tuple[MeasurementModel, ...]
-    arithmetic: tuple[str, str]   # (trainer.precision, matmul_precision): the solver's arithmetic
-    solver_label: str             # results take the solver's own label (its config's label or name)
+    arithmetic: tuple[str, str]  # (trainer.precision, matmul_precision): the solver's arithmetic
+    solver_label: str  # results take the solver's own label (its config's label or name)
 
     @classmethod
     def from_config(cls, cfg: Any) -> RecoverySpec:
@@ -65,9 +67,18 @@ class RecoverySpec:
         measurements = tuple(MeasurementModel(operator, noise, cfg["seed"]) for operator in source.operators)
         for operator in source.operators:
             solver.check_operator(operator)
-        return cls(cfg, solver, noise, splits, generator, meta, source, measurements,
-                   (cfg["trainer"]["precision"], cfg["matmul_precision"]),
-                   getattr(solver, "label", None) or cfg["solver"].get("label") or cfg["solver"]["name"])
+        return cls(
+            cfg,
+            solver,
+            noise,
+            splits,
+            generator,
+            meta,
+            source,
+            measurements,
+            (cfg["trainer"]["precision"], cfg["matmul_precision"]),
+            getattr(solver, "label", None) or cfg["solver"].get("label") or cfg["solver"]["name"],
+        )
 
     def identity(self) -> dict[str, Any]:
         """What determines the run's per-image results (csgm.recovery.identity.run_identity)."""

@@ -18,7 +18,16 @@ import torch
 
 from csgm.files import atomic_write_bytes, is_temporary
 from csgm.metrics import std_error_correlation
-from csgm.results import FAILED_STATUSES, METRICS, RESULT_FIELDS, SUMMARY_FIELDS, ResultRow, csv_bytes, summarise, tensor_bytes
+from csgm.results import (
+    FAILED_STATUSES,
+    METRICS,
+    RESULT_FIELDS,
+    SUMMARY_FIELDS,
+    ResultRow,
+    csv_bytes,
+    summarise,
+    tensor_bytes,
+)
 from csgm.solvers import SolverOutput
 
 __all__ = ["ResultsStore", "MergedResults", "result_rows", "posterior_metrics"]
@@ -43,23 +52,47 @@ def posterior_metrics(out: SolverOutput, x: torch.Tensor | None) -> dict[str, to
     return columns
 
 
-def result_rows(out: SolverOutput, metrics: dict[str, torch.Tensor] | None, ids: list[int], names: dict[str, str],
-                noise_std: float, m: int, seconds: float, params: dict,
-                posterior: dict[str, torch.Tensor] | None = None) -> list[dict[str, Any]]:
+def result_rows(
+    out: SolverOutput,
+    metrics: dict[str, torch.Tensor] | None,
+    ids: list[int],
+    names: dict[str, str],
+    noise_std: float,
+    m: int,
+    seconds: float,
+    params: dict,
+    posterior: dict[str, torch.Tensor] | None = None,
+) -> list[dict[str, Any]]:
     """The result rows of one solved batch (as dicts, the form shards store): the status of each image
     from the solver's output, no numbers for failed images; ``posterior`` holds sampler columns."""
     nonfinite = ~(torch.isfinite(out.x_hat.flatten(1)).all(1) & torch.isfinite(out.measurement_loss)).cpu()
     rows = []
     for j, image_id in enumerate(ids):
-        status = ("all_restarts_diverged" if bool(out.all_restarts_diverged[j]) else "diverged" if bool(nonfinite[j])
-                  else "ok" if bool(out.converged[j]) else "not_converged")
+        status = (
+            "all_restarts_diverged"
+            if bool(out.all_restarts_diverged[j])
+            else "diverged"
+            if bool(nonfinite[j])
+            else "ok"
+            if bool(out.converged[j])
+            else "not_converged"
+        )
         failed = status in FAILED_STATUSES
-        row = ResultRow(**names, noise_std=noise_std, m=m, image_id=image_id,
-                        **{k: None if failed or metrics is None else float(metrics[k][j]) for k in METRICS},
-                        measurement_loss=None if failed else float(out.measurement_loss[j]), iterations=int(out.iterations[j]),
-                        dropped_restarts=int(out.dropped_restarts[j]), generator_evaluations=int(out.generator_evaluations[j]),
-                        status=status, seconds=seconds, params=json.dumps(params, sort_keys=True),
-                        **{k: None if failed else float(v[j]) for k, v in (posterior or {}).items()})
+        row = ResultRow(
+            **names,
+            noise_std=noise_std,
+            m=m,
+            image_id=image_id,
+            **{k: None if failed or metrics is None else float(metrics[k][j]) for k in METRICS},
+            measurement_loss=None if failed else float(out.measurement_loss[j]),
+            iterations=int(out.iterations[j]),
+            dropped_restarts=int(out.dropped_restarts[j]),
+            generator_evaluations=int(out.generator_evaluations[j]),
+            status=status,
+            seconds=seconds,
+            params=json.dumps(params, sort_keys=True),
+            **{k: None if failed else float(v[j]) for k, v in (posterior or {}).items()},
+        )
         rows.append(asdict(row))
     return rows
 
@@ -78,15 +111,24 @@ class MergedResults:
         (N, S, C, H, W) and pixel std maps), to be written together."""
         keys = sorted(self.x_hat)
         stacked = torch.stack([self.x_hat[k] for k in keys]) if keys else torch.zeros(0)
-        files = {run_dir / "results.csv": csv_bytes(self.rows, RESULT_FIELDS),
-                 run_dir / "summary.csv": csv_bytes(self.summary, SUMMARY_FIELDS),
-                 run_dir / "reconstructions.pt": tensor_bytes({"keys": torch.tensor(keys, dtype=torch.long).view(-1, 2),
-                                                               "x_hat": stacked})}
+        files = {
+            run_dir / "results.csv": csv_bytes(self.rows, RESULT_FIELDS),
+            run_dir / "summary.csv": csv_bytes(self.summary, SUMMARY_FIELDS),
+            run_dir / "reconstructions.pt": tensor_bytes(
+                {"keys": torch.tensor(keys, dtype=torch.long).view(-1, 2), "x_hat": stacked}
+            ),
+        }
         sampled = sorted(self.posterior)
         if sampled:
-            files[run_dir / "posterior.pt"] = tensor_bytes({
-                "keys": torch.tensor(sampled, dtype=torch.long).view(-1, 2),
-                **{name: torch.stack([self.posterior[k][name] for k in sampled]) for name in ("samples", "pixel_std")}})
+            files[run_dir / "posterior.pt"] = tensor_bytes(
+                {
+                    "keys": torch.tensor(sampled, dtype=torch.long).view(-1, 2),
+                    **{
+                        name: torch.stack([self.posterior[k][name] for k in sampled])
+                        for name in ("samples", "pixel_std")
+                    },
+                }
+            )
         return files
 
 
@@ -103,8 +145,13 @@ class ResultsStore:
         self.run_dir = Path(run_dir)
         self.shard_dir = self.run_dir / "shards"
 
-    def write_shard(self, rows: list[dict[str, Any]], x_hat: torch.Tensor, rank: int = 0,
-                    posterior: dict[str, torch.Tensor] | None = None) -> Path:
+    def write_shard(
+        self,
+        rows: list[dict[str, Any]],
+        x_hat: torch.Tensor,
+        rank: int = 0,
+        posterior: dict[str, torch.Tensor] | None = None,
+    ) -> Path:
         """Store one batch's rows and reconstructions (B, C, H, W), with the rank that computed them and, for
         samplers, ``posterior`` = {samples (B, S, C, H, W), pixel_std (B, C, H, W)}; returns the shard path."""
         ids = ",".join(f"{r['m']}:{r['image_id']}" for r in rows)
@@ -126,8 +173,12 @@ class ResultsStore:
             aside = self.shard_dir / "unreadable" / path.name
             aside.parent.mkdir(parents=True, exist_ok=True)
             path.replace(aside)
-            print(f"csgm: warning: shard {str(path)!r} is unreadable ({type(exc).__name__}); moved to {str(aside)!r}, "
-                  "its images will be recomputed", file=sys.stderr, flush=True)
+            print(
+                f"csgm: warning: shard {str(path)!r} is unreadable ({type(exc).__name__}); moved to {str(aside)!r}, "
+                "its images will be recomputed",
+                file=sys.stderr,
+                flush=True,
+            )
             return None
 
     def shards(self) -> list[dict[str, Any]]:

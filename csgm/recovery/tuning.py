@@ -30,8 +30,15 @@ from csgm.solvers import Solver
 __all__ = ["validation_errors", "tune_per_m"]
 
 
-def validation_errors(solver: Solver, candidates: Sequence[dict], x: torch.Tensor, y: torch.Tensor,
-                      measurement: MeasurementModel | Operator, generator: Generator | None, seed: int) -> list[float]:
+def validation_errors(
+    solver: Solver,
+    candidates: Sequence[dict],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    measurement: MeasurementModel | Operator,
+    generator: Generator | None,
+    seed: int,
+) -> list[float]:
     """Mean per-pixel error of every candidate setting (a dict of solver options) on (x, y) (of x_hat rescaled to
     ||x|| for measurements that lose the norm, as results report)."""
     estimates = solver.solve_candidates(candidates, y, measurement, list(range(len(x))), generator, seed)
@@ -44,16 +51,25 @@ def _check_search(solver: Solver, candidates: list[dict], val_images: torch.Tens
     if not candidates:
         raise CsgmError(f"solver.{solver.tunable}=auto needs candidates: set solver.{grid}, e.g. [0.01,0.1,1,10]")
     if len(val_images) == 0:
-        raise CsgmError(f"solver.{solver.tunable}=auto needs validation images, but the val split is empty; "
-                        f"set dataset.val_size > 0 and tuning.num_images > 0, or give solver.{solver.tunable} a number")
+        raise CsgmError(
+            f"solver.{solver.tunable}=auto needs validation images, but the val split is empty; "
+            f"set dataset.val_size > 0 and tuning.num_images > 0, or give solver.{solver.tunable} a number"
+        )
     values = getattr(solver, grid)
     if any(not 0 < v < math.inf for v in values):
         raise CsgmError(f"solver.{grid}={values} must hold numbers > 0")
 
 
-def tune_per_m(solver: Solver, measurements: Sequence[MeasurementModel], val_images: torch.Tensor,
-               generator: Generator | None, seed: int, cache_dir: Path, context: dict[str, Any],
-               halving_every: int = 0) -> list[tuple[Solver, dict]]:
+def tune_per_m(
+    solver: Solver,
+    measurements: Sequence[MeasurementModel],
+    val_images: torch.Tensor,
+    generator: Generator | None,
+    seed: int,
+    cache_dir: Path,
+    context: dict[str, Any],
+    halving_every: int = 0,
+) -> list[tuple[Solver, dict]]:
     """(solver, chosen options) per measurement model of the grid: ``solver`` itself when nothing is ``auto``,
     else a copy with the option chosen on ``val_images`` (measured with the validation split's noise).
     ``context`` (the results-defining config: solver, dataset, operator, noise, generator) keys the cache."""
@@ -68,7 +84,9 @@ def tune_per_m(solver: Solver, measurements: Sequence[MeasurementModel], val_ima
     for test_model in measurements:
         model = MeasurementModel(test_model.operator, test_model.noise, seed, split="validation")
         key = {"format": 2, "m": model.operator.m, "seed": seed, "images": len(val_images), **search, **context}
-        path = cache_dir / (hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16] + ".json")
+        path = cache_dir / (
+            hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16] + ".json"
+        )
         if path.is_file():
             choice = json.loads(path.read_text())["value"]
         else:

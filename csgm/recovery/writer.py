@@ -20,8 +20,16 @@ class ShardWriter(BasePredictionWriter):
         super().__init__(write_interval="batch")
         self.store = store
 
-    def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: Any,
-                           batch_indices: Any, batch: Any, batch_idx: int, dataloader_idx: int) -> None:
+    def write_on_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        prediction: Any,
+        batch_indices: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
         for rows, x_hat, posterior in prediction:
             self.store.write_shard(rows, x_hat, trainer.global_rank, posterior)
 

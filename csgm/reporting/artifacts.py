@@ -19,8 +19,9 @@ from csgm.results import tensor_bytes
 __all__ = ["write_artifacts"]
 
 
-def _grid_rows(x_hat: dict[tuple[int, int], torch.Tensor], originals: dict[str, torch.Tensor],
-               original_label: str) -> tuple[list[torch.Tensor], list[str]]:
+def _grid_rows(
+    x_hat: dict[tuple[int, int], torch.Tensor], originals: dict[str, torch.Tensor], original_label: str
+) -> tuple[list[torch.Tensor], list[str]]:
     """Originals on top, then one row per m of this run (an m shown only when all shown images are done),
     with the row labels."""
     ids = originals["ids"].tolist()
@@ -96,6 +97,12 @@ def write_artifacts(cfg: dict, result: RecoveryResult) -> dict[str, Path]:
     if cfg.get("report_name"):
         register_run(cfg, run_dir, sorted(result.measurements), result.count, result.noise_level)
     if cfg["logger"]["name"] == "wandb":
-        log_recovery_to_wandb(cfg["logger"], run_dir, cfg, merged.summary, result.noise_label,
-                              {k: v for k, v in paths.items() if str(v).endswith(".png")})
+        log_recovery_to_wandb(
+            cfg["logger"],
+            run_dir,
+            cfg,
+            merged.summary,
+            result.noise_label,
+            {k: v for k, v in paths.items() if str(v).endswith(".png")},
+        )
     return paths

@@ -61,7 +61,9 @@ def read_summaries(runs: Sequence[tuple[Path, dict | None]]) -> list[dict[str, A
     return merged
 
 
-def comparison_grid(runs: Sequence[Path], m: int, count: int, out: Path, labels: Sequence[str] | None = None) -> Path | None:
+def comparison_grid(
+    runs: Sequence[Path], m: int, count: int, out: Path, labels: Sequence[str] | None = None
+) -> Path | None:
     """Paper-style grid at one m: originals on top (from the first run's ``originals.pt``), then one row
     per run that recovered the same images at that m, labelled by ``labels`` (the run folder names if None)."""
     rows, names, reference = [], [], None
@@ -89,22 +91,40 @@ def _run_label(rows: list[dict[str, Any]], run: Path) -> str:
     return next((r["solver"] for r in rows if r.get("run") == str(run)), run.name)
 
 
-def build_report(runs: Sequence[tuple[Path, dict | None]], out: Path, metric: str = "mse", x: str = "m",
-                 m: int | None = None, images: int = 10, log_y: bool | None = None) -> dict[str, Any]:
+def build_report(
+    runs: Sequence[tuple[Path, dict | None]],
+    out: Path,
+    metric: str = "mse",
+    x: str = "m",
+    m: int | None = None,
+    images: int = 10,
+    log_y: bool | None = None,
+) -> dict[str, Any]:
     """Curves, combined summary.csv, comparison grid and report.md (figures and table, readable in any
     Markdown viewer) of the runs in ``out``; returns what it wrote."""
     summary = read_summaries(runs)
     curve = plot_error_curves(summary, out / f"error_vs_{x}_{metric}.png", metric, x=x, log_y=log_y)
     atomic_write_bytes(out / "summary.csv", csv_bytes(summary, ["run", *SUMMARY_FIELDS]))
     solvers = {r["solver"] for r in summary}
-    common = set.intersection(*({int(r["m"]) for r in summary if r["solver"] == s} for s in solvers)) if solvers else set()
+    common = (
+        set.intersection(*({int(r["m"]) for r in summary if r["solver"] == s} for s in solvers)) if solvers else set()
+    )
     m = m if m is not None else (max(common) if common else None)
     folders = [run for run, _ in runs]
-    grid = (comparison_grid(folders, m, images, out / f"comparison_m{m}.png", [_run_label(summary, r) for r in folders])
-            if m is not None else None)
-    document = [f"# Recovery report: {out.name}", "", f"{len(folders)} run folder(s); per-pixel error is ||x̂ - x||²/n on the "
-                "[0, 1] scale, mean ± 95% interval over the images that did not fail.", "",
-                f"![error versus {x}]({curve.name})", ""]
+    grid = (
+        comparison_grid(folders, m, images, out / f"comparison_m{m}.png", [_run_label(summary, r) for r in folders])
+        if m is not None
+        else None
+    )
+    document = [
+        f"# Recovery report: {out.name}",
+        "",
+        f"{len(folders)} run folder(s); per-pixel error is ||x̂ - x||²/n on the "
+        "[0, 1] scale, mean ± 95% interval over the images that did not fail.",
+        "",
+        f"![error versus {x}]({curve.name})",
+        "",
+    ]
     if grid is not None:
         document += [f"![comparison at m = {m}]({grid.name})", ""]
     document += [markdown_summary(sorted(summary, key=summary_key)), ""]

@@ -12,16 +12,28 @@ from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 from csgm.components import Group
 
-__all__ = ["build_logger", "log_final_checkpoint", "finish_wandb", "logger_options", "wandb_options", "LOGGERS",
-           "LOGGER"]
+__all__ = [
+    "build_logger",
+    "log_final_checkpoint",
+    "finish_wandb",
+    "logger_options",
+    "wandb_options",
+    "LOGGERS",
+    "LOGGER",
+]
 
 
 def _no_options() -> dict:
     return {}
 
 
-def wandb_options(project: str = "csgm", entity: str | None = None, group: str | None = None, tags: Sequence[str] = (),
-                  mode: Literal["offline", "online", "disabled"] = "offline") -> dict:
+def wandb_options(
+    project: str = "csgm",
+    entity: str | None = None,
+    group: str | None = None,
+    tags: Sequence[str] = (),
+    mode: Literal["offline", "online", "disabled"] = "offline",
+) -> dict:
     """The W&B run options of a conf/logger entry (project, entity, group, tags, mode)."""
     return {"project": project, "entity": entity, "group": group, "tags": list(tags), "mode": mode}
 
@@ -57,8 +69,9 @@ def logger_options(cfg: dict) -> dict:
     return LOGGER.build(cfg)
 
 
-def build_logger(cfg: dict, run_dir: str | Path, run_name: str, run_id: str | None = None,
-                 hyperparameters: dict | None = None) -> Logger | bool:
+def build_logger(
+    cfg: dict, run_dir: str | Path, run_name: str, run_id: str | None = None, hyperparameters: dict | None = None
+) -> Logger | bool:
     """Lightning logger for ``cfg['name']`` with the run's whole config as its hyperparameters (W&B's run config,
     ``csv/hparams.yaml``); W&B files go to ``run_dir/wandb`` (``run_id``: the W&B run to continue)."""
     options = logger_options(cfg)

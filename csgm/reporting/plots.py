@@ -11,14 +11,27 @@ import torch
 
 from csgm.files import atomic_write_bytes
 
-__all__ = ["plot_error_curves", "save_image_rows", "error_curves_png", "image_png", "image_rows_png", "wants_log_scale",
-           "pyplot", "figure_png", "band", "posterior_grid_png", "reliability_diagram_png",
-           "METRIC_LABELS", "X_AXES", "MIN_CELL_PIXELS"]
+__all__ = [
+    "plot_error_curves",
+    "save_image_rows",
+    "error_curves_png",
+    "image_png",
+    "image_rows_png",
+    "wants_log_scale",
+    "pyplot",
+    "figure_png",
+    "band",
+    "posterior_grid_png",
+    "reliability_diagram_png",
+    "METRIC_LABELS",
+    "X_AXES",
+    "MIN_CELL_PIXELS",
+]
 
 METRIC_LABELS = {"mse": "per-pixel squared error ||x̂ - x||² / n", "psnr": "PSNR (dB)", "ssim": "SSIM"}
 X_AXES = {"m": "number of measurements m", "noise_std": "noise standard deviation"}
 MIN_CELL_PIXELS = 56  # each image of a grid is shown at least this many pixels wide
-_LOG_SPAN = 100.0     # a y axis whose positive values span more than two decades is drawn on a log scale
+_LOG_SPAN = 100.0  # a y axis whose positive values span more than two decades is drawn on a log scale
 
 
 def pyplot():
@@ -56,15 +69,26 @@ def band(mean: Sequence[float], half: Sequence[float], log_axis: bool) -> tuple[
     return [a / r for a, r in zip(mean, ratio)], [a * r for a, r in zip(mean, ratio)]
 
 
-def plot_error_curves(summary: Sequence[dict[str, Any]], path: str | Path, metric: str = "mse", title: str | None = None,
-                      x: str = "m", log_y: bool | None = None) -> Path:
+def plot_error_curves(
+    summary: Sequence[dict[str, Any]],
+    path: str | Path,
+    metric: str = "mse",
+    title: str | None = None,
+    x: str = "m",
+    log_y: bool | None = None,
+) -> Path:
     """``error_curves_png`` written to ``path``."""
     atomic_write_bytes(path, error_curves_png(summary, metric, title, x, log_y))
     return Path(path)
 
 
-def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", title: str | None = None, x: str = "m",
-                     log_y: bool | None = None) -> bytes:
+def error_curves_png(
+    summary: Sequence[dict[str, Any]],
+    metric: str = "mse",
+    title: str | None = None,
+    x: str = "m",
+    log_y: bool | None = None,
+) -> bytes:
     """One curve per setting of ``metric`` mean versus ``x`` (m or noise_std), a marker at every point, a 95%
     band, the legend outside the axes; PNG bytes. ``log_y`` None: a log y axis when the values span more than
     two decades. Failed images are not in the means (summaries exclude them); the legend says how many there
@@ -82,7 +106,14 @@ def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", tit
     fig, ax = plt.subplots(figsize=(7, 4.5))
     shown: list[float] = []
     curve_rows: list[tuple[str, str, str, list[float], list[float], list[float]]] = []
-    styles = [("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", "-"), ("x", "--")]  # curves that overlap stay apart
+    styles = [
+        ("o", "-"),
+        ("s", "--"),
+        ("^", "-."),
+        ("D", ":"),
+        ("v", "-"),
+        ("x", "--"),
+    ]  # curves that overlap stay apart
     for index, (name, rows) in enumerate(sorted(curves.items())):
         marker, line = styles[index % len(styles)]
         failed = sum(int(r.get("failed", 0)) for r in rows)
@@ -108,7 +139,9 @@ def error_curves_png(summary: Sequence[dict[str, Any]], metric: str = "mse", tit
         ax.minorticks_off()
     ax.set_xlabel(X_AXES[x])
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    ax.set_title(title or f"reconstruction error versus {'measurements' if x == 'm' else 'noise level'} (mean, 95% interval)")
+    ax.set_title(
+        title or f"reconstruction error versus {'measurements' if x == 'm' else 'noise level'} (mean, 95% interval)"
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return figure_png(fig)
@@ -126,20 +159,25 @@ def image_png(image: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
-def save_image_rows(rows: Sequence[torch.Tensor], path: str | Path, labels: Sequence[str] | None = None,
-                    title: str | None = None) -> Path:
+def save_image_rows(
+    rows: Sequence[torch.Tensor], path: str | Path, labels: Sequence[str] | None = None, title: str | None = None
+) -> Path:
     """``image_rows_png`` written to ``path``."""
     atomic_write_bytes(path, image_rows_png(rows, labels, title))
     return Path(path)
 
 
-def image_rows_png(rows: Sequence[torch.Tensor], labels: Sequence[str] | None = None, title: str | None = None) -> bytes:
+def image_rows_png(
+    rows: Sequence[torch.Tensor], labels: Sequence[str] | None = None, title: str | None = None
+) -> bytes:
     """Equally long image rows (each (N, C, H, W) in [0, 1]), originals first, then one row per method; a label
     left of every row, a title above; every image at least ``MIN_CELL_PIXELS`` wide. PNG bytes."""
     plt = pyplot()
     count, (channels, height, width) = len(rows[0]), tuple(rows[0].shape[1:])
     cell = max(MIN_CELL_PIXELS, width) / 100.0  # inches at dpi 100; labels and title are added around the cells
-    fig, axes = plt.subplots(len(rows), count, squeeze=False, dpi=100, figsize=(count * cell, len(rows) * cell * height / width))
+    fig, axes = plt.subplots(
+        len(rows), count, squeeze=False, dpi=100, figsize=(count * cell, len(rows) * cell * height / width)
+    )
     fig.subplots_adjust(left=0, right=1, bottom=0, top=1, wspace=0.04, hspace=0.04)
     for r, row in enumerate(rows):
         for c in range(count):
@@ -160,8 +198,9 @@ def image_rows_png(rows: Sequence[torch.Tensor], labels: Sequence[str] | None = 
     return figure_png(fig)
 
 
-def posterior_grid_png(rows: Sequence[torch.Tensor], labels: Sequence[str], std_rows: Sequence[int],
-                       title: str | None = None) -> bytes:
+def posterior_grid_png(
+    rows: Sequence[torch.Tensor], labels: Sequence[str], std_rows: Sequence[int], title: str | None = None
+) -> bytes:
     """A sampler's grid: image rows (N, C, H, W) in [0, 1] drawn in grey, each row a label on its left; the rows
     at indices ``std_rows`` are posterior standard deviations in pixel units, drawn in one colour map from 0 to
     their common maximum with a colour bar that gives the scale. PNG bytes."""
@@ -172,10 +211,16 @@ def posterior_grid_png(rows: Sequence[torch.Tensor], labels: Sequence[str], std_
     count, (_, height, width) = len(rows[0]), tuple(rows[0].shape[1:])
     peak = max([float(rows[r].max()) for r in std_rows] + [1e-12])
     cell = max(MIN_CELL_PIXELS, width) / 100.0
-    fig, axes = plt.subplots(len(rows), count, squeeze=False, dpi=100,
-                             figsize=(count * cell + (0.9 if std_rows else 0), len(rows) * cell * height / width))
-    fig.subplots_adjust(left=0, right=count * cell / (count * cell + 0.9) if std_rows else 1, bottom=0, top=1, wspace=0.04,
-                        hspace=0.04)
+    fig, axes = plt.subplots(
+        len(rows),
+        count,
+        squeeze=False,
+        dpi=100,
+        figsize=(count * cell + (0.9 if std_rows else 0), len(rows) * cell * height / width),
+    )
+    fig.subplots_adjust(
+        left=0, right=count * cell / (count * cell + 0.9) if std_rows else 1, bottom=0, top=1, wspace=0.04, hspace=0.04
+    )
     shown = None
     for r, row in enumerate(rows):
         for c in range(count):

@@ -26,7 +26,9 @@ def register_run(cfg: dict, run_dir: Path, measurements: list[int], images: int,
     each report reads only its own request; ``noise_std`` is the run's noise level."""
     key = f"{cfg['solver'].get('label') or cfg['solver']['name']}-{cfg['operator']['name']}-{cfg['noise']['name']}-{noise_std:g}-{cfg['input']}"
     marker = report_dir(cfg) / "runs" / f"{key}.json"
-    atomic_write_bytes(marker, json.dumps({"run": str(run_dir.resolve()), "m": measurements, "images": images}).encode())
+    atomic_write_bytes(
+        marker, json.dumps({"run": str(run_dir.resolve()), "m": measurements, "images": images}).encode()
+    )
 
 
 class SweepReport(Callback):

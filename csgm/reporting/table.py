@@ -11,8 +11,10 @@ __all__ = ["format_summary", "markdown_summary"]
 def format_summary(summary: Sequence[dict[str, Any]]) -> str:
     """One line per (solver, operator, noise, m): images, failed images, then per-pixel error mean ± 95%,
     PSNR and SSIM over the images that did not fail ('all failed' when none is left)."""
-    header = (f"{'solver':<18} {'operator':<10} {'noise':<16} {'m':>6} {'images':>6} {'failed':>6}  "
-              f"{'per-pixel error':>19}  {'PSNR':>12}  {'SSIM':>13}")
+    header = (
+        f"{'solver':<18} {'operator':<10} {'noise':<16} {'m':>6} {'images':>6} {'failed':>6}  "
+        f"{'per-pixel error':>19}  {'PSNR':>12}  {'SSIM':>13}"
+    )
     lines = [header, "-" * len(header)]
     for r in summary:
         noise = _noise_cell(r)
@@ -20,25 +22,33 @@ def format_summary(summary: Sequence[dict[str, Any]]) -> str:
         if math.isnan(float(r["mse_mean"])):
             line += f"{'all failed':>19}" if int(r["failed"]) == int(r["images"]) else _no_truth(r)
         else:
-            line += (f"{float(r['mse_mean']):>9.5f} ± {float(r['mse_ci95']):<7.5f}  "
-                     f"{float(r['psnr_mean']):>5.2f} ± {float(r['psnr_ci95']):<4.2f}  "
-                     f"{float(r['ssim_mean']):>5.3f} ± {float(r['ssim_ci95']):<5.3f}")
+            line += (
+                f"{float(r['mse_mean']):>9.5f} ± {float(r['mse_ci95']):<7.5f}  "
+                f"{float(r['psnr_mean']):>5.2f} ± {float(r['psnr_ci95']):<4.2f}  "
+                f"{float(r['ssim_mean']):>5.3f} ± {float(r['ssim_ci95']):<5.3f}"
+            )
         lines.append(line)
     return "\n".join(lines)
 
 
 def markdown_summary(summary: Sequence[dict[str, Any]]) -> str:
     """The same table as ``format_summary`` in Markdown."""
-    lines = ["| solver | operator | noise | m | images | failed | per-pixel error | PSNR | SSIM |",
-             "| --- | --- | --- | ---: | ---: | ---: | --- | --- | --- |"]
+    lines = [
+        "| solver | operator | noise | m | images | failed | per-pixel error | PSNR | SSIM |",
+        "| --- | --- | --- | ---: | ---: | ---: | --- | --- | --- |",
+    ]
     for r in summary:
         noise = _noise_cell(r)
         if math.isnan(float(r["mse_mean"])):
             values = ("all failed" if int(r["failed"]) == int(r["images"]) else _no_truth(r)) + " | | "
         else:
-            values = (f"{float(r['mse_mean']):.5f} ± {float(r['mse_ci95']):.5f} | {float(r['psnr_mean']):.2f} ± "
-                      f"{float(r['psnr_ci95']):.2f} | {float(r['ssim_mean']):.3f} ± {float(r['ssim_ci95']):.3f}")
-        lines.append(f"| {r['solver']} | {r['operator']} | {noise} | {int(r['m'])} | {int(r['images'])} | {int(r['failed'])} | {values} |")
+            values = (
+                f"{float(r['mse_mean']):.5f} ± {float(r['mse_ci95']):.5f} | {float(r['psnr_mean']):.2f} ± "
+                f"{float(r['psnr_ci95']):.2f} | {float(r['ssim_mean']):.3f} ± {float(r['ssim_ci95']):.3f}"
+            )
+        lines.append(
+            f"| {r['solver']} | {r['operator']} | {noise} | {int(r['m'])} | {int(r['images'])} | {int(r['failed'])} | {values} |"
+        )
     return "\n".join(lines)
 
 

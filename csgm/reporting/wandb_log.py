@@ -19,8 +19,18 @@ from csgm.reporting.loggers import logger_options
 
 __all__ = ["log_recovery_to_wandb", "flat_config", "SweepGroup", "CURVE_METRICS"]
 
-CURVE_METRICS = ("mse_mean", "mse_ci95", "psnr_mean", "psnr_ci95", "ssim_mean", "ssim_ci95", "images", "failed",
-                 "not_converged", *(f"{c}_mean" for c in POSTERIOR_COLUMNS))  # samplers' columns are None otherwise
+CURVE_METRICS = (
+    "mse_mean",
+    "mse_ci95",
+    "psnr_mean",
+    "psnr_ci95",
+    "ssim_mean",
+    "ssim_ci95",
+    "images",
+    "failed",
+    "not_converged",
+    *(f"{c}_mean" for c in POSTERIOR_COLUMNS),
+)  # samplers' columns are None otherwise
 _GROUP_ENV = "CSGM_SWEEP_GROUP"
 
 
@@ -45,8 +55,14 @@ def flat_config(node: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def log_recovery_to_wandb(logger_cfg: dict, run_dir: Path, config: dict, summary: Sequence[dict[str, Any]],
-                          noise: str, images: dict[str, Path]) -> None:
+def log_recovery_to_wandb(
+    logger_cfg: dict,
+    run_dir: Path,
+    config: dict,
+    summary: Sequence[dict[str, Any]],
+    noise: str,
+    images: dict[str, Path],
+) -> None:
     """Log the curve (one step per point of ``config['report_x']``), the summary table and the PNGs; then finish.
     The W&B run's id is the run folder's fingerprint, so re-running a recovery resumes its W&B run."""
     import wandb
@@ -57,8 +73,16 @@ def log_recovery_to_wandb(logger_cfg: dict, run_dir: Path, config: dict, summary
     solver = config["solver"].get("label") or config["solver"].get("name")
     name = f"{solver} | {config['operator'].get('name')} | {noise}"
     fingerprint = json.loads((run_dir / IDENTITY_FILE).read_text())["fingerprint"]
-    run = wandb.init(name=name, dir=str(run_dir), config=flat_config(config), job_type="recover",
-                     id=f"recover-{fingerprint}", resume="allow", reinit="finish_previous", **options)
+    run = wandb.init(
+        name=name,
+        dir=str(run_dir),
+        config=flat_config(config),
+        job_type="recover",
+        id=f"recover-{fingerprint}",
+        resume="allow",
+        reinit="finish_previous",
+        **options,
+    )
     try:
         run.define_metric(x)
         for metric in CURVE_METRICS:

@@ -18,9 +18,22 @@ from csgm.solvers.wirtinger import WirtingerFlowSolver
 
 __all__ = ["SOLVERS", "SOLVER", "Solver", "SolverOutput", "build_solver", "solver_class"]
 
-SOLVERS: dict[str, type[Solver]] = {cls.name: cls for cls in (CSGMSolver, LassoSolver, SparseGenSolver,
-                                                                   WirtingerFlowSolver, BIHTSolver, LangevinSolver, PGDSolver, ILOSolver, DIPSolver,
-                                                                   GaussNewtonSolver, HMCSolver)}
+SOLVERS: dict[str, type[Solver]] = {
+    cls.name: cls
+    for cls in (
+        CSGMSolver,
+        LassoSolver,
+        SparseGenSolver,
+        WirtingerFlowSolver,
+        BIHTSolver,
+        LangevinSolver,
+        PGDSolver,
+        ILOSolver,
+        DIPSolver,
+        GaussNewtonSolver,
+        HMCSolver,
+    )
+}
 
 SOLVER = Group("solver", SOLVERS, Solver)
 

@@ -21,16 +21,16 @@ __all__ = ["Solver", "SolverOutput"]
 class SolverOutput:
     """What a solver returns for a batch of B images."""
 
-    x_hat: torch.Tensor                  # (B, C, H, W) in [0, 1]
-    measurement_loss: torch.Tensor       # (B,) the data term of x_hat (||A x_hat - y||^2 for Gaussian noise)
-    iterations: torch.Tensor             # (B,) iterations run for the kept estimate
-    dropped_restarts: torch.Tensor       # (B,) restarts dropped as diverged (NaN/inf)
-    z: torch.Tensor | None = None        # (B, k) latent of the kept estimate, for generative solvers
+    x_hat: torch.Tensor  # (B, C, H, W) in [0, 1]
+    measurement_loss: torch.Tensor  # (B,) the data term of x_hat (||A x_hat - y||^2 for Gaussian noise)
+    iterations: torch.Tensor  # (B,) iterations run for the kept estimate
+    dropped_restarts: torch.Tensor  # (B,) restarts dropped as diverged (NaN/inf)
+    z: torch.Tensor | None = None  # (B, k) latent of the kept estimate, for generative solvers
     converged: torch.Tensor | None = None  # (B,) bool, for solvers with a convergence test (else all converged)
     all_restarts_diverged: torch.Tensor | None = None  # (B,) bool: no finite estimate (else none failed)
     generator_evaluations: torch.Tensor | None = None  # (B,) calls of G per image (else 0)
-    jvps: torch.Tensor | None = None     # (B,) Jacobian-vector products (forward mode) through G per image (else 0)
-    vjps: torch.Tensor | None = None     # (B,) vector-Jacobian products (backward passes) through G per image: counted
+    jvps: torch.Tensor | None = None  # (B,) Jacobian-vector products (forward mode) through G per image (else 0)
+    vjps: torch.Tensor | None = None  # (B,) vector-Jacobian products (backward passes) through G per image: counted
     #                                      by the latent searches (csgm family, ilo, pgd, gauss_newton), else 0
     samples: torch.Tensor | None = None  # (B, S, C, H, W) posterior samples, for samplers
     pixel_std: torch.Tensor | None = None  # (B, C, H, W) posterior standard deviation per pixel, for samplers
@@ -53,6 +53,7 @@ class SolverOutput:
 
     def floating_as(self, dtype: torch.dtype) -> SolverOutput:
         """This output with its floating-point tensors in ``dtype`` (a mixed-precision solve's, in y's dtype)."""
+
         def cast(value):
             if isinstance(value, dict):
                 return {k: cast(v) for k, v in value.items()}
@@ -73,17 +74,19 @@ class Solver:
     name: str = "solver"
     needs_generator: bool = False
     needs_linear_operator: bool = False  # uses the adjoint A^T (proximal/sparse solvers)
-    accepts_quantized: bool = True       # such a solver may use a quantiser's linear part (quantisation as noise)
-    tunable: str | None = None          # the option that ``auto`` chooses on the validation split
-    grid_option: str = "lambda_grid"    # the option listing its candidate values
-    prunes_search: bool = False         # its validation search may prune restarts (``search_copy``)
+    accepts_quantized: bool = True  # such a solver may use a quantiser's linear part (quantisation as noise)
+    tunable: str | None = None  # the option that ``auto`` chooses on the validation split
+    grid_option: str = "lambda_grid"  # the option listing its candidate values
+    prunes_search: bool = False  # its validation search may prune restarts (``search_copy``)
 
     def check_operator(self, operator: Operator) -> None:
         """Refuse, in one line, an operator this solver cannot use (a nonlinear one for an adjoint-based solver;
         a quantised one is used through its linear part, the quantisation treated as noise)."""
         if self.needs_linear_operator and not (operator.linear or (operator.quantized and self.accepts_quantized)):
-            raise CsgmError(f"solver {getattr(self, 'label', self.name)!r} needs a linear operator (it uses the adjoint A^T); "
-                            f"operator {operator.name!r} is nonlinear: use a generative solver such as solver=csgm")
+            raise CsgmError(
+                f"solver {getattr(self, 'label', self.name)!r} needs a linear operator (it uses the adjoint A^T); "
+                f"operator {operator.name!r} is nonlinear: use a generative solver such as solver=csgm"
+            )
 
     def accepted(self, measurement: MeasurementModel | Operator) -> MeasurementModel:
         """The measurement model (a bare operator: without noise) once its operator passed ``check_operator``."""
@@ -91,7 +94,9 @@ class Solver:
         self.check_operator(measurement.operator)
         return measurement
 
-    def linear_problem(self, measurement: MeasurementModel | Operator, y: torch.Tensor) -> tuple[LinearOperator, torch.Tensor]:
+    def linear_problem(
+        self, measurement: MeasurementModel | Operator, y: torch.Tensor
+    ) -> tuple[LinearOperator, torch.Tensor]:
         """(A, y) for a solver that needs a linear A: the operator itself, or a quantiser's linear part with the
         dequantised y (quantisation treated as noise)."""
         operator = self.accepted(measurement).operator
@@ -120,12 +125,28 @@ class Solver:
         """The solver that the validation search runs: this one (restart-based solvers override it)."""
         return self
 
-    def solve_candidates(self, candidates: Sequence[dict], y: torch.Tensor, measurement: MeasurementModel | Operator,
-                         image_ids: Sequence[int], generator: Generator | None = None, seed: int = 0) -> list[torch.Tensor]:
+    def solve_candidates(
+        self,
+        candidates: Sequence[dict],
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> list[torch.Tensor]:
         """x_hat (B, C, H, W) for every candidate setting. Solvers that can try all settings in one batched
         run override this."""
-        return [self.with_options(**setting).solve(y, measurement, image_ids, generator, seed).x_hat for setting in candidates]
+        return [
+            self.with_options(**setting).solve(y, measurement, image_ids, generator, seed).x_hat
+            for setting in candidates
+        ]
 
-    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-              generator: Generator | None = None, seed: int = 0) -> SolverOutput:  # pragma: no cover - abstract
+    def solve(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> SolverOutput:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -36,7 +36,9 @@ def _check_sparsity(value: int | str) -> int | str:
     if value == "auto":
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CsgmError(f"solver.sparsity={value!r} must be an integer >= 1, or auto to choose it on the validation split")
+        raise CsgmError(
+            f"solver.sparsity={value!r} must be an integer >= 1, or auto to choose it on the validation split"
+        )
     return value
 
 
@@ -48,8 +50,17 @@ class BIHTSolver(Solver):
     tunable = "sparsity"
     grid_option = "sparsity_grid"
 
-    def __init__(self, sparsity: int | str = "auto", basis: str = "dct", wavelet: str = "db4", levels: int = 2,
-                 iterations: int = 300, step: float = 1.0, sparsity_grid: Sequence[int] = (), label: str | None = None) -> None:
+    def __init__(
+        self,
+        sparsity: int | str = "auto",
+        basis: str = "dct",
+        wavelet: str = "db4",
+        levels: int = 2,
+        iterations: int = 300,
+        step: float = 1.0,
+        sparsity_grid: Sequence[int] = (),
+        label: str | None = None,
+    ) -> None:
         self.sparsity = _check_sparsity(sparsity)
         check_range("solver.iterations", iterations, 1)
         check_range("solver.step", step, 0, low_open=True)
@@ -61,8 +72,10 @@ class BIHTSolver(Solver):
 
     def check_operator(self, operator: Operator) -> None:
         if not (operator.quantized and getattr(operator, "bits", None) == 1):
-            raise CsgmError(f"solver {self.label!r} recovers from 1-bit measurements (operator=one_bit); "
-                            f"operator {operator.name!r} is not one: use solver=csgm")
+            raise CsgmError(
+                f"solver {self.label!r} recovers from 1-bit measurements (operator=one_bit); "
+                f"operator {operator.name!r} is not one: use solver=csgm"
+            )
 
     @torch.no_grad()
     def solve_with(self, y: torch.Tensor, measurement: MeasurementModel | Operator, keep: torch.Tensor) -> SolverOutput:
@@ -85,16 +98,33 @@ class BIHTSolver(Solver):
             x = x * torch.where(x.flatten(1).sum(1) < 0, -1.0, 1.0).to(x.dtype).view(-1, 1, 1, 1)
         x_hat = x.clamp(0, 1)
         iterations = torch.full((len(y),), self.iterations, dtype=torch.long)
-        return SolverOutput(x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y), iterations=iterations,
-                            dropped_restarts=torch.zeros(len(y), dtype=torch.long))
+        return SolverOutput(
+            x_hat=x_hat,
+            measurement_loss=measurement.loss(x_hat, y),
+            iterations=iterations,
+            dropped_restarts=torch.zeros(len(y), dtype=torch.long),
+        )
 
-    def solve_candidates(self, candidates: Sequence[dict], y: torch.Tensor, measurement: MeasurementModel | Operator,
-                         image_ids: Sequence[int], generator: Generator | None = None, seed: int = 0) -> list[torch.Tensor]:
+    def solve_candidates(
+        self,
+        candidates: Sequence[dict],
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> list[torch.Tensor]:
         """One batched run for every k of the search: each (candidate, image) is its own row."""
         keep = torch.tensor([c["sparsity"] for c in candidates], device=y.device).repeat_interleave(len(y))
         return list(self.solve_with(y.repeat(len(candidates), 1), measurement, keep).x_hat.split(len(y)))
 
-    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+    def solve(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> SolverOutput:
         require_resolved("sparsity", self.sparsity)
         return self.solve_with(y, measurement, torch.full((len(y),), self.sparsity, device=y.device))

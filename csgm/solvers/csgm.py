@@ -25,12 +25,15 @@ from csgm.progress import report_steps
 __all__ = ["CSGMSolver", "initial_latents", "select_restarts"]
 
 
-
 def initial_latents(generator: Generator, image_ids: Sequence[int], restarts: int, seed: int) -> torch.Tensor:
     """z starts from G's prior, one per (image id, restart), drawn on the CPU from (seed, id, restart)."""
-    return torch.cat([
-        generator.sample_latents(1, seeded_rng("z", seed, int(i), r)) for i in image_ids for r in range(restarts)
-    ]) if len(image_ids) else torch.zeros(0, generator.latent_dim)
+    return (
+        torch.cat(
+            [generator.sample_latents(1, seeded_rng("z", seed, int(i), r)) for i in image_ids for r in range(restarts)]
+        )
+        if len(image_ids)
+        else torch.zeros(0, generator.latent_dim)
+    )
 
 
 def _best_per_image(loss: torch.Tensor, image: torch.Tensor, keep: float) -> torch.Tensor:
@@ -72,16 +75,41 @@ class CSGMSolver(Solver):
     needs_generator = True
     prunes_search = True
 
-    def __init__(self, lr: float = 0.01, iterations: int = 1000, restarts: int = 10, optimizer: str = "adam",
-                 momentum: float = 0.9, lambda_z: float = 0.0, l2_weight: float = 1.0, l1_weight: float = 0.0,
-                 lr_decay: float = 1.0, lr_decay_every: int = 0, stall_patience: int = 0, stall_tol: float = 1e-4,
-                 halving_every: int = 0, halving_keep: float = 0.5, median_of_means: int = 0, start_bank: int = 0,
-                 start_scale: float = 1.0, flush_denormals: bool = True, compile: bool = False, label: str | None = None) -> None:
+    def __init__(
+        self,
+        lr: float = 0.01,
+        iterations: int = 1000,
+        restarts: int = 10,
+        optimizer: str = "adam",
+        momentum: float = 0.9,
+        lambda_z: float = 0.0,
+        l2_weight: float = 1.0,
+        l1_weight: float = 0.0,
+        lr_decay: float = 1.0,
+        lr_decay_every: int = 0,
+        stall_patience: int = 0,
+        stall_tol: float = 1e-4,
+        halving_every: int = 0,
+        halving_keep: float = 0.5,
+        median_of_means: int = 0,
+        start_bank: int = 0,
+        start_scale: float = 1.0,
+        flush_denormals: bool = True,
+        compile: bool = False,
+        label: str | None = None,
+    ) -> None:
         check_choice("optimizer", optimizer, OPTIMIZERS)
         for key, value in (("lr", lr), ("iterations", iterations), ("restarts", restarts)):
             check_range(f"solver.{key}", value, 0, low_open=True)
-        for key, value in (("lambda_z", lambda_z), ("l1_weight", l1_weight), ("l2_weight", l2_weight), ("lr_decay", lr_decay),
-                           ("lr_decay_every", lr_decay_every), ("stall_patience", stall_patience), ("stall_tol", stall_tol)):
+        for key, value in (
+            ("lambda_z", lambda_z),
+            ("l1_weight", l1_weight),
+            ("l2_weight", l2_weight),
+            ("lr_decay", lr_decay),
+            ("lr_decay_every", lr_decay_every),
+            ("stall_patience", stall_patience),
+            ("stall_tol", stall_tol),
+        ):
             check_range(f"solver.{key}", value, 0)
         check_range("solver.momentum", momentum, 0, 1)
         self.lr, self.iterations, self.restarts, self.optimizer = lr, int(iterations), int(restarts), optimizer
@@ -97,13 +125,17 @@ class CSGMSolver(Solver):
         self.median_of_means = int(median_of_means)
         check_range("solver.start_bank", start_bank, 0)
         if 0 < start_bank < restarts:
-            raise CsgmError(f"solver.start_bank={start_bank} must hold at least the {restarts} restarts it starts; "
-                            "raise it (e.g. 4096) or set 0 for starts from N(0, I)")
+            raise CsgmError(
+                f"solver.start_bank={start_bank} must hold at least the {restarts} restarts it starts; "
+                "raise it (e.g. 4096) or set 0 for starts from N(0, I)"
+            )
         self.start_bank = StartBank(start_bank) if start_bank else None
         check_range("solver.start_scale", start_scale, 0)
         if start_bank and start_scale != 1.0:
-            raise CsgmError(f"solver.start_scale={start_scale} scales prior starts, but solver.start_bank={start_bank} picks "
-                            "them from the bank; use one of the two")
+            raise CsgmError(
+                f"solver.start_scale={start_scale} scales prior starts, but solver.start_bank={start_bank} picks "
+                "them from the bank; use one of the two"
+            )
         self.start_scale = float(start_scale)
         self.flush_denormals = check_flag("solver.flush_denormals", flush_denormals)
         self.compile = check_flag("solver.compile", compile)
@@ -120,12 +152,22 @@ class CSGMSolver(Solver):
         """The estimate for latents z: G(z) (Sparse-Gen adds its deviation)."""
         return generator(z)
 
-    def objective(self, z: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel, generator: Generator,
-                  deviation: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def objective(
+        self,
+        z: torch.Tensor,
+        y: torch.Tensor,
+        measurement: MeasurementModel,
+        generator: Generator,
+        deviation: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-sample (objective, data term, residual A x - y)."""
         prediction = measurement.predict(self.image(z, generator, deviation))
         residual = prediction - y
-        data = measurement.data_term(prediction, y) if not self.median_of_means else self.median_batch(prediction, y, measurement)
+        data = (
+            measurement.data_term(prediction, y)
+            if not self.median_of_means
+            else self.median_batch(prediction, y, measurement)
+        )
         total = self.l2_weight * data + self.lambda_z * z.pow(2).sum(1)
         if self.l1_weight:
             total = total + self.l1_weight * residual.abs().sum(1)
@@ -136,9 +178,13 @@ class CSGMSolver(Solver):
         each batch's mean data term is taken, and the median batch (its gradient) stands for all m measurements."""
         count = self.median_of_means
         if prediction.shape[1] < count:
-            raise CsgmError(f"solver.median_of_means={count} batches need at least {count} measurements, got {prediction.shape[1]}")
+            raise CsgmError(
+                f"solver.median_of_means={count} batches need at least {count} measurements, got {prediction.shape[1]}"
+            )
         usable = prediction.shape[1] // count * count  # equal batches; the last m mod B measurements are left out
-        per_batch = measurement.data_term(self._batches(prediction[:, :usable], count), self._batches(y[:, :usable], count))
+        per_batch = measurement.data_term(
+            self._batches(prediction[:, :usable], count), self._batches(y[:, :usable], count)
+        )
         return per_batch.view(len(prediction), count).median(dim=1).values * prediction.shape[1] / (usable // count)
 
     @staticmethod
@@ -150,27 +196,40 @@ class CSGMSolver(Solver):
         """Extra per-sample state optimised beside z (none for CSGM)."""
         return None
 
-    def update_deviation(self, deviation: torch.Tensor | None, residual: torch.Tensor, operator: Operator) -> torch.Tensor | None:
+    def update_deviation(
+        self, deviation: torch.Tensor | None, residual: torch.Tensor, operator: Operator
+    ) -> torch.Tensor | None:
         """One step on the extra state from the current residual (none for CSGM)."""
         return deviation
 
-    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+    def solve(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> SolverOutput:
         if generator is None:
             raise CsgmError("the csgm solver needs a generator checkpoint (checkpoint=PATH)")
         if self.start_bank is not None:
             z0 = self.start_bank.starts(y, as_measurement(measurement), generator, seed, self.restarts)
         else:
-            z0 = self.start_scale * initial_latents(generator, image_ids, self.restarts, seed).to(device=y.device, dtype=y.dtype)
+            z0 = self.start_scale * initial_latents(generator, image_ids, self.restarts, seed).to(
+                device=y.device, dtype=y.dtype
+            )
         return self.optimise(z0, y, measurement, generator)
 
-    def optimise(self, z0: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel | Operator,
-                 generator: Generator) -> SolverOutput:
+    def optimise(
+        self, z0: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel | Operator, generator: Generator
+    ) -> SolverOutput:
         """Run the optimisation from given starts z0 (B * R, k), restarts of an image adjacent."""
         with flush_denormals(self.flush_denormals):
             return self._optimise(z0, y, as_measurement(measurement), generator)
 
-    def _optimise(self, z0: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel, generator: Generator) -> SolverOutput:
+    def _optimise(
+        self, z0: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel, generator: Generator
+    ) -> SolverOutput:
         batch, restarts = len(y), len(z0) // max(len(y), 1)
         total_rows = len(z0)
         y_rep = y.repeat_interleave(restarts, dim=0)
@@ -192,8 +251,15 @@ class CSGMSolver(Solver):
                 break
             report_steps(step, self.iterations)
             rows = None if len(active) == total_rows else active
-            grad, loss, residual = latent_gradient(self.objective, take_rows(z, rows), take_rows(y_rep, rows), measurement, generator,
-                                                   take_rows(deviation, rows), self.compile)
+            grad, loss, residual = latent_gradient(
+                self.objective,
+                take_rows(z, rows),
+                take_rows(y_rep, rows),
+                measurement,
+                generator,
+                take_rows(deviation, rows),
+                self.compile,
+            )
             evaluations[active] += 1
             optimizer.step(z, rows, grad, lr)
             if deviation is not None:
@@ -228,7 +294,13 @@ class CSGMSolver(Solver):
                 kept_deviation = torch.where(failed[:, None], torch.zeros_like(deviation[pick]), deviation[pick])
             x_hat = self.image(z_kept, generator, kept_deviation).clamp(0, 1)
             loss = measurement.loss(x_hat, y)
-        return SolverOutput(x_hat=x_hat, measurement_loss=loss, iterations=iterations[pick].cpu(), dropped_restarts=dropped,
-                            z=z_kept, all_restarts_diverged=failed.cpu(),
-                            generator_evaluations=evaluations.view(batch, restarts).sum(1).cpu(),
-                            vjps=(evaluations - 1).view(batch, restarts).sum(1).cpu())  # a backward pass per step
+        return SolverOutput(
+            x_hat=x_hat,
+            measurement_loss=loss,
+            iterations=iterations[pick].cpu(),
+            dropped_restarts=dropped,
+            z=z_kept,
+            all_restarts_diverged=failed.cpu(),
+            generator_evaluations=evaluations.view(batch, restarts).sum(1).cpu(),
+            vjps=(evaluations - 1).view(batch, restarts).sum(1).cpu(),
+        )  # a backward pass per step

@@ -50,7 +50,9 @@ class DIPNetwork(nn.Module):
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
     """Anisotropic total variation per image: sum of absolute horizontal and vertical differences."""
-    return (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).sum(1) + (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(1).sum(1)
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).sum(1) + (x[..., :, 1:] - x[..., :, :-1]).abs().flatten(
+        1
+    ).sum(1)
 
 
 class DIPSolver(Solver):
@@ -58,9 +60,21 @@ class DIPSolver(Solver):
 
     name = "dip"
 
-    def __init__(self, iterations: int = 1000, lr: float = 0.01, channels: int = 32, input_channels: int = 16,
-                 tv_weight: float = 0.0, label: str | None = None) -> None:
-        for key, value in (("iterations", iterations), ("lr", lr), ("channels", channels), ("input_channels", input_channels)):
+    def __init__(
+        self,
+        iterations: int = 1000,
+        lr: float = 0.01,
+        channels: int = 32,
+        input_channels: int = 16,
+        tv_weight: float = 0.0,
+        label: str | None = None,
+    ) -> None:
+        for key, value in (
+            ("iterations", iterations),
+            ("lr", lr),
+            ("channels", channels),
+            ("input_channels", input_channels),
+        ):
             check_range(f"solver.{key}", value, 0, low_open=True)
         check_range("solver.tv_weight", tv_weight, 0)
         self.iterations, self.lr, self.tv_weight = int(iterations), float(lr), float(tv_weight)
@@ -77,12 +91,19 @@ class DIPSolver(Solver):
                 weights.append(DIPNetwork(image_shape, self.channels, self.input_channels))
         stacked, _ = torch.func.stack_module_state(weights)
         stacked = {k: v.to(device=device, dtype=dtype).detach().requires_grad_(True) for k, v in stacked.items()}
-        inputs = torch.stack([0.1 * torch.rand(template.input_shape, generator=seeded_rng("dip_input", seed, int(i)))
-                              for i in image_ids]).to(device=device, dtype=dtype)
+        inputs = torch.stack(
+            [0.1 * torch.rand(template.input_shape, generator=seeded_rng("dip_input", seed, int(i))) for i in image_ids]
+        ).to(device=device, dtype=dtype)
         return template.to(device=device, dtype=dtype), stacked, inputs
 
-    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+    def solve(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> SolverOutput:
         measurement = self.accepted(measurement)
         template, weights, inputs = self.networks(measurement.operator.image_shape, image_ids, seed, y.device, y.dtype)
 
@@ -104,7 +125,10 @@ class DIPSolver(Solver):
         with torch.no_grad():
             x_hat = images(weights, inputs).clamp(0, 1)
         count = len(y)
-        return SolverOutput(x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y),
-                            iterations=torch.full((count,), self.iterations, dtype=torch.long),
-                            dropped_restarts=torch.zeros(count, dtype=torch.long),
-                            all_restarts_diverged=~torch.isfinite(x_hat.flatten(1)).all(1).cpu())
+        return SolverOutput(
+            x_hat=x_hat,
+            measurement_loss=measurement.loss(x_hat, y),
+            iterations=torch.full((count,), self.iterations, dtype=torch.long),
+            dropped_restarts=torch.zeros(count, dtype=torch.long),
+            all_restarts_diverged=~torch.isfinite(x_hat.flatten(1)).all(1).cpu(),
+        )

@@ -44,8 +44,9 @@ __all__ = ["GaussNewtonSolver", "measurement_weights"]
 _STEP_TOL = 1e-9  # a rejected step shorter than this times (1 + ||z||) means the row has converged
 
 
-def measurement_weights(measurement: MeasurementModel, prediction: torch.Tensor, y: torch.Tensor,
-                        data_gradient: torch.Tensor) -> torch.Tensor:
+def measurement_weights(
+    measurement: MeasurementModel, prediction: torch.Tensor, y: torch.Tensor, data_gradient: torch.Tensor
+) -> torch.Tensor:
     """(rows, m) Gauss-Newton weights of the data term: e_i / r_i (>= 0), 2 where r_i = 0 and for quantised y."""
     if measurement.operator.quantized:
         return torch.full_like(prediction, 2.0)
@@ -61,20 +62,37 @@ class GaussNewtonSolver(Solver):
     name = "gauss_newton"
     needs_generator = True
 
-    def __init__(self, iterations: int = 10, restarts: int = 2, ambiguity: float = 0.05, lambda_z: float = 0.03,
-                 damping: float = 1.0, accept: float = 1e-3, tol: float = 1e-3, geodesic: float = 0.75,
-                 start_bank: int = 4096, jacobian_rows: int = 8192, flush_denormals: bool = True,
-                 label: str | None = None) -> None:
-        for key, value in (("iterations", iterations), ("restarts", restarts), ("damping", damping),
-                           ("jacobian_rows", jacobian_rows)):
+    def __init__(
+        self,
+        iterations: int = 10,
+        restarts: int = 2,
+        ambiguity: float = 0.05,
+        lambda_z: float = 0.03,
+        damping: float = 1.0,
+        accept: float = 1e-3,
+        tol: float = 1e-3,
+        geodesic: float = 0.75,
+        start_bank: int = 4096,
+        jacobian_rows: int = 8192,
+        flush_denormals: bool = True,
+        label: str | None = None,
+    ) -> None:
+        for key, value in (
+            ("iterations", iterations),
+            ("restarts", restarts),
+            ("damping", damping),
+            ("jacobian_rows", jacobian_rows),
+        ):
             check_range(f"solver.{key}", value, 0, low_open=True)
         for key, value in (("ambiguity", ambiguity), ("lambda_z", lambda_z), ("tol", tol), ("start_bank", start_bank)):
             check_range(f"solver.{key}", value, 0)
         check_range("solver.accept", accept, 0, 1)
         check_range("solver.geodesic", geodesic, 0, 2)
         if 0 < start_bank < restarts:
-            raise CsgmError(f"solver.start_bank={start_bank} must hold at least the {restarts} restarts it starts; "
-                            "raise it (e.g. 4096) or set 0 for starts from N(0, I)")
+            raise CsgmError(
+                f"solver.start_bank={start_bank} must hold at least the {restarts} restarts it starts; "
+                "raise it (e.g. 4096) or set 0 for starts from N(0, I)"
+            )
         self.iterations, self.restarts, self.ambiguity = int(iterations), int(restarts), float(ambiguity)
         self.lambda_z, self.damping, self.accept, self.tol = float(lambda_z), float(damping), float(accept), float(tol)
         self.geodesic, self.jacobian_rows = float(geodesic), int(jacobian_rows)
@@ -82,8 +100,14 @@ class GaussNewtonSolver(Solver):
         self.flush_denormals = check_flag("solver.flush_denormals", flush_denormals)
         self.label = label or self.name
 
-    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+    def solve(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> SolverOutput:
         if generator is None:
             raise CsgmError(f"the {self.label} solver needs a generator checkpoint (checkpoint=PATH)")
         measurement = self.accepted(measurement)
@@ -91,8 +115,9 @@ class GaussNewtonSolver(Solver):
             z0, image_of_row, restart_of_row = self.starts(y, measurement, generator, image_ids, seed)
             return self._optimise(z0, image_of_row, restart_of_row, y, measurement, generator)
 
-    def starts(self, y: torch.Tensor, measurement: MeasurementModel, generator: Generator, image_ids: Sequence[int],
-               seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def starts(
+        self, y: torch.Tensor, measurement: MeasurementModel, generator: Generator, image_ids: Sequence[int], seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(starts (N, k), image of each row, restart of each row): every image's best bank start, and its next
         ones where they are within ``ambiguity`` of the best; all ``restarts`` prior draws without a bank."""
         batch, count = len(y), self.restarts
@@ -109,20 +134,25 @@ class GaussNewtonSolver(Solver):
     def _predict(self, measurement: MeasurementModel, generator: Generator) -> Callable[[torch.Tensor], torch.Tensor]:
         return lambda z: measurement.predict(generator(z))
 
-    def jacobian(self, z: torch.Tensor, predict: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def jacobian(
+        self, z: torch.Tensor, predict: Callable[[torch.Tensor], torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(predict(z) (N, m), J (N, m, k)) by k forward-mode products per row, ``jacobian_rows`` tangent rows at a time."""
         k = z.shape[1]
         basis = torch.eye(k, dtype=z.dtype, device=z.device)
         values, jacobians = [], []
         for part in z.split(max(1, self.jacobian_rows // k)):
             tangents = basis[:, None, :].expand(k, len(part), k)
-            value, columns = torch.func.vmap(lambda t: torch.func.jvp(predict, (part,), (t,)), out_dims=(None, 0))(tangents)
+            value, columns = torch.func.vmap(lambda t: torch.func.jvp(predict, (part,), (t,)), out_dims=(None, 0))(
+                tangents
+            )
             values.append(value)
             jacobians.append(columns.permute(1, 2, 0))
         return torch.cat(values), torch.cat(jacobians)
 
-    def terms(self, z: torch.Tensor, prediction: torch.Tensor, y: torch.Tensor,
-              measurement: MeasurementModel) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def terms(
+        self, z: torch.Tensor, prediction: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(objective, data term, e = d data / d prediction, weights W) per row."""
         with torch.enable_grad():
             prediction = prediction.detach().requires_grad_(True)
@@ -132,8 +162,15 @@ class GaussNewtonSolver(Solver):
         weights = measurement_weights(measurement, prediction.detach(), y, gradient)
         return data + self.lambda_z * z.pow(2).sum(1), data, gradient, weights
 
-    def _optimise(self, z0: torch.Tensor, image_of_row: torch.Tensor, restart_of_row: torch.Tensor, y: torch.Tensor,
-                  measurement: MeasurementModel, generator: Generator) -> SolverOutput:
+    def _optimise(
+        self,
+        z0: torch.Tensor,
+        image_of_row: torch.Tensor,
+        restart_of_row: torch.Tensor,
+        y: torch.Tensor,
+        measurement: MeasurementModel,
+        generator: Generator,
+    ) -> SolverOutput:
         rows_total, k = z0.shape
         y_rows = y[image_of_row]
         predict = self._predict(measurement, generator)
@@ -155,7 +192,9 @@ class GaussNewtonSolver(Solver):
                 break
             report_steps(iteration, self.iterations)
             z_a, jac_a, w_a = z[active], jac[active].double(), weights[active].double()
-            grad = (jac_a.transpose(1, 2) @ gradient[active].double()[..., None])[..., 0] + 2 * self.lambda_z * z_a.double()
+            grad = (jac_a.transpose(1, 2) @ gradient[active].double()[..., None])[
+                ..., 0
+            ] + 2 * self.lambda_z * z_a.double()
             hessian = jac_a.transpose(1, 2) @ (w_a[..., None] * jac_a) + 2 * self.lambda_z * identity
             factor, info = torch.linalg.cholesky_ex(hessian + mu[active, None, None] * identity)
             solvable = info == 0
@@ -171,12 +210,15 @@ class GaussNewtonSolver(Solver):
                 prediction_trial = predict(z_trial)
             forwards[active] += 1
             iterations[active] += 1
-            objective_trial, data_trial, gradient_trial, weights_trial = self.terms(z_trial, prediction_trial, y_rows[active],
-                                                                                    measurement)
+            objective_trial, data_trial, gradient_trial, weights_trial = self.terms(
+                z_trial, prediction_trial, y_rows[active], measurement
+            )
             decrease = (objective[active] - objective_trial).double()
             gain = decrease / predicted.clamp_min(1e-300)
             good = solvable & torch.isfinite(objective_trial) & (predicted > 0) & (gain > self.accept)
-            mu[active] = torch.where(good, mu[active] * torch.clamp(1 - (2 * gain - 1) ** 3, min=1 / 3), mu[active] * growth[active])
+            mu[active] = torch.where(
+                good, mu[active] * torch.clamp(1 - (2 * gain - 1) ** 3, min=1 / 3), mu[active] * growth[active]
+            )
             growth[active] = torch.where(good, torch.full_like(growth[active], 2.0), growth[active] * 2)
             short = ~good & (step.norm(dim=1) <= _STEP_TOL * (1 + z_a.double().norm(dim=1)))
             done = (good & (decrease <= self.tol * objective[active].double())) | short
@@ -192,12 +234,32 @@ class GaussNewtonSolver(Solver):
                     prediction[renew], jac[renew] = self.jacobian(z[renew], predict)
                 forwards[renew] += 1
                 jvps[renew] += k
-        return self.kept(z, data, finite, converged, iterations, forwards, jvps, image_of_row, restart_of_row, y,
-                         measurement, generator)
+        return self.kept(
+            z,
+            data,
+            finite,
+            converged,
+            iterations,
+            forwards,
+            jvps,
+            image_of_row,
+            restart_of_row,
+            y,
+            measurement,
+            generator,
+        )
 
-    def accelerated(self, step: torch.Tensor, z: torch.Tensor, prediction: torch.Tensor, jac: torch.Tensor,
-                    weights: torch.Tensor, factor: torch.Tensor, predict: Callable[[torch.Tensor], torch.Tensor],
-                    probe: float = 0.1) -> torch.Tensor:
+    def accelerated(
+        self,
+        step: torch.Tensor,
+        z: torch.Tensor,
+        prediction: torch.Tensor,
+        jac: torch.Tensor,
+        weights: torch.Tensor,
+        factor: torch.Tensor,
+        predict: Callable[[torch.Tensor], torch.Tensor],
+        probe: float = 0.1,
+    ) -> torch.Tensor:
         """The step plus half the geodesic acceleration a = -(J^T W J + ...)^-1 J^T W r_vv, where it is small
         against the step (2 ||a|| <= geodesic ||step||); r_vv from one forward pass at z + probe * step."""
         with torch.no_grad():
@@ -207,10 +269,21 @@ class GaussNewtonSolver(Solver):
         small = 2 * acceleration.norm(dim=1) <= self.geodesic * step.norm(dim=1)
         return torch.where(small[:, None], step + 0.5 * acceleration, step)
 
-    def kept(self, z: torch.Tensor, data: torch.Tensor, finite: torch.Tensor, converged: torch.Tensor,
-             iterations: torch.Tensor, forwards: torch.Tensor, jvps: torch.Tensor, image_of_row: torch.Tensor,
-             restart_of_row: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel,
-             generator: Generator) -> SolverOutput:
+    def kept(
+        self,
+        z: torch.Tensor,
+        data: torch.Tensor,
+        finite: torch.Tensor,
+        converged: torch.Tensor,
+        iterations: torch.Tensor,
+        forwards: torch.Tensor,
+        jvps: torch.Tensor,
+        image_of_row: torch.Tensor,
+        restart_of_row: torch.Tensor,
+        y: torch.Tensor,
+        measurement: MeasurementModel,
+        generator: Generator,
+    ) -> SolverOutput:
         """Per image the row with the lowest data term (rows with a non-finite start dropped), its image and the work."""
         batch, width = len(y), self.restarts
         table = torch.full((batch, width), float("inf"), dtype=torch.float64, device=z.device)
@@ -229,7 +302,14 @@ class GaussNewtonSolver(Solver):
         def per_image(values: torch.Tensor) -> torch.Tensor:
             return torch.zeros(batch, dtype=torch.long, device=z.device).index_add_(0, image_of_row, values).cpu()
 
-        return SolverOutput(x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y), iterations=iterations[pick].cpu(),
-                            dropped_restarts=dropped.cpu(), z=z_kept, converged=converged[pick].cpu(),
-                            all_restarts_diverged=failed.cpu(), generator_evaluations=per_image(forwards) + 1,
-                            jvps=per_image(jvps))
+        return SolverOutput(
+            x_hat=x_hat,
+            measurement_loss=measurement.loss(x_hat, y),
+            iterations=iterations[pick].cpu(),
+            dropped_restarts=dropped.cpu(),
+            z=z_kept,
+            converged=converged[pick].cpu(),
+            all_restarts_diverged=failed.cpu(),
+            generator_evaluations=per_image(forwards) + 1,
+            jvps=per_image(jvps),
+        )

@@ -52,8 +52,9 @@ class LatentPosterior:
     matrix; with a mismatch variance ``tau2`` (a scalar or per pixel, shape (n,)) the Gaussian likelihood
     with covariance A diag(tau2) A^T + sigma^2 I."""
 
-    def __init__(self, generator: Generator, measurement: MeasurementModel, y: torch.Tensor,
-                 tau2: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, generator: Generator, measurement: MeasurementModel, y: torch.Tensor, tau2: torch.Tensor | None = None
+    ) -> None:
         self.generator, self.measurement, self.y = generator, measurement, y
         self.level = measurement.noise.level
         self.tau2 = tau2
@@ -62,7 +63,7 @@ class LatentPosterior:
             operator = measurement.operator
             self.matrix = operator.to_dense(max_pixels=operator.n, dtype=torch.float64)  # A (m, n)
             covariance = (self.matrix * tau2) @ self.matrix.T
-            covariance.diagonal().add_(self.level ** 2)
+            covariance.diagonal().add_(self.level**2)
             self.cholesky = torch.linalg.cholesky(covariance)
 
     def whiten(self, residual: torch.Tensor) -> torch.Tensor:
@@ -79,7 +80,7 @@ class LatentPosterior:
             x = self.generator(z)
             prediction = self.measurement.predict(x)
             if self.tau2 is None:
-                nll = self.measurement.data_term(prediction, self.y) / (2 * self.level ** 2)
+                nll = self.measurement.data_term(prediction, self.y) / (2 * self.level**2)
             else:
                 nll = 0.5 * self.whiten(self.y - prediction).pow(2).sum(1)
             value = nll / self.temperature + 0.5 * z.pow(2).sum(1)
@@ -88,6 +89,7 @@ class LatentPosterior:
 
     def gauss_newton(self, z: torch.Tensor) -> torch.Tensor:
         """H = J^T Sigma^-1 J + I per row (N, k, k), float64: J the Jacobian of the predicted measurements."""
+
         def predict(row: torch.Tensor) -> torch.Tensor:
             return self.measurement.predict(self.generator(row[None]))[0]
 
@@ -113,13 +115,20 @@ class LatentPosterior:
 class ChainRun:
     """The chains' record of one ``HMCSolver.sample`` call for B images x K chains."""
 
-    def __init__(self, latents: torch.Tensor, images: torch.Tensor, last: torch.Tensor, acceptance: torch.Tensor,
-                 step: torch.Tensor, evaluations: int) -> None:
-        self.latents = latents          # (B, K, draws, k): every post-warm-up state
-        self.images = images            # (B, S, C, H, W): pixel samples every ``thin`` steps (S = K draws / thin)
-        self.last = last                # (B, K, C, H, W): each chain's last pixel sample
-        self.acceptance = acceptance    # (B, K) mean acceptance probability after warm-up
-        self.step = step                # (B,) frozen step size
+    def __init__(
+        self,
+        latents: torch.Tensor,
+        images: torch.Tensor,
+        last: torch.Tensor,
+        acceptance: torch.Tensor,
+        step: torch.Tensor,
+        evaluations: int,
+    ) -> None:
+        self.latents = latents  # (B, K, draws, k): every post-warm-up state
+        self.images = images  # (B, S, C, H, W): pixel samples every ``thin`` steps (S = K draws / thin)
+        self.last = last  # (B, K, C, H, W): each chain's last pixel sample
+        self.acceptance = acceptance  # (B, K) mean acceptance probability after warm-up
+        self.step = step  # (B,) frozen step size
         self.evaluations = evaluations  # generator evaluations per image (a Jacobian counts k)
 
 
@@ -129,14 +138,34 @@ class HMCSolver(Solver):
     name = "hmc"
     needs_generator = True
 
-    def __init__(self, chains: int = 4, mode_starts: int = 32, init_scale: float = 1.0, mode_steps: int = 40,
-                 initial_temperature: float = 100.0, resample_modes: bool = True,
-                 warmup: int = 150, draws: int = 300, thin: int = 5, leapfrog_steps: int = 4, initial_step: float = 0.5,
-                 target_acceptance: float = 0.65, max_rhat: float = 1.01, min_ess: float = 100.0,
-                 mismatch: float | str = 0.0, keep_samples: int = 4, label: str | None = None) -> None:
+    def __init__(
+        self,
+        chains: int = 4,
+        mode_starts: int = 32,
+        init_scale: float = 1.0,
+        mode_steps: int = 40,
+        initial_temperature: float = 100.0,
+        resample_modes: bool = True,
+        warmup: int = 150,
+        draws: int = 300,
+        thin: int = 5,
+        leapfrog_steps: int = 4,
+        initial_step: float = 0.5,
+        target_acceptance: float = 0.65,
+        max_rhat: float = 1.01,
+        min_ess: float = 100.0,
+        mismatch: float | str = 0.0,
+        keep_samples: int = 4,
+        label: str | None = None,
+    ) -> None:
         check_range("solver.chains", chains, 2)
-        for key, value in (("draws", draws), ("thin", thin), ("leapfrog_steps", leapfrog_steps),
-                           ("initial_step", initial_step), ("init_scale", init_scale)):
+        for key, value in (
+            ("draws", draws),
+            ("thin", thin),
+            ("leapfrog_steps", leapfrog_steps),
+            ("initial_step", initial_step),
+            ("init_scale", init_scale),
+        ):
             check_range(f"solver.{key}", value, 0, low_open=True)
         for key, value in (("mode_steps", mode_steps), ("warmup", warmup), ("min_ess", min_ess)):
             check_range(f"solver.{key}", value, 0)
@@ -147,8 +176,10 @@ class HMCSolver(Solver):
         check_range("solver.mode_starts", mode_starts, chains)
         if isinstance(mismatch, str):
             if not Path(mismatch).is_file():
-                raise CsgmError(f"solver.mismatch={mismatch!r} is neither a number nor a file; give tau (>= 0) or the "
-                                "path of a per-pixel tau map written by benchmarks/coverage.py --write-tau")
+                raise CsgmError(
+                    f"solver.mismatch={mismatch!r} is neither a number nor a file; give tau (>= 0) or the "
+                    "path of a per-pixel tau map written by benchmarks/coverage.py --write-tau"
+                )
         else:
             check_range("solver.mismatch", mismatch, 0)
         self.chains, self.mode_starts = int(chains), int(mode_starts)
@@ -167,13 +198,17 @@ class HMCSolver(Solver):
         if not isinstance(self.mismatch, str) and self.mismatch == 0:
             return None
         if not measurement.operator.linear or not isinstance(measurement.noise, GaussianNoise):
-            raise CsgmError(f"solver {self.label!r}: the mismatch term needs a linear operator and noise=gaussian, got "
-                            f"operator {measurement.operator.name!r} with noise={measurement.noise.name}; set solver.mismatch=0")
+            raise CsgmError(
+                f"solver {self.label!r}: the mismatch term needs a linear operator and noise=gaussian, got "
+                f"operator {measurement.operator.name!r} with noise={measurement.noise.name}; set solver.mismatch=0"
+            )
         if isinstance(self.mismatch, str):
             tau = torch.load(self.mismatch, weights_only=True).double().flatten()
             if tau.numel() != generator.num_pixels:
-                raise CsgmError(f"solver.mismatch map {self.mismatch!r} has {tau.numel()} values; the images have "
-                                f"{generator.num_pixels} pixels")
+                raise CsgmError(
+                    f"solver.mismatch map {self.mismatch!r} has {tau.numel()} values; the images have "
+                    f"{generator.num_pixels} pixels"
+                )
         else:
             tau = torch.full((generator.num_pixels,), float(self.mismatch), dtype=torch.float64)
         return tau.pow(2).to(measurement.operator.device)
@@ -200,8 +235,9 @@ class HMCSolver(Solver):
             damping = torch.where(better, damping / 3, damping * 3).clamp(1e-8, 1e8)
         return z, target.gauss_newton(z), self.mode_steps * (k + 1) + 1 + k
 
-    def redraw_among_modes(self, z: torch.Tensor, hessian: torch.Tensor, target: LatentPosterior,
-                           image_ids: Sequence[int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def redraw_among_modes(
+        self, z: torch.Tensor, hessian: torch.Tensor, target: LatentPosterior, image_ids: Sequence[int], seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per image, its K chains drawn among the distinct modes its starts found with probability proportional to
         each mode's Laplace mass exp(-U) det(H)^-1/2 (modes closer than 2 in the H-metric count once); without
         ``resample_modes``, chain c keeps the mode of start c."""
@@ -217,27 +253,41 @@ class HMCSolver(Solver):
         distance = torch.einsum("bijk,bikl,bijl->bij", difference, h_img, difference)
         duplicates = (distance < 4.0).sum(2).double()  # chains at the same mode as chain i (itself included)
         weight = torch.softmax(log_mass.view(batch, starts) - duplicates.log(), dim=1)
-        uniforms = torch.stack([torch.rand(chains, generator=seeded_rng("hmc-modes", seed, int(i)), dtype=torch.float64)
-                                for i in image_ids]).to(z.device)
+        uniforms = torch.stack(
+            [
+                torch.rand(chains, generator=seeded_rng("hmc-modes", seed, int(i)), dtype=torch.float64)
+                for i in image_ids
+            ]
+        ).to(z.device)
         choice = torch.searchsorted(weight.cumsum(1), uniforms).clamp(max=starts - 1)  # (B, K)
         picked = (choice + offsets).flatten()
         return z[picked], hessian[picked]
 
     @torch.no_grad()
-    def sample(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-               generator: Generator | None = None, seed: int = 0) -> ChainRun:
+    def sample(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> ChainRun:
         """Run the chains (see the module docstring)."""
         if generator is None:
             raise CsgmError(f"the {self.label} solver needs a generator checkpoint (checkpoint=PATH)")
         measurement = self.accepted(measurement)
         if measurement.noise.level <= 0:
-            raise CsgmError(f"solver {self.label!r} samples p(z | y), which needs a known noise level > 0; "
-                            "set noise=gaussian with noise.std > 0 (or another noise model)")
+            raise CsgmError(
+                f"solver {self.label!r} samples p(z | y), which needs a known noise level > 0; "
+                "set noise=gaussian with noise.std > 0 (or another noise model)"
+            )
         batch, chains, k = len(y), self.chains, generator.latent_dim
         tau2 = self.tau2(generator, measurement, y.dtype)
         search = LatentPosterior(generator, measurement, y.repeat_interleave(self.mode_starts, dim=0), tau2)
         starts = [seeded_rng("hmc-start", seed, int(i), s) for i in image_ids for s in range(self.mode_starts)]
-        z = self.init_scale * torch.cat([generator.sample_latents(1, g) for g in starts]).to(device=y.device, dtype=y.dtype)
+        z = self.init_scale * torch.cat([generator.sample_latents(1, g) for g in starts]).to(
+            device=y.device, dtype=y.dtype
+        )
         z, hessian, evaluations = self.find_modes(z, search)
         z, hessian = self.redraw_among_modes(z, hessian, search, image_ids, seed)
         evaluations = (evaluations + 1) * self.mode_starts // chains  # per chain
@@ -245,8 +295,9 @@ class HMCSolver(Solver):
         streams = [seeded_rng("hmc", seed, int(i), c) for i in image_ids for c in range(chains)]
         mass = hessian.view(batch, chains, k, k).mean(1)
         cholesky = torch.linalg.cholesky(mass).repeat_interleave(chains, dim=0)
-        adaptation = DualAveraging(torch.full((batch,), self.initial_step, dtype=torch.float64, device=y.device),
-                                   self.target_acceptance)
+        adaptation = DualAveraging(
+            torch.full((batch,), self.initial_step, dtype=torch.float64, device=y.device), self.target_acceptance
+        )
         state = target(z)
         latents, images = [], []
         acceptance = torch.zeros(len(z), dtype=torch.float64, device=y.device)
@@ -254,10 +305,11 @@ class HMCSolver(Solver):
             report_steps(t, self.warmup + self.draws)
             step = (adaptation.step if t < self.warmup else adaptation.final).repeat_interleave(chains).to(y.dtype)
             draws = torch.stack([torch.randn(k + 1, generator=g) for g in streams]).to(device=y.device, dtype=y.dtype)
-            proposal, new, log_ratio = hamiltonian_transition(z, state, target, step, cholesky, draws[:, :k],
-                                                              self.leapfrog_steps)
+            proposal, new, log_ratio = hamiltonian_transition(
+                z, state, target, step, cholesky, draws[:, :k], self.leapfrog_steps
+            )
             probability = log_ratio.clamp(max=0).exp().double()
-            uniform = 0.5 * (1 + torch.erf(draws[:, k] / 2 ** 0.5))  # the last draw as a U(0, 1)
+            uniform = 0.5 * (1 + torch.erf(draws[:, k] / 2**0.5))  # the last draw as a U(0, 1)
             accept = torch.log(uniform) < log_ratio
             z = torch.where(accept[:, None], proposal, z)
             state = tuple(torch.where(accept.view(-1, *[1] * (a.ndim - 1)), b, a) for a, b in zip(state, new))
@@ -273,9 +325,14 @@ class HMCSolver(Solver):
         if tau2 is not None:
             pixels = pixels + self.mismatch_draws(pixels, target, streams)
         pixels = pixels.view(batch, chains, *pixels.shape[1:])
-        return ChainRun(latents=torch.stack(latents, dim=2), images=pixels.flatten(1, 2), last=pixels[:, :, -1],
-                        acceptance=(acceptance / self.draws).view(batch, chains).float().cpu(),
-                        step=adaptation.final.float().cpu(), evaluations=evaluations * chains)
+        return ChainRun(
+            latents=torch.stack(latents, dim=2),
+            images=pixels.flatten(1, 2),
+            last=pixels[:, :, -1],
+            acceptance=(acceptance / self.draws).view(batch, chains).float().cpu(),
+            step=adaptation.final.float().cpu(),
+            evaluations=evaluations * chains,
+        )
 
     @staticmethod
     def mismatch_draws(pixels: torch.Tensor, target: LatentPosterior, streams: list[torch.Generator]) -> torch.Tensor:
@@ -285,8 +342,14 @@ class HMCSolver(Solver):
         errors = [target.mismatch_draw(pixels[:, s], normal[:, s, :n], normal[:, s, n:]) for s in range(count)]
         return torch.stack(errors, dim=1)
 
-    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+    def solve(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> SolverOutput:
         run = self.sample(y, measurement, image_ids, generator, seed)
         batch = len(y)
         samples = run.images.clamp(0, 1)  # the posterior of x restricted to the pixel range
@@ -294,10 +357,17 @@ class HMCSolver(Solver):
         x_hat = samples.mean(1)
         diagnostics = {**chain_diagnostics(run.latents), "step_size": run.step.double()}
         converged = (diagnostics["rhat"] <= self.max_rhat) & (diagnostics["ess_bulk"] >= self.min_ess)
-        return SolverOutput(x_hat=x_hat, measurement_loss=as_measurement(measurement).loss(x_hat, y),
-                            iterations=torch.full((batch,), self.warmup + self.draws, dtype=torch.long),
-                            dropped_restarts=torch.zeros(batch, dtype=torch.long), converged=converged,
-                            generator_evaluations=torch.full((batch,), run.evaluations, dtype=torch.long),
-                            samples=run.last[:, :self.keep_samples].clamp(0, 1), pixel_std=samples.std(1, unbiased=False),
-                            interval=(lower, upper), acceptance=run.acceptance.mean(1),
-                            all_restarts_diverged=~torch.isfinite(x_hat.flatten(1)).all(1).cpu(), diagnostics=diagnostics)
+        return SolverOutput(
+            x_hat=x_hat,
+            measurement_loss=as_measurement(measurement).loss(x_hat, y),
+            iterations=torch.full((batch,), self.warmup + self.draws, dtype=torch.long),
+            dropped_restarts=torch.zeros(batch, dtype=torch.long),
+            converged=converged,
+            generator_evaluations=torch.full((batch,), run.evaluations, dtype=torch.long),
+            samples=run.last[:, : self.keep_samples].clamp(0, 1),
+            pixel_std=samples.std(1, unbiased=False),
+            interval=(lower, upper),
+            acceptance=run.acceptance.mean(1),
+            all_restarts_diverged=~torch.isfinite(x_hat.flatten(1)).all(1).cpu(),
+            diagnostics=diagnostics,
+        )

@@ -47,8 +47,15 @@ class ILOSolver(CSGMSolver):
     tunable = "radius"
     grid_option = "radius_grid"
 
-    def __init__(self, layer: int = 1, radius: float | str = "auto", radius_grid: Sequence[float] = (),
-                 layer_iterations: int = 300, layer_lr: float = 0.01, **csgm_options) -> None:
+    def __init__(
+        self,
+        layer: int = 1,
+        radius: float | str = "auto",
+        radius_grid: Sequence[float] = (),
+        layer_iterations: int = 300,
+        layer_lr: float = 0.01,
+        **csgm_options,
+    ) -> None:
         super().__init__(**csgm_options)
         check_range("solver.layer", layer, 1)
         check_range("solver.layer_iterations", layer_iterations, 1)
@@ -57,8 +64,14 @@ class ILOSolver(CSGMSolver):
         self.radius = check_positive_lambda("radius", radius)
         self.radius_grid = [check_positive_lambda("radius_grid", float(v)) for v in radius_grid]
 
-    def intermediate(self, z: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel, generator: Generator,
-                     radius: torch.Tensor) -> torch.Tensor:
+    def intermediate(
+        self,
+        z: torch.Tensor,
+        y: torch.Tensor,
+        measurement: MeasurementModel,
+        generator: Generator,
+        radius: torch.Tensor,
+    ) -> torch.Tensor:
         """x = tail(h) after the projected Adam search on h from head(z), per row within its own ``radius``."""
         head, tail = generator.split(self.layer)
         with torch.no_grad():
@@ -76,16 +89,31 @@ class ILOSolver(CSGMSolver):
         with torch.no_grad():
             return tail((start.flatten(1) + offset).view(shape))
 
-    def layer_estimate(self, csgm: SolverOutput, y: torch.Tensor, measurement: MeasurementModel, generator: Generator,
-                       radius: torch.Tensor, copies: int = 1) -> torch.Tensor:
+    def layer_estimate(
+        self,
+        csgm: SolverOutput,
+        y: torch.Tensor,
+        measurement: MeasurementModel,
+        generator: Generator,
+        radius: torch.Tensor,
+        copies: int = 1,
+    ) -> torch.Tensor:
         """x_hat of the layer search from CSGM's kept latents, repeated ``copies`` times (one radius per row);
         an image whose restarts all diverged keeps CSGM's fallback estimate."""
-        x_hat = self.intermediate(csgm.z.repeat(copies, 1), y.repeat(copies, 1), measurement, generator, radius).clamp(0, 1)
+        x_hat = self.intermediate(csgm.z.repeat(copies, 1), y.repeat(copies, 1), measurement, generator, radius).clamp(
+            0, 1
+        )
         failed = csgm.all_restarts_diverged.repeat(copies).to(x_hat.device)
         return torch.where(failed.view(-1, 1, 1, 1), csgm.x_hat.repeat(copies, 1, 1, 1), x_hat)
 
-    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+    def solve(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> SolverOutput:
         require_resolved("radius", self.radius)
         if generator is None:
             raise CsgmError("the ilo solver needs a generator checkpoint (checkpoint=PATH)")
@@ -93,12 +121,23 @@ class ILOSolver(CSGMSolver):
         measurement = as_measurement(measurement)
         out = super().solve(y, measurement, image_ids, generator, seed)
         x_hat = self.layer_estimate(out, y, measurement, generator, torch.full((len(y),), self.radius, device=y.device))
-        return dataclasses.replace(out, x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y),
-                                   generator_evaluations=out.generator_evaluations + self.layer_iterations + 1,
-                                   vjps=out.vjps + self.layer_iterations)
+        return dataclasses.replace(
+            out,
+            x_hat=x_hat,
+            measurement_loss=measurement.loss(x_hat, y),
+            generator_evaluations=out.generator_evaluations + self.layer_iterations + 1,
+            vjps=out.vjps + self.layer_iterations,
+        )
 
-    def solve_candidates(self, candidates: Sequence[dict], y: torch.Tensor, measurement: MeasurementModel | Operator,
-                         image_ids: Sequence[int], generator: Generator | None = None, seed: int = 0) -> list[torch.Tensor]:
+    def solve_candidates(
+        self,
+        candidates: Sequence[dict],
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> list[torch.Tensor]:
         """One CSGM run, then the layer search for every candidate radius at once (one row per (radius, image))."""
         measurement = as_measurement(measurement)
         out = CSGMSolver.solve(self, y, measurement, image_ids, generator, seed)

@@ -46,9 +46,19 @@ class LangevinSolver(Solver):
     name = "langevin"
     needs_generator = True
 
-    def __init__(self, chains: int = 8, steps: int = 1000, burn_in: int = 500, thin: int = 10, step_size: float = 1e-4,
-                 target_acceptance: float = 0.574, initial_temperature: float = 100.0, mala: bool = False,
-                 keep_samples: int = 4, label: str | None = None) -> None:
+    def __init__(
+        self,
+        chains: int = 8,
+        steps: int = 1000,
+        burn_in: int = 500,
+        thin: int = 10,
+        step_size: float = 1e-4,
+        target_acceptance: float = 0.574,
+        initial_temperature: float = 100.0,
+        mala: bool = False,
+        keep_samples: int = 4,
+        label: str | None = None,
+    ) -> None:
         for key, value in (("chains", chains), ("steps", steps), ("thin", thin), ("step_size", step_size)):
             check_range(f"solver.{key}", value, 0, low_open=True)
         check_range("solver.burn_in", burn_in, 0, steps - 1)
@@ -70,8 +80,9 @@ class LangevinSolver(Solver):
             return 1.0
         return self.initial_temperature ** (1 - t / anneal)
 
-    def log_posterior(self, z: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel, generator: Generator,
-                      scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def log_posterior(
+        self, z: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel, generator: Generator, scale: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(log p(z | y) + const per row at likelihood scale ``scale`` (2 sigma^2 x temperature), its gradient, G(z))."""
         with torch.enable_grad():
             z = z.detach().requires_grad_(True)
@@ -81,8 +92,14 @@ class LangevinSolver(Solver):
         return value.detach(), grad, x.detach()
 
     @torch.no_grad()
-    def sample(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-               generator: Generator | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run the chains: (latent samples (B, S, k), image samples (B, S, C, H, W) recorded every ``thin`` steps
         after the burn-in, each chain's last image (B, chains, C, H, W), per-chain acceptance (B, chains))."""
         if generator is None:
@@ -90,20 +107,22 @@ class LangevinSolver(Solver):
         measurement = self.accepted(measurement)
         level = measurement.noise.level
         if level <= 0:
-            raise CsgmError(f"solver {self.label!r} samples p(z | y), which needs a known noise level > 0; "
-                            "set noise=gaussian with noise.std > 0 (or another noise model)")
+            raise CsgmError(
+                f"solver {self.label!r} samples p(z | y), which needs a known noise level > 0; "
+                "set noise=gaussian with noise.std > 0 (or another noise model)"
+            )
         batch, chains, k = len(y), self.chains, generator.latent_dim
         streams = [seeded_rng("langevin", seed, int(i), c) for i in image_ids for c in range(chains)]
         z = torch.cat([generator.sample_latents(1, g) for g in streams]).to(device=y.device, dtype=y.dtype)
         y_rep = y.repeat_interleave(chains, dim=0)
-        scale = 2 * level ** 2 * self.temperature_at(0)
+        scale = 2 * level**2 * self.temperature_at(0)
         value, grad, x = self.log_posterior(z, y_rep, measurement, generator, scale)
         log_eta = torch.full((len(z),), math.log(self.step_size), dtype=y.dtype, device=y.device)  # per chain
         accepted = torch.zeros(len(z), dtype=y.dtype, device=y.device)
         records, latents = [], []
         for t in range(self.steps):
             report_steps(t, self.steps)
-            new_scale = 2 * level ** 2 * self.temperature_at(t)
+            new_scale = 2 * level**2 * self.temperature_at(t)
             if new_scale != scale:  # the target changed: re-evaluate the current state under it
                 scale = new_scale
                 value, grad, x = self.log_posterior(z, y_rep, measurement, generator, scale)
@@ -129,19 +148,29 @@ class LangevinSolver(Solver):
         acceptance = (accepted / (self.steps - self.burn_in)).view(batch, chains)
         return torch.cat(latents, dim=1), torch.cat(records, dim=1), x.view(batch, chains, *x.shape[1:]), acceptance
 
-    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+    def solve(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> SolverOutput:
         _, samples, last, acceptance = self.sample(y, measurement, image_ids, generator, seed)
         measurement = as_measurement(measurement)
         batch = len(y)
         mean = samples.mean(1)
         lower, upper = (quantile(samples, q) for q in INTERVAL)
         x_hat = mean.clamp(0, 1)
-        return SolverOutput(x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y),
-                            iterations=torch.full((batch,), self.steps, dtype=torch.long),
-                            dropped_restarts=torch.zeros(batch, dtype=torch.long),
-                            generator_evaluations=torch.full((batch,), self.chains * (self.steps + 1), dtype=torch.long),
-                            samples=last[:, :self.keep_samples].clamp(0, 1),
-                            pixel_std=samples.std(1, unbiased=False), interval=(lower, upper),
-                            acceptance=acceptance.mean(1).cpu() if self.mala else None,
-                            all_restarts_diverged=~torch.isfinite(mean.flatten(1)).all(1).cpu())
+        return SolverOutput(
+            x_hat=x_hat,
+            measurement_loss=measurement.loss(x_hat, y),
+            iterations=torch.full((batch,), self.steps, dtype=torch.long),
+            dropped_restarts=torch.zeros(batch, dtype=torch.long),
+            generator_evaluations=torch.full((batch,), self.chains * (self.steps + 1), dtype=torch.long),
+            samples=last[:, : self.keep_samples].clamp(0, 1),
+            pixel_std=samples.std(1, unbiased=False),
+            interval=(lower, upper),
+            acceptance=acceptance.mean(1).cpu() if self.mala else None,
+            all_restarts_diverged=~torch.isfinite(mean.flatten(1)).all(1).cpu(),
+        )

@@ -18,7 +18,9 @@ from csgm.progress import report_steps
 __all__ = ["LassoSolver", "fista", "duality_gap"]
 
 
-def duality_gap(c: torch.Tensor, y: torch.Tensor, operator: LinearOperator, basis: Basis, lam: torch.Tensor) -> torch.Tensor:
+def duality_gap(
+    c: torch.Tensor, y: torch.Tensor, operator: LinearOperator, basis: Basis, lam: torch.Tensor
+) -> torch.Tensor:
     """Per-row gap P(c) - D(theta) >= 0 of 0.5 ||A Psi^T c - y||^2 + lam ||c||_1, with the dual point
     theta = s (y - A Psi^T c) scaled into ||Psi A^T theta||_inf <= lam (as scikit-learn's coordinate descent)."""
     residual = y - operator(basis.synthesis(c))
@@ -29,8 +31,16 @@ def duality_gap(c: torch.Tensor, y: torch.Tensor, operator: LinearOperator, basi
     return primal - dual
 
 
-def fista(y: torch.Tensor, operator: LinearOperator, basis: Basis, lam: torch.Tensor, max_iterations: int, tol: float,
-          lipschitz: float, check_every: int = 10) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def fista(
+    y: torch.Tensor,
+    operator: LinearOperator,
+    basis: Basis,
+    lam: torch.Tensor,
+    max_iterations: int,
+    tol: float,
+    lipschitz: float,
+    check_every: int = 10,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """FISTA with adaptive (gradient) restart on c = Psi x, every row of y its own problem with its own lambda.
 
     Every ``check_every`` iterations each row's duality gap is checked, and a row stops once it is
@@ -82,8 +92,17 @@ class LassoSolver(Solver):
     needs_linear_operator = True
     tunable = "lambda_l1"
 
-    def __init__(self, lambda_l1: float | str = "auto", basis: str = "pixel", wavelet: str = "db4", levels: int = 2,
-                 max_iterations: int = 5000, tol: float = 1e-4, lambda_grid: Sequence[float] = (), label: str | None = None) -> None:
+    def __init__(
+        self,
+        lambda_l1: float | str = "auto",
+        basis: str = "pixel",
+        wavelet: str = "db4",
+        levels: int = 2,
+        max_iterations: int = 5000,
+        tol: float = 1e-4,
+        lambda_grid: Sequence[float] = (),
+        label: str | None = None,
+    ) -> None:
         self.lambda_l1 = check_positive_lambda("lambda_l1", lambda_l1)
         check_range("solver.max_iterations", max_iterations, 1)
         check_range("solver.tol", tol, 0, low_open=True)
@@ -96,20 +115,42 @@ class LassoSolver(Solver):
         """Solve every row of y with its own lambda (used by the batched lambda search)."""
         operator, target = self.linear_problem(measurement, y)
         basis, lipschitz = self.bases.get(operator)
-        coefficients, iterations, converged = fista(target, operator, basis, lam, self.max_iterations, self.tol, lipschitz)
+        coefficients, iterations, converged = fista(
+            target, operator, basis, lam, self.max_iterations, self.tol, lipschitz
+        )
         x_hat = basis.synthesis(coefficients).clamp(0, 1)
         loss = as_measurement(measurement).loss(x_hat, y)
-        return SolverOutput(x_hat=x_hat, measurement_loss=loss, iterations=iterations.cpu(),
-                            dropped_restarts=torch.zeros(len(y), dtype=torch.long), converged=converged.cpu())
+        return SolverOutput(
+            x_hat=x_hat,
+            measurement_loss=loss,
+            iterations=iterations.cpu(),
+            dropped_restarts=torch.zeros(len(y), dtype=torch.long),
+            converged=converged.cpu(),
+        )
 
-    def solve_candidates(self, candidates: Sequence[dict], y: torch.Tensor, measurement: MeasurementModel | Operator,
-                         image_ids: Sequence[int], generator: Generator | None = None, seed: int = 0) -> list[torch.Tensor]:
+    def solve_candidates(
+        self,
+        candidates: Sequence[dict],
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> list[torch.Tensor]:
         """One batched FISTA run for every lambda of the search: each (candidate, image) is its own row."""
-        lam = torch.tensor([c["lambda_l1"] for c in candidates], dtype=y.dtype, device=y.device).repeat_interleave(len(y))
+        lam = torch.tensor([c["lambda_l1"] for c in candidates], dtype=y.dtype, device=y.device).repeat_interleave(
+            len(y)
+        )
         out = self.solve_with(y.repeat(len(candidates), 1), measurement, lam)
         return list(out.x_hat.split(len(y)))
 
-    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+    def solve(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> SolverOutput:
         require_resolved("lambda_l1", self.lambda_l1)
         return self.solve_with(y, measurement, torch.full((len(y),), self.lambda_l1, dtype=y.dtype, device=y.device))

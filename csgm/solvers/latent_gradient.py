@@ -50,8 +50,15 @@ def _recompile_limit_option() -> str:
     return "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.7
 
 
-def latent_gradient(objective: Objective, z: torch.Tensor, y: torch.Tensor, measurement, generator,
-                    deviation: torch.Tensor | None, compile: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def latent_gradient(
+    objective: Objective,
+    z: torch.Tensor,
+    y: torch.Tensor,
+    measurement,
+    generator,
+    deviation: torch.Tensor | None,
+    compile: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(d sum(objective) / dz, per-sample objective, residual)`` for a batch of latents z."""
     if not compile:
         return _eager(objective, z, y, measurement, generator, deviation)
@@ -60,5 +67,7 @@ def latent_gradient(objective: Objective, z: torch.Tensor, y: torch.Tensor, meas
             return _compiled()(objective, z, y, measurement, generator, deviation)
     except torch._dynamo.exc.BackendCompilerFailed as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CsgmError(f"solver.compile=true could not compile the objective on {z.device.type} ({reason}); "
-                        "it needs a C++ compiler on CPU (or Triton on GPU): install one or set solver.compile=false") from exc
+        raise CsgmError(
+            f"solver.compile=true could not compile the objective on {z.device.type} ({reason}); "
+            "it needs a C++ compiler on CPU (or Triton on GPU): install one or set solver.compile=false"
+        ) from exc

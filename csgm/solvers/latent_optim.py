@@ -19,8 +19,14 @@ OPTIMIZERS = ("adam", "sgd", "momentum")
 class LatentOptimizer:
     """Adam (betas 0.9, 0.999, eps 1e-8), plain SGD or SGD with momentum on a (N, k) tensor."""
 
-    def __init__(self, kind: str, like: torch.Tensor, momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        kind: str,
+        like: torch.Tensor,
+        momentum: float = 0.9,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
         check_choice("optimizer", kind, OPTIMIZERS)
         self.kind, self.momentum, self.betas, self.eps = kind, momentum, betas, eps
         self.first = torch.zeros_like(like) if kind in ("adam", "momentum") else None

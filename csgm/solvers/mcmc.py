@@ -21,8 +21,9 @@ class DualAveraging:
     """Nesterov dual averaging of log step sizes towards a target acceptance (Hoffman & Gelman 2014, Alg. 5),
     one step size per row; ``update`` during warm-up, then ``final`` is the averaged step to freeze."""
 
-    def __init__(self, initial: torch.Tensor, target: float, gamma: float = 0.05, t0: float = 10.0,
-                 kappa: float = 0.75) -> None:
+    def __init__(
+        self, initial: torch.Tensor, target: float, gamma: float = 0.05, t0: float = 10.0, kappa: float = 0.75
+    ) -> None:
         self.mu = torch.log(10 * initial)
         self.target, self.gamma, self.t0, self.kappa = target, gamma, t0, kappa
         self.h_bar = torch.zeros_like(initial)
@@ -47,13 +48,19 @@ class DualAveraging:
         weight = 1.0 / (t + self.t0)
         self.h_bar = (1 - weight) * self.h_bar + weight * (self.target - acceptance)
         self.log_step = self.mu - math.sqrt(t) / self.gamma * self.h_bar
-        eta = t ** -self.kappa
+        eta = t**-self.kappa
         self.log_step_bar = eta * self.log_step + (1 - eta) * self.log_step_bar
 
 
-def hamiltonian_transition(z: torch.Tensor, energy: tuple[torch.Tensor, torch.Tensor, torch.Tensor], target: Energy,
-                           step: torch.Tensor, mass_cholesky: torch.Tensor, normal: torch.Tensor, leapfrog_steps: int
-                           ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+def hamiltonian_transition(
+    z: torch.Tensor,
+    energy: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    target: Energy,
+    step: torch.Tensor,
+    mass_cholesky: torch.Tensor,
+    normal: torch.Tensor,
+    leapfrog_steps: int,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
     """One HMC proposal per row with mass matrix M = L L^T (``mass_cholesky`` L, (N, k, k)), momentum p = L ``normal``
     ~ N(0, M), ``leapfrog_steps`` leapfrog steps of size ``step`` (N,). With one leapfrog step this is MALA with
     the preconditioned proposal z' ~ N(z - step^2/2 M^-1 grad U, step^2 M^-1). Returns (proposal, its (U, grad U,

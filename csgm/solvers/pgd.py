@@ -35,8 +35,15 @@ class PGDSolver(Solver):
     tunable = "step"
     grid_option = "step_grid"
 
-    def __init__(self, iterations: int = 50, step: float | str = "auto", step_grid: Sequence[float] = (),
-                 inner_iterations: int = 50, inner_lr: float = 0.05, label: str | None = None) -> None:
+    def __init__(
+        self,
+        iterations: int = 50,
+        step: float | str = "auto",
+        step_grid: Sequence[float] = (),
+        inner_iterations: int = 50,
+        inner_lr: float = 0.05,
+        label: str | None = None,
+    ) -> None:
         for key, value in (("iterations", iterations), ("inner_iterations", inner_iterations), ("inner_lr", inner_lr)):
             check_range(f"solver.{key}", value, 0, low_open=True)
         self.step = check_positive_lambda("step", step)
@@ -56,8 +63,14 @@ class PGDSolver(Solver):
         return z
 
     @torch.no_grad()
-    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+    def solve(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> SolverOutput:
         if generator is None:
             raise CsgmError("the pgd solver needs a generator checkpoint (checkpoint=PATH)")
         require_resolved("step", self.step)
@@ -72,10 +85,13 @@ class PGDSolver(Solver):
             x = generator(z)
         x_hat = x.clamp(0, 1)
         count = len(y)
-        return SolverOutput(x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y), z=z,
-                            iterations=torch.full((count,), self.iterations, dtype=torch.long),
-                            dropped_restarts=torch.zeros(count, dtype=torch.long),
-                            generator_evaluations=torch.full((count,), self.iterations * (self.inner_iterations + 1),
-                                                             dtype=torch.long),
-                            vjps=torch.full((count,), self.iterations * self.inner_iterations, dtype=torch.long),
-                            all_restarts_diverged=~torch.isfinite(x_hat.flatten(1)).all(1).cpu())
+        return SolverOutput(
+            x_hat=x_hat,
+            measurement_loss=measurement.loss(x_hat, y),
+            z=z,
+            iterations=torch.full((count,), self.iterations, dtype=torch.long),
+            dropped_restarts=torch.zeros(count, dtype=torch.long),
+            generator_evaluations=torch.full((count,), self.iterations * (self.inner_iterations + 1), dtype=torch.long),
+            vjps=torch.full((count,), self.iterations * self.inner_iterations, dtype=torch.long),
+            all_restarts_diverged=~torch.isfinite(x_hat.flatten(1)).all(1).cpu(),
+        )

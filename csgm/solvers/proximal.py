@@ -28,8 +28,10 @@ def check_positive_lambda(name: str, value: float | str) -> float | str:
 def require_resolved(name: str, value: float | str) -> None:
     """Raise if the weight ``name`` is still 'auto' when a solve needs its number."""
     if value == "auto":
-        raise CsgmError(f"{name}=auto must be resolved on the validation split first (recover.py does this); "
-                        f"or set solver.{name} to a number")
+        raise CsgmError(
+            f"{name}=auto must be resolved on the validation split first (recover.py does this); "
+            f"or set solver.{name} to a number"
+        )
 
 
 class BasisCache:

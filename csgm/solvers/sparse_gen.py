@@ -39,9 +39,18 @@ class SparseGenSolver(CSGMSolver):
     accepts_quantized = False  # the deviation's steps use A^T on the residual of the data term itself
     tunable = "lambda_nu"
 
-    def __init__(self, lambda_nu: float | str = "auto", basis: str = "pixel", wavelet: str = "db4", levels: int = 2,
-                 polish_iterations: int = 1000, lambda_grid: Sequence[float] = (), use_generator: bool = True,
-                 tune_generator: bool = False, **csgm_options) -> None:
+    def __init__(
+        self,
+        lambda_nu: float | str = "auto",
+        basis: str = "pixel",
+        wavelet: str = "db4",
+        levels: int = 2,
+        polish_iterations: int = 1000,
+        lambda_grid: Sequence[float] = (),
+        use_generator: bool = True,
+        tune_generator: bool = False,
+        **csgm_options,
+    ) -> None:
         super().__init__(**csgm_options)
         if self.l1_weight:
             raise CsgmError("sparse_gen uses the squared measurement loss only; set solver.l1_weight=0")
@@ -60,8 +69,15 @@ class SparseGenSolver(CSGMSolver):
         switches = (True, False) if self.tune_generator else (self.use_generator,)
         return [{"lambda_nu": value, "use_generator": on} for on in switches for value in self.lambda_grid]
 
-    def solve_candidates(self, candidates: Sequence[dict], y: torch.Tensor, measurement: MeasurementModel | Operator,
-                         image_ids: Sequence[int], generator: Generator | None = None, seed: int = 0) -> list[torch.Tensor]:
+    def solve_candidates(
+        self,
+        candidates: Sequence[dict],
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> list[torch.Tensor]:
         """One batched run per generator switch for every lambda_nu of the search (one row per (candidate, image),
         the same seeded starts for every candidate), as if each candidate had run alone."""
         estimates: dict[int, torch.Tensor] = {}
@@ -70,8 +86,9 @@ class SparseGenSolver(CSGMSolver):
             if not group:
                 continue
             solver = self.with_options(use_generator=on, lambda_nu=candidates[group[0]]["lambda_nu"])
-            solver._image_lambdas = torch.tensor([candidates[i]["lambda_nu"] for i in group], dtype=y.dtype,
-                                                 device=y.device).repeat_interleave(len(y))
+            solver._image_lambdas = torch.tensor(
+                [candidates[i]["lambda_nu"] for i in group], dtype=y.dtype, device=y.device
+            ).repeat_interleave(len(y))
             out = solver.solve(y.repeat(len(group), 1), measurement, list(image_ids) * len(group), generator, seed)
             estimates.update(zip(group, out.x_hat.split(len(y))))
         return [estimates[i] for i in range(len(candidates))]
@@ -83,23 +100,38 @@ class SparseGenSolver(CSGMSolver):
             return torch.full((rows,), float(self.lambda_nu), dtype=like.dtype, device=like.device)
         return self._image_lambdas.to(like).repeat_interleave(rows // len(self._image_lambdas))
 
-    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+    def solve(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> SolverOutput:
         measurement = MeasurementModel(self.accepted(measurement).operator)  # the squared loss, whatever the noise
         if self.use_generator:
             return super().solve(y, measurement, image_ids, generator, seed)
         nu, iterations, converged = self.sparse_fit(y, measurement.operator)
         x_hat = nu.clamp(0, 1)
-        return SolverOutput(x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y), iterations=iterations.cpu(),
-                            dropped_restarts=torch.zeros(len(y), dtype=torch.long), converged=converged.cpu())
+        return SolverOutput(
+            x_hat=x_hat,
+            measurement_loss=measurement.loss(x_hat, y),
+            iterations=iterations.cpu(),
+            dropped_restarts=torch.zeros(len(y), dtype=torch.long),
+            converged=converged.cpu(),
+        )
 
     @torch.no_grad()
-    def sparse_fit(self, target: torch.Tensor, operator: LinearOperator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sparse_fit(
+        self, target: torch.Tensor, operator: LinearOperator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """nu = Psi^T c minimising w2 ||A nu - target||^2 + lambda_nu ||c||_1 by FISTA (the same minimiser as
         0.5 ||A nu - target||^2 + lambda_nu / (2 w2) ||c||_1); returns (nu, iterations, converged)."""
         basis, lipschitz = self.bases.get(operator)
         lam = self.row_lambdas(len(target), target) / (2 * self.l2_weight)
-        coefficients, iterations, converged = fista(target, operator, basis, lam, self.polish_iterations, 1e-6, lipschitz)
+        coefficients, iterations, converged = fista(
+            target, operator, basis, lam, self.polish_iterations, 1e-6, lipschitz
+        )
         return basis.synthesis(coefficients), iterations, converged
 
     def init_deviation(self, z0: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
@@ -116,15 +148,18 @@ class SparseGenSolver(CSGMSolver):
         basis, _ = self.bases.get(self._operator)
         return x + basis.synthesis(deviation[:, :-1])
 
-    def update_deviation(self, deviation: torch.Tensor, residual: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
+    def update_deviation(
+        self, deviation: torch.Tensor, residual: torch.Tensor, operator: LinearOperator
+    ) -> torch.Tensor:
         basis, lipschitz = self.bases.get(operator)
         step = 1.0 / (2 * self.l2_weight * lipschitz)
         gradient = 2 * self.l2_weight * basis.analysis(operator.adjoint(residual))
         coefficients, lam = deviation[:, :-1], deviation[:, -1:]
         return torch.cat([soft_threshold(coefficients - step * gradient, step * lam), lam], 1)
 
-    def optimise(self, z0: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel | Operator,
-                 generator: Generator) -> SolverOutput:
+    def optimise(
+        self, z0: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel | Operator, generator: Generator
+    ) -> SolverOutput:
         measurement = as_measurement(measurement)
         out = super().optimise(z0, y, measurement, generator)
         if not self.polish_iterations:

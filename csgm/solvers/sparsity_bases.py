@@ -106,7 +106,9 @@ class WaveletBasis(Basis):
         import pywt
 
         if wavelet not in pywt.wavelist(kind="discrete") or not pywt.Wavelet(wavelet).orthogonal:
-            raise CsgmError(f"wavelet={wavelet!r} is not an orthogonal discrete wavelet; use haar, db1..db38, sym2..sym20 or coif1..coif17")
+            raise CsgmError(
+                f"wavelet={wavelet!r} is not an orthogonal discrete wavelet; use haar, db1..db38, sym2..sym20 or coif1..coif17"
+            )
         if not isinstance(levels, int) or levels < 1:
             raise CsgmError(f"wavelet levels={levels} must be an integer >= 1")
         _, h, w = self.image_shape
@@ -115,8 +117,10 @@ class WaveletBasis(Basis):
         while h % 2 ** (deepest + 1) == 0 and w % 2 ** (deepest + 1) == 0 and min(h, w) // 2**deepest >= 2:
             deepest += 1
         if levels > deepest:
-            raise CsgmError(f"wavelet levels={levels} is too deep for {h}x{w} images (every level halves both sides, "
-                            f"which must stay even); use levels <= {deepest}" + (" or resize the images" if deepest == 0 else ""))
+            raise CsgmError(
+                f"wavelet levels={levels} is too deep for {h}x{w} images (every level halves both sides, "
+                f"which must stay even); use levels <= {deepest}" + (" or resize the images" if deepest == 0 else "")
+            )
         for level in range(levels):
             rows, cols = wavelet_matrix(h >> level, wavelet), wavelet_matrix(w >> level, wavelet)
             self.register_buffer(f"rows{level}", rows)

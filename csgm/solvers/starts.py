@@ -45,12 +45,15 @@ class StartBank:
             self._images = {key: (z, images)}  # one generator at a time: drop the others
         return self._images[key]
 
-    def starts(self, y: torch.Tensor, measurement: MeasurementModel, generator: Generator, seed: int, restarts: int) -> torch.Tensor:
+    def starts(
+        self, y: torch.Tensor, measurement: MeasurementModel, generator: Generator, seed: int, restarts: int
+    ) -> torch.Tensor:
         """(B * restarts, k): for every image, its ``restarts`` best bank latents (best first), images adjacent."""
         return self.screen(y, measurement, generator, seed, restarts)[0]
 
-    def screen(self, y: torch.Tensor, measurement: MeasurementModel, generator: Generator, seed: int,
-               restarts: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def screen(
+        self, y: torch.Tensor, measurement: MeasurementModel, generator: Generator, seed: int, restarts: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(the starts of ``starts``, their data terms (B, restarts) against each image's y, lowest first)."""
         z, images = self.latents_and_images(generator, seed, y.device, y.dtype)
         key = (id(generator), seed, id(measurement.operator), measurement.operator.m)
@@ -67,7 +70,9 @@ class StartBank:
         picks, terms = [], []
         with torch.no_grad():
             for part in y.split(self.chunk):  # (chunk * size, m) at a time
-                lowest = measurement.data_term(predictions.repeat(len(part), 1), part.repeat_interleave(self.size, dim=0))
+                lowest = measurement.data_term(
+                    predictions.repeat(len(part), 1), part.repeat_interleave(self.size, dim=0)
+                )
                 lowest = lowest.view(len(part), self.size).topk(restarts, dim=1, largest=False)
                 picks.append(lowest.indices)
                 terms.append(lowest.values)

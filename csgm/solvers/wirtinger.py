@@ -26,7 +26,9 @@ from csgm.solvers.base import Solver, SolverOutput
 __all__ = ["WirtingerFlowSolver", "spectral_init"]
 
 
-def spectral_init(matrix: torch.Tensor, intensities: torch.Tensor, starts: torch.Tensor, iterations: int) -> torch.Tensor:
+def spectral_init(
+    matrix: torch.Tensor, intensities: torch.Tensor, starts: torch.Tensor, iterations: int
+) -> torch.Tensor:
     """x0 (B, n) = lambda v: v the leading eigenvector of (1/m) A^T diag(b) A by power iteration from ``starts``,
     lambda^2 = n sum_i b_i / sum_i ||a_i||^2 (the norm of x the intensities b = y^2 imply)."""
     m, n = matrix.shape
@@ -43,8 +45,14 @@ class WirtingerFlowSolver(Solver):
 
     name = "wirtinger_flow"
 
-    def __init__(self, iterations: int = 2000, mu_max: float = 0.2, warmup: float = 330.0, power_iterations: int = 100,
-                 label: str | None = None) -> None:
+    def __init__(
+        self,
+        iterations: int = 2000,
+        mu_max: float = 0.2,
+        warmup: float = 330.0,
+        power_iterations: int = 100,
+        label: str | None = None,
+    ) -> None:
         check_range("solver.iterations", iterations, 1)
         check_range("solver.mu_max", mu_max, 0, low_open=True)
         check_range("solver.warmup", warmup, 0, low_open=True)
@@ -55,20 +63,32 @@ class WirtingerFlowSolver(Solver):
 
     def check_operator(self, operator: Operator) -> None:
         if operator.name != "phase_retrieval" or not hasattr(operator, "matrix"):
-            raise CsgmError(f"solver {self.label!r} recovers from magnitudes y = |A x| (operator=phase_retrieval); "
-                            f"operator {operator.name!r} is not one: use solver=csgm")
+            raise CsgmError(
+                f"solver {self.label!r} recovers from magnitudes y = |A x| (operator=phase_retrieval); "
+                f"operator {operator.name!r} is not one: use solver=csgm"
+            )
 
     @torch.no_grad()
-    def solve(self, y: torch.Tensor, measurement: MeasurementModel | Operator, image_ids: Sequence[int],
-              generator: Generator | None = None, seed: int = 0) -> SolverOutput:
+    def solve(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel | Operator,
+        image_ids: Sequence[int],
+        generator: Generator | None = None,
+        seed: int = 0,
+    ) -> SolverOutput:
         measurement = self.accepted(measurement)
         operator = measurement.operator
         matrix = operator.matrix.to(y.dtype)
         # rescale so that E[a a^T] = I, the setting of the paper's step rule
         unit = entry_scale(matrix)
         matrix, intensities = matrix / unit, (y / unit).pow(2)
-        starts = torch.stack([torch.randn(operator.n, generator=seeded_rng("wirtinger_flow", seed, int(i)), dtype=torch.float64)
-                              for i in image_ids]).to(device=y.device, dtype=y.dtype)
+        starts = torch.stack(
+            [
+                torch.randn(operator.n, generator=seeded_rng("wirtinger_flow", seed, int(i)), dtype=torch.float64)
+                for i in image_ids
+            ]
+        ).to(device=y.device, dtype=y.dtype)
         x = spectral_init(matrix, intensities, starts, self.power_iterations)
         norm0 = x.pow(2).sum(1, keepdim=True).clamp_min(1e-30)
         m = matrix.shape[0]
@@ -88,5 +108,9 @@ class WirtingerFlowSolver(Solver):
         x = torch.where(x.sum(1, keepdim=True) < 0, -x, x)
         x_hat = x.view(-1, *operator.image_shape).clamp(0, 1)
         iterations = torch.full((len(y),), self.iterations, dtype=torch.long)
-        return SolverOutput(x_hat=x_hat, measurement_loss=measurement.loss(x_hat, y), iterations=iterations,
-                            dropped_restarts=torch.zeros(len(y), dtype=torch.long))
+        return SolverOutput(
+            x_hat=x_hat,
+            measurement_loss=measurement.loss(x_hat, y),
+            iterations=iterations,
+            dropped_restarts=torch.zeros(len(y), dtype=torch.long),
+        )

@@ -11,11 +11,20 @@ from csgm.training.gan import GANModule
 from csgm.training.glo import GLOModule
 from csgm.training.vae import VAEModule
 
-__all__ = ["GANModule", "VAEModule", "GLOModule", "FlowModule", "TRAINING_METHODS", "training_module", "training_options",
-           "check_generator_config"]
+__all__ = [
+    "GANModule",
+    "VAEModule",
+    "GLOModule",
+    "FlowModule",
+    "TRAINING_METHODS",
+    "training_module",
+    "training_options",
+    "check_generator_config",
+]
 
 TRAINING_METHODS: dict[str, type[GeneratorModule]] = {
-    module.method: module for module in (VAEModule, GANModule, GLOModule, FlowModule)}
+    module.method: module for module in (VAEModule, GANModule, GLOModule, FlowModule)
+}
 
 
 def training_module(generator: dict) -> type[GeneratorModule]:
@@ -24,8 +33,10 @@ def training_module(generator: dict) -> type[GeneratorModule]:
     check_choice("generator.training.method", method, TRAINING_METHODS)
     module = TRAINING_METHODS[method]
     if module.generators is not None and generator["name"] not in module.generators:
-        raise CsgmError(f"generator.training.method={method} cannot train generator={generator['name']} (it trains "
-                        f"{', '.join(module.generators)}); pick another generator/training")
+        raise CsgmError(
+            f"generator.training.method={method} cannot train generator={generator['name']} (it trains "
+            f"{', '.join(module.generators)}); pick another generator/training"
+        )
     return module
 
 
@@ -41,4 +52,6 @@ def check_generator_config(cfg: dict) -> None:
     check_value("generator.training", cfg.get("training", {}), dict)
     GENERATOR.check({**cfg.get("arch", {}), "name": cfg.get("name")})
     module = training_module(cfg)
-    check_call("generator.training.", module, training_options(cfg), ("name", "arch", "image_shape", "dataset", "range_error"))
+    check_call(
+        "generator.training.", module, training_options(cfg), ("name", "arch", "image_shape", "dataset", "range_error")
+    )

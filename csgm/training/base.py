@@ -29,8 +29,9 @@ class GeneratorModule(pl.LightningModule):
     method: str = ""
     generators: tuple[str, ...] | None = None
 
-    def __init__(self, name: str, arch: dict, image_shape: tuple[int, int, int], dataset: str,
-                 range_error: dict | None = None) -> None:
+    def __init__(
+        self, name: str, arch: dict, image_shape: tuple[int, int, int], dataset: str, range_error: dict | None = None
+    ) -> None:
         super().__init__()
         options = {**RANGE_ERROR_DEFAULTS, **(range_error or {})}
         for key, value in options.items():
@@ -50,11 +51,12 @@ class GeneratorModule(pl.LightningModule):
         """The range error on the first images of the first validation batch, every ``range_error_every`` epochs."""
         if batch_idx or not self.range_error_every or (self.current_epoch + 1) % self.range_error_every:
             return
-        x, image_ids = batch[0][:self.range_error_images], batch[1][:self.range_error_images].tolist()
+        x, image_ids = batch[0][: self.range_error_images], batch[1][: self.range_error_images].tolist()
         self.range_error.update(self.trained_generator(), x, image_ids)  # starts seeded by dataset index
         self.log("val/range_error", self.range_error, on_step=False, on_epoch=True, batch_size=len(x))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_KEY] = generator_payload(self.trained_generator(), self.generator_name, self.arch,
-                                                       self.dataset_name, self.method)
+        checkpoint[CHECKPOINT_KEY] = generator_payload(
+            self.trained_generator(), self.generator_name, self.arch, self.dataset_name, self.method
+        )
         checkpoint["world_size"] = self.trainer.world_size  # the processes that trained it

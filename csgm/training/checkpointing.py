@@ -50,8 +50,11 @@ class TrainingInterrupted(Exception):
 def _rng_states() -> dict[str, Any]:
     """Every global RNG a training step may draw from, as tensors and lists (readable with weights_only)."""
     _, keys, pos, has_gauss, gauss = np.random.get_state()
-    states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-                              "numpy": [torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": list(random.getstate()[1]),
+        "numpy": [torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+    }
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -86,8 +89,11 @@ class TrainingState(pl.Callback):
         if self._requested:  # the second Ctrl-C: Lightning's own KeyboardInterrupt shutdown
             raise KeyboardInterrupt
         self._requested = True
-        print("\ncsgm: interrupt: saving a checkpoint at the end of this batch (Ctrl-C again to stop at once)",
-              file=sys.stderr, flush=True)
+        print(
+            "\ncsgm: interrupt: saving a checkpoint at the end of this batch (Ctrl-C again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.world_size == 1 and threading.current_thread() is threading.main_thread():
@@ -107,12 +113,15 @@ class TrainingState(pl.Callback):
         """Ctrl-C, or (one process) a SIGTERM such as a cluster's preemption, which Lightning only notes."""
         return self._requested or (trainer.world_size == 1 and bool(getattr(trainer, "received_sigterm", False)))
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if not self._stop_requested(trainer) or batch_idx + 1 >= trainer.num_training_batches:
             return  # the last batch of an epoch: the epoch's own checkpoint follows (on_train_epoch_end)
         self._save(trainer, mid_epoch=True)
-        self.interrupted = f"in epoch {trainer.current_epoch}, after batch {batch_idx + 1} of {trainer.num_training_batches}"
+        self.interrupted = (
+            f"in epoch {trainer.current_epoch}, after batch {batch_idx + 1} of {trainer.num_training_batches}"
+        )
         raise TrainingInterrupted(self.interrupted)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -124,23 +133,31 @@ class TrainingState(pl.Callback):
         self._save(trainer, mid_epoch=False)
 
     # -- state in the checkpoint ----------------------------------------------------------------------------
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         """The run record: settings and overrides, the logger's run id, where in the run this is, the RNG states
         and (mid-epoch) the epoch's shuffling seed and the samples already trained on."""
         logger = trainer.logger
         record: dict[str, Any] = {
-            **self.run, "logger_id": logger.version if isinstance(logger, WandbLogger) else None,
-            "mid_epoch": self._mid_epoch_save, "epoch": trainer.current_epoch,
+            **self.run,
+            "logger_id": logger.version if isinstance(logger, WandbLogger) else None,
+            "mid_epoch": self._mid_epoch_save,
+            "epoch": trainer.current_epoch,
             "epochs_done": trainer.current_epoch + (0 if self._mid_epoch_save else 1),
-            "global_step": trainer.global_step, "step": trainer.fit_loop.epoch_loop._batches_that_stepped,
-            "rng": _rng_states()}
+            "global_step": trainer.global_step,
+            "step": trainer.fit_loop.epoch_loop._batches_that_stepped,
+            "rng": _rng_states(),
+        }
         sampler = getattr(trainer.datamodule, "train_sampler", None)
         if self._mid_epoch_save and sampler is not None:
             batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
             record.update(epoch_seed=sampler.epoch_seed, samples_done=batches * trainer.datamodule.batch_size)
         checkpoint[RUN_KEY] = record
 
-    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         """Put the run's state back: at an epoch's end, the RNG states now (before the fit loop makes the next
         epoch's loader, which draws its seeds); mid-epoch, the epoch's order now and the RNG states just before
         the next batch's step (after the loader has drawn)."""
@@ -155,7 +172,9 @@ class TrainingState(pl.Callback):
         else:
             _set_rng_states(record["rng"])
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self._restore is not None:
             _set_rng_states(self._restore)
             self._restore = None

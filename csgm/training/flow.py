@@ -16,8 +16,15 @@ class FlowModule(GeneratorModule):
 
     method, generators = "mle", ("flow",)
 
-    def __init__(self, name: str, arch: dict, image_shape: tuple[int, int, int], dataset: str = "",
-                 range_error: dict | None = None, lr: float = 1e-3) -> None:
+    def __init__(
+        self,
+        name: str,
+        arch: dict,
+        image_shape: tuple[int, int, int],
+        dataset: str = "",
+        range_error: dict | None = None,
+        lr: float = 1e-3,
+    ) -> None:
         check_range("generator.training.lr", lr, 0, low_open=True)
         super().__init__(name, arch, image_shape, dataset, range_error)
         self.save_hyperparameters()
@@ -25,8 +32,15 @@ class FlowModule(GeneratorModule):
     def _step(self, batch, split: str) -> torch.Tensor:
         x = batch[0]
         loss = bits_per_dim(self.generator, x, torch.rand_like(x)).mean()
-        self.log(f"{split}/bpd", loss, prog_bar=split != "test", on_epoch=True, on_step=False, batch_size=len(x),
-                 sync_dist=split != "train")
+        self.log(
+            f"{split}/bpd",
+            loss,
+            prog_bar=split != "test",
+            on_epoch=True,
+            on_step=False,
+            batch_size=len(x),
+            sync_dist=split != "train",
+        )
         return loss
 
     def training_step(self, batch, batch_idx):

@@ -17,8 +17,17 @@ class GANModule(GeneratorModule):
 
     method, generators = "adversarial", ("vae", "dcgan")
 
-    def __init__(self, name: str, arch: dict, image_shape: tuple[int, int, int], dataset: str = "",
-                 range_error: dict | None = None, lr: float = 2e-4, beta1: float = 0.5, disc_base_channels: int = 64) -> None:
+    def __init__(
+        self,
+        name: str,
+        arch: dict,
+        image_shape: tuple[int, int, int],
+        dataset: str = "",
+        range_error: dict | None = None,
+        lr: float = 2e-4,
+        beta1: float = 0.5,
+        disc_base_channels: int = 64,
+    ) -> None:
         check_range("generator.training.lr", lr, 0, low_open=True)
         check_range("generator.training.beta1", beta1, 0, 0.999)
         super().__init__(name, arch, image_shape, dataset, range_error)
@@ -29,8 +38,9 @@ class GANModule(GeneratorModule):
     @staticmethod
     def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the discriminator's logits: real images labelled 1, generated ones 0."""
-        return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        return F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + F.binary_cross_entropy_with_logits(
+            d_fake, torch.zeros_like(d_fake)
+        )
 
     def generator_loss(self, fake: torch.Tensor) -> torch.Tensor:
         """The non-saturating generator objective: -log D(G(z)), mean over the batch."""
@@ -54,9 +64,18 @@ class GANModule(GeneratorModule):
         self.manual_backward(g_loss)
         opt_g.step()
 
-        self.log_dict({"train/d_loss": d_loss, "train/g_loss": g_loss,
-                       "train/d_real": torch.sigmoid(d_real).mean(), "train/d_fake": torch.sigmoid(d_fake).mean()},
-                      prog_bar=True, on_step=True, on_epoch=True, batch_size=len(real))
+        self.log_dict(
+            {
+                "train/d_loss": d_loss,
+                "train/g_loss": g_loss,
+                "train/d_real": torch.sigmoid(d_real).mean(),
+                "train/d_fake": torch.sigmoid(d_fake).mean(),
+            },
+            prog_bar=True,
+            on_step=True,
+            on_epoch=True,
+            batch_size=len(real),
+        )
 
     def configure_optimizers(self):
         betas = (self.hparams.beta1, 0.999)

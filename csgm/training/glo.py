@@ -41,8 +41,10 @@ def laplacian_pyramid(x: torch.Tensor) -> list[torch.Tensor]:
 def laplacian_l1(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """The paper's Laplacian-pyramid L1 per image: sum_j 4^j |L_j(x_hat) - L_j(x)|_1 (coarser levels, with 4x fewer
     pixels each, weighted up so that every level counts alike)."""
-    return sum(4**j * (a - b).abs().flatten(1).sum(1)
-               for j, (a, b) in enumerate(zip(laplacian_pyramid(x_hat), laplacian_pyramid(x))))
+    return sum(
+        4**j * (a - b).abs().flatten(1).sum(1)
+        for j, (a, b) in enumerate(zip(laplacian_pyramid(x_hat), laplacian_pyramid(x)))
+    )
 
 
 def project_codes(codes: torch.Tensor, projection: str) -> torch.Tensor:
@@ -56,9 +58,19 @@ class GLOModule(GeneratorModule):
 
     method, generators = "glo", ("vae", "dcgan")
 
-    def __init__(self, name: str, arch: dict, image_shape: tuple[int, int, int], dataset: str = "",
-                 range_error: dict | None = None, loss: str = "l2", projection: str = "sphere",
-                 init: str = "pca", lr: float = 1e-3, latent_lr: float = 1e-2) -> None:
+    def __init__(
+        self,
+        name: str,
+        arch: dict,
+        image_shape: tuple[int, int, int],
+        dataset: str = "",
+        range_error: dict | None = None,
+        loss: str = "l2",
+        projection: str = "sphere",
+        init: str = "pca",
+        lr: float = 1e-3,
+        latent_lr: float = 1e-2,
+    ) -> None:
         check_choice("generator.training.loss", loss, LOSSES)
         check_choice("generator.training.projection", projection, PROJECTIONS)
         check_choice("generator.training.init", init, INITS)
@@ -109,5 +121,9 @@ class GLOModule(GeneratorModule):
         return generator
 
     def configure_optimizers(self):
-        return torch.optim.Adam([{"params": self.generator.parameters(), "lr": self.hparams.lr},
-                                 {"params": [self.codes], "lr": self.hparams.latent_lr}])
+        return torch.optim.Adam(
+            [
+                {"params": self.generator.parameters(), "lr": self.hparams.lr},
+                {"params": [self.codes], "lr": self.hparams.latent_lr},
+            ]
+        )

@@ -32,8 +32,17 @@ __all__ = [
     "trim_metrics",
 ]
 
-RESUME_MAY_CHANGE = ("resume", "paths.", "trainer.max_epochs", "trainer.max_steps", "trainer.enable_progress_bar",
-                     "trainer.log_every_n_steps", "trainer.enable_model_summary", "checkpoint_every", "range_error.")
+RESUME_MAY_CHANGE = (
+    "resume",
+    "paths.",
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.enable_progress_bar",
+    "trainer.log_every_n_steps",
+    "trainer.enable_model_summary",
+    "checkpoint_every",
+    "range_error.",
+)
 
 
 def resume_run_dir(resume: str | None, fresh: str) -> str:
@@ -65,11 +74,15 @@ def resume_checkpoint(resume: str) -> Path:
     if path.suffix != ".ckpt":
         path = path / "checkpoints" / "last.ckpt"
     if not path.parent.is_dir():
-        raise CsgmError(f"resume={resume}: no training run there (no {path}); pass the folder train.py printed as "
-                        "run_dir, or a .ckpt file inside its checkpoints/ folder")
+        raise CsgmError(
+            f"resume={resume}: no training run there (no {path}); pass the folder train.py printed as "
+            "run_dir, or a .ckpt file inside its checkpoints/ folder"
+        )
     if not path.is_file():
-        raise CsgmError(f"resume={resume}: {path} does not exist (the run stopped before its first epoch ended); "
-                        "start the run again without resume=")
+        raise CsgmError(
+            f"resume={resume}: {path} does not exist (the run stopped before its first epoch ended); "
+            "start the run again without resume="
+        )
     return path
 
 
@@ -79,8 +92,10 @@ def read_run_record(path: Path) -> dict[str, Any]:
     checkpoint = read_checkpoint(path)
     record = checkpoint.get(RUN_KEY) if isinstance(checkpoint, dict) else None
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
-        raise CsgmError(f"checkpoint {str(path)!r}: it has no {RUN_KEY!r} entry (written by an older train.py or "
-                        "by another program), so the run cannot be resumed; start a new run")
+        raise CsgmError(
+            f"checkpoint {str(path)!r}: it has no {RUN_KEY!r} entry (written by an older train.py or "
+            "by another program), so the run cannot be resumed; start a new run"
+        )
     check_weights(path, checkpoint.get("state_dict", {}))
     return record
 
@@ -126,9 +141,11 @@ def check_same_settings(cfg: dict, saved: dict, resume: str) -> None:
     for key in sorted(set(now) | set(before), key=lambda k: (k.count("."), k)):  # generator.name before its options
         if key.startswith(RESUME_MAY_CHANGE) or now.get(key) == before.get(key):
             continue
-        raise CsgmError(f"resume={resume}: {key}={now.get(key)!r} differs from the run's {key}={before.get(key)!r}; "
-                        f"a resumed run keeps its settings (only {', '.join(k.rstrip('.') for k in RESUME_MAY_CHANGE[2:])}"
-                        " may change): drop the override, or start a new run")
+        raise CsgmError(
+            f"resume={resume}: {key}={now.get(key)!r} differs from the run's {key}={before.get(key)!r}; "
+            f"a resumed run keeps its settings (only {', '.join(k.rstrip('.') for k in RESUME_MAY_CHANGE[2:])}"
+            " may change): drop the override, or start a new run"
+        )
 
 
 def trim_metrics(metrics: Path, epoch: int, step: int | None) -> None:

@@ -38,18 +38,39 @@ def train(cfg: Any, run_dir: str | Path, overrides: list[str] | None = None) -> 
     gen_cfg = cfg["generator"]
 
     data = ImageDataModule(cfg["dataset"], cfg["batch_size"], cfg["num_workers"])
-    module = training_module(gen_cfg)(gen_cfg["name"], gen_cfg["arch"], data.image_shape, cfg["dataset"]["name"],
-                                      cfg.get("range_error"), **training_options(gen_cfg))
+    module = training_module(gen_cfg)(
+        gen_cfg["name"],
+        gen_cfg["arch"],
+        data.image_shape,
+        cfg["dataset"]["name"],
+        cfg.get("range_error"),
+        **training_options(gen_cfg),
+    )
     samples = SampleGrid(run_dir, cfg["num_samples"], cfg["seed"])
     every = cfg.get("checkpoint_every", 0)  # also keep checkpoints/epoch_EEEE.ckpt every this many epochs
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_top_k=-1 if every else 0,
-                                 every_n_epochs=every or None, filename="epoch_{epoch:04d}", auto_insert_metric_name=False)
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        save_top_k=-1 if every else 0,
+        every_n_epochs=every or None,
+        filename="epoch_{epoch:04d}",
+        auto_insert_metric_name=False,
+    )
     last = run_dir / "checkpoints" / "last.ckpt"
     state = TrainingState(last, {"config": {**cfg, "resume": None}, "overrides": list(overrides or [])})
-    logger = build_logger(cfg["logger"], run_dir, run_name=f"train-{gen_cfg['name']}-{cfg['dataset']['name']}",
-                          run_id=resume_from and resume_from[1].get("logger_id"), hyperparameters=cfg)
-    trainer = build_trainer(cfg["trainer"], default_root_dir=str(run_dir), logger=logger,
-                            callbacks=[state, checkpoint, samples], plugins=[AtomicCheckpointIO()])
+    logger = build_logger(
+        cfg["logger"],
+        run_dir,
+        run_name=f"train-{gen_cfg['name']}-{cfg['dataset']['name']}",
+        run_id=resume_from and resume_from[1].get("logger_id"),
+        hyperparameters=cfg,
+    )
+    trainer = build_trainer(
+        cfg["trainer"],
+        default_root_dir=str(run_dir),
+        logger=logger,
+        callbacks=[state, checkpoint, samples],
+        plugins=[AtomicCheckpointIO()],
+    )
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=data, ckpt_path=resume_from and resume_from[0])
@@ -57,17 +78,29 @@ def train(cfg: Any, run_dir: str | Path, overrides: list[str] | None = None) -> 
         pass
     if state.interrupted:
         finish_wandb()
-        return {"run_dir": str(run_dir), "checkpoint": str(last), "interrupted": state.interrupted,
-                "continue": f"python train.py resume={run_dir}"}
+        return {
+            "run_dir": str(run_dir),
+            "checkpoint": str(last),
+            "interrupted": state.interrupted,
+            "continue": f"python train.py resume={run_dir}",
+        }
     # Read the step from the checkpoint: with ddp_spawn the workers' counters do not come back to this process.
     saved = torch.load(last, map_location="cpu", weights_only=True)
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(last), "samples": str(samples.latest),
-                               "fit_seconds": round(time.perf_counter() - start, 1), "global_step": saved["global_step"],
-                               "world_size": saved["world_size"]}
+    summary: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "checkpoint": str(last),
+        "samples": str(samples.latest),
+        "fit_seconds": round(time.perf_counter() - start, 1),
+        "global_step": saved["global_step"],
+        "world_size": saved["world_size"],
+    }
     if is_overridden("test_step", module):
         # One device, so that every test image counts exactly once (a distributed sampler would pad).
-        tester = build_trainer({**cfg["trainer"], "devices": 1, "num_nodes": 1, "strategy": "auto"}, logger=logger,
-                               default_root_dir=str(run_dir))
+        tester = build_trainer(
+            {**cfg["trainer"], "devices": 1, "num_nodes": 1, "strategy": "auto"},
+            logger=logger,
+            default_root_dir=str(run_dir),
+        )
         metrics = tester.test(module, datamodule=data, verbose=False)
         summary.update({k: float(v) for k, v in metrics[0].items()})
     log_final_checkpoint(logger, last)
@@ -84,13 +117,17 @@ def _resume_point(cfg: dict, run_dir: Path) -> tuple[Path, dict]:
     record = read_run_record(path)
     folder = Path(resume_run_dir(resume, ""))
     if folder.resolve() != run_dir.resolve():
-        raise CsgmError(f"resume={resume}: the run goes on in {folder}, but this job writes to {run_dir}; run "
-                        "`python train.py resume=RUN_FOLDER` alone (not in a multirun, without hydra.run.dir)")
+        raise CsgmError(
+            f"resume={resume}: the run goes on in {folder}, but this job writes to {run_dir}; run "
+            "`python train.py resume=RUN_FOLDER` alone (not in a multirun, without hydra.run.dir)"
+        )
     check_same_settings(cfg, record["config"], resume)
     epochs, steps = cfg["trainer"].get("max_epochs"), cfg["trainer"].get("max_steps", -1)
     done = record["epochs_done"], record["global_step"]
     if (epochs not in (None, -1) and done[0] >= epochs) or (steps not in (None, -1) and done[1] >= steps):
-        raise CsgmError(f"resume={resume}: the run already trained {done[0]} epochs ({done[1]} steps), which "
-                        f"reaches trainer.max_epochs={epochs} / trainer.max_steps={steps}; raise them to train on")
+        raise CsgmError(
+            f"resume={resume}: the run already trained {done[0]} epochs ({done[1]} steps), which "
+            f"reaches trainer.max_epochs={epochs} / trainer.max_steps={steps}; raise them to train on"
+        )
     trim_metrics(run_dir / "csv" / "metrics.csv", record["epoch"], record["step"] if record["mid_epoch"] else None)
     return path, record

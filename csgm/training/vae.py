@@ -16,8 +16,14 @@ __all__ = ["VAEModule", "negative_elbo"]
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
-def negative_elbo(x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-                  likelihood: str = "bernoulli", gaussian_std: float = 0.1) -> torch.Tensor:
+def negative_elbo(
+    x: torch.Tensor,
+    logits: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    likelihood: str = "bernoulli",
+    gaussian_std: float = 0.1,
+) -> torch.Tensor:
     """Per-image negative ELBO in nats: -E_q[log p(x|z)] + KL(q(z|x) || N(0, I)), summed over pixels.
 
     Bernoulli treats grey levels in [0, 1] as probabilities (cross-entropy with the logits);
@@ -37,9 +43,17 @@ class VAEModule(GeneratorModule):
 
     method, generators = "elbo", ("vae",)
 
-    def __init__(self, name: str, arch: dict, image_shape: tuple[int, int, int], dataset: str = "",
-                 range_error: dict | None = None, likelihood: str = "bernoulli", gaussian_std: float = 0.1,
-                 lr: float = 1e-3) -> None:
+    def __init__(
+        self,
+        name: str,
+        arch: dict,
+        image_shape: tuple[int, int, int],
+        dataset: str = "",
+        range_error: dict | None = None,
+        likelihood: str = "bernoulli",
+        gaussian_std: float = 0.1,
+        lr: float = 1e-3,
+    ) -> None:
         super().__init__(name, arch, image_shape, dataset, range_error)
         check_choice("likelihood", likelihood, LIKELIHOODS)
         check_range("generator.training.lr", lr, 0, low_open=True)
@@ -50,12 +64,21 @@ class VAEModule(GeneratorModule):
     def nelbo(self, x: torch.Tensor) -> torch.Tensor:
         mu, logvar = self.encoder(x)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        return negative_elbo(x, self.generator.logits(z), mu, logvar, self.hparams.likelihood, self.hparams.gaussian_std)
+        return negative_elbo(
+            x, self.generator.logits(z), mu, logvar, self.hparams.likelihood, self.hparams.gaussian_std
+        )
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
         loss = self.nelbo(batch[0]).mean()
-        self.log(f"{split}/nelbo", loss, prog_bar=split != "test", on_epoch=True, on_step=False,
-                 batch_size=len(batch[0]), sync_dist=split != "train")
+        self.log(
+            f"{split}/nelbo",
+            loss,
+            prog_bar=split != "test",
+            on_epoch=True,
+            on_step=False,
+            batch_size=len(batch[0]),
+            sync_dist=split != "train",
+        )
         return loss
 
     def training_step(self, batch, batch_idx):

@@ -11,8 +11,16 @@ from tests.helpers import make_fake_celeba, write_images
 
 
 def folder_cfg(path, **extra):
-    return {"name": "folder", "data_dir": str(path), "image_size": 32, "channels": 3, "val_size": 0.2,
-            "test_size": 0.2, "split_seed": 0, **extra}
+    return {
+        "name": "folder",
+        "data_dir": str(path),
+        "image_size": 32,
+        "channels": 3,
+        "val_size": 0.2,
+        "test_size": 0.2,
+        "split_seed": 0,
+        **extra,
+    }
 
 
 def test_folder_resizes_crops_and_converts(tmp_path):
@@ -76,7 +84,9 @@ def test_torchvision_dataset_missing_offline_names_the_bundled_alternative(tmp_p
 
 
 def test_unknown_dataset_name():
-    with pytest.raises(CsgmError, match="unknown dataset 'imagenet'; choose one of: celeba, fashion_mnist, folder, mnist, mnist10k"):
+    with pytest.raises(
+        CsgmError, match="unknown dataset 'imagenet'; choose one of: celeba, fashion_mnist, folder, mnist, mnist10k"
+    ):
         load_splits({"name": "imagenet"})
 
 

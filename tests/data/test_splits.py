@@ -32,7 +32,9 @@ def test_fractions_are_accepted():
     assert (len(parts["val"]), len(parts["test"])) == (20, 50)
 
 
-@pytest.mark.parametrize("val,test,match", [(0.5, 0.6, "no training images"), (1.5, 0, "not a valid fraction"), (-1, 0, ">= 0")])
+@pytest.mark.parametrize(
+    "val,test,match", [(0.5, 0.6, "no training images"), (1.5, 0, "not a valid fraction"), (-1, 0, ">= 0")]
+)
 def test_bad_split_sizes(val, test, match):
     with pytest.raises(CsgmError, match=match):
         split_indices(100, val, test, 0)

@@ -66,11 +66,14 @@ def test_bits_per_dim_fall_with_maximum_likelihood():
     assert after < 0.7 * before, (before, after)  # 11.2 -> 7.2 bits per dimension
 
 
-@pytest.mark.parametrize("arch,message", [
-    ({"coupling_layers": 0}, "generator.arch.coupling_layers=0 must be >= 1"),
-    ({"alpha": 0.5}, r"generator.arch.alpha=0.5 must be < 0.5"),
-    ({"latent_dim": 20}, r"unknown key generator.arch.latent_dim"),
-])
+@pytest.mark.parametrize(
+    "arch,message",
+    [
+        ({"coupling_layers": 0}, "generator.arch.coupling_layers=0 must be >= 1"),
+        ({"alpha": 0.5}, r"generator.arch.alpha=0.5 must be < 0.5"),
+        ({"latent_dim": 20}, r"unknown key generator.arch.latent_dim"),
+    ],
+)
 def test_bad_flow_options_fail_in_one_line(arch, message):
     with pytest.raises(CsgmError, match=message):
         build_generator("flow", arch, (1, 28, 28))

@@ -110,7 +110,7 @@ def test_subtractive_dither_makes_the_quantisation_error_uniform():
     step = 5.0
     assert float(error.abs().max()) <= step / 2 + 1e-9
     assert float(error.mean()) == pytest.approx(0.0, abs=4 * step / math.sqrt(12 * m))
-    assert float(error.var()) == pytest.approx(step ** 2 / 12, rel=0.1)
+    assert float(error.var()) == pytest.approx(step**2 / 12, rel=0.1)
 
 
 def test_fourier_of_hand_made_images():
@@ -149,12 +149,13 @@ def test_blur_of_hand_made_images():
     impulse = torch.zeros(1, 1, 13, 13, dtype=torch.float64)
     impulse[0, 0, 6, 6] = 1.0
     t = np.arange(-5, 6)
-    kernel = np.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * 1.5 ** 2))
+    kernel = np.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * 1.5**2))
     psf = np.zeros((13, 13))
     psf[1:12, 1:12] = kernel / kernel.sum()
     np.testing.assert_allclose(operator(impulse).numpy()[0], psf.flatten(), atol=1e-12)
     image = torch.rand(1, 2, 9, 11, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     operator = build_operator(config("blur"), (2, 9, 11)).double()
-    reference = np.stack([ndimage.gaussian_filter(channel, sigma=1.5, mode="constant", truncate=3.0)
-                          for channel in image[0].numpy()])
+    reference = np.stack(
+        [ndimage.gaussian_filter(channel, sigma=1.5, mode="constant", truncate=3.0) for channel in image[0].numpy()]
+    )
     np.testing.assert_allclose(operator(image).numpy()[0], reference.flatten(), atol=1e-12)

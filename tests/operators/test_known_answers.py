@@ -75,10 +75,16 @@ def test_matrix_free_operators_never_build_a_matrix():
     shape, n = (3, 256, 256), 3 * 256 * 256
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     x = torch.rand(2, *shape)
-    for cfg, m in [({"name": "fourier"}, 0.25), ({"name": "fourier", "mask": "radial"}, 0.1),
-                   ({"name": "superres", "factor": 4}, None), ({"name": "superres", "factor": 4, "mode": "gaussian"}, None),
-                   ({"name": "inpaint"}, 0.5), ({"name": "inpaint", "mode": "hole", "hole_size": 64}, None),
-                   ({"name": "blur"}, None), ({"name": "identity"}, None)]:
+    for cfg, m in [
+        ({"name": "fourier"}, 0.25),
+        ({"name": "fourier", "mask": "radial"}, 0.1),
+        ({"name": "superres", "factor": 4}, None),
+        ({"name": "superres", "factor": 4, "mode": "gaussian"}, None),
+        ({"name": "inpaint"}, 0.5),
+        ({"name": "inpaint", "mode": "hole", "hole_size": 64}, None),
+        ({"name": "blur"}, None),
+        ({"name": "identity"}, None),
+    ]:
         A = build_operator(cfg, shape, m=m)
         assert sum(b.numel() for b in A.buffers()) <= n, cfg
         assert A.adjoint(A(x)).shape == x.shape
@@ -86,20 +92,31 @@ def test_matrix_free_operators_never_build_a_matrix():
     assert grown_mib < 1024  # a dense m x n matrix here would need > 75 GiB
 
 
-@pytest.mark.parametrize("cfg,m,match", [
-    ({"name": "gaussian"}, 0, r"m=0 is out of range; it must be in \[1, 64\]"),
-    ({"name": "gaussian"}, -3, r"m=-3 is out of range"),
-    ({"name": "gaussian"}, 65, r"m=65 is out of range; it must be in \[1, 64\]"),
-    ({"name": "gaussian"}, 1.5, r"m=1.5 is not a fraction in \(0, 1\]"),
-    ({"name": "gaussian"}, 0.0, r"m=0.0 is not a fraction"),
-    ({"name": "fourier"}, 100, r"m=100 is out of range"),
-    ({"name": "inpaint"}, -0.2, r"m=-0.2 is not a fraction"),
-    ({"name": "superres", "factor": 3}, None, r"factor=3 must be a positive integer that divides the image size 8x8"),
-    ({"name": "inpaint", "mode": "hole", "hole_size": 9}, None, r"hole_size=9 must be an integer in \[1, 7\]"),
-    ({"name": "blur", "sigma": -1.0}, None, r"sigma=-1.0 must be > 0"),
-    ({"name": "fourier", "mask": "spiral"}, 10, r"unknown fourier mask 'spiral'; choose one of"),
-    ({"name": "radon"}, None, r"unknown operator 'radon'; choose one of: blur, fourier, gaussian, identity, inpaint, one_bit, phase_retrieval, quantize, random_convolution, srht, superres"),
-])
+@pytest.mark.parametrize(
+    "cfg,m,match",
+    [
+        ({"name": "gaussian"}, 0, r"m=0 is out of range; it must be in \[1, 64\]"),
+        ({"name": "gaussian"}, -3, r"m=-3 is out of range"),
+        ({"name": "gaussian"}, 65, r"m=65 is out of range; it must be in \[1, 64\]"),
+        ({"name": "gaussian"}, 1.5, r"m=1.5 is not a fraction in \(0, 1\]"),
+        ({"name": "gaussian"}, 0.0, r"m=0.0 is not a fraction"),
+        ({"name": "fourier"}, 100, r"m=100 is out of range"),
+        ({"name": "inpaint"}, -0.2, r"m=-0.2 is not a fraction"),
+        (
+            {"name": "superres", "factor": 3},
+            None,
+            r"factor=3 must be a positive integer that divides the image size 8x8",
+        ),
+        ({"name": "inpaint", "mode": "hole", "hole_size": 9}, None, r"hole_size=9 must be an integer in \[1, 7\]"),
+        ({"name": "blur", "sigma": -1.0}, None, r"sigma=-1.0 must be > 0"),
+        ({"name": "fourier", "mask": "spiral"}, 10, r"unknown fourier mask 'spiral'; choose one of"),
+        (
+            {"name": "radon"},
+            None,
+            r"unknown operator 'radon'; choose one of: blur, fourier, gaussian, identity, inpaint, one_bit, phase_retrieval, quantize, random_convolution, srht, superres",
+        ),
+    ],
+)
 def test_bad_operator_input(cfg, m, match):
     with pytest.raises(CsgmError, match=match):
         build_operator(cfg, (1, 8, 8), m=m)

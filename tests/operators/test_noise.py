@@ -13,7 +13,9 @@ def test_noise_does_not_depend_on_the_batch():
     noise = Noise("gaussian", 0.1)
     y = torch.zeros(6, 50)
     together = noise(y, [10, 11, 12, 13, 14, 15], key=(0, "gaussian", 50))
-    apart = torch.cat([noise(y[:2], [10, 11], key=(0, "gaussian", 50)), noise(y[2:], [12, 13, 14, 15], key=(0, "gaussian", 50))])
+    apart = torch.cat(
+        [noise(y[:2], [10, 11], key=(0, "gaussian", 50)), noise(y[2:], [12, 13, 14, 15], key=(0, "gaussian", 50))]
+    )
     torch.testing.assert_close(together, apart)
     other_seed = noise(y, [10, 11, 12, 13, 14, 15], key=(1, "gaussian", 50))
     assert not torch.equal(together, other_seed)
@@ -38,10 +40,15 @@ def test_none_and_zero_std_leave_y_unchanged():
     assert torch.equal(Noise("gaussian", 0.0)(y, [0, 1, 2], key=(0, "g", 7)), y)
 
 
-@pytest.mark.parametrize("cfg,match", [({"name": "gaussian", "std": -1.0}, "noise.std=-1.0 must be >= 0"),
-                                       ({"name": "student_t", "df": 0.0}, "noise.df=0.0 must be > 0"),
-                                       ({"name": "laplace"}, "unknown noise 'laplace'"),
-                                       ({"name": "gaussian", "sigma": 0.1}, r"unknown key noise.sigma \(value 0.1\); accepted keys: std")])
+@pytest.mark.parametrize(
+    "cfg,match",
+    [
+        ({"name": "gaussian", "std": -1.0}, "noise.std=-1.0 must be >= 0"),
+        ({"name": "student_t", "df": 0.0}, "noise.df=0.0 must be > 0"),
+        ({"name": "laplace"}, "unknown noise 'laplace'"),
+        ({"name": "gaussian", "sigma": 0.1}, r"unknown key noise.sigma \(value 0.1\); accepted keys: std"),
+    ],
+)
 def test_bad_noise_config(cfg, match):
     with pytest.raises(CsgmError, match=match):
         build_noise(cfg)

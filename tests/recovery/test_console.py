@@ -52,7 +52,9 @@ def test_other_ranks_show_nothing():
 def test_plan_and_choices_lines():
     assert plan_line("csgm", "gaussian", "gaussian std 0.1", [25, 100], 100, "test", 200, "out/run") == (
         "csgm: csgm | gaussian | gaussian std 0.1 | m = 25, 100 | 100 test images | 200 (m, image) pairs to solve "
-        "-> out/run")
+        "-> out/run"
+    )
     assert "all done, merging" in plan_line("lasso", "gaussian", "no noise", [25], 5, "test", 0, "r")
     assert choices_line([(25, {"lambda_l1": 0.01}), (100, {"lambda_l1": 0.3})]) == (
-        "csgm: chosen on validation images: lambda_l1 = 0.01 (m = 25); lambda_l1 = 0.3 (m = 100)")
+        "csgm: chosen on validation images: lambda_l1 = 0.01 (m = 25); lambda_l1 = 0.3 (m = 100)"
+    )

@@ -53,7 +53,9 @@ ARGS = ("measurements=[20,40]", "num_images=6", "batch_size=1", "solver.iteratio
 @pytest.fixture(scope="module")
 def reference(vae_checkpoint, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("reference")
-    result = run_script("recover.py", *TINY_RECOVER, f"checkpoint={vae_checkpoint}", f"paths.output_root={root}", *ARGS, cwd=root)
+    result = run_script(
+        "recover.py", *TINY_RECOVER, f"checkpoint={vae_checkpoint}", f"paths.output_root={root}", *ARGS, cwd=root
+    )
     assert result.returncode == 0, result.stderr
     return only_run(root)
 
@@ -67,8 +69,14 @@ def finished_shards(root: Path) -> list[Path]:
 def test_kill_corrupt_shard_and_leftover_temp_file_then_resume(vae_checkpoint, reference, tmp_path):
     """kill -9 mid-run, then a truncated shard and an interrupted write's temp file: the resume warns
     once about the shard, never reads the temp file, recomputes exactly the lost images."""
-    command = [sys.executable, str(ROOT / "recover.py"), *TINY_RECOVER, f"checkpoint={vae_checkpoint}",
-               f"paths.output_root={tmp_path}", *ARGS]
+    command = [
+        sys.executable,
+        str(ROOT / "recover.py"),
+        *TINY_RECOVER,
+        f"checkpoint={vae_checkpoint}",
+        f"paths.output_root={tmp_path}",
+        *ARGS,
+    ]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # Wait on the condition (three finished shards), bounded by the child's own exit, never by a clock: a slow start
     # on a loaded machine only makes the wait longer.
@@ -92,15 +100,24 @@ def test_kill_corrupt_shard_and_leftover_temp_file_then_resume(vae_checkpoint, r
 
 @pytest.mark.slow
 def test_two_identical_commands_at_once_do_the_work_once(vae_checkpoint, reference, tmp_path):
-    command = [sys.executable, str(ROOT / "recover.py"), *TINY_RECOVER, f"checkpoint={vae_checkpoint}",
-               f"paths.output_root={tmp_path}", *ARGS]
+    command = [
+        sys.executable,
+        str(ROOT / "recover.py"),
+        *TINY_RECOVER,
+        f"checkpoint={vae_checkpoint}",
+        f"paths.output_root={tmp_path}",
+        *ARGS,
+    ]
     first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     outputs = [p.communicate(timeout=300) for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
     run_dir = only_run(tmp_path)
-    shard_rows = [(int(r["m"]), int(r["image_id"])) for p in (run_dir / "shards").glob("*.pt")
-                  for r in torch.load(p, weights_only=True)["rows"]]
+    shard_rows = [
+        (int(r["m"]), int(r["image_id"]))
+        for p in (run_dir / "shards").glob("*.pt")
+        for r in torch.load(p, weights_only=True)["rows"]
+    ]
     assert sorted(shard_rows) == [(m, i) for m in (20, 40) for i in range(6)]  # every pair computed exactly once
     assert sum("is busy" in err for _, err in outputs) == 1
     assert_same_results(run_dir, reference)
@@ -134,9 +151,20 @@ def test_checkpoint_swapped_at_the_same_path_gets_its_own_folder(vae_checkpoint,
     assert compose_config("recover", [f"checkpoint={copy}", f"paths.output_root={tmp_path}"]).run_name == before
 
 
-@pytest.mark.parametrize("change", ["noise.std=0.2", "noise=student_t", "operator=fourier", "operator.normalize=true",
-                                    "seed=1", "trainer.precision=bf16-mixed", "matmul_precision=high", "solver.lambda_z=0.1",
-                                    "input=val"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "noise.std=0.2",
+        "noise=student_t",
+        "operator=fourier",
+        "operator.normalize=true",
+        "seed=1",
+        "trainer.precision=bf16-mixed",
+        "matmul_precision=high",
+        "solver.lambda_z=0.1",
+        "input=val",
+    ],
+)
 def test_every_setting_that_changes_results_changes_the_folder(vae_checkpoint, change):
     folder = lambda *extra: compose_config("recover", [f"checkpoint={vae_checkpoint}", *extra]).run_name  # noqa: E731
     assert folder(change) != folder()
@@ -144,8 +172,16 @@ def test_every_setting_that_changes_results_changes_the_folder(vae_checkpoint, c
 
 def test_speed_and_size_options_keep_the_folder(vae_checkpoint):
     folder = lambda *extra: compose_config("recover", [f"checkpoint={vae_checkpoint}", *extra]).run_name  # noqa: E731
-    same = {folder(), folder("solver.compile=true"), folder("solver.flush_denormals=false"), folder("batch_size=7"),
-            folder("num_images=3"), folder("measurements=[5]"), folder("trainer.precision=32"), folder("tuning.num_images=3")}
+    same = {
+        folder(),
+        folder("solver.compile=true"),
+        folder("solver.flush_denormals=false"),
+        folder("batch_size=7"),
+        folder("num_images=3"),
+        folder("measurements=[5]"),
+        folder("trainer.precision=32"),
+        folder("tuning.num_images=3"),
+    }
     assert len(same) == 1
     assert folder("solver=lasso") != folder("solver=lasso", "tuning.num_images=3")  # tuning matters where it chooses
     # the search's pruning of restarts matters only for solvers with restarts
@@ -154,7 +190,9 @@ def test_speed_and_size_options_keep_the_folder(vae_checkpoint):
 
 
 def test_a_huge_learning_rate_is_reported_as_divergence(vae_checkpoint, tmp_path):
-    result = recover(config(vae_checkpoint, tmp_path, "solver.lr=1e30", "measurements=[20]", "num_images=3"), tmp_path / "run")
+    result = recover(
+        config(vae_checkpoint, tmp_path, "solver.lr=1e30", "measurements=[20]", "num_images=3"), tmp_path / "run"
+    )
     with open(tmp_path / "run" / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["status"] for r in rows] == ["all_restarts_diverged"] * 3
@@ -168,11 +206,21 @@ def test_failed_images_are_counted_and_never_averaged(vae_checkpoint, tmp_path, 
     from csgm.operators.noise import Noise
     from csgm.reporting.table import format_summary
 
-    clean = recover(config(vae_checkpoint, tmp_path, "noise=none", "measurements=[20]", "num_images=4"), tmp_path / "clean")
+    clean = recover(
+        config(vae_checkpoint, tmp_path, "noise=none", "measurements=[20]", "num_images=4"), tmp_path / "clean"
+    )
     forward = Noise.forward
-    monkeypatch.setattr(Noise, "forward", lambda self, y, ids, key: forward(self, y, ids, key)
-                        + torch.tensor([[math.inf] if i in (1, 3) else [0.0] for i in ids], dtype=y.dtype))
-    result = recover(config(vae_checkpoint, tmp_path, "noise=none", "measurements=[20]", "num_images=4"), tmp_path / "hostile")
+    monkeypatch.setattr(
+        Noise,
+        "forward",
+        lambda self, y, ids, key: (
+            forward(self, y, ids, key)
+            + torch.tensor([[math.inf] if i in (1, 3) else [0.0] for i in ids], dtype=y.dtype)
+        ),
+    )
+    result = recover(
+        config(vae_checkpoint, tmp_path, "noise=none", "measurements=[20]", "num_images=4"), tmp_path / "hostile"
+    )
     (entry,) = result["summary"]
     with open(tmp_path / "clean" / "results.csv", newline="") as handle:
         clean_mse = [float(r["mse"]) for r in csv.DictReader(handle)]
@@ -186,7 +234,9 @@ def test_failed_images_are_counted_and_never_averaged(vae_checkpoint, tmp_path, 
 def test_no_grid_when_save_images_is_zero(vae_checkpoint, tmp_path):
     recover(config(vae_checkpoint, tmp_path, "measurements=[20]", "num_images=2"), tmp_path / "run")
     assert (tmp_path / "run" / "grid.png").is_file()
-    result = recover(config(vae_checkpoint, tmp_path, "measurements=[20]", "num_images=2", "save_images=0"), tmp_path / "run")
+    result = recover(
+        config(vae_checkpoint, tmp_path, "measurements=[20]", "num_images=2", "save_images=0"), tmp_path / "run"
+    )
     assert "recovery_grid" not in result["paths"] and not (tmp_path / "run" / "grid.png").exists()
     assert (tmp_path / "run" / "results.csv").is_file()
 
@@ -195,8 +245,14 @@ def test_student_t_runs_do_not_resume_folders_of_the_squared_loss():
     """Student-t noise now has its likelihood as the data term: its folders are new, Gaussian ones unchanged."""
     from csgm.recovery.identity import run_identity
 
-    base = {"dataset": {"name": "mnist10k"}, "input": "test", "operator": {"name": "gaussian"}, "seed": 0,
-            "solver": {"name": "csgm"}, "trainer": {}}
+    base = {
+        "dataset": {"name": "mnist10k"},
+        "input": "test",
+        "operator": {"name": "gaussian"},
+        "seed": 0,
+        "solver": {"name": "csgm"},
+        "trainer": {},
+    }
     gaussian = run_identity({**base, "noise": {"name": "gaussian", "std": 0.1}}, "digest")
     student = run_identity({**base, "noise": {"name": "student_t", "std": 0.1, "df": 3.0}}, "digest")
     assert "data_term" not in gaussian and student["data_term"] == "likelihood"

@@ -16,8 +16,12 @@ def test_tuning_cache_key_is_the_identity_less_run_only_parts():
     context = identity.tuning_context(run)
     assert context["solver"] == {k: v for k, v in run["solver"].items() if k != "label"}
     assert {k: context[k] for k in ("dataset", "operator", "noise", "generator", "precision")} == {
-        "dataset": cfg["dataset"], "operator": cfg["operator"], "noise": cfg["noise"], "generator": "digest",
-        "precision": run["precision"]}
+        "dataset": cfg["dataset"],
+        "operator": cfg["operator"],
+        "noise": cfg["noise"],
+        "generator": "digest",
+        "precision": run["precision"],
+    }
 
 
 def test_pruning_setting_joins_only_pruning_solvers_identities():
@@ -27,7 +31,9 @@ def test_pruning_setting_joins_only_pruning_solvers_identities():
 
 
 def test_the_fingerprint_names_user_problems_unresolved_and_lets_bugs_through(monkeypatch):
-    assert compose_config("recover", ["input=file", "file.y=/nonexistent/y.npy", "checkpoint=x.ckpt"]).run_name.endswith("-unresolved")
+    assert compose_config(
+        "recover", ["input=file", "file.y=/nonexistent/y.npy", "checkpoint=x.ckpt"]
+    ).run_name.endswith("-unresolved")
     monkeypatch.setattr(identity, "run_identity", lambda *args: 1 / 0)
     with pytest.raises(Exception) as info:
         compose_config("recover", ["checkpoint=x.ckpt"]).run_name

@@ -21,8 +21,9 @@ IDS = [0, 1, 2]
 
 
 def config(checkpoint, root, *extra):
-    return compose_config("recover", [*TINY_RECOVER, f"checkpoint={checkpoint}", f"paths.output_root={root}", "num_images=3",
-                                      *extra])
+    return compose_config(
+        "recover", [*TINY_RECOVER, f"checkpoint={checkpoint}", f"paths.output_root={root}", "num_images=3", *extra]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,9 @@ def simulated(vae_checkpoint, tmp_path_factory):
 def test_recovering_from_files_round_trips(vae_checkpoint, simulated, tmp_path, with_matrix):
     root = simulated["root"]
     extra = [f"file.matrix={root / 'A.pt'}"] if with_matrix else ["measurements=[20]"]
-    result = recover(config(vae_checkpoint, tmp_path, "input=file", f"file.y={root / 'y.npy'}", *extra), tmp_path / "run")
+    result = recover(
+        config(vae_checkpoint, tmp_path, "input=file", f"file.y={root / 'y.npy'}", *extra), tmp_path / "run"
+    )
     estimates = np.load(tmp_path / "run" / "x_hat.npy")
     assert torch.equal(torch.from_numpy(estimates), simulated["x_hat"])
     assert sorted(p.name for p in (tmp_path / "run" / "images").iterdir()) == [f"x_hat_{i:05d}.png" for i in IDS]
@@ -67,13 +70,21 @@ def test_new_file_content_is_a_new_run_folder(vae_checkpoint, simulated, tmp_pat
     assert folder() != before
 
 
-@pytest.mark.parametrize("y_rows,matrix,extra,message", [
-    (slice(None), "wide", [], "file.y has shape (3, 20) (20 numbers per image) but file.matrix has 21 rows"),
-    (slice(None), "narrow", [], "the matrix has shape (20, 700) but the images are 1x28x28 (n = 784)"),
-    (slice(0, 2), None, ["measurements=[20]"], "num_images=3 but file.y has 2 rows"),
-    (slice(None), None, ["measurements=[25]"], "file.y has shape (3, 20) (20 numbers per image) but operator 'gaussian' with m=25"),
-    (slice(None), None, [], "input=file measures each image once: give the m of your measurements as one value"),
-])
+@pytest.mark.parametrize(
+    "y_rows,matrix,extra,message",
+    [
+        (slice(None), "wide", [], "file.y has shape (3, 20) (20 numbers per image) but file.matrix has 21 rows"),
+        (slice(None), "narrow", [], "the matrix has shape (20, 700) but the images are 1x28x28 (n = 784)"),
+        (slice(0, 2), None, ["measurements=[20]"], "num_images=3 but file.y has 2 rows"),
+        (
+            slice(None),
+            None,
+            ["measurements=[25]"],
+            "file.y has shape (3, 20) (20 numbers per image) but operator 'gaussian' with m=25",
+        ),
+        (slice(None), None, [], "input=file measures each image once: give the m of your measurements as one value"),
+    ],
+)
 def test_shapes_that_do_not_fit_fail_in_one_line(vae_checkpoint, simulated, tmp_path, y_rows, matrix, extra, message):
     np.save(tmp_path / "y.npy", simulated["y"][y_rows].numpy())
     if matrix == "wide":
@@ -86,12 +97,15 @@ def test_shapes_that_do_not_fit_fail_in_one_line(vae_checkpoint, simulated, tmp_
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("content,message", [
-    (None, "file.y is required with input=file"),
-    ("missing", "does not exist"),
-    (np.zeros((2, 3, 4)), "has shape (2, 3, 4); it must be a 2-D real array"),
-    (np.full((3, 20), np.nan), "holds NaN or infinite values"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "file.y is required with input=file"),
+        ("missing", "does not exist"),
+        (np.zeros((2, 3, 4)), "has shape (2, 3, 4); it must be a 2-D real array"),
+        (np.full((3, 20), np.nan), "holds NaN or infinite values"),
+    ],
+)
 def test_bad_measurement_files(vae_checkpoint, tmp_path, content, message):
     extra = []
     if isinstance(content, np.ndarray):

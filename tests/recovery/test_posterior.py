@@ -11,13 +11,22 @@ import torch
 from csgm.recovery.run import recover
 from tests.helpers import TINY_RECOVER, compose_config
 
-SAMPLER = ["solver=mala", "solver.steps=30", "solver.burn_in=10", "solver.thin=5", "solver.chains=3", "solver.keep_samples=2"]
+SAMPLER = [
+    "solver=mala",
+    "solver.steps=30",
+    "solver.burn_in=10",
+    "solver.thin=5",
+    "solver.chains=3",
+    "solver.keep_samples=2",
+]
 
 
 def run(checkpoint, root, *extra):
     tiny = [t for t in TINY_RECOVER if not t.startswith("solver.")]
-    cfg = compose_config("recover", [*tiny, f"checkpoint={checkpoint}", f"paths.output_root={root}", *SAMPLER,
-                                     "measurements=[50]", *extra])
+    cfg = compose_config(
+        "recover",
+        [*tiny, f"checkpoint={checkpoint}", f"paths.output_root={root}", *SAMPLER, "measurements=[50]", *extra],
+    )
     result = recover(cfg, root / "run")
     with open(root / "run" / "results.csv", newline="") as handle:
         return result, list(csv.DictReader(handle))
@@ -27,7 +36,9 @@ def test_sampler_rows_samples_and_std_maps(vae_checkpoint, tmp_path):
     result, rows = run(vae_checkpoint, tmp_path)
     assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
     for r in rows:
-        assert 0.0 <= float(r["coverage90"]) <= 1.0 and float(r["pixel_std"]) > 0 and 0.0 <= float(r["acceptance"]) <= 1.0
+        assert (
+            0.0 <= float(r["coverage90"]) <= 1.0 and float(r["pixel_std"]) > 0 and 0.0 <= float(r["acceptance"]) <= 1.0
+        )
         assert float(r["sample_mse"]) >= 0 and -1.0 <= float(r["std_error_correlation"]) <= 1.0
     (summary,) = result["summary"]
     assert 0.0 <= summary["coverage90_mean"] <= 1.0 and summary["acceptance_mean"] is not None
@@ -47,8 +58,9 @@ def test_samples_do_not_depend_on_the_batch_size(vae_checkpoint, tmp_path):
         for column in ("mse", "sample_mse", "pixel_std", "coverage90", "measurement_loss"):
             assert float(a[column]) == pytest.approx(float(b[column]), rel=1e-3, abs=1e-3), column
     first = torch.load(tmp_path / "a" / "run" / "posterior.pt", weights_only=True)["samples"]
-    torch.testing.assert_close(first, torch.load(tmp_path / "b" / "run" / "posterior.pt", weights_only=True)["samples"],
-                               atol=1e-2, rtol=0)
+    torch.testing.assert_close(
+        first, torch.load(tmp_path / "b" / "run" / "posterior.pt", weights_only=True)["samples"], atol=1e-2, rtol=0
+    )
 
 
 @pytest.mark.slow

@@ -32,9 +32,13 @@ def test_the_arithmetic_names_itself_for_the_run_identity():
     assert lightning_precision("bf16-mixed") == "32-true" and lightning_precision("64") == "64-true"
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["trainer.precision=transformer-engine"], "unknown trainer.precision 'transformer-engine'; choose one of"),
-    (["matmul_precision=low"], "matmul_precision='low' must be one of 'highest', 'high', 'medium'")])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer.precision=transformer-engine"], "unknown trainer.precision 'transformer-engine'; choose one of"),
+        (["matmul_precision=low"], "matmul_precision='low' must be one of 'highest', 'high', 'medium'"),
+    ],
+)
 def test_unknown_arithmetic_fails_in_one_line(overrides, message):
     from csgm.config import validate_recover_config
     from csgm.cli import plain
@@ -50,7 +54,9 @@ def test_bf16_solves_in_bfloat16_but_measures_and_reports_in_float32(vae_checkpo
     vae_generator, _ = load_generator(vae_checkpoint)
     test = load_splits({"name": "mnist10k", "val_size": 1000, "test_size": 1000, "split_seed": 0})["test"]
     x = torch.stack([test[i][0] for i in range(3)])
-    model = MeasurementModel(build_operator({"name": "gaussian"}, (1, 28, 28), seed=0, m=40), Noise("gaussian", 0.1), seed=0)
+    model = MeasurementModel(
+        build_operator({"name": "gaussian"}, (1, 28, 28), seed=0, m=40), Noise("gaussian", 0.1), seed=0
+    )
     solver = build_solver({"name": "csgm", "restarts": 2, "iterations": 30, "lr": 0.05})
     outputs = {}
     for precision in ("32-true", "bf16-mixed"):

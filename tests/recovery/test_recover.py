@@ -21,7 +21,9 @@ def read_rows(run_dir: Path) -> list[dict]:
 
 
 def config(checkpoint, tmp_path, *extra):
-    return compose_config("recover", [*TINY_RECOVER, f"checkpoint={checkpoint}", f"paths.output_root={tmp_path}", *extra])
+    return compose_config(
+        "recover", [*TINY_RECOVER, f"checkpoint={checkpoint}", f"paths.output_root={tmp_path}", *extra]
+    )
 
 
 def test_recover_writes_results_plot_and_grid(vae_checkpoint, tmp_path):
@@ -36,7 +38,9 @@ def test_recover_writes_results_plot_and_grid(vae_checkpoint, tmp_path):
 
 
 def test_fixed_m_operator_and_gen_span_input(vae_checkpoint, tmp_path):
-    result = recover(config(vae_checkpoint, tmp_path, "operator=superres", "input=gen_span", "noise=none"), tmp_path / "run")
+    result = recover(
+        config(vae_checkpoint, tmp_path, "operator=superres", "input=gen_span", "noise=none"), tmp_path / "run"
+    )
     assert [s["m"] for s in result["summary"]] == [7 * 7]
     originals = torch.load(tmp_path / "run" / "originals.pt", weights_only=True)
     assert originals["images"].shape == (4, 1, 28, 28)
@@ -74,26 +78,43 @@ def test_bigger_grid_and_more_images_only_add_the_new_pairs(vae_checkpoint, tmp_
     recover(config(vae_checkpoint, tmp_path, "measurements=[20]", "num_images=3"), tmp_path / "run")
     seen = []
     original_solve = CSGMSolver.solve
-    monkeypatch.setattr(CSGMSolver, "solve", lambda self, y, A, ids, *a, **k: seen.append((A.operator.m, list(ids))) or original_solve(self, y, A, ids, *a, **k))
+    monkeypatch.setattr(
+        CSGMSolver,
+        "solve",
+        lambda self, y, A, ids, *a, **k: (
+            seen.append((A.operator.m, list(ids))) or original_solve(self, y, A, ids, *a, **k)
+        ),
+    )
     recover(config(vae_checkpoint, tmp_path, "measurements=[20,40]", "num_images=4"), tmp_path / "run")
     assert seen == [(20, [3]), (40, [0, 1, 2, 3])]
 
 
 def test_checkpoint_that_does_not_fit_the_dataset(vae_checkpoint, tmp_path):
     write_images(tmp_path / "faces", 20, (32, 32))
-    cfg = config(vae_checkpoint, tmp_path, "dataset=folder", f"dataset.data_dir={tmp_path / 'faces'}", "dataset.image_size=32",
-                 "num_images=2")
-    with pytest.raises(CsgmError, match=r"makes 1x28x28 images \(trained on 'mnist10k'\) but dataset 'folder' has 3x32x32"):
+    cfg = config(
+        vae_checkpoint,
+        tmp_path,
+        "dataset=folder",
+        f"dataset.data_dir={tmp_path / 'faces'}",
+        "dataset.image_size=32",
+        "num_images=2",
+    )
+    with pytest.raises(
+        CsgmError, match=r"makes 1x28x28 images \(trained on 'mnist10k'\) but dataset 'folder' has 3x32x32"
+    ):
         recover(cfg, tmp_path / "run")
 
 
-@pytest.mark.parametrize("extra,match", [
-    (["measurements=[100,1000]"], r"m=1000 is out of range; it must be in \[1, 784\]"),
-    (["measurements=[]"], r"measurements=\[\] is empty"),
-    (["num_images=5000"], r"num_images=5000 is out of range; the test split of mnist10k has 1000 images"),
-    (["input=train"], r"input='train' must be one of 'test', 'val', 'gen_span'"),
-    (["logger=wandb", "logger.mode=cloud"], r"logger.mode='cloud' must be one of 'offline', 'online', 'disabled'"),
-])
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        (["measurements=[100,1000]"], r"m=1000 is out of range; it must be in \[1, 784\]"),
+        (["measurements=[]"], r"measurements=\[\] is empty"),
+        (["num_images=5000"], r"num_images=5000 is out of range; the test split of mnist10k has 1000 images"),
+        (["input=train"], r"input='train' must be one of 'test', 'val', 'gen_span'"),
+        (["logger=wandb", "logger.mode=cloud"], r"logger.mode='cloud' must be one of 'offline', 'online', 'disabled'"),
+    ],
+)
 def test_bad_recovery_input(vae_checkpoint, tmp_path, extra, match):
     with pytest.raises(CsgmError, match=match):
         recover(config(vae_checkpoint, tmp_path, *extra), tmp_path / "run")
@@ -142,8 +163,14 @@ def test_two_cpu_processes_match_one(vae_checkpoint, tmp_path):
     """Also runs the compiled gradient inside Lightning's predict loop in spawned processes."""
     common = [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", "measurements=[20,40]", "num_images=5", "batch_size=2"]
     one = run_script("recover.py", *common, f"paths.output_root={tmp_path / 'one'}", cwd=tmp_path)
-    two = run_script("recover.py", *common, "trainer=ddp", "solver.compile=true", f"paths.output_root={tmp_path / 'two'}",
-                     cwd=tmp_path)
+    two = run_script(
+        "recover.py",
+        *common,
+        "trainer=ddp",
+        "solver.compile=true",
+        f"paths.output_root={tmp_path / 'two'}",
+        cwd=tmp_path,
+    )
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
     (dir_one,), (dir_two,) = (tmp_path / "one" / "recover").iterdir(), (tmp_path / "two" / "recover").iterdir()
@@ -154,7 +181,10 @@ def test_two_cpu_processes_match_one(vae_checkpoint, tmp_path):
 def assert_two_ranks_shared_the_work(run_dir: Path, pairs: list) -> None:
     """Both ranks wrote shards, and the shards (before any de-duplication) cover every (m, image) exactly once."""
     shards = [torch.load(p, weights_only=True) for p in (run_dir / "shards").glob("*.pt")]
-    by_rank = {rank: [(int(r["m"]), int(r["image_id"])) for s in shards if s["rank"] == rank for r in s["rows"]] for rank in (0, 1)}
+    by_rank = {
+        rank: [(int(r["m"]), int(r["image_id"])) for s in shards if s["rank"] == rank for r in s["rows"]]
+        for rank in (0, 1)
+    }
     assert by_rank[0] and by_rank[1] and len(shards) == len([s for s in shards if s["rank"] in (0, 1)])
     assert sorted(by_rank[0] + by_rank[1]) == sorted(pairs)
 
@@ -178,10 +208,25 @@ def test_two_processes_started_by_torchrun(vae_checkpoint, tmp_path):
     common = [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", "measurements=[20,40]", "num_images=5", "batch_size=2"]
     one = run_script("recover.py", *common, f"paths.output_root={tmp_path / 'one'}", cwd=tmp_path)
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          str(ROOT / "recover.py"), *common, "trainer=ddp_cluster", "trainer.devices=2",
-                          f"paths.output_root={tmp_path / 'two'}"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=600)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(ROOT / "recover.py"),
+            *common,
+            "trainer=ddp_cluster",
+            "trainer.devices=2",
+            f"paths.output_root={tmp_path / 'two'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
     assert two.stdout.count("per-pixel error") == 1  # only rank 0 reports
@@ -192,8 +237,18 @@ def test_two_processes_started_by_torchrun(vae_checkpoint, tmp_path):
 
 @pytest.mark.slow
 def test_multirun_with_two_devices(vae_checkpoint, tmp_path):
-    result = run_script("recover.py", "-m", *TINY_RECOVER, f"checkpoint={vae_checkpoint}", "measurements=[20]",
-                        "num_images=3", "solver=csgm,csgm_reg", "trainer=ddp", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    result = run_script(
+        "recover.py",
+        "-m",
+        *TINY_RECOVER,
+        f"checkpoint={vae_checkpoint}",
+        "measurements=[20]",
+        "num_images=3",
+        "solver=csgm,csgm_reg",
+        "trainer=ddp",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     runs = sorted(p.name.split("-")[0] for p in (tmp_path / "recover").iterdir() if p.is_dir())
     assert runs == ["csgm", "csgm_reg"]
@@ -205,9 +260,18 @@ def test_multirun_with_two_devices(vae_checkpoint, tmp_path):
 @pytest.mark.slow
 def test_multirun_with_the_joblib_launcher(vae_checkpoint, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    result = run_script("recover.py", "-m", "hydra/launcher=local_parallel", *TINY_RECOVER,
-                        f"checkpoint={vae_checkpoint}", "measurements=[20]", "num_images=2", "operator=gaussian,fourier",
-                        f"paths.output_root={tmp_path}", cwd=tmp_path)
+    result = run_script(
+        "recover.py",
+        "-m",
+        "hydra/launcher=local_parallel",
+        *TINY_RECOVER,
+        f"checkpoint={vae_checkpoint}",
+        "measurements=[20]",
+        "num_images=2",
+        "operator=gaussian,fourier",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     runs = sorted(p.name.split("-")[1] for p in (tmp_path / "recover").iterdir() if p.is_dir())
     assert runs == ["fourier", "gaussian"]
@@ -222,12 +286,26 @@ def test_summary_covers_the_request_while_results_keep_every_row(vae_checkpoint,
 
 def test_a_nonlinear_operator_with_csgm_and_its_refusal_by_lasso(vae_checkpoint, tmp_path):
     """Phase retrieval y = |A x|: CSGM recovers through autograd; Lasso, which needs A^T, refuses in one line."""
-    result = recover(config(vae_checkpoint, tmp_path, "operator=phase_retrieval", "noise=none", "measurements=[100,1568]"),
-                     tmp_path / "run")
+    result = recover(
+        config(vae_checkpoint, tmp_path, "operator=phase_retrieval", "noise=none", "measurements=[100,1568]"),
+        tmp_path / "run",
+    )
     assert [(s["m"], s["failed"]) for s in result["summary"]] == [(100, 0), (1568, 0)]  # m may exceed n = 784
     assert all(math.isfinite(s["mse_mean"]) for s in result["summary"])
-    cfg = compose_config("recover", ["operator=phase_retrieval", "solver=lasso", "solver.lambda_l1=0.1", "logger=none",
-                                     f"paths.output_root={tmp_path}", "measurements=[100]", "num_images=2"])
-    with pytest.raises(CsgmError, match=r"^solver 'lasso' needs a linear operator .*operator 'phase_retrieval' is nonlinear"):
+    cfg = compose_config(
+        "recover",
+        [
+            "operator=phase_retrieval",
+            "solver=lasso",
+            "solver.lambda_l1=0.1",
+            "logger=none",
+            f"paths.output_root={tmp_path}",
+            "measurements=[100]",
+            "num_images=2",
+        ],
+    )
+    with pytest.raises(
+        CsgmError, match=r"^solver 'lasso' needs a linear operator .*operator 'phase_retrieval' is nonlinear"
+    ):
         recover(cfg, tmp_path / "lasso")
     assert not (tmp_path / "lasso" / "shards").exists()

@@ -15,9 +15,21 @@ from csgm.recovery.store import ResultsStore, summarise
 
 
 def row(m, image_id, mse=0.1, status="ok"):
-    return {"solver": "csgm", "operator": "gaussian", "noise": "gaussian", "m": m, "image_id": image_id, "mse": mse,
-            "psnr": 10.0, "ssim": 0.5, "measurement_loss": 1.0, "iterations": 5, "dropped_restarts": 0,
-            "status": status, "seconds": 0.1}
+    return {
+        "solver": "csgm",
+        "operator": "gaussian",
+        "noise": "gaussian",
+        "m": m,
+        "image_id": image_id,
+        "mse": mse,
+        "psnr": 10.0,
+        "ssim": 0.5,
+        "measurement_loss": 1.0,
+        "iterations": 5,
+        "dropped_restarts": 0,
+        "status": status,
+        "seconds": 0.1,
+    }
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
@@ -49,8 +61,10 @@ def test_shards_merge_and_resume_keys(tmp_path):
 
 def test_summary_mean_interval_and_failures():
     """Failed images are counted, never averaged: the mean is over the four images that have an estimate."""
-    rows = [row(5, i, mse=v) for i, v in enumerate([0.1, 0.2, 0.3, 0.4])] + [row(5, 9, mse=None, status="all_restarts_diverged"),
-                                                                             row(5, 8, mse=None, status="diverged")]
+    rows = [row(5, i, mse=v) for i, v in enumerate([0.1, 0.2, 0.3, 0.4])] + [
+        row(5, 9, mse=None, status="all_restarts_diverged"),
+        row(5, 8, mse=None, status="diverged"),
+    ]
     (entry,) = summarise(rows)
     values = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
     assert entry["mse_mean"] == pytest.approx(0.25)
@@ -63,7 +77,9 @@ def test_summary_mean_interval_and_failures():
 def test_unreadable_shards_are_moved_aside_and_temporary_files_never_read(tmp_path, capsys):
     store = ResultsStore(tmp_path)
     store.write_shard([row(10, 0)], torch.zeros(1, 1, 2, 2))
-    (tmp_path / "shards" / "truncated.pt").write_bytes(store.write_shard([row(10, 1)], torch.zeros(1, 1, 2, 2)).read_bytes()[:50])
+    (tmp_path / "shards" / "truncated.pt").write_bytes(
+        store.write_shard([row(10, 1)], torch.zeros(1, 1, 2, 2)).read_bytes()[:50]
+    )
     (tmp_path / "shards" / "empty.pt").write_bytes(b"")
     leftover = tmp_path / "shards" / ".m10_id2_abc.x1y2.pt"  # what kill -9 leaves of an atomic write
     torch.save({"rows": [row(10, 2)], "x_hat": torch.zeros(1, 1, 2, 2)}, leftover)
@@ -101,6 +117,8 @@ def test_a_full_disk_changes_none_of_the_files_written_together(tmp_path, monkey
         atomic_write_files({tmp_path / "results.csv": b"new rows", tmp_path / "grid.png": b"new grid"})
     monkeypatch.undo()
     assert info.value.filename == str(tmp_path / "grid.png")
-    assert (tmp_path / "results.csv").read_bytes() == b"old rows" and (tmp_path / "grid.png").read_bytes() == b"old grid"
+    assert (tmp_path / "results.csv").read_bytes() == b"old rows" and (
+        tmp_path / "grid.png"
+    ).read_bytes() == b"old grid"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png", "results.csv"]  # no temporary file left
     assert files.is_temporary(tmp_path / ".results.abc.csv")

@@ -30,16 +30,22 @@ def test_batched_validation_errors_match_one_by_one():
     x = digits()
     A = build_operator({"name": "gaussian"}, (1, 28, 28), seed=0, m=300)
     y = Noise("gaussian", 0.1)(A(x), list(range(6)), key=(0, "gaussian", 300, "validation"))
-    batched = tuning.validation_errors(build_solver(LASSO), [{"lambda_l1": v} for v in LASSO["lambda_grid"]], x, y, A, None, 0)
-    single = [float(per_pixel_error(build_solver({**LASSO, "lambda_l1": v}).solve(y, A, range(6)).x_hat, x).mean())
-              for v in LASSO["lambda_grid"]]
+    batched = tuning.validation_errors(
+        build_solver(LASSO), [{"lambda_l1": v} for v in LASSO["lambda_grid"]], x, y, A, None, 0
+    )
+    single = [
+        float(per_pixel_error(build_solver({**LASSO, "lambda_l1": v}).solve(y, A, range(6)).x_hat, x).mean())
+        for v in LASSO["lambda_grid"]
+    ]
     assert batched == pytest.approx(single, rel=1e-3)  # float32 sums differ in the last bits between batch sizes
 
 
 def test_tuning_picks_the_best_and_caches(tmp_path, monkeypatch):
     x = digits()
-    models = [MeasurementModel(build_operator({"name": "gaussian"}, (1, 28, 28), seed=0, m=m), Noise("gaussian", 0.1))
-              for m in (100, 500)]
+    models = [
+        MeasurementModel(build_operator({"name": "gaussian"}, (1, 28, 28), seed=0, m=m), Noise("gaussian", 0.1))
+        for m in (100, 500)
+    ]
     solver = build_solver(LASSO)
     chosen = tuning.tune_per_m(solver, models, x, None, 0, tmp_path, {"dataset": "d"})
     records = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*.json"))]
@@ -64,11 +70,24 @@ def test_a_search_builds_no_solver_and_measures_the_norm_once(monkeypatch):
     solver = build_solver({**LASSO, "lambda_grid": [0.01, 0.1, 1.0, 10.0]})
     norms = []
     original = type(model.operator).norm_squared
-    monkeypatch.setattr(type(model.operator), "norm_squared", lambda self, *a, **k: norms.append(1) or original(self, *a, **k))
-    monkeypatch.setattr("csgm.solvers.build_solver", lambda *a, **k: pytest.fail("a solver was rebuilt from its config"))
+    monkeypatch.setattr(
+        type(model.operator), "norm_squared", lambda self, *a, **k: norms.append(1) or original(self, *a, **k)
+    )
+    monkeypatch.setattr(
+        "csgm.solvers.build_solver", lambda *a, **k: pytest.fail("a solver was rebuilt from its config")
+    )
     y = model.measure(x, range(3))
-    sparse_gen = build_solver({"name": "sparse_gen", "lambda_nu": "auto", "lambda_grid": [0.1, 1.0], "iterations": 2,
-                               "restarts": 1, "use_generator": False, "polish_iterations": 20})
+    sparse_gen = build_solver(
+        {
+            "name": "sparse_gen",
+            "lambda_nu": "auto",
+            "lambda_grid": [0.1, 1.0],
+            "iterations": 2,
+            "restarts": 1,
+            "use_generator": False,
+            "polish_iterations": 20,
+        }
+    )
     for candidate_solver in (solver, sparse_gen):
         tuning.validation_errors(candidate_solver, candidate_solver.candidates(), x, y, model, None, 0)
     assert len(norms) == 2  # once per solver's basis cache, not once per candidate
@@ -83,8 +102,18 @@ def test_tuning_errors():
 
 
 def test_recover_records_the_chosen_lambda(tmp_path):
-    cfg = compose_config("recover", [*TINY_RECOVER[:3], "solver=lasso", "solver.max_iterations=200", "num_images=3",
-                                     "measurements=[100,400]", "tuning.num_images=4", f"paths.output_root={tmp_path}"])
+    cfg = compose_config(
+        "recover",
+        [
+            *TINY_RECOVER[:3],
+            "solver=lasso",
+            "solver.max_iterations=200",
+            "num_images=3",
+            "measurements=[100,400]",
+            "tuning.num_images=4",
+            f"paths.output_root={tmp_path}",
+        ],
+    )
     result = recover(cfg, tmp_path / "run")
     params = [json.loads(s["params"]) for s in result["summary"]]
     assert all(set(p) == {"lambda_l1"} for p in params)
@@ -101,8 +130,13 @@ def test_a_search_with_restarts_halves_them_and_keys_its_cache_by_it(tmp_path, m
     assert lasso.search_copy(10) is lasso
 
     searched = []
-    monkeypatch.setattr(tuning, "validation_errors", lambda solver, candidates, *a: searched.append(solver.halving_every)
-                        or [float(i) for i in range(len(candidates))])
+    monkeypatch.setattr(
+        tuning,
+        "validation_errors",
+        lambda solver, candidates, *a: (
+            searched.append(solver.halving_every) or [float(i) for i in range(len(candidates))]
+        ),
+    )
     model = MeasurementModel(build_operator({"name": "gaussian"}, (1, 28, 28), seed=0, m=50), Noise("gaussian", 0.1))
     for halving in (10, 0, 10):
         tuning.tune_per_m(sparse_gen, [model], digits(2), None, 0, tmp_path, {"dataset": "d"}, halving)

@@ -11,9 +11,24 @@ from csgm.reporting.plots import MIN_CELL_PIXELS, error_curves_png, plot_error_c
 from csgm.reporting.table import format_summary
 from tests.helpers import TINY_RECOVER, compose_config
 
-SUMMARY = [{"solver": s, "operator": "gaussian", "noise": "gaussian", "m": m, "images": 4, "mse_mean": v, "mse_ci95": v / 10,
-            "psnr_mean": 20.0, "psnr_ci95": 1.0, "ssim_mean": 0.8, "ssim_ci95": 0.01, "failed": 0}
-           for s, pts in (("csgm", [(10, 0.05), (20, 0.03)]), ("lasso", [(10, 0.09), (20, 0.04)])) for m, v in pts]
+SUMMARY = [
+    {
+        "solver": s,
+        "operator": "gaussian",
+        "noise": "gaussian",
+        "m": m,
+        "images": 4,
+        "mse_mean": v,
+        "mse_ci95": v / 10,
+        "psnr_mean": 20.0,
+        "psnr_ci95": 1.0,
+        "ssim_mean": 0.8,
+        "ssim_ci95": 0.01,
+        "failed": 0,
+    }
+    for s, pts in (("csgm", [(10, 0.05), (20, 0.03)]), ("lasso", [(10, 0.09), (20, 0.04)]))
+    for m, v in pts
+]
 
 
 def test_curve_png_is_written(tmp_path):
@@ -47,8 +62,10 @@ def test_table_has_one_line_per_point():
 
 def test_report_cli_combines_runs(vae_checkpoint, tmp_path, capsys):
     for solver in ("csgm", "csgm_reg"):
-        cfg = compose_config("recover", [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", f"solver={solver}",
-                                         "measurements=[20,40]", "num_images=3"])
+        cfg = compose_config(
+            "recover",
+            [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", f"solver={solver}", "measurements=[20,40]", "num_images=3"],
+        )
         recover(cfg, tmp_path / "sweep" / solver)
     assert report_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "report")]) == 0
     out = capsys.readouterr().out

@@ -11,7 +11,11 @@ from PIL import Image
 
 from csgm.reporting.plots import image_rows_png, posterior_grid_png, reliability_diagram_png
 
-ROWS = [torch.zeros(4, 1, 28, 28), torch.full((4, 1, 28, 28), 0.5), torch.linspace(0, 0.08, 784).view(1, 1, 28, 28).repeat(4, 1, 1, 1)]
+ROWS = [
+    torch.zeros(4, 1, 28, 28),
+    torch.full((4, 1, 28, 28), 0.5),
+    torch.linspace(0, 0.08, 784).view(1, 1, 28, 28).repeat(4, 1, 1, 1),
+]
 LABELS = ["original", "m = 25: mean", "std"]
 
 

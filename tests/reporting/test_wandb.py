@@ -29,11 +29,11 @@ def records(path: Path) -> list:
         if left < _HEADER:
             pos += left
             continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER])
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
         if length == 0 and kind == 0:
             pos += left
             continue
-        pending += data[pos + _HEADER:pos + _HEADER + length]
+        pending += data[pos + _HEADER : pos + _HEADER + length]
         pos += _HEADER + length
         if kind in (1, 4):  # a full record, or the last piece of one
             record = pb.Record()
@@ -54,19 +54,40 @@ def read_run(path: Path) -> dict:
         elif kind == "metric" and record.metric.name:
             run["metrics"][record.metric.name] = record.metric.step_metric
         elif kind == "history":
-            run["history"].append({item.key or ".".join(item.nested_key): json.loads(item.value_json)
-                                   for item in record.history.item})
+            run["history"].append(
+                {item.key or ".".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+            )
     return run
 
 
 def test_a_sweep_logs_one_run_per_solver_in_one_group_with_m_as_step(vae_checkpoint, tmp_path):
-    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore",
-           "WANDB_SILENT": "true"}
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "ignore",
+        "WANDB_SILENT": "true",
+    }
     args = [arg for arg in TINY_RECOVER if not arg.startswith("logger=")]
-    result = subprocess.run([sys.executable, str(ROOT / "recover.py"), "-m", *args, "logger=wandb", f"checkpoint={vae_checkpoint}",
-                             "measurements=[20,40]", "num_images=2", "solver=csgm,csgm_reg,csgm_fast",
-                             f"paths.output_root={tmp_path}"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "recover.py"),
+            "-m",
+            *args,
+            "logger=wandb",
+            f"checkpoint={vae_checkpoint}",
+            "measurements=[20,40]",
+            "num_images=2",
+            "solver=csgm,csgm_reg,csgm_fast",
+            f"paths.output_root={tmp_path}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     runs = [read_run(p) for p in sorted(tmp_path.glob("recover/*/wandb/offline-run-*/run-*.wandb"))]
     assert len(runs) == 3
@@ -80,21 +101,38 @@ def test_a_sweep_logs_one_run_per_solver_in_one_group_with_m_as_step(vae_checkpo
 
 
 def _offline_env() -> dict:
-    return {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore",
-            "WANDB_SILENT": "true"}
+    return {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "ignore",
+        "WANDB_SILENT": "true",
+    }
 
 
 def test_a_rerun_resumes_the_recovery_run_by_its_folder_fingerprint(vae_checkpoint, tmp_path):
     args = [arg for arg in TINY_RECOVER if not arg.startswith("logger=")]
-    command = [sys.executable, str(ROOT / "recover.py"), *args, "logger=wandb", f"checkpoint={vae_checkpoint}",
-               "measurements=[20]", "num_images=2", f"paths.output_root={tmp_path}"]
+    command = [
+        sys.executable,
+        str(ROOT / "recover.py"),
+        *args,
+        "logger=wandb",
+        f"checkpoint={vae_checkpoint}",
+        "measurements=[20]",
+        "num_images=2",
+        f"paths.output_root={tmp_path}",
+    ]
     for _ in range(2):
         result = subprocess.run(command, cwd=tmp_path, env=_offline_env(), capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr
     (run_dir,) = tmp_path.glob("recover/*")
     fingerprint = json.loads((run_dir / "identity.json").read_text())["fingerprint"]
-    ids = [record.run.run_id for path in sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
-           for record in records(path) if record.WhichOneof("record_type") == "run"]
+    ids = [
+        record.run.run_id
+        for path in sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+        for record in records(path)
+        if record.WhichOneof("record_type") == "run"
+    ]
     assert len(ids) >= 2 and set(ids) == {f"recover-{fingerprint}"}  # one W&B run, resumed, not a duplicate
 
 
@@ -102,9 +140,22 @@ def test_training_logs_its_whole_config_and_the_final_checkpoint_as_an_artifact(
     from tests.helpers import TINY_TRAIN
 
     args = [arg for arg in TINY_TRAIN if not arg.startswith("logger=")]
-    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *args, "logger=wandb", "batch_size=50",
-                             "generator.arch.hidden_dims=[16]", f"paths.output_root={tmp_path}"], cwd=tmp_path,
-                            env=_offline_env(), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            *args,
+            "logger=wandb",
+            "batch_size=50",
+            "generator.arch.hidden_dims=[16]",
+            f"paths.output_root={tmp_path}",
+        ],
+        cwd=tmp_path,
+        env=_offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     (path,) = tmp_path.glob("train/*/wandb/offline-run-*/run-*.wandb")
     config, artifacts = {}, []

@@ -26,7 +26,9 @@ def test_wirtinger_flow_never_diverges_below_its_sample_complexity():
     x = torch.rand(2, *SHAPE, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     A = build_operator({"name": "phase_retrieval"}, SHAPE, seed=0, m=40).double()
     model = MeasurementModel(A, Noise("none"))
-    out = build_solver({"name": "wirtinger_flow", "iterations": 300, "mu_max": 5.0}).solve(model.measure(x, [0, 1]), model, [0, 1])
+    out = build_solver({"name": "wirtinger_flow", "iterations": 300, "mu_max": 5.0}).solve(
+        model.measure(x, [0, 1]), model, [0, 1]
+    )
     assert bool(torch.isfinite(out.x_hat).all()) and bool(torch.isfinite(out.measurement_loss).all())
 
 

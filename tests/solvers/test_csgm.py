@@ -88,8 +88,14 @@ def test_diverged_restarts_are_dropped_and_reported():
     G = NaNWhenPositive()
     A = build_operator({"name": "identity"}, (1, 2, 2))
     y = torch.full((2, 4), 0.5)
-    z0 = torch.tensor([[5.0, 0.0], [-5.0, 0.0],    # image 0: restart 0 diverges, restart 1 is fine
-                       [5.0, 0.0], [3.0, 0.0]])    # image 1: both diverge
+    z0 = torch.tensor(
+        [
+            [5.0, 0.0],
+            [-5.0, 0.0],  # image 0: restart 0 diverges, restart 1 is fine
+            [5.0, 0.0],
+            [3.0, 0.0],
+        ]
+    )  # image 1: both diverge
     out = CSGMSolver(lr=0.1, iterations=5, restarts=2).optimise(z0, y, A, G)
     assert out.dropped_restarts.tolist() == [1, 2]
     assert out.all_restarts_diverged.tolist() == [False, True]
@@ -118,7 +124,9 @@ def test_latent_starts_are_seeded_per_image_and_restart():
 def test_stall_stopping_freezes_converged_restarts():
     G, A, y, _ = linear_problem()
     full = CSGMSolver(lr=0.05, iterations=2000, restarts=2).solve(y, A, [0, 1, 2], G)
-    early = CSGMSolver(lr=0.05, iterations=2000, restarts=2, stall_patience=20, stall_tol=1e-6).solve(y, A, [0, 1, 2], G)
+    early = CSGMSolver(lr=0.05, iterations=2000, restarts=2, stall_patience=20, stall_tol=1e-6).solve(
+        y, A, [0, 1, 2], G
+    )
     assert int(early.iterations.max()) < 2000
     torch.testing.assert_close(early.measurement_loss, full.measurement_loss, rtol=1e-3, atol=1e-4)
 
@@ -126,16 +134,23 @@ def test_stall_stopping_freezes_converged_restarts():
 def test_lr_decay_to_zero_stops_after_the_first_step():
     G, A, y, _ = linear_problem()
     one = CSGMSolver(lr=0.05, iterations=1, restarts=1, optimizer="momentum").solve(y, A, [0, 1, 2], G)
-    decayed = CSGMSolver(lr=0.05, iterations=30, restarts=1, optimizer="momentum", lr_decay=0.0, lr_decay_every=1).solve(y, A, [0, 1, 2], G)
+    decayed = CSGMSolver(
+        lr=0.05, iterations=30, restarts=1, optimizer="momentum", lr_decay=0.0, lr_decay_every=1
+    ).solve(y, A, [0, 1, 2], G)
     torch.testing.assert_close(decayed.z, one.z)
 
 
-@pytest.mark.parametrize("options,match", [({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'"),
-                                           ({"lr": 0.0}, r"solver.lr=0.0 must be > 0"),
-                                           ({"restarts": 0}, r"solver.restarts=0 must be > 0"),
-                                           ({"lambda_z": -1.0}, "must be >= 0"),
-                                           ({"compile": "no"}, r"solver.compile='no' must be true or false"),
-                                           ({"flush_denormals": 0}, r"solver.flush_denormals=0 must be true or false")])
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'"),
+        ({"lr": 0.0}, r"solver.lr=0.0 must be > 0"),
+        ({"restarts": 0}, r"solver.restarts=0 must be > 0"),
+        ({"lambda_z": -1.0}, "must be >= 0"),
+        ({"compile": "no"}, r"solver.compile='no' must be true or false"),
+        ({"flush_denormals": 0}, r"solver.flush_denormals=0 must be true or false"),
+    ],
+)
 def test_bad_solver_options(options, match):
     with pytest.raises(CsgmError, match=match):
         build_solver({"name": "csgm", **options})
@@ -154,8 +169,12 @@ def test_median_of_means_takes_the_median_batch():
     solver = build_solver({"name": "csgm", "median_of_means": 3})
     model = MeasurementModel(build_operator({"name": "identity"}, (1, 2, 3)))
     prediction = torch.zeros(2, 6)
-    y = torch.tensor([[1.0, 0.0, 0.0, 100.0, 0.0, 0.0],     # batch 0 corrupted: the median batch is clean
-                      [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]])      # batch terms 2, 8, 18: the median is 8
+    y = torch.tensor(
+        [
+            [1.0, 0.0, 0.0, 100.0, 0.0, 0.0],  # batch 0 corrupted: the median batch is clean
+            [1.0, 2.0, 3.0, 1.0, 2.0, 3.0],
+        ]
+    )  # batch terms 2, 8, 18: the median is 8
     torch.testing.assert_close(solver.median_batch(prediction, y, model), torch.tensor([0.0, 8.0 * 6 / 2]))
     with pytest.raises(CsgmError, match=r"median_of_means=1 is one batch"):
         build_solver({"name": "csgm", "median_of_means": 1})

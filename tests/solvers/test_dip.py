@@ -15,8 +15,13 @@ SHAPE = (1, 12, 12)
 def test_fitting_explains_the_measurements_and_images_stay_independent():
     grid = torch.linspace(-1, 1, SHAPE[1])
     centres = torch.tensor([[-0.3, 0.2], [0.4, -0.1], [0.0, 0.5]])
-    x = torch.exp(-((grid[None, :, None] - centres[:, None, None, :1]) ** 2 + (grid[None, None, :] - centres[:, None, None, 1:2]) ** 2)
-                  / 0.2).view(3, *SHAPE)  # smooth blobs, the images a deep decoder fits quickly
+    x = torch.exp(
+        -(
+            (grid[None, :, None] - centres[:, None, None, :1]) ** 2
+            + (grid[None, None, :] - centres[:, None, None, 1:2]) ** 2
+        )
+        / 0.2
+    ).view(3, *SHAPE)  # smooth blobs, the images a deep decoder fits quickly
     model = MeasurementModel(build_operator({"name": "gaussian"}, SHAPE, seed=0, m=100).double(), Noise("none"))
     y = model.measure(x.double(), [5, 6, 7])  # float64: float32 rounding of the batched convs grows over 200 Adam steps
     start = build_solver({"name": "dip", "iterations": 1}).solve(y, model, [5, 6, 7])

@@ -80,8 +80,9 @@ def test_poisson_estimate_matches_an_independent_optimiser():
             deviance = 2 * np.sum(rate - counts + counts * np.log(np.where(counts > 0, counts, 1) / rate))
             return deviance + 0.1 * z @ z
 
-        reference = scipy.optimize.minimize(objective, np.zeros(3), method="Nelder-Mead",
-                                            options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000}).x
+        reference = scipy.optimize.minimize(
+            objective, np.zeros(3), method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000}
+        ).x
         np.testing.assert_allclose(out.z[row].numpy(), reference, atol=1e-6)
 
 
@@ -90,9 +91,11 @@ def test_weights_are_the_irls_and_fisher_weights_of_each_noise_model():
     y = torch.tensor([[1.5, 2.0, 1.0]], dtype=torch.float64)
     operator = build_operator({"name": "inpaint"}, SHAPE, seed=0, m=3)  # nonnegative: every noise model applies
     residual = prediction - y
-    cases = {Noise("gaussian", 0.1): torch.tensor([[2.0, 2.0, 2.0]], dtype=torch.float64),
-             Noise("student_t", 0.5, df=3.0): 2 * 4.0 / (3.0 + residual.pow(2) / 0.25),
-             Noise("poisson", scale=10.0): 2 / prediction}
+    cases = {
+        Noise("gaussian", 0.1): torch.tensor([[2.0, 2.0, 2.0]], dtype=torch.float64),
+        Noise("student_t", 0.5, df=3.0): 2 * 4.0 / (3.0 + residual.pow(2) / 0.25),
+        Noise("poisson", scale=10.0): 2 / prediction,
+    }
     for noise, expected in cases.items():
         model = MeasurementModel(operator, noise)
         p = prediction.clone().requires_grad_(True)
@@ -113,10 +116,11 @@ def test_results_and_work_do_not_depend_on_the_batch():
     together = gn.solve(y, model, ids, generator, seed=5)
     for i in range(4):
         alone = GaussNewtonSolver(iterations=8, restarts=3, ambiguity=0.5, start_bank=64).solve(
-            y[i:i + 1], model, ids[i:i + 1], generator, seed=5)
-        torch.testing.assert_close(alone.x_hat, together.x_hat[i:i + 1], rtol=1e-10, atol=1e-10)
+            y[i : i + 1], model, ids[i : i + 1], generator, seed=5
+        )
+        torch.testing.assert_close(alone.x_hat, together.x_hat[i : i + 1], rtol=1e-10, atol=1e-10)
         for field in ("generator_evaluations", "jvps", "iterations", "converged"):
-            assert bool((getattr(alone, field) == getattr(together, field)[i:i + 1]).all()), field
+            assert bool((getattr(alone, field) == getattr(together, field)[i : i + 1]).all()), field
 
 
 @pytest.mark.parametrize("geodesic", [0.0, 0.75])

@@ -20,8 +20,9 @@ DRAWS = 8 * 150  # chains x draws of the closed-form tests (4 leapfrog steps: ne
 @pytest.fixture(scope="module")
 def problem():
     g = torch.Generator().manual_seed(0)
-    generator = LinearGenerator(0.05 * torch.randn(16, 3, generator=g, dtype=torch.float64),
-                                torch.full((16,), 0.5, dtype=torch.float64))
+    generator = LinearGenerator(
+        0.05 * torch.randn(16, 3, generator=g, dtype=torch.float64), torch.full((16,), 0.5, dtype=torch.float64)
+    )
     A = build_operator({"name": "gaussian", "normalize": True}, SHAPE, seed=0, m=6).double()
     model = MeasurementModel(A, Noise("gaussian", 0.02), seed=0)
     x = generator(torch.randn(1, 3, generator=g, dtype=torch.float64))
@@ -48,10 +49,10 @@ def test_mismatch_term_matches_the_closed_form_posterior(problem):
     tau = 0.03
     out = build_solver({**FAST, "chains": 8, "mismatch": tau}).solve(y, model, [0], generator, seed=0)
     matrix = A.matrix.double()
-    prior = generator.weight @ generator.weight.T + tau ** 2 * torch.eye(16, dtype=torch.float64)
-    precision = torch.linalg.inv(prior) + matrix.T @ matrix / 0.02 ** 2
+    prior = generator.weight @ generator.weight.T + tau**2 * torch.eye(16, dtype=torch.float64)
+    precision = torch.linalg.inv(prior) + matrix.T @ matrix / 0.02**2
     cov = torch.linalg.inv(precision)
-    mean = cov @ (torch.linalg.solve(prior, generator.bias) + matrix.T @ y[0] / 0.02 ** 2)
+    mean = cov @ (torch.linalg.solve(prior, generator.bias) + matrix.T @ y[0] / 0.02**2)
     std = cov.diagonal().sqrt()
     assert bool(((out.x_hat.flatten() - mean).abs() < 5 * std / (DRAWS / 2) ** 0.5).all())
     torch.testing.assert_close(out.pixel_std.flatten(), std, rtol=0.15, atol=0)
@@ -60,10 +61,13 @@ def test_mismatch_term_matches_the_closed_form_posterior(problem):
 def test_one_mala_step_has_the_hand_computed_acceptance_ratio():
     """With one leapfrog step the log ratio is log pi(z') - log pi(z) + log q(z | z') - log q(z' | z) for the
     preconditioned proposal q(. | z) = N(z - eps^2/2 M^-1 grad U(z), eps^2 M^-1) (torch.distributions)."""
+
     def energy(z):
         with torch.enable_grad():
             z = z.detach().requires_grad_(True)
-            value = 0.25 * z.pow(4).sum(1) + 0.5 * (z @ torch.tensor([[2.0, 0.3], [0.3, 1.0]], dtype=z.dtype) * z).sum(1)
+            value = 0.25 * z.pow(4).sum(1) + 0.5 * (z @ torch.tensor([[2.0, 0.3], [0.3, 1.0]], dtype=z.dtype) * z).sum(
+                1
+            )
             (grad,) = torch.autograd.grad(value.sum(), z)
         return value.detach(), grad, z.detach()
 
@@ -76,12 +80,16 @@ def test_one_mala_step_has_the_hand_computed_acceptance_ratio():
     inverse = torch.linalg.inv(mass)
 
     def log_q(to, start, eps):
-        centre = start - 0.5 * eps ** 2 * inverse @ energy(start[None])[1][0]
-        return torch.distributions.MultivariateNormal(centre, eps ** 2 * inverse).log_prob(to)
+        centre = start - 0.5 * eps**2 * inverse @ energy(start[None])[1][0]
+        return torch.distributions.MultivariateNormal(centre, eps**2 * inverse).log_prob(to)
 
     for i in range(2):
-        expected = (energy(z[i:i + 1])[0][0] - energy(proposal[i:i + 1])[0][0]
-                    + log_q(z[i], proposal[i], step[i]) - log_q(proposal[i], z[i], step[i]))
+        expected = (
+            energy(z[i : i + 1])[0][0]
+            - energy(proposal[i : i + 1])[0][0]
+            + log_q(z[i], proposal[i], step[i])
+            - log_q(proposal[i], z[i], step[i])
+        )
         torch.testing.assert_close(log_ratio[i], expected)
 
 
@@ -91,7 +99,7 @@ def test_dual_averaging_reaches_the_target_acceptance_on_a_gaussian():
     scales = torch.logspace(0, 1, 10, dtype=torch.float64)
 
     def energy(z):
-        return 0.5 * (z / scales).pow(2).sum(1), z / scales ** 2, z
+        return 0.5 * (z / scales).pow(2).sum(1), z / scales**2, z
 
     g = torch.Generator().manual_seed(0)
     z = torch.randn(64, 10, generator=g, dtype=torch.float64) * scales
@@ -126,8 +134,17 @@ def test_diagnostics_flag_chains_that_do_not_mix():
 def test_rows_whose_chains_do_not_move_are_not_converged(problem):
     """No mode search, no adaptation and a step of 1e-6: the chains stay at their over-dispersed starts."""
     generator, _, model, y = problem
-    solver = build_solver({**FAST, "mode_steps": 0, "resample_modes": False, "warmup": 0, "draws": 50,
-                           "initial_step": 1e-6, "mode_starts": 4})
+    solver = build_solver(
+        {
+            **FAST,
+            "mode_steps": 0,
+            "resample_modes": False,
+            "warmup": 0,
+            "draws": 50,
+            "initial_step": 1e-6,
+            "mode_starts": 4,
+        }
+    )
     out = solver.solve(y, model, [0], generator, seed=0)
     assert float(out.diagnostics["rhat"][0]) > 1.5 and not bool(out.converged[0])
 
@@ -148,12 +165,14 @@ def test_bad_mismatch_settings_are_refused_in_one_line(problem, tmp_path):
     generator, _, _, y = problem
     with pytest.raises(CsgmError, match=r"solver.mismatch='nowhere.pt' is neither a number nor a file"):
         build_solver({"name": "hmc", "mismatch": "nowhere.pt"})
-    phase = MeasurementModel(build_operator({"name": "phase_retrieval"}, SHAPE, seed=0, m=6).double(),
-                             Noise("gaussian", 0.02))
+    phase = MeasurementModel(
+        build_operator({"name": "phase_retrieval"}, SHAPE, seed=0, m=6).double(), Noise("gaussian", 0.02)
+    )
     with pytest.raises(CsgmError, match=r"mismatch term needs a linear operator and noise=gaussian.*solver.mismatch=0"):
         build_solver({**FAST, "mismatch": 0.1}).solve(y, phase, [0], generator)
     torch.save(torch.ones(5), tmp_path / "tau.pt")
     A = build_operator({"name": "gaussian", "normalize": True}, SHAPE, seed=0, m=6).double()
     with pytest.raises(CsgmError, match=r"has 5 values; the images have 16 pixels"):
-        build_solver({**FAST, "mismatch": str(tmp_path / "tau.pt")}).solve(y, MeasurementModel(A, Noise("gaussian", 0.02)),
-                                                                             [0], generator)
+        build_solver({**FAST, "mismatch": str(tmp_path / "tau.pt")}).solve(
+            y, MeasurementModel(A, Noise("gaussian", 0.02)), [0], generator
+        )

@@ -47,8 +47,9 @@ def test_radius_moves_the_estimate_from_csgm_towards_the_data(problem):
     free = build_solver({**common, "radius": 1e4}).solve(y, model, [0, 1], generator)
     torch.testing.assert_close(tiny.x_hat, csgm.x_hat, atol=1e-4, rtol=0)
     assert bool((free.measurement_loss < 0.5 * csgm.measurement_loss).all())
-    batched = build_solver({**common, "radius": "auto"}).solve_candidates([{"radius": 1e-6}, {"radius": 1e4}], y, model,
-                                                                           [0, 1], generator)
+    batched = build_solver({**common, "radius": "auto"}).solve_candidates(
+        [{"radius": 1e-6}, {"radius": 1e4}], y, model, [0, 1], generator
+    )
     torch.testing.assert_close(batched[1], free.x_hat, atol=1e-5, rtol=0)
 
 

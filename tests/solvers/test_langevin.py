@@ -29,17 +29,18 @@ class LinearGenerator(Generator):
 def closed_form(generator, A, y, std):
     """Mean and covariance of G(z) under p(z | y) for y = A G(z) + N(0, std^2 I), z ~ N(0, I)."""
     M = A.matrix.double() @ generator.weight
-    precision = torch.eye(M.shape[1], dtype=torch.float64) + M.T @ M / std ** 2
+    precision = torch.eye(M.shape[1], dtype=torch.float64) + M.T @ M / std**2
     cov_z = torch.linalg.inv(precision)
-    mean_z = cov_z @ M.T @ (y[0] - A.matrix.double() @ generator.bias) / std ** 2
+    mean_z = cov_z @ M.T @ (y[0] - A.matrix.double() @ generator.bias) / std**2
     return generator.weight @ mean_z + generator.bias, generator.weight @ cov_z @ generator.weight.T
 
 
 @pytest.fixture(scope="module")
 def problem():
     g = torch.Generator().manual_seed(0)
-    generator = LinearGenerator(0.05 * torch.randn(16, 3, generator=g, dtype=torch.float64),
-                                torch.full((16,), 0.5, dtype=torch.float64))
+    generator = LinearGenerator(
+        0.05 * torch.randn(16, 3, generator=g, dtype=torch.float64), torch.full((16,), 0.5, dtype=torch.float64)
+    )
     A = build_operator({"name": "gaussian", "normalize": True}, SHAPE, seed=0, m=6).double()
     model = MeasurementModel(A, Noise("gaussian", 0.02), seed=0)
     x = generator(torch.randn(1, 3, generator=g, dtype=torch.float64))
@@ -50,8 +51,18 @@ def test_mala_matches_the_closed_form_posterior(problem):
     """64 chains x 1500 kept steps (9,600 thinned samples): mean within 0.003 per pixel and the pixel standard
     deviations within 10% of the closed form (their Monte Carlo error is about 2%); acceptance near 0.57."""
     generator, A, model, y = problem
-    solver = build_solver({"name": "langevin", "mala": True, "chains": 64, "steps": 2000, "burn_in": 500, "thin": 10,
-                           "step_size": 1e-3, "initial_temperature": 1.0})
+    solver = build_solver(
+        {
+            "name": "langevin",
+            "mala": True,
+            "chains": 64,
+            "steps": 2000,
+            "burn_in": 500,
+            "thin": 10,
+            "step_size": 1e-3,
+            "initial_temperature": 1.0,
+        }
+    )
     out = solver.solve(y, model, [0], generator, seed=0)
     mean, cov = closed_form(generator, A, y, 0.02)
     torch.testing.assert_close(out.x_hat.flatten(), mean, atol=3e-3, rtol=0)

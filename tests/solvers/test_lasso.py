@@ -31,14 +31,19 @@ def objective(A, basis, c, y, lam):
 def test_pixel_lasso_matches_scikit_learn(lam):
     A, _, y = problem()
     basis = build_basis("pixel", A.image_shape)
-    c, _, converged = fista(y, A, basis, torch.full((3,), lam, dtype=torch.float64), 20000, 1e-12, A.norm_squared(tol=1e-12) * 1.001)
+    c, _, converged = fista(
+        y, A, basis, torch.full((3,), lam, dtype=torch.float64), 20000, 1e-12, A.norm_squared(tol=1e-12) * 1.001
+    )
     assert bool(converged.all())
     matrix = A.to_dense().numpy()
     for row in range(3):
         # scikit-learn minimises (1 / 2m) ||y - X w||^2 + alpha ||w||_1: alpha = lambda / m is the same problem.
         reference = Lasso(alpha=lam / A.m, fit_intercept=False, tol=1e-12, max_iter=200000).fit(matrix, y[row].numpy())
         ref_c = torch.from_numpy(reference.coef_).view(1, -1)
-        ours, theirs = objective(A, basis, c[row : row + 1], y[row : row + 1], lam), objective(A, basis, ref_c, y[row : row + 1], lam)
+        ours, theirs = (
+            objective(A, basis, c[row : row + 1], y[row : row + 1], lam),
+            objective(A, basis, ref_c, y[row : row + 1], lam),
+        )
         assert float((ours - theirs) / theirs) < 1e-4
 
 
@@ -74,10 +79,15 @@ def test_output_is_clipped_and_non_convergence_is_reported():
     assert not bool(out.converged.any()) and out.iterations.tolist() == [3, 3, 3]
 
 
-@pytest.mark.parametrize("options,match", [({"lambda_l1": 0.0}, r"lambda_l1=0.0 must be a number > 0, or auto"),
-                                           ({"lambda_l1": -1}, r"lambda_l1=-1 must be a number > 0"),
-                                           ({"lambda_l1": "big"}, r"lambda_l1='big' must be a number > 0"),
-                                           ({"max_iterations": 0}, r"max_iterations=0 must be >= 1")])
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"lambda_l1": 0.0}, r"lambda_l1=0.0 must be a number > 0, or auto"),
+        ({"lambda_l1": -1}, r"lambda_l1=-1 must be a number > 0"),
+        ({"lambda_l1": "big"}, r"lambda_l1='big' must be a number > 0"),
+        ({"max_iterations": 0}, r"max_iterations=0 must be >= 1"),
+    ],
+)
 def test_bad_lasso_options(options, match):
     with pytest.raises(CsgmError, match=match):
         build_solver({"name": "lasso", **options})

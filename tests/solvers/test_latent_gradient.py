@@ -52,7 +52,9 @@ def test_compiled_sparse_gen_matches_eager(problem):
 
 
 def test_a_failed_compile_names_the_option(problem, monkeypatch):
-    failure = torch._dynamo.exc.BackendCompilerFailed.__new__(torch._dynamo.exc.BackendCompilerFailed)  # its __init__ varies
+    failure = torch._dynamo.exc.BackendCompilerFailed.__new__(
+        torch._dynamo.exc.BackendCompilerFailed
+    )  # its __init__ varies
     Exception.__init__(failure, "backend='inductor' raised: InvalidCxxCompiler: no working C++ compiler found")
 
     def broken(*args):

@@ -10,9 +10,14 @@ from csgm.solvers.csgm import CSGMSolver, _best_per_image
 from csgm.solvers.latent_optim import LatentOptimizer
 
 
-@pytest.mark.parametrize("kind,reference", [("adam", lambda p: torch.optim.Adam([p], lr=0.05)),
-                                            ("sgd", lambda p: torch.optim.SGD([p], lr=0.05)),
-                                            ("momentum", lambda p: torch.optim.SGD([p], lr=0.05, momentum=0.9))])
+@pytest.mark.parametrize(
+    "kind,reference",
+    [
+        ("adam", lambda p: torch.optim.Adam([p], lr=0.05)),
+        ("sgd", lambda p: torch.optim.SGD([p], lr=0.05)),
+        ("momentum", lambda p: torch.optim.SGD([p], lr=0.05, momentum=0.9)),
+    ],
+)
 def test_matches_torch_optimizers(kind, reference):
     target = torch.randn(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     ours = torch.zeros(6, 4, dtype=torch.float64)

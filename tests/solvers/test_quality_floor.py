@@ -107,7 +107,7 @@ def layer_least_squares(generator, matrix, y) -> torch.Tensor:
 def posterior_mean(generator, matrix, y, std: float) -> torch.Tensor:
     """E[G(z) | y] for y = A G(z) + N(0, std^2 I), z ~ N(0, I): G of the ridge estimate with weight 1 / std^2 and
     lambda_z = 1 (the posterior of z is Gaussian, its mean that ridge estimate)."""
-    return map_estimate(generator, matrix, y, lambda_z=1.0, weight=1.0 / std ** 2)
+    return map_estimate(generator, matrix, y, lambda_z=1.0, weight=1.0 / std**2)
 
 
 def sparse_signal(basis_name: str, options: dict, count: int = 2) -> torch.Tensor:
@@ -217,16 +217,27 @@ def test_mala_acceptance_of_one_step_is_the_hand_computed_metropolis_test():
     pi the Gaussian posterior and q the Langevin proposal, both written out here."""
     std, eta, chains, seed = 0.3, 0.3, 48, 3
     generator, model, y, matrix = gaussian_problem(std=std)
-    solver = build_solver({"name": "langevin", "mala": True, "chains": chains, "steps": 1, "burn_in": 0, "thin": 1,
-                           "step_size": eta, "initial_temperature": 1.0, "keep_samples": 1})
+    solver = build_solver(
+        {
+            "name": "langevin",
+            "mala": True,
+            "chains": chains,
+            "steps": 1,
+            "burn_in": 0,
+            "thin": 1,
+            "step_size": eta,
+            "initial_temperature": 1.0,
+            "keep_samples": 1,
+        }
+    )
     latents, _, _, acceptance = solver.sample(y[:1], model, IDS[:1], generator, seed=seed)
     M, offset = matrix @ generator.weight, matrix @ generator.bias
 
     def log_pi(z):
-        return -(z @ M.T + offset - y[0]).pow(2).sum(1) / (2 * std ** 2) - 0.5 * z.pow(2).sum(1)
+        return -(z @ M.T + offset - y[0]).pow(2).sum(1) / (2 * std**2) - 0.5 * z.pow(2).sum(1)
 
     def grad_log_pi(z):
-        return -(z @ M.T + offset - y[0]) @ M / std ** 2 - z
+        return -(z @ M.T + offset - y[0]) @ M / std**2 - z
 
     def log_q(to, start):
         return -(to - start - eta * grad_log_pi(start)).pow(2).sum(1) / (4 * eta)

@@ -17,8 +17,11 @@ from tests.helpers import compose_config, conf_options
 
 SHAPE = (1, 16, 16)
 # the problems a solver may be given, in order of preference: it is tested on the first one it accepts
-PROBLEMS = [({"name": "gaussian"}, Noise("gaussian", 0.05)), ({"name": "phase_retrieval"}, Noise("gaussian", 0.05)),
-            ({"name": "one_bit"}, Noise("none"))]
+PROBLEMS = [
+    ({"name": "gaussian"}, Noise("gaussian", 0.05)),
+    ({"name": "phase_retrieval"}, Noise("gaussian", 0.05)),
+    ({"name": "one_bit"}, Noise("none")),
+]
 
 
 def small_solver(option: str):
@@ -27,9 +30,19 @@ def small_solver(option: str):
     if solver.needs_tuning:
         grid = cfg[solver.grid_option]
         cfg[solver.tunable] = grid[len(grid) // 2]
-    for key, value in (("iterations", 25), ("restarts", 2), ("max_iterations", 200), ("polish_iterations", 50),
-                       ("steps", 40), ("burn_in", 20), ("chains", 4), ("warmup", 10), ("draws", 20), ("mode_steps", 3),
-                       ("mode_starts", 4)):
+    for key, value in (
+        ("iterations", 25),
+        ("restarts", 2),
+        ("max_iterations", 200),
+        ("polish_iterations", 50),
+        ("steps", 40),
+        ("burn_in", 20),
+        ("chains", 4),
+        ("warmup", 10),
+        ("draws", 20),
+        ("mode_steps", 3),
+        ("mode_starts", 4),
+    ):
         if key in cfg:
             cfg[key] = value
     return build_solver(cfg)
@@ -79,8 +92,12 @@ def test_every_operator_is_accepted_or_refused_in_one_line(option):
     solver = small_solver(option)
     for operator_option in conf_options("operator"):
         cfg = plain(compose_config("recover", [f"operator={operator_option}"]))["operator"]
-        operator = build_operator({**cfg, "hole_size": 4} if cfg.get("mode") == "hole" else cfg, SHAPE, seed=0,
-                                  m=0.25 if operator_uses_m(cfg) else None)
+        operator = build_operator(
+            {**cfg, "hole_size": 4} if cfg.get("mode") == "hole" else cfg,
+            SHAPE,
+            seed=0,
+            m=0.25 if operator_uses_m(cfg) else None,
+        )
         try:
             solver.check_operator(operator)
         except CsgmError as error:

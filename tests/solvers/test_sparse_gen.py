@@ -43,8 +43,12 @@ def test_with_an_empty_generator_it_is_the_lasso():
     x[:, [3, 17, 40]] = torch.tensor([0.9, 0.5, 0.7], dtype=torch.float64)
     x = x.view(2, *shape)
     y = A(x)
-    sparse = SparseGenSolver(lambda_nu=1.0, iterations=5, restarts=1, polish_iterations=5000).solve(y, A, [0, 1], ZeroGenerator(shape))
-    lasso = LassoSolver(lambda_l1=0.5, max_iterations=5000, tol=1e-9).solve(y, A, [0, 1])  # ||r||^2 + 1.0|c| ~ 0.5||r||^2 + 0.5|c|
+    sparse = SparseGenSolver(lambda_nu=1.0, iterations=5, restarts=1, polish_iterations=5000).solve(
+        y, A, [0, 1], ZeroGenerator(shape)
+    )
+    lasso = LassoSolver(lambda_l1=0.5, max_iterations=5000, tol=1e-9).solve(
+        y, A, [0, 1]
+    )  # ||r||^2 + 1.0|c| ~ 0.5||r||^2 + 0.5|c|
     torch.testing.assert_close(sparse.x_hat, lasso.x_hat, rtol=1e-4, atol=1e-4)
 
 
@@ -61,24 +65,38 @@ def test_it_leaves_the_range_of_g(vae_checkpoint):
     assert float(sparse_error) < 0.5 * float(csgm_error)
 
 
-@pytest.mark.parametrize("options,match", [({"lambda_nu": -2.0}, r"lambda_nu=-2.0 must be a number > 0"),
-                                           ({"lambda_nu": 1.0, "l1_weight": 1.0}, "set solver.l1_weight=0"),
-                                           ({"lambda_nu": 1.0, "use_generator": "off"}, r"solver.use_generator='off' must be true or false")])
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"lambda_nu": -2.0}, r"lambda_nu=-2.0 must be a number > 0"),
+        ({"lambda_nu": 1.0, "l1_weight": 1.0}, "set solver.l1_weight=0"),
+        ({"lambda_nu": 1.0, "use_generator": "off"}, r"solver.use_generator='off' must be true or false"),
+    ],
+)
 def test_bad_sparse_gen_options(options, match):
     with pytest.raises(CsgmError, match=match):
         build_solver({"name": "sparse_gen", **options})
 
 
 def test_without_the_generator_it_is_the_lasso_and_validation_may_choose_it():
-    A, x = build_operator({"name": "gaussian"}, (1, 8, 8), seed=1, m=40).double(), torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    A, x = (
+        build_operator({"name": "gaussian"}, (1, 8, 8), seed=1, m=40).double(),
+        torch.rand(2, 1, 8, 8, dtype=torch.float64),
+    )
     y = A(x)
-    sparse = SparseGenSolver(lambda_nu=1.0, use_generator=False, polish_iterations=5000).solve(y, A, [0, 1], ZeroGenerator((1, 8, 8)))
+    sparse = SparseGenSolver(lambda_nu=1.0, use_generator=False, polish_iterations=5000).solve(
+        y, A, [0, 1], ZeroGenerator((1, 8, 8))
+    )
     lasso = LassoSolver(lambda_l1=0.5, max_iterations=5000, tol=1e-6).solve(y, A, [0, 1])  # the polish's tolerance
     torch.testing.assert_close(sparse.x_hat, lasso.x_hat, rtol=1e-4, atol=1e-4)
     assert sparse.generator_evaluations.tolist() == [0, 0]
     solver = build_solver({"name": "sparse_gen", "lambda_grid": [1.0, 10.0], "tune_generator": True})
-    assert solver.candidates() == [{"lambda_nu": 1.0, "use_generator": True}, {"lambda_nu": 10.0, "use_generator": True},
-                                   {"lambda_nu": 1.0, "use_generator": False}, {"lambda_nu": 10.0, "use_generator": False}]
+    assert solver.candidates() == [
+        {"lambda_nu": 1.0, "use_generator": True},
+        {"lambda_nu": 10.0, "use_generator": True},
+        {"lambda_nu": 1.0, "use_generator": False},
+        {"lambda_nu": 10.0, "use_generator": False},
+    ]
 
 
 def test_batched_candidate_search_equals_one_run_per_candidate(vae_checkpoint):
@@ -86,8 +104,9 @@ def test_batched_candidate_search_equals_one_run_per_candidate(vae_checkpoint):
     A = build_operator({"name": "gaussian"}, G.image_shape, seed=0, m=200)
     x = torch.rand(3, *G.image_shape, generator=torch.Generator().manual_seed(0)).pow(3)
     y = A(x)
-    solver = SparseGenSolver(lambda_grid=[0.3, 3.0, 100.0], tune_generator=True, lr=0.01, iterations=30, restarts=2,
-                             polish_iterations=50)
+    solver = SparseGenSolver(
+        lambda_grid=[0.3, 3.0, 100.0], tune_generator=True, lr=0.01, iterations=30, restarts=2, polish_iterations=50
+    )
     candidates = solver.candidates()
     assert len(candidates) == 6  # three lambda_nu values, with and without G
     batched = solver.solve_candidates(candidates, y, A, [4, 5, 6], G, seed=1)

@@ -41,7 +41,9 @@ def test_screened_starts_begin_closer_than_prior_starts(problem):
     screened = build_solver({"name": "csgm", "restarts": 2, "iterations": 1, "lr": 1e-9, "start_bank": 512})
     prior = build_solver({"name": "csgm", "restarts": 2, "iterations": 1, "lr": 1e-9})
     ids = list(range(5))
-    assert float(screened.solve(y, model, ids, generator).measurement_loss.mean()) < float(prior.solve(y, model, ids, generator).measurement_loss.mean())
+    assert float(screened.solve(y, model, ids, generator).measurement_loss.mean()) < float(
+        prior.solve(y, model, ids, generator).measurement_loss.mean()
+    )
 
 
 def test_a_bank_smaller_than_the_restarts_is_refused():

@@ -19,17 +19,26 @@ from csgm.training.vae import negative_elbo
 def fit_and_save(module, shape, path):
     images = torch.rand(8, *shape)
     loader = DataLoader(TensorDataset(images, torch.arange(8)), batch_size=4)
-    trainer = pl.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu")
+    trainer = pl.Trainer(
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     trainer.fit(module, loader)
     trainer.save_checkpoint(path)
 
 
-@pytest.mark.parametrize("module_cls,name,arch,shape", [
-    (VAEModule, "vae", {"latent_dim": 5, "hidden_dims": [16]}, (1, 12, 12)),
-    (GANModule, "dcgan", {"latent_dim": 6, "base_channels": 4}, (3, 16, 16)),
-    (FlowModule, "flow", {"coupling_layers": 2, "hidden_channels": 4}, (1, 12, 12)),
-])
+@pytest.mark.parametrize(
+    "module_cls,name,arch,shape",
+    [
+        (VAEModule, "vae", {"latent_dim": 5, "hidden_dims": [16]}, (1, 12, 12)),
+        (GANModule, "dcgan", {"latent_dim": 6, "base_channels": 4}, (3, 16, 16)),
+        (FlowModule, "flow", {"coupling_layers": 2, "hidden_channels": 4}, (1, 12, 12)),
+    ],
+)
 def test_checkpoint_round_trip(tmp_path, module_cls, name, arch, shape):
     module = module_cls(name, arch=arch, image_shape=shape, dataset="toy")
     path = tmp_path / "model.ckpt"
@@ -97,13 +106,20 @@ def test_negative_elbo_known_answers():
 def test_kl_term_with_non_zero_log_variances():
     """KL(N(mu, diag exp(logvar)) || N(0, I)) against torch.distributions and the closed form by hand."""
     g = torch.Generator().manual_seed(3)
-    mu, logvar = torch.randn(4, 5, generator=g, dtype=torch.float64), torch.randn(4, 5, generator=g, dtype=torch.float64)
+    mu, logvar = (
+        torch.randn(4, 5, generator=g, dtype=torch.float64),
+        torch.randn(4, 5, generator=g, dtype=torch.float64),
+    )
     x = torch.full((4, 1, 2, 2), 0.5, dtype=torch.float64)
     kl = negative_elbo(x, torch.zeros(4, 1, 2, 2, dtype=torch.float64), mu, logvar) - 4 * math.log(2.0)
     posterior = torch.distributions.Normal(mu, (0.5 * logvar).exp())
     prior = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
     assert torch.allclose(kl, torch.distributions.kl_divergence(posterior, prior).sum(1), atol=1e-12)
     # one dimension by hand: sigma^2 = e, mu = 2 -> 0.5 (e + 4 - 1 - 1)
-    one = negative_elbo(x[:1], torch.zeros(1, 1, 2, 2, dtype=torch.float64), torch.tensor([[2.0]], dtype=torch.float64),
-                        torch.tensor([[1.0]], dtype=torch.float64))
+    one = negative_elbo(
+        x[:1],
+        torch.zeros(1, 1, 2, 2, dtype=torch.float64),
+        torch.tensor([[2.0]], dtype=torch.float64),
+        torch.tensor([[1.0]], dtype=torch.float64),
+    )
     assert float(one) - 4 * math.log(2.0) == pytest.approx(0.5 * (math.e + 4 - 1 - 1), abs=1e-12)

@@ -38,7 +38,9 @@ def test_codes_are_projected_onto_the_sphere_or_into_the_ball():
 
 
 def test_glo_run_saves_the_gaussian_of_its_codes(tmp_path):
-    cfg = compose_config("train", [*TINY_TRAIN, "generator=glo", *TINY_GENERATORS["glo"], "trainer.limit_train_batches=3"])
+    cfg = compose_config(
+        "train", [*TINY_TRAIN, "generator=glo", *TINY_GENERATORS["glo"], "trainer.limit_train_batches=3"]
+    )
     summary = train(cfg, tmp_path)
     generator, meta = load_generator(summary["checkpoint"])
     assert meta["training"] == "glo" and meta["name"] == "vae"
@@ -57,7 +59,9 @@ def test_glo_training_lowers_the_reconstruction_loss(tmp_path):
     from csgm.training import GLOModule
 
     module = GLOModule("vae", {"latent_dim": 8, "hidden_dims": [64]}, (1, 28, 28), loss="l2")
-    module.codes = torch.nn.Parameter(project_codes(torch.randn(64, 8, generator=torch.Generator().manual_seed(0)), "sphere"))
+    module.codes = torch.nn.Parameter(
+        project_codes(torch.randn(64, 8, generator=torch.Generator().manual_seed(0)), "sphere")
+    )
     batch = (torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(1)).pow(4), torch.arange(64))
     optimiser = module.configure_optimizers()
     losses = []
@@ -71,14 +75,23 @@ def test_glo_training_lowers_the_reconstruction_loss(tmp_path):
     torch.testing.assert_close(module.codes.detach().norm(dim=1), torch.ones(64))
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["generator=flow", "generator/training=glo"], "generator.training.method=glo cannot train generator=flow"),
-    (["generator=dcgan", "generator/training=elbo"], "generator.training.method=elbo cannot train generator=dcgan"),
-    (["generator=vae", "generator/training=mle"], "generator.training.method=mle cannot train generator=vae"),
-    (["generator.training.method=vae"], "unknown generator.training.method 'vae'; choose one of: adversarial, elbo, glo, mle"),
-    (["generator=glo", "generator.training.loss=l3"], "unknown generator.training.loss 'l3'; choose one of: l2, laplacian_l1"),
-    (["generator=glo", "+generator.training.likelihood=bernoulli"], "unknown key generator.training.likelihood"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["generator=flow", "generator/training=glo"], "generator.training.method=glo cannot train generator=flow"),
+        (["generator=dcgan", "generator/training=elbo"], "generator.training.method=elbo cannot train generator=dcgan"),
+        (["generator=vae", "generator/training=mle"], "generator.training.method=mle cannot train generator=vae"),
+        (
+            ["generator.training.method=vae"],
+            "unknown generator.training.method 'vae'; choose one of: adversarial, elbo, glo, mle",
+        ),
+        (
+            ["generator=glo", "generator.training.loss=l3"],
+            "unknown generator.training.loss 'l3'; choose one of: l2, laplacian_l1",
+        ),
+        (["generator=glo", "+generator.training.likelihood=bernoulli"], "unknown key generator.training.likelihood"),
+    ],
+)
 def test_training_methods_are_checked_against_the_generator(tmp_path, overrides, message):
     with pytest.raises(CsgmError, match=message):
         train(compose_config("train", [*TINY_TRAIN, *overrides]), tmp_path)

@@ -28,8 +28,15 @@ def test_vae_negative_elbo_falls():
     batch = digits(256)
     before = nelbo_on(module, batch)
     train = load_splits({"name": "mnist10k", "val_size": 1000, "test_size": 1000, "split_seed": 0})["train"]
-    trainer = pl.Trainer(max_steps=60, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", limit_val_batches=0)
+    trainer = pl.Trainer(
+        max_steps=60,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        limit_val_batches=0,
+    )
     trainer.fit(module, DataLoader(Subset(train, range(2000)), batch_size=50, shuffle=True))
     after = nelbo_on(module, batch)
     assert after < 0.6 * before, (before, after)  # 543 nats at initialisation; ~200 after 60 steps
@@ -37,7 +44,9 @@ def test_vae_negative_elbo_falls():
 
 def test_gan_generator_objective_falls_against_a_fixed_discriminator():
     torch.manual_seed(0)
-    module = GANModule("dcgan", arch={"latent_dim": 16, "base_channels": 8}, image_shape=(1, 28, 28), disc_base_channels=8)
+    module = GANModule(
+        "dcgan", arch={"latent_dim": 16, "base_channels": 8}, image_shape=(1, 28, 28), disc_base_channels=8
+    )
     module.discriminator.eval().requires_grad_(False)  # fixed discriminator (batch-norm statistics frozen)
     optimizer = module.configure_optimizers()[0]  # the generator's Adam
     z = torch.randn(64, 16, generator=torch.Generator().manual_seed(1))

@@ -68,11 +68,20 @@ class StartCodes(pl.Callback):
 @pytest.mark.parametrize("projection", ["sphere", "ball"])
 def test_glo_codes_stay_on_the_sphere_after_the_modules_training_steps(projection):
     images = torch.rand(24, *SHAPE, generator=torch.Generator().manual_seed(0))
-    module = GLOModule("vae", {"latent_dim": 4, "hidden_dims": [16]}, SHAPE, init="random", projection=projection,
-                       latent_lr=0.5)
+    module = GLOModule(
+        "vae", {"latent_dim": 4, "hidden_dims": [16]}, SHAPE, init="random", projection=projection, latent_lr=0.5
+    )
     start = StartCodes()
-    trainer = pl.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", limit_val_batches=0, callbacks=[start])
+    trainer = pl.Trainer(
+        max_steps=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        limit_val_batches=0,
+        callbacks=[start],
+    )
     trainer.fit(module, datamodule=CodeTrackingData(images))
     norms = module.codes.detach().norm(dim=1)
     if projection == "sphere":
@@ -94,8 +103,11 @@ def test_flow_log_density_is_the_change_of_variables_of_torch_distributions():
         flow.loc.copy_(0.5 * torch.randn(1, 2, 2, generator=rng, dtype=torch.float64))  # one value per position
         flow.log_scale.copy_(0.5 * torch.randn(1, 2, 2, generator=rng, dtype=torch.float64))
     scale = (-flow.log_scale).exp().flatten()
-    to_image = [D.AffineTransform(-flow.loc.flatten() * scale, scale), D.SigmoidTransform(),
-                D.AffineTransform(-0.05 / 0.9, 1 / 0.9)]  # z -> u -> p -> x, in the squeezed order
+    to_image = [
+        D.AffineTransform(-flow.loc.flatten() * scale, scale),
+        D.SigmoidTransform(),
+        D.AffineTransform(-0.05 / 0.9, 1 / 0.9),
+    ]  # z -> u -> p -> x, in the squeezed order
     density = D.TransformedDistribution(D.Independent(D.Normal(torch.zeros(16, dtype=torch.float64), 1.0), 1), to_image)
     x = 0.05 + 0.9 * torch.rand(5, *SHAPE, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     torch.testing.assert_close(flow.log_prob(x), density.log_prob(squeeze(x).flatten(1)), rtol=1e-10, atol=1e-10)

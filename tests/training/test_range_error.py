@@ -14,7 +14,9 @@ from tests.helpers import TINY_TRAIN, compose_config
 
 def tiny(*extra):
     options = [o for o in TINY_TRAIN if o != "logger=none"]
-    return compose_config("train", [*options, "logger=csv", "trainer.max_epochs=2", "generator.arch.hidden_dims=[32]", *extra])
+    return compose_config(
+        "train", [*options, "logger=csv", "trainer.max_epochs=2", "generator.arch.hidden_dims=[32]", *extra]
+    )
 
 
 def test_range_error_is_logged_and_does_not_change_training(tmp_path):
@@ -39,12 +41,24 @@ def validate_range_error(devices: int, images: int) -> float:
     from csgm.training import VAEModule
 
     pl.seed_everything(0, verbose=False)
-    module = VAEModule("vae", {"latent_dim": 4, "hidden_dims": [16]}, (1, 28, 28), "mnist10k",
-                       range_error={"every": 1, "images": images, "steps": 20})
+    module = VAEModule(
+        "vae",
+        {"latent_dim": 4, "hidden_dims": [16]},
+        (1, 28, 28),
+        "mnist10k",
+        range_error={"every": 1, "images": images, "steps": 20},
+    )
     data = ImageDataModule({"name": "mnist10k", "val_size": 1000, "test_size": 1000, "split_seed": 0}, batch_size=50)
-    trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy="ddp_spawn" if devices > 1 else "auto",
-                         logger=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1,
-                         inference_mode=False)  # as in fit: the latent search needs gradients
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=devices,
+        strategy="ddp_spawn" if devices > 1 else "auto",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+        inference_mode=False,
+    )  # as in fit: the latent search needs gradients
     return float(trainer.validate(module, datamodule=data, verbose=False)[0]["val/range_error"])
 
 
@@ -57,7 +71,7 @@ def test_range_error_is_the_same_on_two_processes_as_on_one():
 
     one = validate_range_error(1, 16)
     for attempt in range(3):  # a spawned gloo worker has been seen to abort at exit ("terminate called without an
-        try:                  # active exception") once in three CI runs; the value is still checked exactly below
+        try:  # active exception") once in three CI runs; the value is still checked exactly below
             two = validate_range_error(2, 8)
             break
         except ProcessExitedException:

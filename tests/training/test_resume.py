@@ -22,10 +22,19 @@ from csgm.training.checkpointing import AtomicCheckpointIO
 from csgm.training.run import train
 from tests.helpers import ROOT, compose_config, summary_lines
 
-TINY = ["trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
-        "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "num_samples=4", "logger=csv"]
-GENERATORS = {"vae": ["generator.arch.hidden_dims=[32]"],
-              "dcgan": ["generator=dcgan", "generator.arch.base_channels=4", "generator.training.disc_base_channels=4"]}
+TINY = [
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.accelerator=cpu",
+    "num_samples=4",
+    "logger=csv",
+]
+GENERATORS = {
+    "vae": ["generator.arch.hidden_dims=[32]"],
+    "dcgan": ["generator=dcgan", "generator.arch.base_channels=4", "generator.training.disc_base_channels=4"],
+}
 
 
 def fit(run_dir: Path, overrides: list[str]) -> dict:
@@ -111,14 +120,19 @@ def copy_of(run_dir: Path, tmp_path: Path) -> Path:
     return copy
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["trainer.max_epochs=1"], "the run already trained 1 epochs (3 steps), which reaches trainer.max_epochs=1"),
-    (["trainer.max_epochs=2", "generator.arch.latent_dim=5"],
-     "generator.arch.latent_dim=5 differs from the run's generator.arch.latent_dim=20"),
-    (["trainer.max_epochs=2", "seed=1"], "seed=1 differs from the run's seed=0"),
-    (["trainer.max_epochs=2", "batch_size=50"], "batch_size=50 differs from the run's batch_size=100"),
-    (["trainer.max_epochs=2", "logger=none"], "logger.name='none' differs from the run's logger.name='csv'"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["trainer.max_epochs=1"], "the run already trained 1 epochs (3 steps), which reaches trainer.max_epochs=1"),
+        (
+            ["trainer.max_epochs=2", "generator.arch.latent_dim=5"],
+            "generator.arch.latent_dim=5 differs from the run's generator.arch.latent_dim=20",
+        ),
+        (["trainer.max_epochs=2", "seed=1"], "seed=1 differs from the run's seed=0"),
+        (["trainer.max_epochs=2", "batch_size=50"], "batch_size=50 differs from the run's batch_size=100"),
+        (["trainer.max_epochs=2", "logger=none"], "logger.name='none' differs from the run's logger.name='csv'"),
+    ],
+)
 def test_a_resume_that_would_change_the_run_is_refused(finished_run, tmp_path, overrides, message):
     run_dir = copy_of(finished_run, tmp_path)
     with pytest.raises(CsgmError, match=f"^resume={run_dir}: .*{message.replace('(', '.').replace(')', '.')}"):
@@ -167,8 +181,14 @@ def test_ctrl_c_on_train_py_then_resume_gives_the_uninterrupted_weights(tmp_path
     that command continues the same folder (the first run's .hydra kept) to the weights of a straight run."""
     overrides = [*TINY, *GENERATORS["vae"], "trainer.max_epochs=1000", "logger=csv"]
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *overrides, f"paths.output_root={tmp_path}"],
-                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *overrides, f"paths.output_root={tmp_path}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     while process.poll() is None and not list(tmp_path.glob("train/*/samples/epoch_0001.png")):
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
@@ -177,14 +197,20 @@ def test_ctrl_c_on_train_py_then_resume_gives_the_uninterrupted_weights(tmp_path
     summary = {line.split(None, 1)[0]: line.split(None, 1)[1] for line in stdout.splitlines() if line.strip()}
     run_dir = Path(summary["run_dir"])
     done = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["csgm_train_run"]["epochs_done"]
-    resumed = subprocess.run([sys.executable, str(ROOT / "train.py"), *summary["continue"].split()[2:],
-                              f"trainer.max_epochs={done + 1}"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                             check=False)
+    resumed = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *summary["continue"].split()[2:], f"trainer.max_epochs={done + 1}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert summary_lines(resumed)["run_dir"] == str(run_dir)
     assert (run_dir / ".hydra" / "overrides.yaml").read_text().count("trainer.max_epochs=1000") == 1
     assert len(list((run_dir / ".hydra").glob("resume_*/overrides.yaml"))) == 1
     fit(tmp_path / "straight", [*GENERATORS["vae"], f"trainer.max_epochs={done + 1}"])
     assert_same_state(tmp_path / "straight", run_dir)
-    assert [(r["epoch"], "val/nelbo" in r) for r in metric_rows(run_dir)] == \
-        [(r["epoch"], "val/nelbo" in r) for r in metric_rows(tmp_path / "straight")]
+    assert [(r["epoch"], "val/nelbo" in r) for r in metric_rows(run_dir)] == [
+        (r["epoch"], "val/nelbo" in r) for r in metric_rows(tmp_path / "straight")
+    ]

@@ -39,9 +39,18 @@ def test_train_vae_end_to_end(tmp_path):
 
 def test_train_dcgan_experiment_on_fake_celeba(tmp_path):
     make_fake_celeba(tmp_path / "data")
-    result = run_script("train.py", *TINY_TRAIN, "experiment=celeba_dcgan", f"dataset.data_dir={tmp_path / 'data'}",
-                        "batch_size=4", "generator.arch.base_channels=8", "generator.training.disc_base_channels=8",
-                        "trainer.max_steps=4", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    result = run_script(
+        "train.py",
+        *TINY_TRAIN,
+        "experiment=celeba_dcgan",
+        f"dataset.data_dir={tmp_path / 'data'}",
+        "batch_size=4",
+        "generator.arch.base_channels=8",
+        "generator.training.disc_base_channels=8",
+        "trainer.max_steps=4",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     summary = summary_lines(result)
     assert int(summary["global_step"]) == 4  # 2 batches x (discriminator + generator step)
@@ -51,16 +60,31 @@ def test_train_dcgan_experiment_on_fake_celeba(tmp_path):
 
 def test_train_on_a_folder_of_pngs(tmp_path):
     write_images(tmp_path / "imgs", 12, (40, 30))
-    result = run_script("train.py", *TINY_TRAIN, "dataset=folder", f"dataset.data_dir={tmp_path / 'imgs'}",
-                        "dataset.image_size=32", "dataset.channels=1", "batch_size=4", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    result = run_script(
+        "train.py",
+        *TINY_TRAIN,
+        "dataset=folder",
+        f"dataset.data_dir={tmp_path / 'imgs'}",
+        "dataset.image_size=32",
+        "dataset.channels=1",
+        "batch_size=4",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     generator, _ = load_generator(summary_lines(result)["checkpoint"])
     assert generator.image_shape == (1, 32, 32)
 
 
 def test_multirun_writes_one_run_per_job(tmp_path):
-    result = run_script("train.py", "-m", *TINY_TRAIN, "generator.training.lr=0.001,0.002",
-                        f"paths.output_root={tmp_path}", cwd=tmp_path)
+    result = run_script(
+        "train.py",
+        "-m",
+        *TINY_TRAIN,
+        "generator.training.lr=0.001,0.002",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     checkpoints = sorted(tmp_path.glob("train-multirun/*/*/checkpoints/last.ckpt"))
     assert [p.parts[-3] for p in checkpoints] == ["0", "1"]
@@ -74,14 +98,23 @@ def test_unknown_dataset_lists_the_options(tmp_path):
 
 def test_folder_without_images(tmp_path):
     (tmp_path / "empty").mkdir()
-    result = run_script("train.py", *TINY_TRAIN, "dataset=folder", f"dataset.data_dir={tmp_path / 'empty'}", cwd=tmp_path)
+    result = run_script(
+        "train.py", *TINY_TRAIN, "dataset=folder", f"dataset.data_dir={tmp_path / 'empty'}", cwd=tmp_path
+    )
     assert_clean_error(result, "no images", str(tmp_path / "empty"))
 
 
 def test_image_shape_the_generator_cannot_produce(tmp_path):
     write_images(tmp_path / "imgs", 6, (27, 27))
-    result = run_script("train.py", *TINY_TRAIN, "dataset=folder", f"dataset.data_dir={tmp_path / 'imgs'}",
-                        "dataset.image_size=27", "generator=dcgan", cwd=tmp_path)
+    result = run_script(
+        "train.py",
+        *TINY_TRAIN,
+        "dataset=folder",
+        f"dataset.data_dir={tmp_path / 'imgs'}",
+        "dataset.image_size=27",
+        "generator=dcgan",
+        cwd=tmp_path,
+    )
     assert_clean_error(result, "DCGAN cannot produce 27x27 images", "dataset.image_size")
 
 
@@ -92,8 +125,15 @@ def test_bad_trainer_option(tmp_path):
 
 def test_train_on_two_cpu_processes(tmp_path):
     overrides = [o for o in TINY_TRAIN if o != "logger=none"]
-    result = run_script("train.py", *overrides, "trainer=ddp", "logger=csv", "range_error.every=1",
-                        f"paths.output_root={tmp_path}", cwd=tmp_path)
+    result = run_script(
+        "train.py",
+        *overrides,
+        "trainer=ddp",
+        "logger=csv",
+        "range_error.every=1",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     summary = summary_lines(result)
     assert int(summary["global_step"]) == 4 and float(summary["test/nelbo"]) > 0
