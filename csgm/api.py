@@ -22,10 +22,10 @@ def compose(name: str = "recover", overrides: Sequence[str] = (), config_dir: st
     from hydra import initialize_config_dir, initialize_config_module
 
     from csgm.recovery.identity import register_resolvers
-    from csgm.training.resume import register_resolvers as register_training_resolvers
+    from csgm.run_folders import register_train_resolvers
 
     register_resolvers()
-    register_training_resolvers()
+    register_train_resolvers()
     source = str(config_dir) if config_dir is not None else config_path()
     if source.startswith("pkg://"):
         with initialize_config_module(source.removeprefix("pkg://"), version_base="1.3"):

@@ -64,9 +64,9 @@ def _evaluate(cfg: DictConfig) -> None:
 def train_command() -> Any:
     """``csgm-train [experiment=NAME] [group=option ...] [key=value ...]``: train a generator; ``resume=RUN_FOLDER``
     continues an interrupted run."""
-    from csgm.training.resume import register_resolvers
+    from csgm.run_folders import register_train_resolvers
 
-    register_resolvers()
+    register_train_resolvers()
     return _command("train", _train)
 
 

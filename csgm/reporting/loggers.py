@@ -72,15 +72,15 @@ def logger_options(cfg: dict) -> dict:
 def build_logger(
     cfg: dict, run_dir: str | Path, run_name: str, run_id: str | None = None, hyperparameters: dict | None = None
 ) -> Logger | bool:
-    """Lightning logger for ``cfg['name']`` with the run's whole config as its hyperparameters (W&B's run config,
-    ``csv/hparams.yaml``); W&B files go to ``run_dir/wandb`` (``run_id``: the W&B run to continue)."""
+    """Lightning logger for ``cfg['name']``; W&B files go to ``run_dir/wandb`` (``run_id``: the W&B run to continue)
+    and W&B gets the run's whole config as its hyperparameters. (The csv logger writes no hyperparameters here: under
+    ddp_spawn its writer must first be opened once the workers have written metrics.csv.)"""
     options = logger_options(cfg)
     if cfg["name"] == "none":
         return False
     if cfg["name"] == "csv":
-        logger: Logger = RunCSVLogger(save_dir=str(run_dir), name="csv", version="")
-    else:
-        logger = WandbLogger(name=run_name, save_dir=str(run_dir), id=run_id, **options)
+        return RunCSVLogger(save_dir=str(run_dir), name="csv", version="")
+    logger = WandbLogger(name=run_name, save_dir=str(run_dir), id=run_id, **options)
     if hyperparameters:
         logger.log_hyperparams(hyperparameters)
     return logger

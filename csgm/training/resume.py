@@ -13,7 +13,6 @@ import io
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
 
 from csgm.errors import CsgmError
 from csgm.files import atomic_write_bytes
@@ -25,9 +24,7 @@ __all__ = [
     "check_same_settings",
     "compose_resumed",
     "read_run_record",
-    "register_resolvers",
     "resume_checkpoint",
-    "resume_run_dir",
     "resumed_overrides",
     "trim_metrics",
 ]
@@ -43,29 +40,6 @@ RESUME_MAY_CHANGE = (
     "checkpoint_every",
     "range_error.",
 )
-
-
-def resume_run_dir(resume: str | None, fresh: str) -> str:
-    """The run folder of ``resume`` (a run folder, or a .ckpt inside its checkpoints/ folder); ``fresh`` without."""
-    if resume is None or str(resume) == "":
-        return fresh
-    path = Path(str(resume)).expanduser()
-    if path.suffix == ".ckpt":
-        return str(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
-    return str(path)
-
-
-def _hydra_subdir(resume: str | None, time: str) -> str:
-    return ".hydra" if resume is None or str(resume) == "" else f".hydra/resume_{time}"
-
-
-def register_resolvers() -> None:
-    """``${csgm_train_dir:${resume},FRESH}`` and ``${csgm_hydra_subdir:${resume},TIME}`` for conf/train.yaml: a
-    resumed run writes into its own folder and keeps the first run's .hydra files (idempotent)."""
-    if not OmegaConf.has_resolver("csgm_train_dir"):
-        OmegaConf.register_new_resolver("csgm_train_dir", resume_run_dir)
-    if not OmegaConf.has_resolver("csgm_hydra_subdir"):
-        OmegaConf.register_new_resolver("csgm_hydra_subdir", _hydra_subdir)
 
 
 def resume_checkpoint(resume: str) -> Path:

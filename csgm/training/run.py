@@ -19,7 +19,8 @@ from csgm.reporting.loggers import build_logger, finish_wandb, log_final_checkpo
 from csgm.trainer import build_trainer
 from csgm.training import training_module, training_options
 from csgm.training.checkpointing import AtomicCheckpointIO, TrainingInterrupted, TrainingState
-from csgm.training.resume import check_same_settings, read_run_record, resume_checkpoint, resume_run_dir, trim_metrics
+from csgm.run_folders import resume_run_dir
+from csgm.training.resume import check_same_settings, read_run_record, resume_checkpoint, trim_metrics
 from csgm.training.samples import SampleGrid
 
 __all__ = ["train"]
