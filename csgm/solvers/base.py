@@ -88,6 +88,14 @@ class Solver:
                 f"operator {operator.name!r} is nonlinear: use a generative solver such as solver=csgm"
             )
 
+    def require_generator(self, generator: Generator | None) -> Generator:
+        """The generator of a solver that needs one, or one line saying how to give it."""
+        if generator is None:
+            raise CsgmError(
+                f"the {getattr(self, 'label', None) or self.name} solver needs a generator checkpoint (checkpoint=PATH)"
+            )
+        return generator
+
     def accepted(self, measurement: MeasurementModel | Operator) -> MeasurementModel:
         """The measurement model (a bare operator: without noise) once its operator passed ``check_operator``."""
         measurement = as_measurement(measurement)

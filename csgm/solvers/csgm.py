@@ -210,8 +210,7 @@ class CSGMSolver(Solver):
         generator: Generator | None = None,
         seed: int = 0,
     ) -> SolverOutput:
-        if generator is None:
-            raise CsgmError("the csgm solver needs a generator checkpoint (checkpoint=PATH)")
+        generator = self.require_generator(generator)
         if self.start_bank is not None:
             z0 = self.start_bank.starts(y, as_measurement(measurement), generator, seed, self.restarts)
         else:

@@ -108,8 +108,7 @@ class GaussNewtonSolver(Solver):
         generator: Generator | None = None,
         seed: int = 0,
     ) -> SolverOutput:
-        if generator is None:
-            raise CsgmError(f"the {self.label} solver needs a generator checkpoint (checkpoint=PATH)")
+        generator = self.require_generator(generator)
         measurement = self.accepted(measurement)
         with flush_denormals(self.flush_denormals):
             z0, image_of_row, restart_of_row = self.starts(y, measurement, generator, image_ids, seed)

@@ -273,8 +273,7 @@ class HMCSolver(Solver):
         seed: int = 0,
     ) -> ChainRun:
         """Run the chains (see the module docstring)."""
-        if generator is None:
-            raise CsgmError(f"the {self.label} solver needs a generator checkpoint (checkpoint=PATH)")
+        generator = self.require_generator(generator)
         measurement = self.accepted(measurement)
         if measurement.noise.level <= 0:
             raise CsgmError(

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from csgm.errors import CsgmError, check_range
+from csgm.errors import check_range
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import Operator
@@ -115,8 +115,7 @@ class ILOSolver(CSGMSolver):
         seed: int = 0,
     ) -> SolverOutput:
         require_resolved("radius", self.radius)
-        if generator is None:
-            raise CsgmError("the ilo solver needs a generator checkpoint (checkpoint=PATH)")
+        generator = self.require_generator(generator)
         generator.split(self.layer)  # an unsplittable generator or a bad layer fails here, in one line
         measurement = as_measurement(measurement)
         out = super().solve(y, measurement, image_ids, generator, seed)

@@ -102,8 +102,7 @@ class LangevinSolver(Solver):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run the chains: (latent samples (B, S, k), image samples (B, S, C, H, W) recorded every ``thin`` steps
         after the burn-in, each chain's last image (B, chains, C, H, W), per-chain acceptance (B, chains))."""
-        if generator is None:
-            raise CsgmError("the langevin solver needs a generator checkpoint (checkpoint=PATH)")
+        generator = self.require_generator(generator)
         measurement = self.accepted(measurement)
         level = measurement.noise.level
         if level <= 0:

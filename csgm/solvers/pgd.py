@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from csgm.errors import CsgmError, check_range
+from csgm.errors import check_range
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import Operator
@@ -71,8 +71,7 @@ class PGDSolver(Solver):
         generator: Generator | None = None,
         seed: int = 0,
     ) -> SolverOutput:
-        if generator is None:
-            raise CsgmError("the pgd solver needs a generator checkpoint (checkpoint=PATH)")
+        generator = self.require_generator(generator)
         require_resolved("step", self.step)
         measurement = as_measurement(measurement)
         operator, target = self.linear_problem(measurement, y)
