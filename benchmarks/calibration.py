@@ -68,7 +68,8 @@ def main() -> None:
         seed=0,
     )
     y = model.measure(x, ids)
-    latents, _, _, acceptance = solver.sample(y, model, ids, generator, seed=0)
+    run = solver.sample(y, model, ids, generator, seed=0)
+    latents, acceptance = run.latents, run.acceptance
     chains = solver.chains
     final = latents[:, -chains:]  # the last recorded state of every chain
     results = {

@@ -1,8 +1,11 @@
 """The results schema of a recovery: one row per (m, image id) (``ResultRow``, results.csv) and the summary per
 curve point (``summarise``, summary.csv); read by recovery (which writes them) and reporting (which reads them).
 
-A failed image (status ``all_restarts_diverged`` or ``diverged``) has no error values: its metric columns are
-empty, summaries average over the other images only and count the failed ones (``failed``).
+Each row carries its verdict (csgm.recovery.verdicts): ``status`` ok, unreliable, not_converged or diverged, with the
+flags behind it in ``reason``, and its data fit (``standardised_residual``, ``data_fit``). A failed (diverged) image
+has no error values: its metric columns are empty, summaries average over the other images only and count the
+failed ones (``failed``). Summaries count the unreliable and not-converged images they average (``unreliable``,
+``not_converged``) and the rows that fit y worse or better than the noise allows (``misfit``, ``overfit``).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class ResultRow:
     iterations: int
     dropped_restarts: int
     generator_evaluations: int
-    status: str  # ok, not_converged, or one of FAILED_STATUSES
+    status: str  # ok, unreliable, not_converged or diverged (csgm.recovery.verdicts)
     seconds: float  # solver time per image of its batch
     params: str  # JSON of the options chosen on the validation split
     sample_mse: float | None = None  # samplers: mean per-pixel error of one posterior sample
@@ -57,6 +60,11 @@ class ResultRow:
     coverage90: float | None = None  # samplers: fraction of pixels inside their central 90% interval
     acceptance: float | None = None  # MALA: Metropolis acceptance rate
     std_error_correlation: float | None = None  # samplers: correlation over pixels of the std map with |x_hat - x|
+    reason: str = ""  # the flags behind the status, ';'-separated (e.g. rhat>1.1;acceptance<0.05)
+    standardised_residual: float | None = None  # ||A x_hat - y||^2 / (m sigma^2): 1 when x_hat explains y to the noise
+    data_fit: str = ""  # consistent, misfit (worse than the noise allows), overfit (better), "" where not checked
+    rhat: float | None = None  # samplers: the worst latent coordinate's R-hat across chains
+    ess_bulk: float | None = None  # samplers: the worst latent coordinate's bulk effective sample size
 
 
 RESULT_FIELDS = [f.name for f in fields(ResultRow)]
@@ -79,8 +87,12 @@ SUMMARY_FIELDS = [
     "not_converged",
     "params",
     *(f"{c}_mean" for c in POSTERIOR_COLUMNS),
+    "unreliable",
+    "misfit",
+    "overfit",
+    "standardised_residual_mean",
 ]
-FAILED_STATUSES = ("all_restarts_diverged", "diverged")
+FAILED_STATUSES = ("diverged", "all_restarts_diverged")  # the second: rows of folders written before verdicts
 METRICS = ("mse", "psnr", "ssim")
 
 
@@ -111,8 +123,9 @@ def summary_key(row: dict[str, Any]) -> tuple[str, str, str, float, int]:
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and 95% interval of mse/psnr/ssim per (solver, operator, noise, noise std, m) over the images
-    that did not fail and have ground truth (NaN if none), the mean measurement loss ||A x̂ - y||², and the
-    counts of failed and not converged images; sorted."""
+    that did not fail and have ground truth (NaN if none), the mean measurement loss ||A x̂ - y||² and
+    standardised residual, the counts of failed images and of the not converged and unreliable ones inside the
+    means, and of the misfit and overfit rows; sorted."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(summary_key(row), []).append(row)
@@ -128,6 +141,9 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "images": len(members),
             "failed": len(members) - len(kept),
             "not_converged": sum(r["status"] == "not_converged" for r in members),
+            "unreliable": sum(r["status"] == "unreliable" for r in members),
+            "misfit": sum(r.get("data_fit") == "misfit" for r in members),
+            "overfit": sum(r.get("data_fit") == "overfit" for r in members),
             "params": members[0].get("params", "{}"),
         }
         truth = [r for r in kept if r["mse"] not in (None, "")]  # rows with ground truth
@@ -135,6 +151,10 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             mean, half = mean_ci95([float(r[metric]) for r in truth])
             entry[f"{metric}_mean"], entry[f"{metric}_ci95"] = mean, half
         entry["measurement_loss_mean"] = mean_ci95([float(r["measurement_loss"]) for r in kept])[0]
+        residuals = [
+            float(r["standardised_residual"]) for r in kept if r.get("standardised_residual") not in (None, "")
+        ]
+        entry["standardised_residual_mean"] = mean_ci95(residuals)[0] if residuals else None
         for column in POSTERIOR_COLUMNS:  # samplers only: absent (None) for point estimators
             values = [float(r[column]) for r in kept if r.get(column) not in (None, "")]
             entry[f"{column}_mean"] = mean_ci95(values)[0] if values else None

@@ -46,6 +46,8 @@ class Noise(nn.Module, metaclass=_ByKind):
     name: ClassVar[str] = "noise"
     quantizable: ClassVar[bool] = False  # a quantiser after it has a defined (Gaussian-cell) likelihood
     needs_nonnegative: ClassVar[bool] = False  # defined only for measurements A x >= 0
+    chi_square: ClassVar[bool] = False  # at the true x, data term / level^2 follows chi-square(m) (exactly or for
+    #                                     large counts): the data-fit check of csgm.recovery.verdicts applies
 
     @property
     def level(self) -> float:
@@ -116,6 +118,7 @@ class GaussianNoise(Noise):
 
     name = "gaussian"
     quantizable = True
+    chi_square = True
 
     def __init__(self, std: float = 0.1) -> None:
         super().__init__()
@@ -166,6 +169,7 @@ class OutlierNoise(GaussianNoise):
 
     name = "outliers"
     quantizable = False
+    chi_square = False
 
     def __init__(self, std: float = 0.1, fraction: float = 0.05, magnitude: float = 1000.0) -> None:
         super().__init__(std)
@@ -196,6 +200,7 @@ class PoissonNoise(Noise):
 
     name = "poisson"
     needs_nonnegative = True
+    chi_square = True  # the deviance in counts (data term x scale), chi-square(m) for large counts
 
     def __init__(self, scale: float = 100.0) -> None:
         super().__init__()

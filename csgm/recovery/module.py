@@ -83,7 +83,7 @@ class RecoveryModule(pl.LightningModule):
         self.arithmetic = arithmetic  # (trainer.precision, matmul_precision) of the solve (csgm.precision)
 
     def predict_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int
+        self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
     ) -> list[tuple[list[dict[str, Any]], torch.Tensor, dict]]:
         """Items are images (measured here), or with ``input_mode='file'`` the given measurements y."""
         data, ids, grid_index = batch
@@ -119,15 +119,7 @@ class RecoveryModule(pl.LightningModule):
             "noise": self.labels.get("noise", measurement.noise.name),
         }
         rows = result_rows(
-            out,
-            metrics,
-            ids,
-            names,
-            measurement.noise.level,
-            measurement.operator.m,
-            seconds,
-            params,
-            posterior_metrics(out, x),
+            out, metrics, ids, names, measurement, solver.health_limits, seconds, params, posterior_metrics(out, x)
         )
         posterior = {} if out.samples is None else {"samples": out.samples, "pixel_std": out.pixel_std}
         return rows, torch.nan_to_num(out.x_hat, nan=0.0).cpu(), posterior

@@ -152,11 +152,17 @@ def _run(spec: RecoverySpec, run_dir: Path, identity: dict) -> RecoveryResult | 
     module = RecoveryModule(
         spec.generator, settings, measurements, cfg["seed"], source.mode, labels=labels, arithmetic=spec.arithmetic
     )
-    if pairs:
-        loader = DataLoader(
-            source.items(pairs), batch_size=cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"]
-        )
-        trainer.predict(module, dataloaders=loader, return_predictions=False)
+    if pairs:  # one loader per m: a batch never spans two m, so an interrupt loses at most one batch of one m
+        loaders = [
+            DataLoader(
+                source.items([pair for pair in pairs if pair[0] == j]),
+                batch_size=cfg["batch_size"],
+                shuffle=False,
+                num_workers=cfg["num_workers"],
+            )
+            for j in pending
+        ]
+        trainer.predict(module, dataloaders=loaders, return_predictions=False)
     if not trainer.is_global_zero:
         return None
     requested_m = [op.m for op in operators]

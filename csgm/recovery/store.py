@@ -1,8 +1,8 @@
 """The results store of one recovery run: atomic per-batch shards, merged tables, resume.
 
-A failed image (status ``all_restarts_diverged`` or ``diverged``) has no error values: its metric
-columns are empty in results.csv, summaries average over the other images only and count the failed
-ones (``failed``), so no mean silently includes a fallback estimate.
+A failed image (status ``diverged``) has no error values: its metric columns are empty in results.csv,
+summaries average over the other images only and count the failed ones (``failed``), so no mean silently
+includes a fallback estimate. Every row's status, reason and data fit come from csgm.recovery.verdicts.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from csgm.results import (
     summarise,
     tensor_bytes,
 )
-from csgm.solvers import SolverOutput
+from csgm.measurement import MeasurementModel
+from csgm.recovery.verdicts import data_fit, verdicts
+from csgm.solvers import HealthLimits, SolverOutput
 
 __all__ = ["ResultsStore", "MergedResults", "result_rows", "posterior_metrics"]
 
@@ -57,41 +59,37 @@ def result_rows(
     metrics: dict[str, torch.Tensor] | None,
     ids: list[int],
     names: dict[str, str],
-    noise_std: float,
-    m: int,
+    measurement: MeasurementModel,
+    limits: HealthLimits,
     seconds: float,
     params: dict,
     posterior: dict[str, torch.Tensor] | None = None,
 ) -> list[dict[str, Any]]:
-    """The result rows of one solved batch (as dicts, the form shards store): the status of each image
-    from the solver's output, no numbers for failed images; ``posterior`` holds sampler columns."""
-    nonfinite = ~(torch.isfinite(out.x_hat.flatten(1)).all(1) & torch.isfinite(out.measurement_loss)).cpu()
+    """The result rows of one solved batch (as dicts, the form shards store): each image's verdict and data fit
+    (csgm.recovery.verdicts), no numbers for failed images; ``posterior`` holds sampler columns."""
+    fits = data_fit(measurement, out.measurement_loss, measurement.operator.output_size)
+    diagnostics = {k: v for k, v in (out.diagnostics or {}).items() if k in ("rhat", "ess_bulk")}
     rows = []
-    for j, image_id in enumerate(ids):
-        status = (
-            "all_restarts_diverged"
-            if bool(out.all_restarts_diverged[j])
-            else "diverged"
-            if bool(nonfinite[j])
-            else "ok"
-            if bool(out.converged[j])
-            else "not_converged"
-        )
-        failed = status in FAILED_STATUSES
+    for j, (image_id, verdict, fit) in enumerate(zip(ids, verdicts(out, limits), fits)):
+        failed = verdict.status in FAILED_STATUSES
         row = ResultRow(
             **names,
-            noise_std=noise_std,
-            m=m,
+            noise_std=measurement.noise.level,
+            m=measurement.operator.m,
             image_id=image_id,
             **{k: None if failed or metrics is None else float(metrics[k][j]) for k in METRICS},
             measurement_loss=None if failed else float(out.measurement_loss[j]),
             iterations=int(out.iterations[j]),
             dropped_restarts=int(out.dropped_restarts[j]),
             generator_evaluations=int(out.generator_evaluations[j]),
-            status=status,
+            status=verdict.status,
             seconds=seconds,
             params=json.dumps(params, sort_keys=True),
             **{k: None if failed else float(v[j]) for k, v in (posterior or {}).items()},
+            reason=verdict.reason,
+            standardised_residual=None if failed else fit.standardised_residual,
+            data_fit="" if failed else fit.label,
+            **{k: float(v[j]) for k, v in diagnostics.items()},
         )
         rows.append(asdict(row))
     return rows

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import torch
 
 from csgm.files import atomic_write_bytes
+from csgm.reporting.table import flagged
 
 __all__ = [
     "plot_error_curves",
@@ -116,9 +117,17 @@ def error_curves_png(
     ]  # curves that overlap stay apart
     for index, (name, rows) in enumerate(sorted(curves.items())):
         marker, line = styles[index % len(styles)]
-        failed = sum(int(r.get("failed", 0)) for r in rows)
-        if failed:
-            name += f" [{failed} failed images excluded]"
+        failed, flags = sum(int(r.get("failed", 0)) for r in rows), sum(flagged(r) for r in rows)
+        if failed or flags:
+            name += (
+                " ["
+                + ", ".join(
+                    text
+                    for count, text in ((failed, f"{failed} failed images excluded"), (flags, f"{flags} flagged"))
+                    if count
+                )
+                + "]"
+            )
         rows = sorted((r for r in rows if math.isfinite(float(r[f"{metric}_mean"]))), key=lambda r: float(r[x]))
         xs = [float(r[x]) for r in rows]
         mean = [float(r[f"{metric}_mean"]) for r in rows]

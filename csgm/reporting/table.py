@@ -5,20 +5,24 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-__all__ = ["format_summary", "markdown_summary"]
+__all__ = ["flagged", "format_summary", "markdown_summary"]
 
 
 def format_summary(summary: Sequence[dict[str, Any]]) -> str:
-    """One line per (solver, operator, noise, m): images, failed images, then per-pixel error mean ± 95%,
-    PSNR and SSIM over the images that did not fail ('all failed' when none is left)."""
+    """One line per (solver, operator, noise, m): images, failed images, flagged images (not converged or
+    unreliable: inside the means, see results.csv's ``reason``), then per-pixel error mean ± 95%, PSNR and SSIM
+    over the images that did not fail ('all failed' when none is left)."""
     header = (
-        f"{'solver':<18} {'operator':<10} {'noise':<16} {'m':>6} {'images':>6} {'failed':>6}  "
+        f"{'solver':<18} {'operator':<10} {'noise':<16} {'m':>6} {'images':>6} {'failed':>6} {'flagged':>7}  "
         f"{'per-pixel error':>19}  {'PSNR':>12}  {'SSIM':>13}"
     )
     lines = [header, "-" * len(header)]
     for r in summary:
         noise = _noise_cell(r)
-        line = f"{r['solver']:<18} {r['operator']:<10} {noise:<16} {int(r['m']):>6} {int(r['images']):>6} {int(r['failed']):>6}  "
+        line = (
+            f"{r['solver']:<18} {r['operator']:<10} {noise:<16} {int(r['m']):>6} {int(r['images']):>6} "
+            f"{int(r['failed']):>6} {flagged(r):>7}  "
+        )
         if math.isnan(float(r["mse_mean"])):
             line += f"{'all failed':>19}" if int(r["failed"]) == int(r["images"]) else _no_truth(r)
         else:
@@ -34,8 +38,8 @@ def format_summary(summary: Sequence[dict[str, Any]]) -> str:
 def markdown_summary(summary: Sequence[dict[str, Any]]) -> str:
     """The same table as ``format_summary`` in Markdown."""
     lines = [
-        "| solver | operator | noise | m | images | failed | per-pixel error | PSNR | SSIM |",
-        "| --- | --- | --- | ---: | ---: | ---: | --- | --- | --- |",
+        "| solver | operator | noise | m | images | failed | flagged | per-pixel error | PSNR | SSIM |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- |",
     ]
     for r in summary:
         noise = _noise_cell(r)
@@ -47,9 +51,15 @@ def markdown_summary(summary: Sequence[dict[str, Any]]) -> str:
                 f"{float(r['psnr_ci95']):.2f} | {float(r['ssim_mean']):.3f} ± {float(r['ssim_ci95']):.3f}"
             )
         lines.append(
-            f"| {r['solver']} | {r['operator']} | {noise} | {int(r['m'])} | {int(r['images'])} | {int(r['failed'])} | {values} |"
+            f"| {r['solver']} | {r['operator']} | {noise} | {int(r['m'])} | {int(r['images'])} | {int(r['failed'])} "
+            f"| {flagged(r)} | {values} |"
         )
     return "\n".join(lines)
+
+
+def flagged(row: dict[str, Any]) -> int:
+    """The images of a summary row that are averaged but flagged: not converged or unreliable."""
+    return int(row.get("not_converged") or 0) + int(row.get("unreliable") or 0)
 
 
 def _no_truth(row: dict[str, Any]) -> str:

@@ -29,6 +29,10 @@ CURVE_METRICS = (
     "images",
     "failed",
     "not_converged",
+    "unreliable",
+    "misfit",
+    "overfit",
+    "standardised_residual_mean",
     *(f"{c}_mean" for c in POSTERIOR_COLUMNS),
 )  # samplers' columns are None otherwise
 _GROUP_ENV = "CSGM_SWEEP_GROUP"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from csgm.components import Group
-from csgm.solvers.base import Solver, SolverOutput
+from csgm.solvers.base import HealthLimits, Solver, SolverOutput
 from csgm.solvers.biht import BIHTSolver
 from csgm.solvers.csgm import CSGMSolver
 from csgm.solvers.dip import DIPSolver
@@ -16,7 +16,7 @@ from csgm.solvers.pgd import PGDSolver
 from csgm.solvers.sparse_gen import SparseGenSolver
 from csgm.solvers.wirtinger import WirtingerFlowSolver
 
-__all__ = ["SOLVERS", "SOLVER", "Solver", "SolverOutput", "build_solver", "solver_class"]
+__all__ = ["SOLVERS", "SOLVER", "HealthLimits", "Solver", "SolverOutput", "build_solver", "solver_class"]
 
 SOLVERS: dict[str, type[Solver]] = {
     cls.name: cls

@@ -14,7 +14,7 @@ from csgm.generators import Generator
 from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import LinearOperator, Operator
 
-__all__ = ["Solver", "SolverOutput"]
+__all__ = ["HealthLimits", "Solver", "SolverOutput"]
 
 
 @dataclass
@@ -36,7 +36,10 @@ class SolverOutput:
     pixel_std: torch.Tensor | None = None  # (B, C, H, W) posterior standard deviation per pixel, for samplers
     interval: tuple[torch.Tensor, torch.Tensor] | None = None  # central 90% interval per pixel, for samplers
     acceptance: torch.Tensor | None = None  # (B,) Metropolis acceptance rate, for MALA
-    diagnostics: dict[str, torch.Tensor] | None = None  # (B,) per name: MCMC convergence (rhat, ess_bulk, ess_tail)
+    diagnostics: dict[str, torch.Tensor] | None = None  # (B,) per name, for samplers: rhat, ess_bulk, ess_tail (ArviZ,
+    #                                                     worst latent coordinate) and draws (recorded per chain)
+    start_loss: torch.Tensor | None = None  # (B,) the data term where the solver started (samplers: mean over chains
+    #                                         of their starting points'), for the check that it did not rise
 
     def __post_init__(self) -> None:
         count = len(self.x_hat)
@@ -64,6 +67,17 @@ class SolverOutput:
         return dataclasses.replace(self, **{f.name: cast(getattr(self, f.name)) for f in dataclasses.fields(self)})
 
 
+@dataclass(frozen=True)
+class HealthLimits:
+    """Where a solver's diagnostics stop being trusted; csgm.recovery.verdicts turns them into each row's status."""
+
+    max_rhat: float = 1.1  # chains whose R-hat is above this have not mixed: not_converged
+    min_ess: float = 20.0  # a bulk ESS below this is too few effective draws: not_converged
+    min_acceptance: float = 0.05  # chains that accepted fewer proposals barely moved: unreliable
+    min_draws: int = 10  # recorded draws per chain below this are too few to summarise: unreliable
+    max_latent_scale: float = 100.0  # a latent with ||z|| above this times sqrt(k) ran off G's prior: unreliable
+
+
 class Solver:
     """Base class. Solvers receive the measurement model (operator, noise and its likelihood; a bare
     operator means no noise), ``needs_generator`` ones the frozen G; all receive the run ``seed`` and
@@ -78,6 +92,7 @@ class Solver:
     tunable: str | None = None  # the option that ``auto`` chooses on the validation split
     grid_option: str = "lambda_grid"  # the option listing its candidate values
     prunes_search: bool = False  # its validation search may prune restarts (``search_copy``)
+    health_limits: HealthLimits = HealthLimits()  # the thresholds of its rows' verdicts
 
     def check_operator(self, operator: Operator) -> None:
         """Refuse, in one line, an operator this solver cannot use (a nonlinear one for an adjoint-based solver;

@@ -39,7 +39,7 @@ from csgm.generators import Generator
 from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import GaussianNoise, Operator
 from csgm.seeding import seeded_rng
-from csgm.solvers.base import Solver, SolverOutput
+from csgm.solvers.base import HealthLimits, Solver, SolverOutput
 from csgm.solvers.langevin import INTERVAL, quantile
 from csgm.solvers.mcmc import DualAveraging, chain_diagnostics, hamiltonian_transition
 from csgm.progress import report_steps
@@ -123,6 +123,7 @@ class ChainRun:
         acceptance: torch.Tensor,
         step: torch.Tensor,
         evaluations: int,
+        start_loss: torch.Tensor,
     ) -> None:
         self.latents = latents  # (B, K, draws, k): every post-warm-up state
         self.images = images  # (B, S, C, H, W): pixel samples every ``thin`` steps (S = K draws / thin)
@@ -130,6 +131,7 @@ class ChainRun:
         self.acceptance = acceptance  # (B, K) mean acceptance probability after warm-up
         self.step = step  # (B,) frozen step size
         self.evaluations = evaluations  # generator evaluations per image (a Jacobian counts k)
+        self.start_loss = start_loss  # (B,) mean data term of the image's starts (before the mode search)
 
 
 class HMCSolver(Solver):
@@ -192,6 +194,11 @@ class HMCSolver(Solver):
         self.mismatch = mismatch
         self.keep_samples = int(keep_samples)
         self.label = label or self.name
+
+    @property
+    def health_limits(self) -> HealthLimits:
+        """Its rows are not_converged above ``max_rhat`` or below ``min_ess`` (csgm.recovery.verdicts)."""
+        return HealthLimits(max_rhat=self.max_rhat, min_ess=self.min_ess)
 
     def tau2(self, generator: Generator, measurement: MeasurementModel, dtype: torch.dtype) -> torch.Tensor | None:
         """The mismatch variance per pixel (n,), float64, or None without a mismatch term."""
@@ -287,9 +294,10 @@ class HMCSolver(Solver):
         z = self.init_scale * torch.cat([generator.sample_latents(1, g) for g in starts]).to(
             device=y.device, dtype=y.dtype
         )
+        start_loss = measurement.loss(generator(z), search.y).view(batch, self.mode_starts).mean(1)
         z, hessian, evaluations = self.find_modes(z, search)
         z, hessian = self.redraw_among_modes(z, hessian, search, image_ids, seed)
-        evaluations = (evaluations + 1) * self.mode_starts // chains  # per chain
+        evaluations = (evaluations + 2) * self.mode_starts // chains  # per chain, with the starts' data term
         target = LatentPosterior(generator, measurement, y.repeat_interleave(chains, dim=0), tau2)
         streams = [seeded_rng("hmc", seed, int(i), c) for i in image_ids for c in range(chains)]
         mass = hessian.view(batch, chains, k, k).mean(1)
@@ -331,6 +339,7 @@ class HMCSolver(Solver):
             acceptance=(acceptance / self.draws).view(batch, chains).float().cpu(),
             step=adaptation.final.float().cpu(),
             evaluations=evaluations * chains,
+            start_loss=start_loss,
         )
 
     @staticmethod
@@ -354,14 +363,16 @@ class HMCSolver(Solver):
         samples = run.images.clamp(0, 1)  # the posterior of x restricted to the pixel range
         lower, upper = (quantile(samples, q) for q in INTERVAL)
         x_hat = samples.mean(1)
-        diagnostics = {**chain_diagnostics(run.latents), "step_size": run.step.double()}
-        converged = (diagnostics["rhat"] <= self.max_rhat) & (diagnostics["ess_bulk"] >= self.min_ess)
+        diagnostics = {
+            **chain_diagnostics(run.latents),
+            "draws": torch.full((batch,), float(self.draws), dtype=torch.float64),
+            "step_size": run.step.double(),
+        }
         return SolverOutput(
             x_hat=x_hat,
             measurement_loss=as_measurement(measurement).loss(x_hat, y),
             iterations=torch.full((batch,), self.warmup + self.draws, dtype=torch.long),
             dropped_restarts=torch.zeros(batch, dtype=torch.long),
-            converged=converged,
             generator_evaluations=torch.full((batch,), run.evaluations, dtype=torch.long),
             samples=run.last[:, : self.keep_samples].clamp(0, 1),
             pixel_std=samples.std(1, unbiased=False),
@@ -369,4 +380,5 @@ class HMCSolver(Solver):
             acceptance=run.acceptance.mean(1),
             all_restarts_diverged=~torch.isfinite(x_hat.flatten(1)).all(1).cpu(),
             diagnostics=diagnostics,
+            start_loss=run.start_loss,
         )

@@ -4,7 +4,8 @@ First CSGM on z (restarts, the kept latent z*); then, with G = tail o head split
 (``Generator.split``), Adam steps on the intermediate activations h from h0 = head(z*) on the same data term
 through ``tail``, each step followed by the projection of h onto the l1 ball of radius ``radius`` around h0.
 Leaving range(G) by a bounded amount lets the estimate go below the generator's representation error
-(CSGM's plateau), while the ball keeps it near what the earlier layers can produce. ``radius: auto``
+(CSGM's plateau), while the ball keeps it near what the earlier layers can produce. A row whose search does not
+lower the data term keeps CSGM's estimate (``start_loss`` is CSGM's data term). ``radius: auto``
 chooses the radius per m on the validation split (one CSGM run serves every candidate radius).
 """
 
@@ -98,13 +99,15 @@ class ILOSolver(CSGMSolver):
         radius: torch.Tensor,
         copies: int = 1,
     ) -> torch.Tensor:
-        """x_hat of the layer search from CSGM's kept latents, repeated ``copies`` times (one radius per row);
-        an image whose restarts all diverged keeps CSGM's fallback estimate."""
-        x_hat = self.intermediate(csgm.z.repeat(copies, 1), y.repeat(copies, 1), measurement, generator, radius).clamp(
-            0, 1
-        )
+        """x_hat of the layer search from CSGM's kept latents, repeated ``copies`` times (one radius per row).
+        The stage never makes an estimate worse: a row keeps CSGM's estimate where the search's data term is not
+        lower (or not finite), and an image whose restarts all diverged keeps CSGM's fallback estimate."""
+        y = y.repeat(copies, 1)
+        start = csgm.x_hat.repeat(copies, 1, 1, 1)
+        x_hat = self.intermediate(csgm.z.repeat(copies, 1), y, measurement, generator, radius).clamp(0, 1)
+        improved = measurement.loss(x_hat, y) < measurement.loss(start, y)
         failed = csgm.all_restarts_diverged.repeat(copies).to(x_hat.device)
-        return torch.where(failed.view(-1, 1, 1, 1), csgm.x_hat.repeat(copies, 1, 1, 1), x_hat)
+        return torch.where((improved & ~failed).view(-1, 1, 1, 1), x_hat, start)
 
     def solve(
         self,
@@ -124,6 +127,7 @@ class ILOSolver(CSGMSolver):
             out,
             x_hat=x_hat,
             measurement_loss=measurement.loss(x_hat, y),
+            start_loss=out.measurement_loss,
             generator_evaluations=out.generator_evaluations + self.layer_iterations + 1,
             vjps=out.vjps + self.layer_iterations,
         )

@@ -14,7 +14,7 @@ pixelwise standard deviation and central 90% interval of the recorded samples, a
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
@@ -24,9 +24,10 @@ from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import Operator
 from csgm.seeding import seeded_rng
 from csgm.solvers.base import Solver, SolverOutput
+from csgm.solvers.mcmc import chain_diagnostics
 from csgm.progress import report_steps
 
-__all__ = ["LangevinSolver", "quantile"]
+__all__ = ["LangevinRun", "LangevinSolver", "quantile"]
 
 INTERVAL = (0.05, 0.95)  # the central 90% pixel interval reported with the samples
 
@@ -38,6 +39,21 @@ def quantile(samples: torch.Tensor, q: float) -> torch.Tensor:
     low = int(math.floor(position))
     high = min(low + 1, samples.shape[1] - 1)
     return ordered[:, low] + (position - low) * (ordered[:, high] - ordered[:, low])
+
+
+class LangevinRun(NamedTuple):
+    """The chains' record of one ``LangevinSolver.sample`` call for B images x K chains, S records per chain."""
+
+    latents: torch.Tensor  # (B, S K, k) recorded latents, record-major (the K chains of record 0 first)
+    images: torch.Tensor  # (B, S K, C, H, W) the images of those latents
+    last: torch.Tensor  # (B, K, C, H, W) each chain's last image
+    acceptance: torch.Tensor  # (B, K) each chain's acceptance rate after the burn-in
+    start_loss: torch.Tensor  # (B,) the mean data term of the chains' starting points
+
+    def chains(self) -> torch.Tensor:
+        """The recorded latents per chain, (B, K, S, k), as the convergence diagnostics take them."""
+        batch, chains = self.last.shape[:2]
+        return self.latents.view(batch, -1, chains, self.latents.shape[-1]).transpose(1, 2)
 
 
 class LangevinSolver(Solver):
@@ -99,9 +115,8 @@ class LangevinSolver(Solver):
         image_ids: Sequence[int],
         generator: Generator | None = None,
         seed: int = 0,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run the chains: (latent samples (B, S, k), image samples (B, S, C, H, W) recorded every ``thin`` steps
-        after the burn-in, each chain's last image (B, chains, C, H, W), per-chain acceptance (B, chains))."""
+    ) -> LangevinRun:
+        """Run the chains; latents and images are recorded every ``thin`` steps after the burn-in."""
         generator = self.require_generator(generator)
         measurement = self.accepted(measurement)
         level = measurement.noise.level
@@ -116,6 +131,7 @@ class LangevinSolver(Solver):
         y_rep = y.repeat_interleave(chains, dim=0)
         scale = 2 * level**2 * self.temperature_at(0)
         value, grad, x = self.log_posterior(z, y_rep, measurement, generator, scale)
+        start_loss = measurement.loss(x, y_rep).view(batch, chains).mean(1)
         log_eta = torch.full((len(z),), math.log(self.step_size), dtype=y.dtype, device=y.device)  # per chain
         accepted = torch.zeros(len(z), dtype=y.dtype, device=y.device)
         records, latents = [], []
@@ -145,7 +161,13 @@ class LangevinSolver(Solver):
                     records.append(x.view(batch, chains, *x.shape[1:]))
                     latents.append(z.view(batch, chains, k))
         acceptance = (accepted / (self.steps - self.burn_in)).view(batch, chains)
-        return torch.cat(latents, dim=1), torch.cat(records, dim=1), x.view(batch, chains, *x.shape[1:]), acceptance
+        return LangevinRun(
+            torch.cat(latents, dim=1),
+            torch.cat(records, dim=1),
+            x.view(batch, chains, *x.shape[1:]),
+            acceptance,
+            start_loss,
+        )
 
     def solve(
         self,
@@ -155,9 +177,9 @@ class LangevinSolver(Solver):
         generator: Generator | None = None,
         seed: int = 0,
     ) -> SolverOutput:
-        _, samples, last, acceptance = self.sample(y, measurement, image_ids, generator, seed)
+        run = self.sample(y, measurement, image_ids, generator, seed)
         measurement = as_measurement(measurement)
-        batch = len(y)
+        batch, samples = len(y), run.images
         mean = samples.mean(1)
         lower, upper = (quantile(samples, q) for q in INTERVAL)
         x_hat = mean.clamp(0, 1)
@@ -167,9 +189,14 @@ class LangevinSolver(Solver):
             iterations=torch.full((batch,), self.steps, dtype=torch.long),
             dropped_restarts=torch.zeros(batch, dtype=torch.long),
             generator_evaluations=torch.full((batch,), self.chains * (self.steps + 1), dtype=torch.long),
-            samples=last[:, : self.keep_samples].clamp(0, 1),
+            samples=run.last[:, : self.keep_samples].clamp(0, 1),
             pixel_std=samples.std(1, unbiased=False),
             interval=(lower, upper),
-            acceptance=acceptance.mean(1).cpu() if self.mala else None,
+            acceptance=run.acceptance.mean(1).cpu() if self.mala else None,
             all_restarts_diverged=~torch.isfinite(mean.flatten(1)).all(1).cpu(),
+            diagnostics={
+                **chain_diagnostics(run.chains()),
+                "draws": torch.full((batch,), float(samples.shape[1] // self.chains), dtype=torch.float64),
+            },
+            start_loss=run.start_loss,
         )

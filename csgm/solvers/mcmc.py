@@ -14,6 +14,7 @@ import torch
 
 __all__ = ["DualAveraging", "Energy", "chain_diagnostics", "hamiltonian_transition"]
 
+MCMC_DIAGNOSTICS = ("rhat", "ess_bulk", "ess_tail")
 Energy = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # z -> (U, grad U, G(z))
 
 
@@ -86,10 +87,13 @@ def hamiltonian_transition(
 
 def chain_diagnostics(draws: torch.Tensor) -> dict[str, torch.Tensor]:
     """ArviZ's rank-normalised split R-hat and bulk and tail effective sample sizes (Vehtari et al. 2021) per
-    image of ``draws`` (B, chains, draws, k): the worst coordinate's value (largest R-hat, smallest ESS), each (B,)."""
+    image of ``draws`` (B, chains, draws, k): the worst coordinate's value (largest R-hat, smallest ESS), each (B,);
+    NaN with fewer than 4 draws per chain (split R-hat needs two halves of two)."""
+    if draws.shape[2] < 4:
+        return {name: torch.full((len(draws),), float("nan"), dtype=torch.float64) for name in MCMC_DIAGNOSTICS}
     import arviz
 
-    worst: dict[str, list[float]] = {"rhat": [], "ess_bulk": [], "ess_tail": []}
+    worst: dict[str, list[float]] = {name: [] for name in MCMC_DIAGNOSTICS}
     for image in draws.double().cpu().numpy():
         dataset = arviz.convert_to_dataset(image)
         worst["rhat"].append(float(arviz.rhat(dataset)["x"].max()))

@@ -5,7 +5,8 @@
 The projection is an inner Adam search on z, warm-started from the previous projection's z (the first from
 z ~ N(0, I) seeded per (seed, image id)), for all images at once; eta = ``step`` / ||A||^2, with ``step: auto``
 chosen per m from ``step_grid`` on the validation split (1/||A||^2 is safe but slow for a Gaussian A with m < n,
-where A^T A / m is near the identity on the range of G). Needs a linear A.
+where A^T A / m is near the identity on the range of G). The estimate is the iterate with the lowest data
+term, so iterating never makes it worse than the first projection (``start_loss``). Needs a linear A.
 """
 
 from __future__ import annotations
@@ -78,16 +79,25 @@ class PGDSolver(Solver):
         eta = self.step / operator.norm_squared()
         z = initial_latents(generator, image_ids, 1, seed).to(device=y.device, dtype=y.dtype)
         x = torch.zeros(len(y), *operator.image_shape, dtype=y.dtype, device=y.device)
+        best_x, best_z, first_loss = x, z.clone(), None
+        best_loss = torch.full((len(y),), torch.inf, dtype=y.dtype, device=y.device)
         for _ in range(self.iterations):
             v = x + eta * operator.adjoint(target - operator(x))
             z = self.project(v, z, generator)
             x = generator(z)
-        x_hat = x.clamp(0, 1)
+            loss = measurement.loss(x.clamp(0, 1), y)
+            first_loss = loss if first_loss is None else first_loss
+            better = loss < best_loss  # the best iterate by the data term: the iterations never make it worse
+            best_x = torch.where(better.view(-1, 1, 1, 1), x, best_x)
+            best_z = torch.where(better[:, None], z, best_z)
+            best_loss = torch.where(better, loss, best_loss)
+        x_hat = best_x.clamp(0, 1)
         count = len(y)
         return SolverOutput(
             x_hat=x_hat,
-            measurement_loss=measurement.loss(x_hat, y),
-            z=z,
+            measurement_loss=best_loss,
+            start_loss=first_loss,
+            z=best_z,
             iterations=torch.full((count,), self.iterations, dtype=torch.long),
             dropped_restarts=torch.zeros(count, dtype=torch.long),
             generator_evaluations=torch.full((count,), self.iterations * (self.inner_iterations + 1), dtype=torch.long),

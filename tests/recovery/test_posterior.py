@@ -34,7 +34,8 @@ def run(checkpoint, root, *extra):
 
 def test_sampler_rows_samples_and_std_maps(vae_checkpoint, tmp_path):
     result, rows = run(vae_checkpoint, tmp_path)
-    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+    assert len(rows) == 6  # 4 draws per chain: too few to trust, and the rows say so
+    assert all(r["status"] in ("unreliable", "not_converged") and "few_samples" in r["reason"] for r in rows)
     for r in rows:
         assert (
             0.0 <= float(r["coverage90"]) <= 1.0 and float(r["pixel_std"]) > 0 and 0.0 <= float(r["acceptance"]) <= 1.0

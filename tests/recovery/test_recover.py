@@ -11,6 +11,7 @@ import torch
 
 from csgm.errors import CsgmError
 from csgm.recovery.run import recover
+from csgm.recovery.store import ResultsStore
 from csgm.solvers.csgm import CSGMSolver
 from tests.helpers import TINY_RECOVER, compose_config, requires_compiler, run_script, write_images
 
@@ -72,6 +73,21 @@ def test_resume_after_a_crash_recomputes_nothing(vae_checkpoint, tmp_path, monke
     untimed = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert untimed(read_rows(tmp_path / "run")) == untimed(read_rows(tmp_path / "reference"))
     assert resumed["summary"] == reference["summary"]
+
+
+def test_an_interrupt_loses_at_most_one_batch_of_one_m(vae_checkpoint, tmp_path, monkeypatch):
+    """A batch never spans two m: with every image in one batch, a crash while solving m = 40 keeps m = 20's rows."""
+    original_solve = CSGMSolver.solve
+
+    def crash_at_40(self, y, measurement, *args, **kwargs):
+        if measurement.operator.m == 40:
+            raise RuntimeError("simulated crash")
+        return original_solve(self, y, measurement, *args, **kwargs)
+
+    monkeypatch.setattr(CSGMSolver, "solve", crash_at_40)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        recover(config(vae_checkpoint, tmp_path, "measurements=[20,40]", "batch_size=100"), tmp_path / "run")
+    assert ResultsStore(tmp_path / "run").done() == {(20, i) for i in range(6)}
 
 
 def test_bigger_grid_and_more_images_only_add_the_new_pairs(vae_checkpoint, tmp_path, monkeypatch):

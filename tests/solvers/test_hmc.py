@@ -9,6 +9,7 @@ import torch
 from csgm.errors import CsgmError
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_operator
+from csgm.recovery.verdicts import Verdict, verdicts
 from csgm.solvers import build_solver
 from csgm.solvers.mcmc import DualAveraging, chain_diagnostics, hamiltonian_transition
 from tests.solvers.test_langevin import SHAPE, LinearGenerator, closed_form
@@ -33,13 +34,15 @@ def test_hmc_matches_the_closed_form_posterior(problem):
     """8 chains x 150 kept steps: each pixel's mean within 5 Monte Carlo standard errors (std / sqrt(draws / 2))
     and its std within 15% of the closed form; the rows mix (R-hat, ESS)."""
     generator, A, model, y = problem
-    out = build_solver({**FAST, "chains": 8, "max_rhat": 1.05}).solve(y, model, [0], generator, seed=0)
+    solver = build_solver({**FAST, "chains": 8, "max_rhat": 1.05})
+    out = solver.solve(y, model, [0], generator, seed=0)
     mean, cov = closed_form(generator, A, y, 0.02)
     std = cov.diagonal().sqrt()
     assert bool(((out.x_hat.flatten() - mean).abs() < 5 * std / (DRAWS / 2) ** 0.5).all())
     torch.testing.assert_close(out.pixel_std.flatten(), std, rtol=0.15, atol=0)
     assert float(out.diagnostics["rhat"][0]) < 1.05 and float(out.diagnostics["ess_bulk"][0]) > 400
-    assert bool(out.converged[0]) and 0.5 < float(out.acceptance[0]) < 0.9
+    assert verdicts(out, solver.health_limits)[0] == Verdict("ok")
+    assert 0.5 < float(out.acceptance[0]) < 0.9
 
 
 def test_mismatch_term_matches_the_closed_form_posterior(problem):
@@ -146,7 +149,9 @@ def test_rows_whose_chains_do_not_move_are_not_converged(problem):
         }
     )
     out = solver.solve(y, model, [0], generator, seed=0)
-    assert float(out.diagnostics["rhat"][0]) > 1.5 and not bool(out.converged[0])
+    assert float(out.diagnostics["rhat"][0]) > 1.5
+    verdict = verdicts(out, solver.health_limits)[0]
+    assert verdict.status == "not_converged" and "rhat>1.01" in verdict.reason.split(";")
 
 
 def test_samples_and_diagnostics_do_not_depend_on_the_batch(problem):

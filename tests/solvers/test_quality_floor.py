@@ -230,7 +230,8 @@ def test_mala_acceptance_of_one_step_is_the_hand_computed_metropolis_test():
             "keep_samples": 1,
         }
     )
-    latents, _, _, acceptance = solver.sample(y[:1], model, IDS[:1], generator, seed=seed)
+    run = solver.sample(y[:1], model, IDS[:1], generator, seed=seed)
+    latents, acceptance = run.latents, run.acceptance
     M, offset = matrix @ generator.weight, matrix @ generator.bias
 
     def log_pi(z):
