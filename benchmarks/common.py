@@ -19,8 +19,7 @@ sys.path.insert(0, str(ROOT))
 from csgm.api import compose  # noqa: E402
 from csgm.cli import plain  # noqa: E402
 from csgm.data import load_splits  # noqa: E402
-from csgm.errors import CsgmError  # noqa: E402
-from csgm.generators.checkpoint import load_generator  # noqa: E402
+from csgm.generators.checkpoint import check_trained_on, load_generator  # noqa: E402
 from csgm.measurement import MeasurementModel  # noqa: E402
 from csgm.operators import Noise, build_operator  # noqa: E402
 from csgm.recovery.paths import resolve_checkpoint  # noqa: E402
@@ -110,11 +109,7 @@ def mnist_problem(
     path = resolve_checkpoint(checkpoint, ROOT / "outputs")
     generator, meta = load_generator(path)
     dataset = dataset or dataset_config()
-    if meta.get("dataset") != dataset["name"]:
-        raise CsgmError(
-            f"checkpoint {str(path)!r} was trained on dataset {meta.get('dataset')!r}, not {dataset['name']!r}: "
-            f"pass --dataset {meta.get('dataset')} or a checkpoint trained on {dataset['name']}"
-        )
+    check_trained_on(path, meta, dataset["name"], "--dataset {}")
     dataset = load_splits(dataset)[split]
     ids = list(range(count))
     x = torch.stack([dataset[i][0] for i in ids])

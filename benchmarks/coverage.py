@@ -34,7 +34,7 @@ from csgm.api import compose
 from csgm.cli import plain
 from csgm.data import load_splits
 from csgm.files import atomic_write_bytes
-from csgm.generators.checkpoint import load_generator
+from csgm.generators.checkpoint import check_trained_on, load_generator
 from csgm.measurement import MeasurementModel
 from csgm.metrics import mean_ci95, per_pixel_error, std_error_correlation
 from csgm.operators import Noise, build_operator
@@ -174,7 +174,9 @@ def main() -> None:
         print(markdown_table(json.load(args.markdown)))
         return
     torch.set_num_threads(args.threads)
-    generator, _ = load_generator(resolve_checkpoint(args.checkpoint, ROOT / "outputs"))
+    checkpoint = resolve_checkpoint(args.checkpoint, ROOT / "outputs")
+    generator, meta = load_generator(checkpoint)
+    check_trained_on(checkpoint, meta, "mnist10k", option=None)
     generator.eval().requires_grad_(False)
     splits = load_splits({"name": "mnist10k", "val_size": 1000, "test_size": 1000, "split_seed": 0})
     val_ids, test_ids = list(range(args.val_images)), list(range(args.test_images))

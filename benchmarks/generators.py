@@ -100,6 +100,7 @@ def cs_rows(
         "recover",
         [
             "experiment=paper_mnist",
+            "~generator",  # each checkpoint brings its own generator (the experiment names the VAE)
             f"dataset={dataset}",
             f"checkpoint='{checkpoint}'",
             f"solver={solver}",

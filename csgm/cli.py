@@ -99,9 +99,23 @@ def _condense(text: str) -> str:
     return " ".join([p if p.endswith((".", ";", ":")) else p + ";" for p in parts[:-1]] + parts[-1:])
 
 
+def _override_grammar_line(exc: Any) -> str:
+    """Hydra's grammar error for one override, with the fix for a path value: quote it (a value holding ``~``,
+    ``=``, spaces or non-ASCII letters is not a plain word of Hydra's override grammar)."""
+    key, _, value = str(exc.override).partition("=")
+    reason = _condense(str(exc.message)).split("; See https://")[0]
+    if value.startswith(("[", "{")):
+        hint = f"write a list as {key}=[a,b] and a mapping as {key}={{k:v}}, inside shell quotes"
+    elif value:
+        hint = f"quote the value for Hydra, inside shell quotes: '{key}=\"{value}\"'"
+    else:
+        hint = "see https://hydra.cc/docs/advanced/override_grammar/basic"
+    return f"cannot read the override {exc.override!r} ({reason}); {hint}"
+
+
 def user_error_line(exc: BaseException) -> str | None:
     """The one line for a failure the user can fix, or None for a bug (which keeps its traceback)."""
-    from hydra.errors import HydraException
+    from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
     if isinstance(exc, MissingMandatoryValue) and getattr(exc, "full_key", None):
@@ -110,6 +124,8 @@ def user_error_line(exc: BaseException) -> str | None:
         return str(exc).strip().splitlines()[-1]  # a DataLoader worker prepends its own lines
     if isinstance(exc, OSError) and exc.errno is not None:
         return _os_error_line(exc)
+    if isinstance(exc, OverrideParseException):
+        return _override_grammar_line(exc)
     if isinstance(exc, (HydraException, OmegaConfBaseException)):
         cause = exc.__cause__
         text = _condense(str(exc))

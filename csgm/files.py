@@ -9,12 +9,16 @@ temporary file is complete before the first rename, so a full disk leaves all th
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+
+from csgm.errors import CsgmError
+from typing import Callable, Iterator, Mapping, Sequence
 
 __all__ = [
     "atomic_write_bytes",
@@ -24,6 +28,8 @@ __all__ = [
     "file_mode",
     "cached_digest",
     "content_digest",
+    "json_bytes",
+    "read_csv_rows",
 ]
 
 
@@ -126,3 +132,58 @@ def content_digest(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
+
+
+def _finite(value: object) -> object:
+    """``value`` with every NaN or infinite float (at any depth of dicts, lists and tuples) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_bytes(value: object, indent: int = 1) -> bytes:
+    """Valid JSON (RFC 8259) of ``value``: a NaN or infinity, which JSON cannot hold, is written as null."""
+    return json.dumps(_finite(value), indent=indent, allow_nan=False).encode()
+
+
+def read_csv_rows(
+    path: str | Path,
+    text: Sequence[str] = (),
+    integers: Sequence[str] = (),
+    numbers: Sequence[str] = (),
+    blank_numbers: Sequence[str] = (),
+) -> list[dict[str, str]]:
+    """The rows of a CSV table csgm wrote, checked, since a hand-edited table must not give silently wrong figures:
+    the columns present, every ``integers`` value an integer, every ``numbers`` value a number (``nan`` included)
+    and every ``blank_numbers`` value a number or empty; the first problem fails in one line naming the file, row and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise CsgmError(f"{str(path)!r} is missing; re-run recover.py in {str(path.parent)!r} to write it")
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        missing = [c for c in (*text, *integers, *numbers, *blank_numbers) if c not in (reader.fieldnames or [])]
+    if missing:
+        raise CsgmError(f"{str(path)!r} has no column {', '.join(missing)}; re-run recover.py to write it again")
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        for column in (*integers, *numbers, *blank_numbers):
+            value = row[column]
+            if not (column in blank_numbers and value in ("", None)) and not _parses(value, column in integers):
+                kind = "an integer" if column in integers else "a number"
+                raise CsgmError(
+                    f"{str(path)!r} line {line}: {column}={value!r} is not {kind}; fix the value or re-run recover.py"
+                )
+    return rows
+
+
+def _parses(value: str | None, integer: bool) -> bool:
+    """Whether a CSV cell reads as an integer (``integer``) or as a float."""
+    try:
+        int(value) if integer else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True

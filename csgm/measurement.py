@@ -46,6 +46,13 @@ class MeasurementModel:
             noisy = self.noise(self.operator.pre_noise(x), list(image_ids), key=self.noise_key)
             return self.operator.post_noise(noisy)
 
+    def check_measurements(self, y: torch.Tensor, where: str) -> None:
+        """Refuse recorded measurements y (N, output_size), e.g. from a file named ``where``, that this operator
+        and noise cannot give: a quantiser's off-level values, negative values of a nonnegative operator without
+        noise, Poisson values that are not counts."""
+        self.operator.check_measurements(y, where)
+        self.noise.check_measurements(y, where, self.operator.nonnegative)
+
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """The noise-free values the likelihood of y is a function of (``A.pre_noise(x)``), differentiable in x."""
         return self.operator.pre_noise(x)

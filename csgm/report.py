@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from csgm.cli import user_error_line
 from csgm.errors import CsgmError
 from csgm.results import summary_key
 from csgm.reporting.plots import METRIC_LABELS, X_AXES
@@ -17,6 +18,14 @@ from csgm.reporting.experiment_report import build_report, find_runs
 from csgm.reporting.table import format_summary
 
 __all__ = ["main", "command"]
+
+
+def _check_arguments(out: Path, images: int) -> None:
+    """The output folder must be a folder (or not exist yet) and the grid must show at least one image."""
+    if out.exists() and not out.is_dir():
+        raise CsgmError(f"--out {str(out)!r} is a file; give a folder for the report (it is created if missing)")
+    if images < 1:
+        raise CsgmError(f"--images {images} must be >= 1 (the images in the comparison grid)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,13 +48,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     scale.add_argument("--linear-y", dest="log_y", action="store_false", help="linear y axis")
     args = parser.parse_args(argv)
+    out = args.out or Path(args.paths[0])
     try:
         runs = [(run, None) for run in find_runs(args.paths)]
-        report = build_report(
-            runs, args.out or Path(args.paths[0]), args.metric, args.x, args.m, args.images, args.log_y
-        )
-    except CsgmError as exc:
-        print(f"csgm: error: {exc}", file=sys.stderr)
+        _check_arguments(out, args.images)
+        report = build_report(runs, out, args.metric, args.x, args.m, args.images, args.log_y)
+    except Exception as exc:
+        line = user_error_line(exc)
+        if line is None:
+            raise
+        print(f"csgm: error: {line}", file=sys.stderr)
         return 2
     summary = report["summary"]
     print(format_summary(sorted(summary, key=summary_key)))

@@ -9,6 +9,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,7 +17,7 @@ from tests.helpers import TINY_RECOVER, TINY_TRAIN, run_script, write_images
 
 pytestmark = pytest.mark.slow
 
-# (overrides, text the one stderr line must contain); {ckpt}, {dir}, {file}, {garbage}, {keyless}, {images}
+# (overrides, text the one stderr line must contain); {ckpt}, {dir}, {file}, {garbage}, {keyless}, {images}, {complex_y}
 # are filled in by the fixture below.
 RECOVER_CASES = [
     (["batch_size=0"], "batch_size=0 must be >= 1"),
@@ -85,6 +86,21 @@ RECOVER_CASES = [
     (["checkpoint={latent_string}"], "checkpoint '{latent_string}': latent_dim='20' must be an integer >= 1"),
     (["checkpoint={bad_arch}"], "checkpoint '{bad_arch}': its generator cannot be rebuilt (generator.arch.hidden_dims"),
     (["checkpoint={dir}/missing.ckpt"], "checkpoint '{dir}/missing.ckpt': the file does not exist"),
+    (["generator=dcgan"], "checkpoint '{ckpt}': it holds a 'vae' generator, but generator=dcgan was chosen"),
+    (
+        [
+            "dataset=folder",
+            "dataset.data_dir={images}",
+            "dataset.image_size=28",
+            "dataset.channels=1",
+            "dataset.test_size=2",
+        ],
+        "generator was trained on dataset 'mnist10k', but the images come from dataset 'folder'; pass dataset=mnist10k",
+    ),
+    (["input=file", "file.y={complex_y}"], "file.y='{complex_y}' holds complex numbers (complex128)"),
+    (["input=file", "file.y=~/y.npy"], """cannot read the override 'file.y=~/y.npy' (LexerNoViableAltException"""),
+    (["checkpoint=a=b.ckpt"], """quote the value for Hydra, inside shell quotes: 'checkpoint="a=b.ckpt"'"""),
+    (["input=file", "file.y=/tmp/é.npy"], """inside shell quotes: 'file.y="/tmp/é.npy"'"""),
 ]
 SOLVER_CASES = [  # solvers whose options differ from CSGM's (no TINY_RECOVER solver keys)
     (["solver=lasso", "solver.lambda_l1=abc"], "solver.lambda_l1='abc' must be a number > 0, or auto"),
@@ -103,6 +119,10 @@ SOLVER_CASES = [  # solvers whose options differ from CSGM's (no TINY_RECOVER so
     (["operator=quantize", "operator.bits=0"], "operator.bits=0 must be in [1, 16]"),
     (["operator=one_bit", "operator.dither=-1"], "operator.dither=-1 must be >= 0"),
     (["solver=biht", "operator=one_bit", "solver.sparsity=0"], "solver.sparsity=0 must be an integer >= 1"),
+    (
+        ["solver=biht", "operator=one_bit", "solver.sparsity=1000"],
+        "solver.sparsity holds 1000, more coefficients than the image has (n = 784)",
+    ),
 ]
 TRAIN_CASES = [
     (["trainer.max_epochs=0"], "trainer.max_epochs=0 trains nothing"),
@@ -140,6 +160,7 @@ def files(tmp_path_factory, vae_checkpoint) -> dict[str, str]:
     torch.save({"csgm_generator": {"name": "vae"}}, root / "keyless.ckpt")
     (root / "a_file").write_text("a file where a folder should be")
     write_images(root / "images", 12, (28, 28), mode="L")
+    np.save(root / "complex_y.npy", np.ones((2, 20), dtype=complex))
     broken = root / "broken"
     write_images(broken, 12, (28, 28), mode="L")
     (broken / "000000.png").write_bytes((broken / "000000.png").read_bytes()[:40])  # truncated
@@ -150,6 +171,7 @@ def files(tmp_path_factory, vae_checkpoint) -> dict[str, str]:
         "garbage": str(root / "garbage.ckpt"),
         "keyless": str(root / "keyless.ckpt"),
         "images": str(root / "images"),
+        "complex_y": str(root / "complex_y.npy"),
         "broken": str(broken),
         **_edited_checkpoints(vae_checkpoint, root),
     }

@@ -143,7 +143,10 @@ def test_benchmarks_refuse_a_checkpoint_trained_on_another_dataset(vae_checkpoin
         cwd=tmp_path,
     )
     assert result.returncode != 0
-    assert "was trained on dataset 'mnist10k', not 'fashion_mnist': pass --dataset mnist10k" in result.stderr
+    assert (
+        "trained on dataset 'mnist10k', but the images come from dataset 'fashion_mnist'; pass --dataset mnist10k"
+        in (result.stderr)
+    )
 
 
 def test_scale_benchmark(vae_checkpoint, tmp_path):

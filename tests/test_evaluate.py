@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from csgm.evaluation.generator_metrics import jacobian_spectral_norms, pairwise_ratios, range_error
+from csgm.errors import CsgmError
 from csgm.evaluation.run import evaluate
+from csgm.files import json_bytes
 from csgm.generators import Generator
-from tests.helpers import CONF, TINY_GENERATORS, TINY_TRAIN, compose_config, run_script
+from tests.helpers import CONF, TINY_GENERATORS, TINY_TRAIN, compose_config, run_script, write_images
 
 TINY_EVALUATE = ["num_images=3", "restarts=1", "iterations=5", "lipschitz_samples=3", "power_iterations=3", "pairs=10"]
 
@@ -24,13 +26,22 @@ def checkpoint(request, tmp_path_factory):
     return train(cfg, tmp_path_factory.mktemp(f"{request.param}_run"))["checkpoint"]
 
 
+def strict_json(text: str):
+    """json.loads that refuses the bare NaN and Infinity tokens, which are not JSON."""
+
+    def refuse(token: str):
+        raise ValueError(f"{token} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def test_every_generator_config_is_tested():
     assert sorted(TINY_GENERATORS) == sorted(p.stem for p in (CONF / "generator").glob("*.yaml"))
 
 
 def test_evaluation_runs_on_every_generator(checkpoint, tmp_path):
     result = evaluate(compose_config("evaluate", [f"checkpoint={checkpoint}", *TINY_EVALUATE]), tmp_path)
-    numbers = json.loads(result["paths"]["evaluation"].read_text())
+    numbers = strict_json(result["paths"]["evaluation"].read_text())
     for key in ("range_error", "optimisation_error"):
         assert math.isfinite(numbers[key]["mean"]) and numbers[key]["mean"] >= 0
     assert numbers["jacobian_spectral_norm"]["max"] >= numbers["jacobian_spectral_norm"]["median"] > 0
@@ -82,3 +93,26 @@ def test_evaluate_command(checkpoint, tmp_path):
         "csgm/evaluate.py", f"checkpoint={checkpoint}", "num_images=0", f"paths.output_root={tmp_path}", cwd=tmp_path
     )
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == ["csgm: error: num_images=0 must be >= 1"]
+
+
+def test_json_bytes_writes_non_finite_numbers_as_null():
+    value = {"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": -float("inf")}, "e": "x", "f": (2, None)}
+    assert strict_json(json_bytes(value)) == {"a": None, "b": [1.0, None], "c": {"d": None}, "e": "x", "f": [2, None]}
+
+
+def test_evaluation_refuses_another_dataset_and_more_images_than_the_split(vae_checkpoint, tmp_path):
+    write_images(tmp_path / "digits", 12, (28, 28), mode="L")
+    folder = [
+        "dataset=folder",
+        f"dataset.data_dir={tmp_path / 'digits'}",
+        "dataset.image_size=28",
+        "dataset.channels=1",
+    ]
+    with pytest.raises(
+        CsgmError, match="dataset 'mnist10k', but the images come from dataset 'folder'; pass dataset=mnist10k"
+    ):
+        evaluate(compose_config("evaluate", [f"checkpoint={vae_checkpoint}", *TINY_EVALUATE, *folder]), tmp_path / "a")
+    with pytest.raises(CsgmError, match="num_images=5000 but the test split of mnist10k has 1000 images"):
+        evaluate(
+            compose_config("evaluate", [f"checkpoint={vae_checkpoint}", *TINY_EVALUATE, "num_images=5000"]), tmp_path
+        )

@@ -131,3 +131,51 @@ def test_one_bit_without_dither_fits_only_the_direction():
     torch.testing.assert_close(model.loss(3.0 * x, y), model.loss(x, y))
     assert float(model.loss(x, y).max()) == 0.0 and float(model.loss(1e-6 * images(2, seed=5), y).min()) > 0
     torch.testing.assert_close(per_pixel_error(match_norm(0.2 * x, x), x), torch.zeros(2, dtype=torch.float64))
+
+
+RECORDED = [  # (operator, noise): what the model itself measures must pass its own check of recorded values
+    ({"name": "one_bit"}, Noise("gaussian", 0.1)),
+    ({"name": "one_bit", "dither": 2.0}, Noise("none")),
+    ({"name": "quantize", "bits": 3, "range": 5.0}, Noise("gaussian", 0.5)),
+    ({"name": "phase_retrieval"}, Noise("none")),
+    ({"name": "identity"}, Noise("poisson", scale=37.0)),
+    ({"name": "blur"}, Noise("none")),
+    ({"name": "gaussian"}, Noise("student_t", 0.1)),
+]
+
+
+@pytest.mark.parametrize("operator_cfg,noise", RECORDED, ids=lambda v: getattr(v, "label", None) or v["name"])
+def test_measurements_of_the_model_pass_its_own_check(operator_cfg, noise):
+    model = MeasurementModel(build_operator(operator_cfg, SHAPE, seed=1, m=40), noise, seed=3)
+    y = model.measure(images(), list(range(4)))
+    model.check_measurements(y, "file.y")
+    model.check_measurements(y.float().double(), "file.y")  # saved in float32: still the same values
+
+
+@pytest.mark.parametrize(
+    "operator_cfg,noise,edit,message",
+    [
+        ({"name": "one_bit"}, Noise("none"), lambda y: y * 0.5, "values that operator 'one_bit' cannot record"),
+        ({"name": "one_bit"}, Noise("none"), lambda y: y.clamp(min=0), "it records only the levels -1, 1"),
+        (
+            {"name": "quantize", "bits": 3, "range": 5.0},
+            Noise("none"),
+            lambda y: y + 0.1,
+            "it records only the levels -4.375, -3.125, ..., 4.375",
+        ),
+        ({"name": "phase_retrieval"}, Noise("none"), lambda y: -y, "negative values"),
+        ({"name": "identity"}, Noise("poisson", scale=37.0), lambda y: y + 0.001, "are not photon counts"),
+        ({"name": "identity"}, Noise("poisson", scale=37.0), lambda y: -y - 1, "are not photon counts"),
+    ],
+)
+def test_recorded_values_the_model_cannot_give_are_refused(operator_cfg, noise, edit, message):
+    model = MeasurementModel(build_operator(operator_cfg, SHAPE, seed=1, m=40), noise, seed=3)
+    y = edit(model.measure(images(), list(range(4))))
+    with pytest.raises(CsgmError, match="^file.y holds ") as info:
+        model.check_measurements(y, "file.y")
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_phase_retrieval_with_noise_may_record_negative_values():
+    model = MeasurementModel(build_operator({"name": "phase_retrieval"}, SHAPE, seed=1, m=40), Noise("gaussian", 0.1))
+    model.check_measurements(-torch.ones(2, 40, dtype=torch.float64) * 0.05, "file.y")

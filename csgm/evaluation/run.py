@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,8 @@ from csgm.checks import check_evaluate_config
 from csgm.data import load_splits
 from csgm.errors import CsgmError
 from csgm.evaluation.generator_metrics import jacobian_spectral_norms, pairwise_ratios, range_error, test_bits_per_dim
-from csgm.files import atomic_write_files
-from csgm.generators.checkpoint import load_generator
+from csgm.files import atomic_write_files, json_bytes
+from csgm.generators.checkpoint import check_trained_on, load_generator
 from csgm.recovery.module import gen_span_images
 from csgm.recovery.paths import resolve_checkpoint
 from csgm.reporting.plots import image_rows_png
@@ -30,13 +29,19 @@ def evaluate(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     torch.manual_seed(cfg["seed"])
     checkpoint = resolve_checkpoint(cfg["checkpoint"], cfg["paths"]["output_root"])
     generator, meta = load_generator(checkpoint)
+    check_trained_on(checkpoint, meta, cfg["dataset"]["name"])
     test = load_splits(cfg["dataset"])["test"]
     if tuple(test[0][0].shape) != tuple(generator.image_shape):
         raise CsgmError(
             f"the checkpoint's generator makes images of shape {tuple(generator.image_shape)} but dataset "
             f"{cfg['dataset']['name']!r} has {tuple(test[0][0].shape)}; evaluate on the dataset it was trained on"
         )
-    count = min(cfg["num_images"], len(test))
+    if cfg["num_images"] > len(test):
+        raise CsgmError(
+            f"num_images={cfg['num_images']} but the test split of {cfg['dataset']['name']} has {len(test)} images; "
+            f"set num_images={len(test)} or fewer"
+        )
+    count = cfg["num_images"]
     ids = list(range(count))
     x = torch.stack([test[i][0] for i in ids])
     search = {"restarts": cfg["restarts"], "iterations": cfg["iterations"], "lr": cfg["lr"], "seed": cfg["seed"]}
@@ -64,7 +69,7 @@ def evaluate(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     paths = {"evaluation": run_dir / "evaluation.json", "samples": run_dir / "samples.png"}
     atomic_write_files(
         {
-            paths["evaluation"]: json.dumps(numbers, indent=1).encode(),
+            paths["evaluation"]: json_bytes(numbers),
             paths["samples"]: image_rows_png([samples[:8], samples[8:]], ["G(z)", "G(z)"], "samples, z ~ N(0, I)"),
         }
     )

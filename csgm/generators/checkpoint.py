@@ -17,6 +17,8 @@ from csgm.seeding import seeded_rng
 
 __all__ = [
     "CHECKPOINT_KEY",
+    "check_generator_name",
+    "check_trained_on",
     "check_weights",
     "checkpoint_digest",
     "generator_digest",
@@ -199,6 +201,32 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     meta["digest"] = generator_digest(payload)
     return generator, meta
+
+
+def check_trained_on(path: str | Path, meta: dict[str, Any], dataset: str, option: str | None = "dataset={}") -> None:
+    """Refuse images of ``dataset`` for a generator trained on another one (its images would fit in shape, and the
+    results would be silently wrong); ``option`` spells the fix for the command at hand (``--dataset {}``; None
+    for a command whose dataset is fixed)."""
+    trained = meta["dataset"]
+    if trained != dataset:
+        fix = (
+            f"pass {option.format(trained)} (or a checkpoint trained on {dataset})"
+            if option
+            else (f"pass a checkpoint trained on {dataset}")
+        )
+        raise CsgmError(
+            f"{_where(Path(path))} its generator was trained on dataset {trained!r}, but the images come from "
+            f"dataset {dataset!r}; {fix}"
+        )
+
+
+def check_generator_name(path: str | Path, meta: dict[str, Any], name: str) -> None:
+    """Refuse a ``generator=NAME`` choice that contradicts the checkpoint's generator (which is what runs)."""
+    if meta["name"] != name:
+        raise CsgmError(
+            f"{_where(Path(path))} it holds a {meta['name']!r} generator, but generator={name} was chosen; "
+            f"drop the generator choice (the checkpoint defines it) or pass a {name} checkpoint"
+        )
 
 
 def checkpoint_digest(path: str | Path, cache_file: str | Path | None = None) -> str:

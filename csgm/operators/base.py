@@ -108,6 +108,10 @@ class Operator(nn.Module):
         """What the instrument records from the noisy values (themselves here; a quantiser's cells)."""
         return values
 
+    def check_measurements(self, y: torch.Tensor, where: str) -> None:
+        """Refuse recorded measurements y (N, output_size) that this operator cannot give, naming ``where`` they
+        came from; any real values here (quantisers record only their levels)."""
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -94,6 +94,16 @@ class Noise(nn.Module, metaclass=_ByKind):
             return y
         return y + self.sample(y.shape[1], image_ids, key).to(device=y.device, dtype=y.dtype)
 
+    def check_measurements(self, y: torch.Tensor, where: str, nonnegative: bool) -> None:
+        """Refuse recorded y this noise cannot give from noise-free values that are >= 0 when ``nonnegative``: a
+        negative value without noise (noise models with a bounded support check more)."""
+        if nonnegative and self.is_zero and bool((y < 0).any()):
+            raise CsgmError(
+                f"{where} holds {int((y < 0).sum())} negative values (lowest {float(y.min()):.3g}) but the operator "
+                "gives values >= 0 and noise=none adds nothing; give the noise the measurements carry (e.g. "
+                "noise=gaussian noise.std=SIGMA) or check the file"
+            )
+
 
 class NoNoise(Noise):
     """Exact measurements."""
@@ -241,6 +251,18 @@ class PoissonNoise(Noise):
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}"
+
+    def check_measurements(self, y: torch.Tensor, where: str, nonnegative: bool) -> None:
+        """Refuse y whose y * scale are not photon counts (non-negative integers, to float32 precision)."""
+        counts = y.double() * self.scale
+        bad = (counts < 0) | ((counts - counts.round()).abs() > 1e-6 * counts.abs().clamp_min(1.0))
+        if bool(bad.any()):
+            first = float(y[bad][0])
+            raise CsgmError(
+                f"{where} holds {int(bad.sum())} values whose y * noise.scale ({self.scale:g}) are not photon counts "
+                f"(non-negative integers; first: {first:g} -> {first * self.scale:g}); save counts / noise.scale, "
+                "or set noise.scale to the scale they were divided by"
+            )
 
 
 NOISES: dict[str, type[Noise]] = {

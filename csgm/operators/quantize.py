@@ -92,6 +92,28 @@ class QuantizedOperator(Operator):
         )
         return lower, upper
 
+    @property
+    def levels(self) -> torch.Tensor:
+        """The values the quantiser records, ascending (float64): the midpoints of its cells."""
+        return -self.range + (torch.arange(2**self.bits, dtype=torch.float64) + 0.5) * self.step
+
+    def check_measurements(self, y: torch.Tensor, where: str) -> None:
+        """Refuse values that are not the quantiser's levels (to float32 precision)."""
+        levels = self.levels
+        index = torch.bucketize(y.double(), (levels[1:] + levels[:-1]) / 2)
+        off = ((y.double() - levels[index]).abs() > 1e-6 * levels.abs().max()).nonzero()
+        if len(off):
+            shown = (
+                ", ".join(f"{v:g}" for v in levels.tolist())
+                if len(levels) <= 4
+                else (f"{levels[0]:g}, {levels[1]:g}, ..., {levels[-1]:g}")
+            )
+            raise CsgmError(
+                f"{where} holds {len(off)} values that operator {self.name!r} cannot record (first: "
+                f"{float(y[tuple(off[0])]):g} at row {int(off[0][0])}); it records only the levels {shown}: give the "
+                "operator options the measurements were quantised with"
+            )
+
     def dequantized(self, y: torch.Tensor) -> torch.Tensor:
         """y - tau, an estimate of A x that treats quantisation as noise (for linear baselines)."""
         return y - self.tau.to(y.dtype)
@@ -112,6 +134,11 @@ class OneBitOperator(QuantizedOperator):
         self, image_shape: Sequence[int], m: int | float, dither: float = 0.0, seed: int = 0, normalize: bool = False
     ) -> None:
         super().__init__(image_shape, m, bits=1, range=1.0, dither=dither, seed=seed, normalize=normalize)
+
+    @property
+    def levels(self) -> torch.Tensor:
+        """-1 and +1: the signs."""
+        return torch.tensor([-1.0, 1.0], dtype=torch.float64)
 
     def post_noise(self, values: torch.Tensor) -> torch.Tensor:
         return torch.where(values > 0, 1.0, -1.0).to(values.dtype)

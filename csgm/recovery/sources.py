@@ -10,6 +10,7 @@ from torch.utils.data import Dataset, Subset
 
 from csgm.errors import CsgmError
 from csgm.generators import Generator
+from csgm.measurement import MeasurementModel
 from csgm.operators import Operator, build_operator
 from csgm.recovery.grid import measurement_grid
 from csgm.recovery.file_input import MeasuredItems, load_array, measured_operator
@@ -25,6 +26,7 @@ class InputSource:
     mode: ClassVar[str]  # the RecoveryModule's input mode
     original_label: ClassVar[str] = "original"
     has_ground_truth: ClassVar[bool] = True
+    reads_dataset: ClassVar[bool] = True  # recovers the dataset's images (so G must have been trained on them)
 
     count: int
     image_shape: tuple[int, ...]
@@ -35,6 +37,9 @@ class InputSource:
 
     def originals(self, ids: list[int]) -> torch.Tensor:
         raise NotImplementedError
+
+    def check_measurements(self, models: Sequence[MeasurementModel]) -> None:
+        """Refuse given measurements that ``models`` (one per operator) cannot give; none are given here."""
 
 
 class DatasetSplit(InputSource):
@@ -79,6 +84,7 @@ class GenSpan(DatasetSplit):
     """Images G(z*) with z* drawn from G's prior per image id (seeded): the optimisation error alone."""
 
     original_label = "G(z*)"
+    reads_dataset = False
 
     def __init__(self, cfg: dict, splits: dict, generator: Generator | None, meta: dict) -> None:
         super().__init__(cfg, splits, generator, meta)
@@ -94,6 +100,7 @@ class MeasurementsFile(InputSource):
 
     mode = "file"
     has_ground_truth = False
+    reads_dataset = False
 
     def __init__(self, cfg: dict, splits: dict, generator: Generator | None, meta: dict) -> None:
         self.y = load_array(cfg["file"].get("y"), "file.y")
@@ -109,6 +116,11 @@ class MeasurementsFile(InputSource):
 
     def items(self, pairs: Sequence[tuple[int, int]]) -> Dataset:
         return MeasuredItems(self.y, [i for _, i in pairs])
+
+    def check_measurements(self, models: Sequence[MeasurementModel]) -> None:
+        """The rows of ``file.y`` that are used must be values the operator and noise can give."""
+        (model,) = models
+        model.check_measurements(self.y[: self.count], "file.y")
 
 
 SOURCES: dict[str, type[InputSource]] = {

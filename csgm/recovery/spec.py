@@ -15,7 +15,7 @@ from csgm.cli import plain
 from csgm.data import load_splits
 from csgm.errors import CsgmError
 from csgm.generators import Generator
-from csgm.generators.checkpoint import load_generator
+from csgm.generators.checkpoint import check_generator_name, check_trained_on, load_generator
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_noise
 from csgm.recovery.identity import run_identity
@@ -35,6 +35,8 @@ def _load_generator(cfg: dict) -> tuple[Generator | None, dict]:
             f"solver {cfg['solver']['name']!r} needs a generator: pass checkpoint=PATH or checkpoint=latest"
         )
     generator, meta = load_generator(checkpoint)
+    if cfg.get("generator") is not None:  # an experiment shared with train.py names it; it must be the checkpoint's
+        check_generator_name(checkpoint, meta, cfg["generator"]["name"])
     return generator, {**meta, "checkpoint": checkpoint}
 
 
@@ -64,7 +66,10 @@ class RecoverySpec:
         splits = load_splits(cfg["dataset"])
         generator, meta = _load_generator(cfg)
         source = input_source(cfg, splits, generator, meta)
+        if generator is not None and (source.reads_dataset or solver.needs_tuning):  # G sees the dataset's images
+            check_trained_on(meta["checkpoint"], meta, cfg["dataset"]["name"])
         measurements = tuple(MeasurementModel(operator, noise, cfg["seed"]) for operator in source.operators)
+        source.check_measurements(measurements)
         for operator in source.operators:
             solver.check_operator(operator)
         return cls(

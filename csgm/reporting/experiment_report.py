@@ -3,20 +3,32 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
 from csgm.errors import CsgmError
-from csgm.files import atomic_write_bytes
+from csgm.files import atomic_write_bytes, read_csv_rows
 from csgm.recovery.store import ResultsStore
-from csgm.results import SUMMARY_FIELDS, csv_bytes, summarise, summary_key
+from csgm.results import METRICS, SUMMARY_FIELDS, csv_bytes, summarise, summary_key
 from csgm.reporting.plots import plot_error_curves, save_image_rows
 from csgm.reporting.table import markdown_summary
 
 __all__ = ["find_runs", "read_summaries", "comparison_grid", "build_report"]
+
+# what the report reads of each table, so that a hand-edited one fails in one line (csgm.files.read_csv_rows)
+KEY_COLUMNS = {"text": ("solver", "operator", "noise"), "integers": ("m",)}
+SUMMARY_COLUMNS = {
+    **KEY_COLUMNS,
+    "numbers": ("noise_std", "images", "failed", *(f"{k}_{s}" for k in METRICS for s in ("mean", "ci95"))),
+}
+RESULT_COLUMNS = {
+    "text": (*KEY_COLUMNS["text"], "status"),
+    "integers": ("m", "image_id"),
+    "numbers": ("noise_std",),
+    "blank_numbers": (*METRICS, "measurement_loss"),
+}
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Path]:
@@ -33,11 +45,9 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
 
 def _summary(run: Path, request: dict | None) -> list[dict[str, Any]]:
     """The run's summary.csv, or, for a ``request`` {m: [...], images: N}, the summary of just those rows."""
-    name = "summary.csv" if request is None else "results.csv"
-    with open(run / name, newline="") as handle:
-        rows = list(csv.DictReader(handle))
     if request is None:
-        return rows
+        return read_csv_rows(run / "summary.csv", **SUMMARY_COLUMNS)
+    rows = read_csv_rows(run / "results.csv", **RESULT_COLUMNS)
     wanted = set(request["m"])
     return summarise([r for r in rows if int(r["m"]) in wanted and int(r["image_id"]) < request["images"]])
 
@@ -103,6 +113,8 @@ def build_report(
     """Curves, combined summary.csv, comparison grid and report.md (figures and table, readable in any
     Markdown viewer) of the runs in ``out``; returns what it wrote."""
     summary = read_summaries(runs)
+    if m is not None and m not in {int(r["m"]) for r in summary}:
+        raise CsgmError(f"m={m} matches no run; the runs have m = {sorted({int(r['m']) for r in summary})}")
     curve = plot_error_curves(summary, out / f"error_vs_{x}_{metric}.png", metric, x=x, log_y=log_y)
     atomic_write_bytes(out / "summary.csv", csv_bytes(summary, ["run", *SUMMARY_FIELDS]))
     solvers = {r["solver"] for r in summary}

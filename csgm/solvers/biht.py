@@ -76,6 +76,13 @@ class BIHTSolver(Solver):
                 f"solver {self.label!r} recovers from 1-bit measurements (operator=one_bit); "
                 f"operator {operator.name!r} is not one: use solver=csgm"
             )
+        too_many = [k for k in (self.sparsity, *self.sparsity_grid) if k != "auto" and k > operator.n]
+        if too_many:
+            option = "sparsity" if too_many[0] == self.sparsity else "sparsity_grid"
+            raise CsgmError(
+                f"solver.{option} holds {too_many[0]}, more coefficients than the image has (n = {operator.n}); "
+                f"give a sparsity in [1, {operator.n}]"
+            )
 
     @torch.no_grad()
     def solve_with(self, y: torch.Tensor, measurement: MeasurementModel | Operator, keep: torch.Tensor) -> SolverOutput:

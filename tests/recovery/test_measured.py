@@ -7,12 +7,14 @@ import csv
 
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
 
 from csgm.data import load_splits
 from csgm.errors import CsgmError
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_operator
+from csgm.recovery.file_input import check_matrix
 from csgm.recovery.run import recover
 from csgm.reporting.table import format_summary
 from tests.helpers import TINY_RECOVER, compose_config
@@ -104,6 +106,15 @@ def test_shapes_that_do_not_fit_fail_in_one_line(vae_checkpoint, simulated, tmp_
         ("missing", "does not exist"),
         (np.zeros((2, 3, 4)), "has shape (2, 3, 4); it must be a 2-D real array"),
         (np.full((3, 20), np.nan), "holds NaN or infinite values"),
+        (np.ones((3, 20), dtype=complex), "holds complex numbers (complex128)"),
+        (np.ones((3, 20), dtype=np.int32), "holds integers (int32)"),
+        (np.ones((3, 20), dtype=bool), "holds booleans (bool)"),
+        (np.array([[1.0, "a"]], dtype=object), "holds an object array (Python objects)"),
+        (np.full((3, 20), "x"), "holds <U1 values, not numbers"),
+        (np.full((3, 20), 1e39), "holds values up to 1e+39, beyond float32"),
+        ("sparse", "is a scipy sparse matrix (scipy.sparse.save_npz); save it dense"),
+        ("torch_sparse", "is a sparse tensor; save it dense"),
+        ("folder", "is a folder; give the path of a .npy/.npz/.pt file inside it"),
     ],
 )
 def test_bad_measurement_files(vae_checkpoint, tmp_path, content, message):
@@ -113,6 +124,71 @@ def test_bad_measurement_files(vae_checkpoint, tmp_path, content, message):
         extra = [f"file.y={tmp_path / 'y.npy'}"]
     elif content == "missing":
         extra = [f"file.y={tmp_path / 'nope.npy'}"]
+    elif content == "sparse":
+        scipy.sparse.save_npz(tmp_path / "y.npz", scipy.sparse.csr_matrix(np.eye(3, 20)))
+        extra = [f"file.y={tmp_path / 'y.npz'}"]
+    elif content == "torch_sparse":
+        torch.save(torch.eye(3, 20).to_sparse(), tmp_path / "y.pt")
+        extra = [f"file.y={tmp_path / 'y.pt'}"]
+    elif content == "folder":
+        extra = [f"file.y={tmp_path}"]
     with pytest.raises(CsgmError) as info:
         recover(config(vae_checkpoint, tmp_path, "input=file", "measurements=[20]", *extra), tmp_path / "run")
     assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "operator,y,message",
+    [
+        (["operator=phase_retrieval", "noise=none"], -np.ones((3, 20)), "file.y holds 60 negative values"),
+        (["operator=one_bit"], np.zeros((3, 20)), "the levels -1, 1"),
+        (["operator=quantize"], np.full((3, 20), 0.3), "cannot record (first: 0.3 at row 0)"),
+    ],
+)
+def test_measurements_the_operator_and_noise_cannot_give(vae_checkpoint, tmp_path, operator, y, message):
+    np.save(tmp_path / "y.npy", y)
+    cfg = config(vae_checkpoint, tmp_path, "input=file", f"file.y={tmp_path / 'y.npy'}", "measurements=[20]", *operator)
+    with pytest.raises(CsgmError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        recover(cfg, tmp_path / "run")
+
+
+def test_poisson_values_must_be_counts(vae_checkpoint, tmp_path):
+    np.save(tmp_path / "y.npy", np.full((3, 784), 0.015))  # 1.5 photons at noise.scale=100
+    cfg = config(
+        vae_checkpoint, tmp_path, "input=file", f"file.y={tmp_path / 'y.npy'}", "operator=identity", "noise=poisson"
+    )
+    with pytest.raises(CsgmError, match=r"2352 values whose y \* noise.scale \(100\) are not photon counts"):
+        recover(cfg, tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda a: a * 0, "file.matrix is all zeros"),
+        (lambda a: a.index_fill(0, torch.tensor([3, 7]), 0.0), "file.matrix has 2 rows of zeros (rows 3, 7)"),
+        (lambda a: a[:2].repeat(10, 1), "file.matrix has rank 2, far below min(m, n) = 20"),
+    ],
+)
+def test_degenerate_matrices_are_refused(vae_checkpoint, simulated, tmp_path, edit, message):
+    np.save(tmp_path / "A.npy", edit(simulated["A"].double()).numpy())
+    cfg = config(
+        vae_checkpoint,
+        tmp_path,
+        "input=file",
+        f"file.y={simulated['root'] / 'y.npy'}",
+        f"file.matrix={tmp_path / 'A.npy'}",
+    )
+    with pytest.raises(CsgmError) as info:
+        recover(cfg, tmp_path / "run")
+    assert message in str(info.value)
+
+
+def test_a_few_duplicate_rows_are_a_warning(simulated, capsys):
+    matrix = simulated["A"].double().clone()
+    matrix[5] = matrix[4]
+    check_matrix(matrix)
+    assert capsys.readouterr().err.splitlines() == [
+        "csgm: warning: file.matrix has 1 duplicate row(s), which measure the same thing twice; remove them from "
+        "the matrix and the same columns from file.y if that was not intended"
+    ]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+
+import pytest
 import torch
 from PIL import Image
 
+from csgm.errors import CsgmError
 from csgm.recovery.run import recover
 from csgm.report import main as report_main
+from csgm.reporting.experiment_report import read_summaries
 from csgm.reporting.plots import MIN_CELL_PIXELS, error_curves_png, plot_error_curves, save_image_rows, wants_log_scale
 from csgm.reporting.table import format_summary
 from tests.helpers import TINY_RECOVER, compose_config
@@ -80,3 +85,66 @@ def test_report_cli_combines_runs(vae_checkpoint, tmp_path, capsys):
 def test_report_cli_on_a_missing_folder(tmp_path, capsys):
     assert report_main([str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def one_run(vae_checkpoint, tmp_path_factory):
+    """A finished recovery run folder (m = 20, 3 images)."""
+    root = tmp_path_factory.mktemp("one_run")
+    cfg = compose_config(
+        "recover", [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", "measurements=[20]", "num_images=3"]
+    )
+    recover(cfg, root / "run")
+    return root / "run"
+
+
+def _edited(run, tmp_path, name, edit):
+    """A copy of the run folder whose ``name`` table went through ``edit`` (text -> text), as by hand."""
+    copy = tmp_path / "edited"
+    shutil.copytree(run, copy)
+    (copy / name).write_text(edit((copy / name).read_text()))
+    return copy
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--out", "{file}"], "--out '{file}' is a file; give a folder for the report"),
+        (["--m", "7"], "m=7 matches no run; the runs have m = [20]"),
+        (["--images", "-1"], "--images -1 must be >= 1"),
+    ],
+)
+def test_report_cli_refuses_bad_arguments_in_one_line(one_run, tmp_path, capsys, args, message):
+    (tmp_path / "a_file").write_text("")
+    args = [a.format(file=tmp_path / "a_file") for a in args]
+    assert report_main([str(one_run), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message.format(file=tmp_path / "a_file") in err[0]
+
+
+@pytest.mark.parametrize(
+    "name,edit,message",
+    [
+        ("summary.csv", lambda t: t.replace("mse_mean", "mse_avg", 1), "has no column mse_mean"),
+        ("summary.csv", lambda t: _cell(t, "m", "twenty"), "line 2: m='twenty' is not an integer"),
+        ("summary.csv", lambda t: _cell(t, "mse_mean", "low"), "line 2: mse_mean='low' is not a number"),
+    ],
+)
+def test_report_cli_refuses_hand_edited_tables(one_run, tmp_path, capsys, name, edit, message):
+    assert report_main([str(_edited(one_run, tmp_path, name, edit)), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and name in err[0]
+
+
+def _cell(text: str, column: str, value: str) -> str:
+    """``text`` (a CSV table) with ``column`` of its first row set to ``value``."""
+    header, first, *rest = text.split("\n")
+    cells = first.split(",")
+    cells[header.split(",").index(column)] = value
+    return "\n".join([header, ",".join(cells), *rest])
+
+
+def test_hand_edited_results_fail_in_one_line(one_run, tmp_path):
+    run = _edited(one_run, tmp_path, "results.csv", lambda t: _cell(t, "image_id", "first"))
+    with pytest.raises(CsgmError, match=r"results.csv' line 2: image_id='first' is not an integer"):
+        read_summaries([(run, {"m": [20], "images": 3})])
