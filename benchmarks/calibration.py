@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from common import emit, environment, solver_and_generator
+from common import emit, environment, solver_and_generator, run_entry
 from csgm.files import atomic_write_bytes
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_operator
@@ -120,4 +120,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

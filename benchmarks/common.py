@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from csgm.api import compose  # noqa: E402
-from csgm.cli import plain  # noqa: E402
+from csgm.cli import plain, run_entry  # noqa: E402,F401 (run_entry: the scripts' one-line errors)
 from csgm.data import load_splits  # noqa: E402
 from csgm.generators.checkpoint import check_trained_on, load_generator  # noqa: E402
 from csgm.measurement import MeasurementModel  # noqa: E402

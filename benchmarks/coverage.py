@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, benchmark_parser, emit, environment
+from common import ROOT, benchmark_parser, emit, environment, run_entry
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.data import load_splits
@@ -271,4 +271,4 @@ def write_figures(table: list[dict], prefix: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

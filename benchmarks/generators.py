@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, emit, environment
+from common import ROOT, emit, environment, run_entry
 from quality import curves_cross
 from csgm.api import compose
 from csgm.cli import plain
@@ -328,4 +328,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

@@ -16,7 +16,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
 
-from common import add_dataset_options, dataset_config, emit, environment, mnist_problem, timed
+from common import add_dataset_options, dataset_config, emit, environment, mnist_problem, timed, run_entry
 from csgm.measurement import MeasurementModel
 from csgm.metrics import per_pixel_error
 from csgm.operators import Noise
@@ -85,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

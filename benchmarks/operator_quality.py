@@ -15,7 +15,7 @@ import argparse
 
 import torch
 
-from common import emit, environment, timed
+from common import emit, environment, timed, run_entry
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.generators import build_generator
@@ -90,4 +90,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

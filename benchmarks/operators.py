@@ -14,7 +14,7 @@ import statistics
 
 import torch
 
-from common import emit, environment, timed
+from common import emit, environment, timed, run_entry
 from csgm.operators import build_operator
 
 
@@ -68,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

@@ -19,7 +19,7 @@ import argparse
 import torch
 from torch import nn
 
-from common import add_dataset_options, dataset_config, emit, environment, mnist_problem, timed
+from common import add_dataset_options, dataset_config, emit, environment, mnist_problem, timed, run_entry
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.measurement import MeasurementModel
@@ -130,4 +130,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

@@ -31,7 +31,7 @@ from typing import Iterator
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from common import ROOT, add_dataset_options, dataset_config, emit, environment, mnist_problem, timed
+from common import ROOT, add_dataset_options, dataset_config, emit, environment, mnist_problem, timed, run_entry
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.metrics import per_pixel_error
@@ -257,4 +257,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

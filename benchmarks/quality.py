@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from common import ROOT, emit, environment
+from common import ROOT, emit, environment, run_entry
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.recovery.run import recover
@@ -185,4 +185,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from common import add_dataset_options, dataset_config, emit, environment, mnist_problem, timed
+from common import add_dataset_options, dataset_config, emit, environment, mnist_problem, timed, run_entry
 from csgm.measurement import MeasurementModel
 from csgm.metrics import image_metrics, mean_ci95
 from csgm.operators import Noise
@@ -67,4 +67,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

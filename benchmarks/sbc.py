@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from calibration import uniformity
-from common import benchmark_parser, emit, environment, solver_and_generator
+from common import benchmark_parser, emit, environment, solver_and_generator, run_entry
 from csgm.files import atomic_write_bytes
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_operator
@@ -187,4 +187,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from common import ROOT, add_dataset_options, emit, environment  # noqa: F401  (ROOT puts csgm on the path)
+from common import ROOT, add_dataset_options, emit, environment, run_entry  # noqa: F401  (ROOT puts csgm on the path)
 from csgm.api import compose
 from csgm.recovery.run import recover
 
@@ -115,4 +115,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

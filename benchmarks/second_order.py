@@ -22,7 +22,16 @@ import time
 
 import torch
 
-from common import add_dataset_options, benchmark_parser, dataset_config, emit, environment, mnist_problem, timed
+from common import (
+    add_dataset_options,
+    benchmark_parser,
+    dataset_config,
+    emit,
+    environment,
+    mnist_problem,
+    timed,
+    run_entry,
+)
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.measurement import MeasurementModel
@@ -165,4 +174,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

@@ -23,7 +23,7 @@ import statistics
 
 import torch
 
-from common import add_dataset_options, dataset_config, emit, environment, mnist_problem, timed
+from common import add_dataset_options, dataset_config, emit, environment, mnist_problem, timed, run_entry
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.measurement import MeasurementModel
@@ -258,4 +258,4 @@ def solver_speeds(
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

@@ -16,7 +16,7 @@ import argparse
 
 import torch
 
-from common import ROOT, add_dataset_options, dataset_config, emit, environment, mnist_problem, timed
+from common import ROOT, add_dataset_options, dataset_config, emit, environment, mnist_problem, timed, run_entry
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.measurement import MeasurementModel
@@ -115,4 +115,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from common import emit
+from common import emit, run_entry
 from csgm.data import load_splits
 from csgm.metrics import mean_ci95, std_error_correlation
 
@@ -56,4 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

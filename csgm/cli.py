@@ -19,11 +19,13 @@ import sys
 import tempfile
 import traceback
 import warnings
+from importlib.resources import files
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from csgm.errors import CsgmError
 
@@ -113,6 +115,49 @@ def _override_grammar_line(exc: Any) -> str:
     return f"cannot read the override {exc.override!r} ({reason}); {hint}"
 
 
+_NOT_IN_STRUCT = re.compile(r"Could not override '(\w+)\.([\w.]+)'")
+
+
+def _option_config(folder: Any, group: str, option: str) -> DictConfig:
+    """A group option's config file with the same group's options it lists as defaults merged under it."""
+    node = OmegaConf.create((folder / group / f"{option}.yaml").read_text())
+    parents = [entry for entry in node.pop("defaults", []) if isinstance(entry, str) and entry != "_self_"]
+    return OmegaConf.merge(*(_option_config(folder, group, parent) for parent in parents), node)
+
+
+def _sweep_jobs_without(group: str, key: str, argv: Sequence[str]) -> list[str]:
+    """The options of ``group`` that a command-line sweep (``group=a,b,c``) lists and whose configs lack ``key``."""
+    swept = [arg.split("=", 1)[1].split(",") for arg in argv if arg.startswith(f"{group}=") and "," in arg]
+    root = config_path()
+    folder = files("csgm.conf") if root.startswith("pkg://") else Path(root)
+    lacking = []
+    for option in (o for choices in swept for o in choices):
+        try:
+            node = _option_config(folder, group, option)
+        except (OSError, OmegaConfBaseException):
+            continue  # not a config file of the group: Hydra's own message stands
+        if OmegaConf.select(node, key, default=None) is None:
+            lacking.append(option)
+    return lacking
+
+
+def _composition_line(exc: BaseException, argv: Sequence[str]) -> str | None:
+    """A multirun override that some jobs' configs cannot take: Hydra checks every job before starting any, so
+    name those jobs and the fix (None when the sweep is not the cause)."""
+    match = _NOT_IN_STRUCT.search(str(exc))
+    if not match:
+        return None
+    group, key = match.groups()
+    lacking = _sweep_jobs_without(group, key, argv)
+    if not lacking:
+        return None
+    jobs = ", ".join(f"{group}={option}" for option in lacking)
+    return (
+        f"the sweep's job(s) {jobs} have no option {group}.{key}, so no job was started; give {group}.{key} only to "
+        f"the {group}s that take it (a separate sweep), or shrink every {group} of a sweep with debug=quick"
+    )
+
+
 def user_error_line(exc: BaseException) -> str | None:
     """The one line for a failure the user can fix, or None for a bug (which keeps its traceback)."""
     from hydra.errors import HydraException, OverrideParseException
@@ -126,6 +171,8 @@ def user_error_line(exc: BaseException) -> str | None:
         return _os_error_line(exc)
     if isinstance(exc, OverrideParseException):
         return _override_grammar_line(exc)
+    if isinstance(exc, HydraException) and (line := _composition_line(exc, sys.argv[1:])):
+        return line
     if isinstance(exc, (HydraException, OmegaConfBaseException)):
         cause = exc.__cause__
         text = _condense(str(exc))

@@ -56,6 +56,18 @@ class FileInput:
 
 
 @dataclass
+class Quick:
+    """``debug=quick``: a smoke test of any run or sweep (recover.py: images, m values, every solver's work;
+    train.py: epochs and batches)."""
+
+    images: int = _bounded(4, 1)  # at most this many test (and validation) images
+    m_values: int = _bounded(2, 1)  # at most this many m values, spread over the grid
+    work: float = _bounded(0.05, 0, 1)  # every solver's iterations, restarts, steps, draws ... times this
+    epochs: int = _bounded(1, 1)  # train.py: at most this many epochs
+    batches: int = _bounded(10, 1)  # train.py: at most this many batches per epoch and split
+
+
+@dataclass
 class RecoverConfig:
     """Top-level keys of recover.py (groups are checked against the objects they build)."""
 
@@ -82,6 +94,7 @@ class RecoverConfig:
     report_x: Literal["m", "noise_std"] = "m"
     sweep: dict = field(default_factory=dict)
     run_name: str = ""
+    quick: Optional[Quick] = None  # debug=quick
 
 
 @dataclass
@@ -118,6 +131,7 @@ class TrainConfig:
     report_name: Optional[str] = None
     report_x: Optional[str] = None
     sweep: Optional[dict] = None
+    quick: Optional[Quick] = None  # debug=quick
 
 
 @dataclass
@@ -149,13 +163,20 @@ def _check_schema(schema: type, cfg: dict, prefix: str = "") -> None:
             if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
                 raise CsgmError(f"{prefix}{name} is missing; add it to the config")
             continue
-        value, hint = cfg[name], hints[name]
+        value, hint = cfg[name], _optional_schema(hints[name], cfg[name])
         if dataclasses.is_dataclass(hint):
             _check_schema(hint, value, f"{prefix}{name}.")
             continue
         check_value(f"{prefix}{name}", value, hint)
         if spec.metadata and isinstance(value, (int, float)):
             check_range(f"{prefix}{name}", value, spec.metadata["low"], spec.metadata["high"])
+
+
+def _optional_schema(hint: Any, value: Any) -> Any:
+    """The dataclass of an ``Optional[schema]`` field that holds a value (else the hint as it is)."""
+    members = typing.get_args(hint) if typing.get_origin(hint) is Union else ()
+    schemas = [m for m in members if dataclasses.is_dataclass(m)]
+    return schemas[0] if schemas and value is not None else hint
 
 
 def check_recover_schema(cfg: dict) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Literal, Mapping, Union
 from csgm.errors import CsgmError
 
 __all__ = [
+    "default_of",
     "conforms",
     "describe",
     "check_value",
@@ -186,3 +187,15 @@ def instantiate(prefix: str, cls: Callable[..., Any], options: Mapping[str, Any]
     options = entry_options(options)
     check_call(prefix, cls, options, fixed)
     return cls(**fixed, **options)
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default of keyword ``name`` of ``cls``'s constructor, looked up through the classes whose ``__init__``
+    passes options on to a parent (None when no class gives one)."""
+    for target in cls.__mro__:
+        if "__init__" not in vars(target):
+            continue
+        param = inspect.signature(target.__init__).parameters.get(name)
+        if param is not None and param.default is not inspect.Parameter.empty:
+            return param.default
+    return None

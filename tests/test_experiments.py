@@ -13,6 +13,7 @@ from tests.helpers import TINY_TRAIN, compose_config, conf_options, make_fake_ce
 pytestmark = pytest.mark.slow  # runs the entry points in subprocesses
 
 TINY = [
+    "debug=quick",  # every solver of every experiment shrunk (csgm.recovery.quick)
     "trainer.enable_progress_bar=false",
     "trainer.accelerator=cpu",
     "logger=none",

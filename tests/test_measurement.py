@@ -164,6 +164,13 @@ def test_measurements_of_the_model_pass_its_own_check(operator_cfg, noise):
             "it records only the levels -4.375, -3.125, ..., 4.375",
         ),
         ({"name": "phase_retrieval"}, Noise("none"), lambda y: -y, "negative values"),
+        ({"name": "phase_retrieval"}, Noise("gaussian", 0.1), lambda y: y - 5, "values below -0.8"),
+        (
+            {"name": "inpaint"},
+            Noise("outliers", 0.1, fraction=0.1, magnitude=10.0),
+            lambda y: y - 20,
+            "values below -10.8",
+        ),
         ({"name": "identity"}, Noise("poisson", scale=37.0), lambda y: y + 0.001, "are not photon counts"),
         ({"name": "identity"}, Noise("poisson", scale=37.0), lambda y: -y - 1, "are not photon counts"),
     ],
@@ -177,5 +184,8 @@ def test_recorded_values_the_model_cannot_give_are_refused(operator_cfg, noise, 
 
 
 def test_phase_retrieval_with_noise_may_record_negative_values():
+    """Down to 8 noise std below 0 for Gaussian noise; any value for heavy-tailed noise."""
     model = MeasurementModel(build_operator({"name": "phase_retrieval"}, SHAPE, seed=1, m=40), Noise("gaussian", 0.1))
-    model.check_measurements(-torch.ones(2, 40, dtype=torch.float64) * 0.05, "file.y")
+    model.check_measurements(-torch.ones(2, 40, dtype=torch.float64) * 0.79, "file.y")
+    heavy = MeasurementModel(model.operator, Noise("student_t", 0.1))
+    heavy.check_measurements(-torch.ones(2, 40, dtype=torch.float64) * 1e3, "file.y")

@@ -94,13 +94,22 @@ class Noise(nn.Module, metaclass=_ByKind):
             return y
         return y + self.sample(y.shape[1], image_ids, key).to(device=y.device, dtype=y.dtype)
 
+    @property
+    def lowest_value(self) -> float:
+        """The most negative noise value it can add (practically: Gaussian tails are cut at 8 std, a chance of
+        6e-16 per value); -inf for heavy tails."""
+        return -8.0 * self.level
+
     def check_measurements(self, y: torch.Tensor, where: str, nonnegative: bool) -> None:
-        """Refuse recorded y this noise cannot give from noise-free values that are >= 0 when ``nonnegative``: a
-        negative value without noise (noise models with a bounded support check more)."""
-        if nonnegative and self.is_zero and bool((y < 0).any()):
+        """Refuse recorded y this noise cannot give from noise-free values that are >= 0 when ``nonnegative``: values
+        below the noise's ``lowest_value``."""
+        floor = self.lowest_value
+        if nonnegative and bool((y < floor).any()):
+            values = "negative values" if floor == 0 else f"values below {floor:.3g}"
+            added = "adds nothing" if self.is_zero else f"adds no value below {floor:.3g}"
             raise CsgmError(
-                f"{where} holds {int((y < 0).sum())} negative values (lowest {float(y.min()):.3g}) but the operator "
-                "gives values >= 0 and noise=none adds nothing; give the noise the measurements carry (e.g. "
+                f"{where} holds {int((y < floor).sum())} {values} (lowest {float(y.min()):.3g}) but the operator gives "
+                f"values >= 0 and noise={self.name} {added}; give the noise the measurements carry (e.g. "
                 "noise=gaussian noise.std=SIGMA) or check the file"
             )
 
@@ -161,6 +170,10 @@ class StudentTNoise(Noise):
     def level(self) -> float:
         return self.std
 
+    @property
+    def lowest_value(self) -> float:
+        return -float("inf") if self.std > 0 else 0.0
+
     def data_term(self, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """sigma^2 (df + 1) sum log(1 + r^2 / (df sigma^2)); ||r||^2 at std 0."""
         if self.std == 0:
@@ -194,6 +207,10 @@ class OutlierNoise(GaussianNoise):
     @property
     def label(self) -> str:
         return f"gaussian std {self.std:g} + {self.fraction:.0%} outliers of {self.magnitude:g}"
+
+    @property
+    def lowest_value(self) -> float:
+        return super().lowest_value - (self.magnitude if self.fraction > 0 else 0.0)
 
     def _draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         row = super()._draw(rng, size)

@@ -21,6 +21,7 @@ from csgm.errors import CsgmError
 from csgm.files import atomic_write_bytes, cached_digest, content_digest
 from csgm.precision import precision_identity
 from csgm.recovery.paths import digest_cache_file, resolve_checkpoint, uses_generator
+from csgm.recovery.quick import quick_config
 
 __all__ = [
     "run_identity",
@@ -118,9 +119,10 @@ def run_fingerprint(cfg: Any) -> str:
     """8 hex digits over ``run_identity``: re-running the same command finds the same folder and resumes it. A
     config whose identity cannot be read yet (a bad value, a missing file) gets the folder ``...-unresolved``:
     recover() then reports the same problem in one line and leaves no folder behind."""
-    needed = (*IDENTITY_KEYS, "trainer", "matmul_precision", "tuning", "checkpoint", "paths", "file")
+    needed = (*IDENTITY_KEYS, "trainer", "matmul_precision", "tuning", "checkpoint", "paths", "file", "quick")
     try:
         node = _selected(cfg, needed) if OmegaConf.is_config(cfg) else {k: cfg.get(k) for k in needed}
+        node = quick_config(node)
         digest = _checkpoint_digest(node) if uses_generator(node) else None
         return _hash(run_identity(node, digest))
     except (CsgmError, OSError, OmegaConfBaseException):

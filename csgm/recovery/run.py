@@ -82,6 +82,14 @@ def _tuned(
     (G and the operators go back to the CPU afterwards, where the trainer expects them)."""
     cfg, splits, generator = spec.cfg, spec.splits, spec.generator
     val_count = min(cfg["tuning"]["num_images"], len(splits["val"]))
+    if val_count < cfg["tuning"]["num_images"] and int(os.environ.get("RANK", "0")) == 0:
+        print(
+            f"csgm: warning: tuning.num_images={cfg['tuning']['num_images']} but the validation split of "
+            f"{cfg['dataset']['name']} has {val_count} images; tuning on those {val_count} (raise dataset.val_size "
+            "for more)",
+            file=sys.stderr,
+            flush=True,
+        )
     val_images = (
         torch.stack([splits["val"][i][0] for i in range(val_count)])
         if val_count

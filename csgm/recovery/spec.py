@@ -19,6 +19,7 @@ from csgm.generators.checkpoint import check_generator_name, check_trained_on, l
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_noise
 from csgm.recovery.identity import run_identity
+from csgm.recovery.quick import quick_config
 from csgm.recovery.paths import resolve_checkpoint, uses_generator
 from csgm.recovery.sources import InputSource, input_source
 from csgm.solvers import Solver, build_solver
@@ -60,6 +61,7 @@ class RecoverySpec:
         """Check ``cfg`` (one line per problem) and build the run's objects, in the order their errors are reported."""
         cfg = plain(cfg)
         check_recover_config(cfg)
+        cfg = quick_config(cfg)
         torch.manual_seed(cfg["seed"])
         solver = build_solver(cfg["solver"])
         noise = build_noise(cfg["noise"])

@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
 from csgm.errors import CsgmError
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel, as_measurement
+from csgm.options import default_of
 from csgm.operators import LinearOperator, Operator
 
 __all__ = ["HealthLimits", "Solver", "SolverOutput"]
@@ -93,6 +94,18 @@ class Solver:
     grid_option: str = "lambda_grid"  # the option listing its candidate values
     prunes_search: bool = False  # its validation search may prune restarts (``search_copy``)
     health_limits: HealthLimits = HealthLimits()  # the thresholds of its rows' verdicts
+    work_options: dict[str, int] = {}  # the options that set how much work it does, each with its least value
+
+    @classmethod
+    def shrunk_options(cls, options: dict[str, Any], scale: float) -> dict[str, Any]:
+        """The options of a smoke test (``debug=quick``): each of ``work_options`` (given or its default) times
+        ``scale``, rounded, and at least its least value."""
+        shrunk = dict(options)
+        for key, least in cls.work_options.items():
+            value = options.get(key, default_of(cls, key))
+            if isinstance(value, int) and not isinstance(value, bool):
+                shrunk[key] = max(least, round(value * scale))
+        return shrunk
 
     def check_operator(self, operator: Operator) -> None:
         """Refuse, in one line, an operator this solver cannot use (a nonlinear one for an adjoint-based solver;

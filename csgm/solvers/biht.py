@@ -47,6 +47,7 @@ class BIHTSolver(Solver):
     split from ``sparsity_grid``."""
 
     name = "biht"
+    work_options = {"iterations": 1}
     tunable = "sparsity"
     grid_option = "sparsity_grid"
 

@@ -72,6 +72,7 @@ class CSGMSolver(Solver):
     """
 
     name = "csgm"
+    work_options = {"iterations": 1, "restarts": 1}
     needs_generator = True
     prunes_search = True
 

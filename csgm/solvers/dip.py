@@ -59,6 +59,7 @@ class DIPSolver(Solver):
     """One untrained network per image, all fitted at once."""
 
     name = "dip"
+    work_options = {"iterations": 1}
 
     def __init__(
         self,

@@ -60,6 +60,7 @@ class GaussNewtonSolver(Solver):
     """Levenberg-Marquardt on z from screened starts; see the module docstring."""
 
     name = "gauss_newton"
+    work_options = {"iterations": 1, "restarts": 1}
     needs_generator = True
 
     def __init__(

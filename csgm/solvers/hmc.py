@@ -36,6 +36,7 @@ from torch.func import jacfwd, vmap
 
 from csgm.errors import CsgmError, check_flag, check_range
 from csgm.generators import Generator
+from csgm.options import default_of
 from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import GaussianNoise, Operator
 from csgm.seeding import seeded_rng
@@ -138,6 +139,7 @@ class HMCSolver(Solver):
     """Preconditioned HMC / MALA posterior sampling over the latent, with R-hat/ESS diagnostics per image."""
 
     name = "hmc"
+    work_options = {"mode_steps": 0, "warmup": 0, "draws": 1, "mode_starts": 1}
     needs_generator = True
 
     def __init__(
@@ -194,6 +196,13 @@ class HMCSolver(Solver):
         self.mismatch = mismatch
         self.keep_samples = int(keep_samples)
         self.label = label or self.name
+
+    @classmethod
+    def shrunk_options(cls, options: dict, scale: float) -> dict:
+        """As every solver's, with at least one start per chain."""
+        shrunk = super().shrunk_options(options, scale)
+        shrunk["mode_starts"] = max(shrunk["mode_starts"], options.get("chains", default_of(cls, "chains")))
+        return shrunk
 
     @property
     def health_limits(self) -> HealthLimits:

@@ -47,6 +47,7 @@ class ILOSolver(CSGMSolver):
     name = "ilo"
     tunable = "radius"
     grid_option = "radius_grid"
+    work_options = {**CSGMSolver.work_options, "layer_iterations": 1}
 
     def __init__(
         self,

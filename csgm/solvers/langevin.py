@@ -61,6 +61,7 @@ class LangevinSolver(Solver):
 
     name = "langevin"
     needs_generator = True
+    work_options = {"steps": 2, "burn_in": 0}
 
     def __init__(
         self,

@@ -88,6 +88,7 @@ class LassoSolver(Solver):
     """
 
     name = "lasso"
+    work_options = {"max_iterations": 1}
     needs_generator = False
     needs_linear_operator = True
     tunable = "lambda_l1"

@@ -35,6 +35,7 @@ class PGDSolver(Solver):
     needs_linear_operator = True
     tunable = "step"
     grid_option = "step_grid"
+    work_options = {"iterations": 1, "inner_iterations": 1}
 
     def __init__(
         self,

@@ -35,6 +35,7 @@ class SparseGenSolver(CSGMSolver):
     """CSGM whose estimate may leave the range of G by a sparse deviation; keeps improving with m."""
 
     name = "sparse_gen"
+    work_options = {**CSGMSolver.work_options, "polish_iterations": 1}
     needs_linear_operator = True
     accepts_quantized = False  # the deviation's steps use A^T on the residual of the data term itself
     tunable = "lambda_nu"

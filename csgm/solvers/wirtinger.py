@@ -44,6 +44,7 @@ class WirtingerFlowSolver(Solver):
     """Wirtinger flow with spectral initialisation for the ``phase_retrieval`` operator (no generator)."""
 
     name = "wirtinger_flow"
+    work_options = {"iterations": 1, "power_iterations": 1}
 
     def __init__(
         self,

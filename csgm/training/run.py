@@ -26,6 +26,21 @@ from csgm.training.samples import SampleGrid
 __all__ = ["train"]
 
 
+def quick_training(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` shrunk by its ``quick`` setting (``debug=quick``: at most ``epochs`` epochs of at most ``batches``
+    batches per split), or ``cfg`` itself without one."""
+    quick = cfg.get("quick")
+    if not quick:
+        return cfg
+    trainer = dict(cfg["trainer"])
+    epochs = trainer.get("max_epochs")
+    trainer["max_epochs"] = quick["epochs"] if epochs in (None, -1) else min(epochs, quick["epochs"])
+    for split in ("train", "val", "test"):
+        limit = trainer.get(f"limit_{split}_batches")
+        trainer[f"limit_{split}_batches"] = min(limit, quick["batches"]) if type(limit) is int else quick["batches"]
+    return {**cfg, "trainer": trainer}
+
+
 def train(cfg: Any, run_dir: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Train the configured generator (or continue the run ``cfg['resume']`` names); returns a summary with the
     checkpoint and sample grid paths. ``overrides`` (the command line's) are kept in every checkpoint, so that
@@ -33,6 +48,7 @@ def train(cfg: Any, run_dir: str | Path, overrides: list[str] | None = None) -> 
     (and the command that continues the run)."""
     cfg = plain(cfg)
     check_train_config(cfg)
+    cfg = quick_training(cfg)
     run_dir = Path(run_dir)
     resume_from = _resume_point(cfg, run_dir) if cfg.get("resume") else None
     pl.seed_everything(cfg["seed"], workers=True, verbose=False)

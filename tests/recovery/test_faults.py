@@ -195,7 +195,7 @@ def test_a_huge_learning_rate_is_reported_as_divergence(vae_checkpoint, tmp_path
     )
     with open(tmp_path / "run" / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["status"] for r in rows] == ["all_restarts_diverged"] * 3
+    assert [(r["status"], r["reason"]) for r in rows] == [("diverged", "all_restarts_diverged")] * 3
     assert all(r["dropped_restarts"] == "2" and r["mse"] == "" and r["measurement_loss"] == "" for r in rows)
     (entry,) = result["summary"]
     assert entry["failed"] == 3 and math.isnan(entry["mse_mean"])
