@@ -24,6 +24,8 @@ __all__ = [
     "RESULT_FIELDS",
     "SUMMARY_FIELDS",
     "POSTERIOR_COLUMNS",
+    "coverage_column",
+    "COVERAGE_LEVELS",
     "FAILED_STATUSES",
     "METRICS",
     "is_failed",
@@ -65,10 +67,32 @@ class ResultRow:
     data_fit: str = ""  # consistent, misfit (worse than the noise allows), overfit (better), "" where not checked
     rhat: float | None = None  # samplers: the worst latent coordinate's R-hat across chains
     ess_bulk: float | None = None  # samplers: the worst latent coordinate's bulk effective sample size
+    coverage50: float | None = None  # samplers: as coverage90, for the central 50%, 80% and 95% intervals
+    coverage80: float | None = None
+    coverage95: float | None = None
 
 
 RESULT_FIELDS = [f.name for f in fields(ResultRow)]
-POSTERIOR_COLUMNS = ("sample_mse", "pixel_std", "coverage90", "acceptance", "std_error_correlation")
+POSTERIOR_COLUMNS = (
+    "sample_mse",
+    "pixel_std",
+    "coverage90",
+    "acceptance",
+    "std_error_correlation",
+    "coverage50",
+    "coverage80",
+    "coverage95",
+)
+
+
+COVERAGE_LEVELS = (0.5, 0.8, 0.9, 0.95)  # samplers' central pixel intervals, one coverage column each
+
+
+def coverage_column(level: float) -> str:
+    """The results column of the coverage of the central ``level`` pixel intervals: coverage90 for 0.9."""
+    return f"coverage{round(100 * level)}"
+
+
 SUMMARY_FIELDS = [
     "solver",
     "operator",

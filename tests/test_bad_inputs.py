@@ -121,7 +121,7 @@ SOLVER_CASES = [  # solvers whose options differ from CSGM's (no TINY_RECOVER so
     (["solver=biht", "operator=one_bit", "solver.sparsity=0"], "solver.sparsity=0 must be an integer >= 1"),
     (
         ["solver=biht", "operator=one_bit", "solver.sparsity=1000"],
-        "solver.sparsity holds 1000, more coefficients than the image has (n = 784)",
+        "solver.sparsity=1000 is more coefficients than the image has (n = 784)",
     ),
 ]
 TRAIN_CASES = [

@@ -24,6 +24,7 @@ from csgm.results import (
     RESULT_FIELDS,
     SUMMARY_FIELDS,
     ResultRow,
+    coverage_column,
     csv_bytes,
     summarise,
     tensor_bytes,
@@ -37,7 +38,7 @@ __all__ = ["ResultsStore", "MergedResults", "result_rows", "posterior_metrics"]
 
 def posterior_metrics(out: SolverOutput, x: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """Per-image sampler columns: mean pixel std and acceptance (always), single-sample error and the coverage
-    of the central 90% pixel intervals (with ground truth x). Empty for point estimators."""
+    of the central 50/80/90/95% pixel intervals (with ground truth x). Empty for point estimators."""
     if out.pixel_std is None:
         return {}
     columns = {"pixel_std": out.pixel_std.double().flatten(1).mean(1).cpu()}
@@ -48,8 +49,9 @@ def posterior_metrics(out: SolverOutput, x: torch.Tensor | None) -> dict[str, to
         samples = out.samples.double().cpu()
         if samples.shape[1]:
             columns["sample_mse"] = (samples - truth[:, None]).pow(2).flatten(2).mean(2).mean(1)
-        lower, upper = (bound.double().cpu() for bound in out.interval)
-        columns["coverage90"] = ((truth >= lower) & (truth <= upper)).double().flatten(1).mean(1)
+        for level, bounds in out.intervals.items():
+            lower, upper = (bound.double().cpu() for bound in bounds)
+            columns[coverage_column(level)] = ((truth >= lower) & (truth <= upper)).double().flatten(1).mean(1)
         columns["std_error_correlation"] = std_error_correlation(out.pixel_std.cpu(), out.x_hat.cpu(), truth)
     return columns
 

@@ -11,10 +11,16 @@ import torch
 
 from csgm.files import atomic_write_files
 from csgm.recovery.result import RecoveryResult
-from csgm.reporting.plots import error_curves_png, image_png, image_rows_png, posterior_grid_png
+from csgm.reporting.plots import (
+    error_curves_png,
+    image_png,
+    image_rows_png,
+    posterior_grid_png,
+    reliability_diagram_png,
+)
 from csgm.reporting.sweep import register_run
 from csgm.reporting.wandb_log import log_recovery_to_wandb
-from csgm.results import tensor_bytes
+from csgm.results import COVERAGE_LEVELS, coverage_column, tensor_bytes
 
 __all__ = ["write_artifacts"]
 
@@ -55,6 +61,20 @@ def _posterior_rows(merged, originals: dict[str, torch.Tensor]) -> tuple[list[to
     return (rows, labels, std_rows) if len(rows) > 1 else ([], [], [])
 
 
+def _reliability_curves(summary: list[dict]) -> dict[str, list[tuple[float, float]]]:
+    """Per m of a sampler's run: (nominal, mean empirical coverage) of its central pixel intervals at every level."""
+    curves = {}
+    for row in summary:
+        points = [
+            (level, float(row[f"{coverage_column(level)}_mean"]))
+            for level in COVERAGE_LEVELS
+            if row.get(f"{coverage_column(level)}_mean") is not None
+        ]
+        if points:
+            curves[f"m = {row['m']}"] = points
+    return curves
+
+
 def _npy_bytes(array: torch.Tensor) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array.numpy())
@@ -91,6 +111,10 @@ def write_artifacts(cfg: dict, result: RecoveryResult) -> dict[str, Path]:
         if posterior_rows:
             paths["posterior_grid"] = run_dir / "posterior_grid.png"
             files[paths["posterior_grid"]] = posterior_grid_png(posterior_rows, posterior_labels, std_rows, grid_title)
+        curves = _reliability_curves(merged.summary)
+        if curves:
+            paths["reliability"] = run_dir / "reliability.png"
+            files[paths["reliability"]] = reliability_diagram_png(curves, f"pixel intervals: {grid_title}")
     atomic_write_files(files)  # every output changes together: none is ever stale relative to results.csv
     if not grid_rows:
         (run_dir / "grid.png").unlink(missing_ok=True)

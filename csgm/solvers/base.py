@@ -35,7 +35,8 @@ class SolverOutput:
     #                                      by the latent searches (csgm family, ilo, pgd, gauss_newton), else 0
     samples: torch.Tensor | None = None  # (B, S, C, H, W) posterior samples, for samplers
     pixel_std: torch.Tensor | None = None  # (B, C, H, W) posterior standard deviation per pixel, for samplers
-    interval: tuple[torch.Tensor, torch.Tensor] | None = None  # central 90% interval per pixel, for samplers
+    intervals: dict[float, tuple[torch.Tensor, torch.Tensor]] | None = None  # samplers: central (lower, upper)
+    #                                                                       per pixel by level (0.5 ... 0.95)
     acceptance: torch.Tensor | None = None  # (B,) Metropolis acceptance rate, for MALA
     diagnostics: dict[str, torch.Tensor] | None = None  # (B,) per name, for samplers: rhat, ess_bulk, ess_tail (ArviZ,
     #                                                     worst latent coordinate) and draws (recorded per chain)

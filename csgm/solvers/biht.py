@@ -77,12 +77,15 @@ class BIHTSolver(Solver):
                 f"solver {self.label!r} recovers from 1-bit measurements (operator=one_bit); "
                 f"operator {operator.name!r} is not one: use solver=csgm"
             )
-        too_many = [k for k in (self.sparsity, *self.sparsity_grid) if k != "auto" and k > operator.n]
-        if too_many:
-            option = "sparsity" if too_many[0] == self.sparsity else "sparsity_grid"
+        if self.sparsity != "auto" and self.sparsity > operator.n:
             raise CsgmError(
-                f"solver.{option} holds {too_many[0]}, more coefficients than the image has (n = {operator.n}); "
+                f"solver.sparsity={self.sparsity} is more coefficients than the image has (n = {operator.n}); "
                 f"give a sparsity in [1, {operator.n}]"
+            )
+        if self.needs_tuning and all(k > operator.n for k in self.sparsity_grid):
+            raise CsgmError(
+                f"solver.sparsity_grid={self.sparsity_grid} holds no sparsity the image allows (n = {operator.n}); "
+                f"give values in [1, {operator.n}] (a value above n keeps every coefficient, as n does)"
             )
 
     @torch.no_grad()

@@ -41,7 +41,7 @@ from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import GaussianNoise, Operator
 from csgm.seeding import seeded_rng
 from csgm.solvers.base import HealthLimits, Solver, SolverOutput
-from csgm.solvers.langevin import INTERVAL, quantile
+from csgm.solvers.langevin import central_intervals
 from csgm.solvers.mcmc import DualAveraging, chain_diagnostics, hamiltonian_transition
 from csgm.progress import report_steps
 
@@ -370,7 +370,6 @@ class HMCSolver(Solver):
         run = self.sample(y, measurement, image_ids, generator, seed)
         batch = len(y)
         samples = run.images.clamp(0, 1)  # the posterior of x restricted to the pixel range
-        lower, upper = (quantile(samples, q) for q in INTERVAL)
         x_hat = samples.mean(1)
         diagnostics = {
             **chain_diagnostics(run.latents),
@@ -385,7 +384,7 @@ class HMCSolver(Solver):
             generator_evaluations=torch.full((batch,), run.evaluations, dtype=torch.long),
             samples=run.last[:, : self.keep_samples].clamp(0, 1),
             pixel_std=samples.std(1, unbiased=False),
-            interval=(lower, upper),
+            intervals=central_intervals(samples),
             acceptance=run.acceptance.mean(1),
             all_restarts_diverged=~torch.isfinite(x_hat.flatten(1)).all(1).cpu(),
             diagnostics=diagnostics,

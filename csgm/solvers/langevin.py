@@ -8,7 +8,7 @@ likelihood is tempered (from ``initial_temperature`` down to 1) and each chain's
 ``target_acceptance`` of the Metropolis test; after it, the step is fixed (so MALA is a valid MCMC). The likelihood is the
 measurement model's (its data term over 2 sigma^2, csgm.measurement): a known noise level is required.
 Outputs: the posterior mean of G(z) (x_hat), the last state of the first ``keep_samples`` chains, the
-pixelwise standard deviation and central 90% interval of the recorded samples, and MALA's acceptance rate.
+pixelwise standard deviation and central 50/80/90/95% intervals of the recorded samples, and MALA's acceptance rate.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from csgm.seeding import seeded_rng
 from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.mcmc import chain_diagnostics
 from csgm.progress import report_steps
+from csgm.results import COVERAGE_LEVELS
 
-__all__ = ["LangevinRun", "LangevinSolver", "quantile"]
-
-INTERVAL = (0.05, 0.95)  # the central 90% pixel interval reported with the samples
+__all__ = ["LangevinRun", "LangevinSolver", "central_intervals", "quantile"]
 
 
 def quantile(samples: torch.Tensor, q: float) -> torch.Tensor:
@@ -39,6 +38,14 @@ def quantile(samples: torch.Tensor, q: float) -> torch.Tensor:
     low = int(math.floor(position))
     high = min(low + 1, samples.shape[1] - 1)
     return ordered[:, low] + (position - low) * (ordered[:, high] - ordered[:, low])
+
+
+def central_intervals(samples: torch.Tensor) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
+    """The central pixel intervals of samples (B, S, C, H, W) at every level of ``COVERAGE_LEVELS``: {level: (lower,
+    upper)}, each (B, C, H, W)."""
+    return {
+        level: (quantile(samples, (1 - level) / 2), quantile(samples, (1 + level) / 2)) for level in COVERAGE_LEVELS
+    }
 
 
 class LangevinRun(NamedTuple):
@@ -182,7 +189,6 @@ class LangevinSolver(Solver):
         measurement = as_measurement(measurement)
         batch, samples = len(y), run.images
         mean = samples.mean(1)
-        lower, upper = (quantile(samples, q) for q in INTERVAL)
         x_hat = mean.clamp(0, 1)
         return SolverOutput(
             x_hat=x_hat,
@@ -192,7 +198,7 @@ class LangevinSolver(Solver):
             generator_evaluations=torch.full((batch,), self.chains * (self.steps + 1), dtype=torch.long),
             samples=run.last[:, : self.keep_samples].clamp(0, 1),
             pixel_std=samples.std(1, unbiased=False),
-            interval=(lower, upper),
+            intervals=central_intervals(samples),
             acceptance=run.acceptance.mean(1).cpu() if self.mala else None,
             all_restarts_diverged=~torch.isfinite(mean.flatten(1)).all(1).cpu(),
             diagnostics={

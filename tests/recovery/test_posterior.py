@@ -47,6 +47,10 @@ def test_sampler_rows_samples_and_std_maps(vae_checkpoint, tmp_path):
     assert posterior["samples"].shape == (6, 2, 1, 28, 28) and posterior["pixel_std"].shape == (6, 1, 28, 28)
     assert posterior["keys"].tolist() == [[50, i] for i in range(6)]
     assert result["paths"]["posterior_grid"].is_file()  # original, posterior mean, two samples, std map
+    assert result["paths"]["reliability"].is_file()  # nominal versus empirical coverage per m
+    for r in rows:  # central intervals are nested, so their coverages are ordered
+        covered = [float(r[f"coverage{level}"]) for level in (50, 80, 90, 95)]
+        assert covered == sorted(covered), covered
 
 
 def test_samples_do_not_depend_on_the_batch_size(vae_checkpoint, tmp_path):

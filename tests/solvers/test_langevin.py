@@ -68,9 +68,9 @@ def test_mala_matches_the_closed_form_posterior(problem):
     torch.testing.assert_close(out.x_hat.flatten(), mean, atol=3e-3, rtol=0)
     torch.testing.assert_close(out.pixel_std.flatten(), cov.diagonal().sqrt(), rtol=0.1, atol=0)
     assert 0.4 < float(out.acceptance[0]) < 0.75
-    lower, upper = out.interval
-    z90 = 1.6449 * cov.diagonal().sqrt()
-    torch.testing.assert_close((upper - lower).flatten(), 2 * z90, rtol=0.15, atol=0)  # Gaussian central 90%
+    for level, quantile in ((0.5, 0.6745), (0.8, 1.2816), (0.9, 1.6449), (0.95, 1.9600)):  # Gaussian central ones
+        lower, upper = out.intervals[level]
+        torch.testing.assert_close((upper - lower).flatten(), 2 * quantile * cov.diagonal().sqrt(), rtol=0.15, atol=0)
 
 
 def test_samples_are_seeded_per_image_and_chain(problem):
