@@ -152,15 +152,18 @@ def check_call(
         check_value(f"{prefix}{key}", value, accepted[key])
 
 
-def resolve_target(kind: str, cfg: Mapping[str, Any], registry: Mapping[str, type], base: type) -> type:
+def resolve_target(
+    kind: str, cfg: Mapping[str, Any], registry: Mapping[str, type], base: type, name_key: str = "name"
+) -> type:
     """The class of a config entry: ``_target_`` (a dotted path to a subclass of ``base``) or the
-    registry entry of ``cfg['name']``."""
+    registry entry of ``cfg[name_key]``."""
     target = cfg.get("_target_")
     if target is None:
-        name = cfg.get("name")
+        name = cfg.get(name_key)
         if name not in registry:
+            chosen = kind if name_key == "name" else f"{kind}.{name_key}"
             raise CsgmError(
-                f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(registry))}, "
+                f"unknown {chosen} {name!r}; choose one of: {', '.join(sorted(registry))}, "
                 f"or set {kind}._target_ to your own class"
             )
         return registry[name]
@@ -177,9 +180,9 @@ def resolve_target(kind: str, cfg: Mapping[str, Any], registry: Mapping[str, typ
     return cls
 
 
-def entry_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """A config entry's options: all keys but the ones that select the class (``name``, ``_target_``)."""
-    return {k: v for k, v in cfg.items() if k not in ("name", "_target_")}
+def entry_options(cfg: Mapping[str, Any], name_key: str = "name") -> dict[str, Any]:
+    """A config entry's options: all keys but the ones that select the class (``name_key``, ``_target_``)."""
+    return {k: v for k, v in cfg.items() if k not in (name_key, "_target_")}
 
 
 def instantiate(prefix: str, cls: Callable[..., Any], options: Mapping[str, Any], **fixed: Any) -> Any:

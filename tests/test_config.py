@@ -75,6 +75,30 @@ def test_every_solver_config_builds(option):
     assert solver.label == cfg["label"]
 
 
+@pytest.mark.parametrize(
+    "overrides,label",
+    [
+        ([], "csgm"),
+        (["+solver.median_of_means=5"], "csgm_mom5"),
+        (["+solver.median_of_means=5", "solver.label=robust"], "robust"),  # a label of the config's own stays
+        (["solver=sparse_gen", "+solver.median_of_means=3", "solver.basis=dct"], "sparse_gen_mom3_dct"),
+        (["solver=lasso", "solver.basis=wavelet"], "lasso_wavelet"),
+        (["solver=biht", "solver.basis=pixel"], "biht_pixel"),  # BIHT's default basis is the DCT
+        (["solver=langevin", "solver.mala=true"], "langevin_mala"),
+        (["solver=mala"], "mala"),
+    ],
+)
+def test_a_label_left_at_the_solver_name_says_what_ran(overrides, label):
+    resolved = plain(compose_config("recover", ["checkpoint=some.ckpt", *overrides]))
+    assert build_solver(resolved["solver"]).label == label
+    assert resolved["run_name"].startswith(f"{label}-gaussian-gaussian-")
+
+
+def test_a_solver_entry_that_does_not_build_names_its_folder_unresolved():
+    resolved = plain(compose_config("recover", ["checkpoint=some.ckpt", "solver.lr=fast"]))
+    assert resolved["run_name"].startswith("unresolved-gaussian-gaussian-")
+
+
 @pytest.mark.parametrize("option", conf_options("logger"))
 def test_every_logger_config_builds(option, tmp_path):
     logger = build_logger(plain(compose_config("train", [f"logger={option}"]))["logger"], tmp_path, "test")

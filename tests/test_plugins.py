@@ -1,5 +1,5 @@
-"""A user's own operator, noise and solver classes, defined here (outside csgm), plug in from the config by
-``_target_`` with zero edits to csgm; their options are checked like csgm's own."""
+"""A user's own operator, noise, solver and training classes, defined here (outside csgm), plug in from the config
+by ``_target_`` with zero edits to csgm; their options are checked like csgm's own."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ import torch
 
 from csgm.errors import CsgmError
 import numpy as np
+import torch.nn.functional as F
+
+from csgm.generators.checkpoint import load_generator
 
 from csgm.operators import GaussianNoise, LinearOperator, Noise
 from csgm.recovery.run import recover
 from csgm.seeding import seeded_rng
 from csgm.solvers import Solver, SolverOutput
-from tests.helpers import compose_config, run_script
+from csgm.training import GeneratorModule
+from csgm.training.run import train
+from tests.helpers import TINY_TRAIN, compose_config, run_script
 
 
 class SignFlips(LinearOperator):
@@ -81,6 +86,32 @@ class BackProjection(Solver):
         )
 
 
+class Regression(GeneratorModule):
+    """A training method csgm does not have: G(z) regressed on the batch for fresh z ~ N(0, I) (a toy)."""
+
+    method, generators = "regression", ("vae",)
+
+    def __init__(
+        self,
+        name: str,
+        arch: dict,
+        image_shape: tuple[int, int, int],
+        dataset: str = "",
+        range_error: dict | None = None,
+        lr: float = 1e-3,
+    ) -> None:
+        super().__init__(name, arch, image_shape, dataset, range_error)
+        self.lr = lr
+
+    def training_step(self, batch, batch_idx):
+        x = batch[0]
+        z = torch.randn(len(x), self.generator.latent_dim, device=x.device)
+        return F.mse_loss(self.generator(z), x)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.generator.parameters(), lr=self.lr)
+
+
 @pytest.fixture
 def plugins(tmp_path) -> list[str]:
     """The user's own config folder (found through Hydra's search path): one YAML per class, nothing in csgm."""
@@ -90,6 +121,7 @@ def plugins(tmp_path) -> list[str]:
         "noise/halved": "_target_: tests.test_plugins.Halved\nname: halved\nstd: 0.1\n",
         "noise/laplace": "_target_: tests.test_plugins.Laplace\nname: laplace\nstd: 0.2\n",
         "solver/backproj": "_target_: tests.test_plugins.BackProjection\nname: back_projection\nlabel: backproj\n",
+        "generator/training/regression": "_target_: tests.test_plugins.Regression\nmethod: regression\nlr: 0.01\n",
     }.items():
         (conf / group).parent.mkdir(parents=True, exist_ok=True)
         (conf / f"{group}.yaml").write_text(text)
@@ -155,3 +187,38 @@ def test_bad_targets_fail_in_one_line(tmp_path, plugins, target, message):
     result = run_script("recover.py", *plugins, f"operator._target_={target}", cwd=tmp_path)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+
+@pytest.fixture
+def train_plugin(plugins) -> list[str]:
+    """train.py with the user's training method of the plug-in config folder, at a tiny size."""
+    return [plugins[0], *TINY_TRAIN, "generator/training=regression"]
+
+
+def test_a_new_training_method_is_one_class_and_one_yaml(tmp_path, train_plugin):
+    summary = train(compose_config("train", [*train_plugin, "generator.arch.hidden_dims=[32]"]), tmp_path / "run")
+    generator, meta = load_generator(summary["checkpoint"])
+    assert summary["global_step"] == 4 and meta["training"] == "regression" and generator.image_shape == (1, 28, 28)
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["+generator.training.bogus=1"], "unknown key generator.training.bogus (value 1)"),
+        (["generator.training.lr=fast"], "generator.training.lr='fast' must be a number"),
+        (
+            ["+generator.training.dataset=celeba"],
+            "generator.training.dataset='celeba' is set by the training run; use dataset=celeba instead",
+        ),
+        (["generator=dcgan"], "generator.training.method=regression cannot train generator=dcgan"),
+        (
+            ["generator.training._target_=tests.test_plugins.Halved"],
+            "generator.training._target_='tests.test_plugins.Halved' is not a subclass of "
+            "csgm.training.base.GeneratorModule",
+        ),
+    ],
+)
+def test_user_training_options_are_checked(tmp_path, train_plugin, extra, message):
+    with pytest.raises(CsgmError) as info:
+        train(compose_config("train", [*train_plugin, *extra]), tmp_path / "run")
+    assert message in str(info.value)

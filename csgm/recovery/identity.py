@@ -28,6 +28,7 @@ __all__ = [
     "compatible_identity",
     "tuning_context",
     "run_fingerprint",
+    "run_solver_label",
     "check_identity",
     "register_resolvers",
     "results_defining",
@@ -129,6 +130,18 @@ def run_fingerprint(cfg: Any) -> str:
         return "unresolved"
 
 
+def run_solver_label(cfg: Any) -> str:
+    """The label of the solver the config builds (``Solver.label``, as its results name it) for the run folder's
+    name; a solver entry that cannot be built yet gets ``unresolved`` (recover() then reports it in one line)."""
+    from csgm.solvers import build_solver
+
+    try:
+        node = _selected(cfg, ("solver",))["solver"] if OmegaConf.is_config(cfg) else cfg["solver"]
+        return build_solver(node).label
+    except (CsgmError, OmegaConfBaseException):  # the user's problem: the run reports it in one line
+        return "unresolved"
+
+
 def _checkpoint_digest(node: dict) -> str:
     """The generator's content digest for the folder name; a checkpoint that cannot be read yet names the folder by
     its path (recover() then reports it in one line)."""
@@ -160,9 +173,13 @@ def check_identity(run_dir: Path, identity: dict[str, Any]) -> None:
 
 
 def register_resolvers() -> None:
-    """Register ``${csgm_fingerprint:}`` (run folders) and ``${csgm_sweep_mode:${sweep}}`` (an experiment
-    that lists a sweep runs as a multirun without -m) for Hydra (idempotent)."""
+    """Register ``${csgm_fingerprint:}`` and ``${csgm_solver_label:}`` (run folders) and ``${csgm_sweep_mode:${sweep}}``
+    (an experiment that lists a sweep runs as a multirun without -m) for Hydra (idempotent)."""
     if not OmegaConf.has_resolver("csgm_fingerprint"):
         OmegaConf.register_new_resolver("csgm_fingerprint", lambda *, _root_: run_fingerprint(_root_), use_cache=False)
+    if not OmegaConf.has_resolver("csgm_solver_label"):
+        OmegaConf.register_new_resolver(
+            "csgm_solver_label", lambda *, _root_: run_solver_label(_root_), use_cache=False
+        )
     if not OmegaConf.has_resolver("csgm_sweep_mode"):
         OmegaConf.register_new_resolver("csgm_sweep_mode", lambda sweep: "MULTIRUN" if sweep else "RUN")

@@ -54,7 +54,7 @@ class RecoverySpec:
     source: InputSource
     measurements: tuple[MeasurementModel, ...]
     arithmetic: tuple[str, str]  # (trainer.precision, matmul_precision): the solver's arithmetic
-    solver_label: str  # results take the solver's own label (its config's label or name)
+    solver_label: str  # results take the solver's own label (Solver.label: what ran)
 
     @classmethod
     def from_config(cls, cfg: Any) -> RecoverySpec:
@@ -84,7 +84,7 @@ class RecoverySpec:
             source,
             measurements,
             (cfg["trainer"]["precision"], cfg["matmul_precision"]),
-            getattr(solver, "label", None) or cfg["solver"].get("label") or cfg["solver"]["name"],
+            solver.label,
         )
 
     def identity(self) -> dict[str, Any]:

@@ -19,12 +19,15 @@ def report_dir(cfg: Any) -> Path:
     return Path(cfg["paths"]["output_root"]) / "reports" / str(cfg["report_name"])
 
 
-def register_run(cfg: dict, run_dir: Path, measurements: list[int], images: int, noise_std: float) -> None:
+def register_run(
+    cfg: dict, run_dir: Path, solver_label: str, measurements: list[int], images: int, noise_std: float
+) -> None:
     """Record ``run_dir`` (with the m values and image count of this request) as the curve of its
     (solver, operator, noise, input) in the experiment's report; a re-run with other settings replaces
     that curve instead of adding a stale one. A run folder shared by two experiments keeps all rows;
-    each report reads only its own request; ``noise_std`` is the run's noise level."""
-    key = f"{cfg['solver'].get('label') or cfg['solver']['name']}-{cfg['operator']['name']}-{cfg['noise']['name']}-{noise_std:g}-{cfg['input']}"
+    each report reads only its own request; ``solver_label`` is the solver's (what ran), ``noise_std`` the
+    run's noise level."""
+    key = f"{solver_label}-{cfg['operator']['name']}-{cfg['noise']['name']}-{noise_std:g}-{cfg['input']}"
     marker = report_dir(cfg) / "runs" / f"{key}.json"
     atomic_write_bytes(
         marker, json.dumps({"run": str(run_dir.resolve()), "m": measurements, "images": images}).encode()

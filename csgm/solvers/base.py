@@ -97,6 +97,28 @@ class Solver:
     health_limits: HealthLimits = HealthLimits()  # the thresholds of its rows' verdicts
     work_options: dict[str, int] = {}  # the options that set how much work it does, each with its least value
 
+    @property
+    def label(self) -> str:
+        """The solver's name in results, tables and run folders: the config's ``label`` where it names the setting,
+        else the solver's name joined with ``label_tags()``, so that a label never hides what ran (``csgm_mom5``:
+        CSGM with the median of 5 means; ``lasso_dct``; ``langevin_mala``)."""
+        given = getattr(self, "_label", None)
+        if given not in (None, "", self.name):
+            return given
+        return "_".join([self.name, *self.label_tags()])
+
+    @label.setter
+    def label(self, label: str | None) -> None:
+        self._label = label
+
+    def label_tags(self) -> list[str]:
+        """What sets this setting apart from the plain method, for a label left at the name (nothing here)."""
+        return []
+
+    def tag_unless_default(self, option: str, value: Any, tag: str) -> list[str]:
+        """``[tag]`` when ``value`` of constructor option ``option`` differs from its default, else none."""
+        return [tag] if value != default_of(type(self), option) else []
+
     @classmethod
     def shrunk_options(cls, options: dict[str, Any], scale: float) -> dict[str, Any]:
         """The options of a smoke test (``debug=quick``): each of ``work_options`` (given or its default) times
@@ -113,16 +135,14 @@ class Solver:
         a quantised one is used through its linear part, the quantisation treated as noise)."""
         if self.needs_linear_operator and not (operator.linear or (operator.quantized and self.accepts_quantized)):
             raise CsgmError(
-                f"solver {getattr(self, 'label', self.name)!r} needs a linear operator (it uses the adjoint A^T); "
+                f"solver {self.label!r} needs a linear operator (it uses the adjoint A^T); "
                 f"operator {operator.name!r} is nonlinear: use a generative solver such as solver=csgm"
             )
 
     def require_generator(self, generator: Generator | None) -> Generator:
         """The generator of a solver that needs one, or one line saying how to give it."""
         if generator is None:
-            raise CsgmError(
-                f"the {getattr(self, 'label', None) or self.name} solver needs a generator checkpoint (checkpoint=PATH)"
-            )
+            raise CsgmError(f"the {self.label} solver needs a generator checkpoint (checkpoint=PATH)")
         return generator
 
     def accepted(self, measurement: MeasurementModel | Operator) -> MeasurementModel:

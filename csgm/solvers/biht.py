@@ -71,6 +71,10 @@ class BIHTSolver(Solver):
         self.iterations, self.step = int(iterations), float(step)
         self.label = label or self.name
 
+    def label_tags(self) -> list[str]:
+        """The sparsity basis where it is not the default one (``pixel``, ``wavelet``)."""
+        return [*super().label_tags(), *self.tag_unless_default("basis", self.basis, self.basis)]
+
     def check_operator(self, operator: Operator) -> None:
         if not (operator.quantized and getattr(operator, "bits", None) == 1):
             raise CsgmError(

@@ -142,6 +142,13 @@ class CSGMSolver(Solver):
         self.compile = check_flag("solver.compile", compile)
         self.label = label or self.name
 
+    def label_tags(self) -> list[str]:
+        """The median of B means (``mom<B>``): another estimator than the plain data term's."""
+        return [
+            *super().label_tags(),
+            *self.tag_unless_default("median_of_means", self.median_of_means, f"mom{self.median_of_means}"),
+        ]
+
     def search_copy(self, halving_every: int) -> CSGMSolver:
         """For the validation search: a copy whose restarts are halved every ``halving_every`` steps (keeping
         ``halving_keep``), the search only needing to rank candidates; itself if 0 or it already halves."""

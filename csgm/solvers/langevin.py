@@ -96,6 +96,10 @@ class LangevinSolver(Solver):
         self.keep_samples = int(keep_samples)
         self.label = label or self.name
 
+    def label_tags(self) -> list[str]:
+        """MALA (``mala``): a Metropolis test on every step."""
+        return [*super().label_tags(), *self.tag_unless_default("mala", self.mala, "mala")]
+
     def temperature_at(self, t: int) -> float:
         """The likelihood's temperature at step t: geometric from initial_temperature to 1 over the first half of
         the burn-in (tempering lets chains started from the prior find the posterior's mass), then 1."""

@@ -112,6 +112,11 @@ class LassoSolver(Solver):
         self.lambda_grid = [float(v) for v in lambda_grid]
         self.label = label or self.name
 
+    def label_tags(self) -> list[str]:
+        """The sparsity basis where it is not the default one (``dct``, ``wavelet``)."""
+        basis = self.bases.basis_name
+        return [*super().label_tags(), *self.tag_unless_default("basis", basis, basis)]
+
     def solve_with(self, y: torch.Tensor, measurement: MeasurementModel | Operator, lam: torch.Tensor) -> SolverOutput:
         """Solve every row of y with its own lambda (used by the batched lambda search)."""
         operator, target = self.linear_problem(measurement, y)

@@ -64,6 +64,11 @@ class SparseGenSolver(CSGMSolver):
         self._operator: LinearOperator | None = None
         self._image_lambdas: torch.Tensor | None = None  # per-image lambda_nu of a batched candidate search
 
+    def label_tags(self) -> list[str]:
+        """The sparsity basis where it is not the default one (``dct``, ``wavelet``)."""
+        basis = self.bases.basis_name
+        return [*super().label_tags(), *self.tag_unless_default("basis", basis, basis)]
+
     def candidates(self) -> list[dict]:
         """lambda_nu values; with ``tune_generator`` also each value without the generator term (x = nu),
         so that validation can switch G off where the sparse model alone recovers better (large m)."""

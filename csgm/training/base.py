@@ -6,7 +6,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from csgm.errors import check_range
+from csgm.errors import CsgmError, check_range
 from csgm.generators import Generator, build_generator
 from csgm.generators.checkpoint import CHECKPOINT_KEY, generator_payload
 from csgm.training.range_error import RangeError
@@ -23,7 +23,8 @@ class GeneratorModule(pl.LightningModule):
     first ``range_error['images']`` validation images of each process (``range_error['steps']`` Adam steps, one
     restart): how well G can represent held-out images, the floor of its CS error. Cheap by default.
     Subclasses set ``method`` (the ``generator.training.method`` they implement) and ``generators`` (the
-    generator names they can train, None for all).
+    generator names they can train, None for all). A user's subclass plugs in by ``generator.training._target_``;
+    the training run supplies the arguments of this constructor, its own options come from ``generator.training``.
     """
 
     method: str = ""
@@ -32,6 +33,7 @@ class GeneratorModule(pl.LightningModule):
     def __init__(
         self, name: str, arch: dict, image_shape: tuple[int, int, int], dataset: str, range_error: dict | None = None
     ) -> None:
+        self.check_generator(name)
         super().__init__()
         options = {**RANGE_ERROR_DEFAULTS, **(range_error or {})}
         for key, value in options.items():
@@ -42,6 +44,15 @@ class GeneratorModule(pl.LightningModule):
         self.generator = build_generator(name, self.arch, image_shape)
         self.range_error_every, self.range_error_images = int(options["every"]), int(options["images"])
         self.range_error = RangeError(iterations=int(options["steps"]))
+
+    @classmethod
+    def check_generator(cls, name: str) -> None:
+        """Refuse, in one line, a generator this method cannot train."""
+        if cls.generators is not None and name not in cls.generators:
+            raise CsgmError(
+                f"generator.training.method={cls.method} cannot train generator={name} (it trains "
+                f"{', '.join(cls.generators)}); pick another generator/training"
+            )
 
     def trained_generator(self) -> Generator:
         """The generator as recovery will use it (latents ~ N(0, I)); the training copy itself by default."""

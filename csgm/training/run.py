@@ -17,7 +17,7 @@ from csgm.data import ImageDataModule
 from csgm.errors import CsgmError
 from csgm.reporting.loggers import build_logger, finish_wandb, log_final_checkpoint
 from csgm.trainer import build_trainer
-from csgm.training import training_module, training_options
+from csgm.training import build_training_module
 from csgm.training.checkpointing import AtomicCheckpointIO, TrainingInterrupted, TrainingState
 from csgm.run_folders import resume_run_dir
 from csgm.training.resume import check_same_settings, read_run_record, resume_checkpoint, trim_metrics
@@ -55,14 +55,7 @@ def train(cfg: Any, run_dir: str | Path, overrides: list[str] | None = None) -> 
     gen_cfg = cfg["generator"]
 
     data = ImageDataModule(cfg["dataset"], cfg["batch_size"], cfg["num_workers"])
-    module = training_module(gen_cfg)(
-        gen_cfg["name"],
-        gen_cfg["arch"],
-        data.image_shape,
-        cfg["dataset"]["name"],
-        cfg.get("range_error"),
-        **training_options(gen_cfg),
-    )
+    module = build_training_module(gen_cfg, data.image_shape, cfg["dataset"]["name"], cfg.get("range_error"))
     samples = SampleGrid(run_dir, cfg["num_samples"], cfg["seed"])
     every = cfg.get("checkpoint_every", 0)  # also keep checkpoints/epoch_EEEE.ckpt every this many epochs
     checkpoint = ModelCheckpoint(

@@ -7,7 +7,8 @@ import pytest
 
 from csgm.cli import plain
 from csgm.recovery import identity
-from tests.helpers import compose_config
+from csgm.recovery.run import recover
+from tests.helpers import TINY_RECOVER, compose_config
 
 
 def test_tuning_cache_key_is_the_identity_less_run_only_parts():
@@ -38,3 +39,12 @@ def test_the_fingerprint_names_user_problems_unresolved_and_lets_bugs_through(mo
     with pytest.raises(Exception) as info:
         compose_config("recover", ["checkpoint=x.ckpt"]).run_name
     assert "ZeroDivisionError" in repr(info.value) or isinstance(info.value.__cause__, ZeroDivisionError)
+
+
+def test_results_and_folder_take_the_label_of_the_solver_that_ran(tmp_path, vae_checkpoint):
+    cfg = compose_config(
+        "recover", [*TINY_RECOVER, f"checkpoint={vae_checkpoint}", "+solver.median_of_means=3", "measurements=[20]"]
+    )
+    assert cfg.run_name.startswith("csgm_mom3-gaussian-gaussian-")
+    (entry,) = recover(cfg, tmp_path / "run")["summary"]
+    assert entry["solver"] == "csgm_mom3"
