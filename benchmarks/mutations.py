@@ -92,7 +92,7 @@ MUTATIONS = [
     mutation(
         "quantised_noise_level_ignored",
         "csgm/operators/likelihood.py",
-        "return interval_data_term(prediction, *self.operator.cell(y), self.noise.level)",
+        "return interval_data_term(prediction, *self.operator.cell(y), self.noise.std)",
         "return interval_data_term(prediction, *self.operator.cell(y), 1.0)",
         [LIKELIHOOD],
         "the noise level ignored in the quantised likelihood",

@@ -118,7 +118,7 @@ def test_data_term_of_every_pair_is_its_scaled_negative_log_likelihood(operator_
     model, y, prediction = pair
     term = model.data_term(prediction, y).numpy()
     if model.operator.quantized:
-        expected = quantised_reference(model.operator, noise.level, prediction.numpy(), y.numpy())
+        expected = quantised_reference(model.operator, noise.std, prediction.numpy(), y.numpy())
     else:
         rate = prediction.clamp_min(1e-12) if noise.name == "poisson" else prediction
         expected = reference_term(noise, rate.numpy(), y.numpy())

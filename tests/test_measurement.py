@@ -88,7 +88,7 @@ def test_poisson_counts_data_term_and_refusals():
     large = MeasurementModel(A, Noise("poisson", scale=1e6), seed=1).measure(x, [7, 8])
     assert float((large.flatten(1) - x.flatten(1)).abs().max()) < 0.01  # more photons, less noise
     assert float(noise.data_term(y, y).abs().max()) < 1e-9 and bool((noise.data_term(A(x), y) > 0).all())
-    assert noise.level == pytest.approx(50**-0.5)
+    assert noise.std == pytest.approx(50**-0.5)
     with pytest.raises(
         CsgmError, match=r"poisson noise needs measurements A x >= 0 but operator 'gaussian' gives signed values"
     ):

@@ -57,10 +57,6 @@ class Laplace(Noise):
         super().__init__()
         self.std = std
 
-    @property
-    def level(self) -> float:
-        return self.std
-
     def data_term(self, prediction: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """2 std^2 * |r| / b with b = std / sqrt(2), the Laplace scale."""
         return 2 * 2**0.5 * self.std * (prediction - y).abs().sum(1)

@@ -62,4 +62,4 @@ class QuantizedLikelihood:
                 prediction.shape[1] ** 0.5 / prediction.norm(dim=1, keepdim=True).clamp_min(1e-12)
             )
             return interval_data_term(prediction, *self.operator.cell(y), 0.0)
-        return interval_data_term(prediction, *self.operator.cell(y), self.noise.level)
+        return interval_data_term(prediction, *self.operator.cell(y), self.noise.std)

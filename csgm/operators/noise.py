@@ -40,29 +40,26 @@ class _ByKind(type):
 
 class Noise(nn.Module, metaclass=_ByKind):
     """Additive i.i.d. noise on measurements. Each image's noise comes from its own seed (key, image id), so
-    it does not depend on batch size, rank or device. Subclasses give ``name``, ``level``, ``label`` and
-    ``_draw`` (one image's noise from its generator), and override ``data_term`` when it is not ||r||^2."""
+    it does not depend on batch size, rank or device. Subclasses give ``name``, ``std`` (the noise level: its
+    standard deviation, 0 without noise), ``label`` and ``_draw`` (one image's noise from its generator), and override
+    ``data_term`` when it is not ||r||^2."""
 
     name: ClassVar[str] = "noise"
     quantizable: ClassVar[bool] = False  # a quantiser after it has a defined (Gaussian-cell) likelihood
     needs_nonnegative: ClassVar[bool] = False  # defined only for measurements A x >= 0
-    chi_square: ClassVar[bool] = False  # at the true x, data term / level^2 follows chi-square(m) (exactly or for
+    chi_square: ClassVar[bool] = False  # at the true x, data term / std^2 follows chi-square(m) (exactly or for
     #                                     large counts): the data-fit check of csgm.recovery.verdicts applies
-
-    @property
-    def level(self) -> float:
-        """The noise's standard deviation; 0 without noise."""
-        raise NotImplementedError
+    std: float  # the noise level, one word everywhere (config, code, the results' noise_std): its standard deviation
 
     @property
     def is_zero(self) -> bool:
         """Whether it leaves y unchanged."""
-        return self.level == 0.0
+        return self.std == 0.0
 
     @property
     def label(self) -> str:
         """A short description for titles: 'no noise', 'gaussian std 0.1', 'poisson scale 100'."""
-        return f"{self.name} std {self.level:g}"
+        return f"{self.name} std {self.std:g}"
 
     @property
     def squared_residual(self) -> bool:
@@ -98,7 +95,7 @@ class Noise(nn.Module, metaclass=_ByKind):
     def lowest_value(self) -> float:
         """The most negative noise value it can add (practically: Gaussian tails are cut at 8 std, a chance of
         6e-16 per value); -inf for heavy tails."""
-        return -8.0 * self.level
+        return -8.0 * self.std
 
     def check_measurements(self, y: torch.Tensor, where: str, nonnegative: bool) -> None:
         """Refuse recorded y this noise cannot give from noise-free values that are >= 0 when ``nonnegative``: values
@@ -119,10 +116,7 @@ class NoNoise(Noise):
 
     name = "none"
     quantizable = True
-
-    @property
-    def level(self) -> float:
-        return 0.0
+    std = 0.0
 
     @property
     def label(self) -> str:
@@ -144,10 +138,6 @@ class GaussianNoise(Noise):
         check_range("noise.std", std, 0)
         self.std = float(std)
 
-    @property
-    def level(self) -> float:
-        return self.std
-
     def _draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return self.std * rng.standard_normal(size)
 
@@ -165,10 +155,6 @@ class StudentTNoise(Noise):
         check_range("noise.std", std, 0)
         check_range("noise.df", df, 0, low_open=True)
         self.std, self.df = float(std), float(df)
-
-    @property
-    def level(self) -> float:
-        return self.std
 
     @property
     def lowest_value(self) -> float:
@@ -235,7 +221,7 @@ class PoissonNoise(Noise):
         self.scale = float(scale)
 
     @property
-    def level(self) -> float:
+    def std(self) -> float:
         """The standard deviation at unit intensity, 1 / sqrt(scale)."""
         return self.scale**-0.5
 

@@ -29,4 +29,4 @@ class RecoveryResult:
     solver_label: str
     operator_name: str
     noise_label: str
-    noise_level: float
+    noise_std: float

@@ -186,5 +186,5 @@ def _run(spec: RecoverySpec, run_dir: Path, identity: dict) -> RecoveryResult | 
         spec.solver_label,
         operators[0].name,
         spec.noise.label,
-        spec.noise.level,
+        spec.noise.std,
     )

@@ -76,7 +76,7 @@ def result_rows(
         failed = verdict.status in FAILED_STATUSES
         row = ResultRow(
             **names,
-            noise_std=measurement.noise.level,
+            noise_std=measurement.noise.std,
             m=measurement.operator.m,
             image_id=image_id,
             **{k: None if failed or metrics is None else float(metrics[k][j]) for k in METRICS},

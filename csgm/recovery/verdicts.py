@@ -95,9 +95,9 @@ def verdicts(out: SolverOutput, limits: HealthLimits) -> list[Verdict]:
 def data_fit(measurement: MeasurementModel, measurement_loss: torch.Tensor, m: int) -> list[DataFit]:
     """The data fit of every row from its data term and the number of real measurements m (module docstring)."""
     noise = measurement.noise
-    if measurement.likelihood is not noise or not noise.chi_square or noise.level <= 0:
+    if measurement.likelihood is not noise or not noise.chi_square or noise.std <= 0:
         return [DataFit(None, "")] * len(measurement_loss)
-    statistic = measurement_loss.detach().double().cpu() / noise.level**2
+    statistic = measurement_loss.detach().double().cpu() / noise.std**2
     half_m = torch.tensor(m / 2, dtype=torch.float64)
     below = torch.special.gammainc(half_m, statistic / 2)  # P(chi-square(m) <= statistic)
     above = torch.special.gammaincc(half_m, statistic / 2)

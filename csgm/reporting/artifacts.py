@@ -119,7 +119,7 @@ def write_artifacts(cfg: dict, result: RecoveryResult) -> dict[str, Path]:
     if not grid_rows:
         (run_dir / "grid.png").unlink(missing_ok=True)
     if cfg.get("report_name"):
-        register_run(cfg, run_dir, result.solver_label, sorted(result.measurements), result.count, result.noise_level)
+        register_run(cfg, run_dir, result.solver_label, sorted(result.measurements), result.count, result.noise_std)
     if cfg["logger"]["name"] == "wandb":
         log_recovery_to_wandb(
             cfg["logger"],

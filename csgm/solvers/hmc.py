@@ -57,14 +57,14 @@ class LatentPosterior:
         self, generator: Generator, measurement: MeasurementModel, y: torch.Tensor, tau2: torch.Tensor | None = None
     ) -> None:
         self.generator, self.measurement, self.y = generator, measurement, y
-        self.level = measurement.noise.level
+        self.noise_std = measurement.noise.std
         self.tau2 = tau2
         self.temperature = 1.0  # the likelihood's temperature (above 1 only while searching for modes)
         if tau2 is not None:
             operator = measurement.operator
             self.matrix = operator.to_dense(max_pixels=operator.n, dtype=torch.float64)  # A (m, n)
             covariance = (self.matrix * tau2) @ self.matrix.T
-            covariance.diagonal().add_(self.level**2)
+            covariance.diagonal().add_(self.noise_std**2)
             self.cholesky = torch.linalg.cholesky(covariance)
 
     def whiten(self, residual: torch.Tensor) -> torch.Tensor:
@@ -81,7 +81,7 @@ class LatentPosterior:
             x = self.generator(z)
             prediction = self.measurement.predict(x)
             if self.tau2 is None:
-                nll = self.measurement.data_term(prediction, self.y) / (2 * self.level**2)
+                nll = self.measurement.data_term(prediction, self.y) / (2 * self.noise_std**2)
             else:
                 nll = 0.5 * self.whiten(self.y - prediction).pow(2).sum(1)
             value = nll / self.temperature + 0.5 * z.pow(2).sum(1)
@@ -97,7 +97,7 @@ class LatentPosterior:
         with torch.no_grad():
             jacobian = vmap(jacfwd(predict))(z.detach()).double()  # (N, m, k)
         if self.tau2 is None:
-            jacobian = jacobian / self.level
+            jacobian = jacobian / self.noise_std
         else:
             jacobian = torch.linalg.solve_triangular(self.cholesky, jacobian, upper=False)
         eye = torch.eye(z.shape[1], dtype=torch.float64, device=z.device)
@@ -108,7 +108,7 @@ class LatentPosterior:
         e = e0 + tau2 A^T Sigma^-1 (y - A G(z) - A e0 - n0), from standard normals (N, n) and (N, m)."""
         flat = x.double().flatten(1)
         e0 = normal_pixels.double() * self.tau2.sqrt()
-        residual = self.y.double() - (flat + e0) @ self.matrix.T - self.level * normal_noise.double()
+        residual = self.y.double() - (flat + e0) @ self.matrix.T - self.noise_std * normal_noise.double()
         solved = torch.cholesky_solve(residual.T, self.cholesky).T
         return (e0 + (solved @ self.matrix) * self.tau2).view(x.shape).to(x.dtype)
 
@@ -291,7 +291,7 @@ class HMCSolver(Solver):
         """Run the chains (see the module docstring)."""
         generator = self.require_generator(generator)
         measurement = self.accepted(measurement)
-        if measurement.noise.level <= 0:
+        if measurement.noise.std <= 0:
             raise CsgmError(
                 f"solver {self.label!r} samples p(z | y), which needs a known noise level > 0; "
                 "set noise=gaussian with noise.std > 0 (or another noise model)"

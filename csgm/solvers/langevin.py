@@ -131,8 +131,8 @@ class LangevinSolver(Solver):
         """Run the chains; latents and images are recorded every ``thin`` steps after the burn-in."""
         generator = self.require_generator(generator)
         measurement = self.accepted(measurement)
-        level = measurement.noise.level
-        if level <= 0:
+        std = measurement.noise.std
+        if std <= 0:
             raise CsgmError(
                 f"solver {self.label!r} samples p(z | y), which needs a known noise level > 0; "
                 "set noise=gaussian with noise.std > 0 (or another noise model)"
@@ -141,7 +141,7 @@ class LangevinSolver(Solver):
         streams = [seeded_rng("langevin", seed, int(i), c) for i in image_ids for c in range(chains)]
         z = torch.cat([generator.sample_latents(1, g) for g in streams]).to(device=y.device, dtype=y.dtype)
         y_rep = y.repeat_interleave(chains, dim=0)
-        scale = 2 * level**2 * self.temperature_at(0)
+        scale = 2 * std**2 * self.temperature_at(0)
         value, grad, x = self.log_posterior(z, y_rep, measurement, generator, scale)
         start_loss = measurement.loss(x, y_rep).view(batch, chains).mean(1)
         log_eta = torch.full((len(z),), math.log(self.step_size), dtype=y.dtype, device=y.device)  # per chain
@@ -149,7 +149,7 @@ class LangevinSolver(Solver):
         records, latents = [], []
         for t in range(self.steps):
             report_steps(t, self.steps)
-            new_scale = 2 * level**2 * self.temperature_at(t)
+            new_scale = 2 * std**2 * self.temperature_at(t)
             if new_scale != scale:  # the target changed: re-evaluate the current state under it
                 scale = new_scale
                 value, grad, x = self.log_posterior(z, y_rep, measurement, generator, scale)
