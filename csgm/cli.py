@@ -125,13 +125,26 @@ def _option_config(folder: Any, group: str, option: str) -> DictConfig:
     return OmegaConf.merge(*(_option_config(folder, group, parent) for parent in parents), node)
 
 
+def _swept_options(folder: Any, group: str, argv: Sequence[str]) -> list[str]:
+    """The options of ``group`` a sweep lists: on the command line (``group=a,b,c``) or in the ``sweep`` of the
+    experiment it names (``experiment=NAME``)."""
+    lists = [arg.split("=", 1)[1] for arg in argv if arg.startswith(f"{group}=") and "," in arg]
+    for experiment in (arg.split("=", 1)[1] for arg in argv if arg.startswith("experiment=")):
+        try:
+            sweep = OmegaConf.create((folder / "experiment" / f"{experiment}.yaml").read_text()).get("sweep") or {}
+        except (OSError, OmegaConfBaseException):
+            continue
+        if sweep.get(group):
+            lists.append(str(sweep[group]))
+    return [option.strip() for listed in lists for option in listed.split(",")]
+
+
 def _sweep_jobs_without(group: str, key: str, argv: Sequence[str]) -> list[str]:
-    """The options of ``group`` that a command-line sweep (``group=a,b,c``) lists and whose configs lack ``key``."""
-    swept = [arg.split("=", 1)[1].split(",") for arg in argv if arg.startswith(f"{group}=") and "," in arg]
+    """The options of ``group`` that a sweep lists (``_swept_options``) and whose configs lack ``key``."""
     root = config_path()
     folder = files("csgm.conf") if root.startswith("pkg://") else Path(root)
     lacking = []
-    for option in (o for choices in swept for o in choices):
+    for option in _swept_options(folder, group, argv):
         try:
             node = _option_config(folder, group, option)
         except (OSError, OmegaConfBaseException):

@@ -71,12 +71,15 @@ def test_spread_keeps_the_ends():
     assert spread([25], 2) == [25] and spread([10, 20], 1) == [10]
 
 
-def test_a_sweep_option_that_some_jobs_lack_names_those_jobs(tmp_path):
-    """Hydra checks every job of a sweep before it starts one: the line names the jobs that lack the option."""
+@pytest.mark.parametrize(
+    "sweep", [["-m", "solver=csgm,lasso,csgm_reg"], ["experiment=paper_mnist"]], ids=["command_line", "experiment"]
+)
+def test_a_sweep_option_that_some_jobs_lack_names_those_jobs(tmp_path, sweep):
+    """Hydra checks every job of a sweep before it starts one: the line names the jobs that lack the option (csgm_reg
+    and sparse_gen inherit csgm's restarts)."""
     result = run_script(
         "recover.py",
-        "-m",
-        "solver=csgm,lasso,csgm_reg",
+        *sweep,
         "solver.restarts=2",
         "checkpoint=x.ckpt",
         f"paths.output_root={tmp_path}",
