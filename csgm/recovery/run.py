@@ -41,11 +41,16 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     return {"summary": result.merged.summary, "rows": len(result.merged.rows), "paths": paths}
 
 
+def _rank_zero() -> bool:
+    """Whether this process is rank 0 of its job (always, outside a cluster job): the one that prints and locks."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @contextmanager
 def _run_lock(run_dir: Path) -> Iterator[None]:
     """Hold the run folder's lock (rank 0 of a cluster job only): a second identical command waits for the
     first one, then finds its work done; nothing is computed twice."""
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not _rank_zero():
         yield
         return
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -82,7 +87,7 @@ def _tuned(
     (G and the operators go back to the CPU afterwards, where the trainer expects them)."""
     cfg, splits, generator = spec.cfg, spec.splits, spec.generator
     val_count = min(cfg["tuning"]["num_images"], len(splits["val"]))
-    if val_count < cfg["tuning"]["num_images"] and int(os.environ.get("RANK", "0")) == 0:
+    if val_count < cfg["tuning"]["num_images"] and _rank_zero():
         print(
             f"csgm: warning: tuning.num_images={cfg['tuning']['num_images']} but the validation split of "
             f"{cfg['dataset']['name']} has {val_count} images; tuning on those {val_count} (raise dataset.val_size "
@@ -124,7 +129,7 @@ def _run(spec: RecoverySpec, run_dir: Path, identity: dict) -> RecoveryResult | 
     done = store.done()
     pairs = [(j, i) for j, op in enumerate(operators) for i in range(source.count) if (op.m, i) not in done]
     pending = sorted({j for j, _ in pairs})  # only m values with work left need their hyperparameters
-    shown = cfg["trainer"].get("enable_progress_bar", True) and int(os.environ.get("RANK", "0")) == 0
+    shown = cfg["trainer"].get("enable_progress_bar", True) and _rank_zero()
     if shown:
         print(
             plan_line(

@@ -25,6 +25,7 @@ quantised measurements. The data fit is information about the model, not the sol
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -103,7 +104,7 @@ def data_fit(measurement: MeasurementModel, measurement_loss: torch.Tensor, m: i
     above = torch.special.gammaincc(half_m, statistic / 2)
     fits = []
     for value, low, high in zip(statistic.tolist(), below.tolist(), above.tolist()):
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             fits.append(DataFit(None, ""))
             continue
         label = "misfit" if high < FIT_P else "overfit" if low < FIT_P else "consistent"

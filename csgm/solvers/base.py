@@ -151,6 +151,17 @@ class Solver:
         self.check_operator(measurement.operator)
         return measurement
 
+    def sampled(self, measurement: MeasurementModel | Operator) -> MeasurementModel:
+        """The accepted measurement model of a solver that samples p(z | y), whose likelihood needs a known noise
+        level, or one line saying how to give it."""
+        measurement = self.accepted(measurement)
+        if measurement.noise.std <= 0:
+            raise CsgmError(
+                f"solver {self.label!r} samples p(z | y), which needs a known noise level > 0; "
+                "set noise=gaussian with noise.std > 0 (or another noise model)"
+            )
+        return measurement
+
     def linear_problem(
         self, measurement: MeasurementModel | Operator, y: torch.Tensor
     ) -> tuple[LinearOperator, torch.Tensor]:

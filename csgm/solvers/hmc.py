@@ -290,12 +290,7 @@ class HMCSolver(Solver):
     ) -> ChainRun:
         """Run the chains (see the module docstring)."""
         generator = self.require_generator(generator)
-        measurement = self.accepted(measurement)
-        if measurement.noise.std <= 0:
-            raise CsgmError(
-                f"solver {self.label!r} samples p(z | y), which needs a known noise level > 0; "
-                "set noise=gaussian with noise.std > 0 (or another noise model)"
-            )
+        measurement = self.sampled(measurement)
         batch, chains, k = len(y), self.chains, generator.latent_dim
         tau2 = self.tau2(generator, measurement, y.dtype)
         search = LatentPosterior(generator, measurement, y.repeat_interleave(self.mode_starts, dim=0), tau2)

@@ -106,7 +106,7 @@ class ILOSolver(CSGMSolver):
         y = y.repeat(copies, 1)
         start = csgm.x_hat.repeat(copies, 1, 1, 1)
         x_hat = self.intermediate(csgm.z.repeat(copies, 1), y, measurement, generator, radius).clamp(0, 1)
-        improved = measurement.loss(x_hat, y) < measurement.loss(start, y)
+        improved = measurement.loss(x_hat, y) < csgm.measurement_loss.repeat(copies).to(x_hat.device)
         failed = csgm.all_restarts_diverged.repeat(copies).to(x_hat.device)
         return torch.where((improved & ~failed).view(-1, 1, 1, 1), x_hat, start)
 

@@ -18,7 +18,7 @@ from typing import NamedTuple, Sequence
 
 import torch
 
-from csgm.errors import CsgmError, check_flag, check_range
+from csgm.errors import check_flag, check_range
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import Operator
@@ -130,13 +130,8 @@ class LangevinSolver(Solver):
     ) -> LangevinRun:
         """Run the chains; latents and images are recorded every ``thin`` steps after the burn-in."""
         generator = self.require_generator(generator)
-        measurement = self.accepted(measurement)
+        measurement = self.sampled(measurement)
         std = measurement.noise.std
-        if std <= 0:
-            raise CsgmError(
-                f"solver {self.label!r} samples p(z | y), which needs a known noise level > 0; "
-                "set noise=gaussian with noise.std > 0 (or another noise model)"
-            )
         batch, chains, k = len(y), self.chains, generator.latent_dim
         streams = [seeded_rng("langevin", seed, int(i), c) for i in image_ids for c in range(chains)]
         z = torch.cat([generator.sample_latents(1, g) for g in streams]).to(device=y.device, dtype=y.dtype)
