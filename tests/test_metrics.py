@@ -59,6 +59,23 @@ def test_ssim_by_hand_for_constant_images():
     assert float(ssim(x, x)[0]) == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 7, 9), (1, 10, 6), (1, 28, 28)])
+def test_ssim_matches_torchmetrics_full_map_on_small_and_mnist_images(shape):
+    """Under 11 px no window fits: the map of torchmetrics (window reflected at the border) averaged over the
+    positions (k - 1) / 2 px from the border, k the largest odd side that fits; at 28 px the valid positions."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    x_hat, x = pair(shape, seed=7)
+    side = min(11, *shape[1:])
+    kernel = side if side % 2 else side - 1
+    _, full = structural_similarity_index_measure(
+        x_hat, x, data_range=1.0, reduction="none", kernel_size=kernel, return_full_image=True
+    )
+    margin = (kernel - 1) // 2
+    reference = full[..., margin:-margin, margin:-margin].flatten(1).mean(1)
+    assert ssim(x_hat, x).tolist() == pytest.approx(reference.tolist(), abs=1e-13)
+
+
 def test_mean_and_interval_by_hand():
     mean, half = mean_ci95([1.0, 2.0, 3.0, 4.0])
     assert mean == 2.5 and half == pytest.approx(1.96 * math.sqrt(5 / 3) / 2)
