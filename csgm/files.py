@@ -24,6 +24,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_files",
     "atomic_path",
+    "temporary_file",
     "is_temporary",
     "file_mode",
     "cached_digest",
@@ -43,6 +44,12 @@ def file_mode() -> int:
 def is_temporary(path: Path) -> bool:
     """Whether ``path`` is one of our temporary files (a leftover of an interrupted write)."""
     return path.name.startswith(".")
+
+
+def temporary_file(path: str | Path) -> Path:
+    """A new empty temporary file beside ``path`` (same suffix, never read as a result): write it completely, then
+    hand it to ``atomic_write_files`` as ``path``'s content."""
+    return _temporary(Path(path))
 
 
 def _temporary(path: Path) -> Path:
@@ -85,11 +92,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         _write_synced(tmp, data, Path(path))
 
 
-def atomic_write_files(contents: Mapping[str | Path, bytes]) -> None:
-    """Write every file of ``contents`` completely to temporary files, then rename them all into place."""
-    written: list[tuple[Path, Path]] = []
+def atomic_write_files(contents: Mapping[str | Path, bytes | Path]) -> None:
+    """Write every file of ``contents`` completely to temporary files, then rename them all into place. A Path value
+    is such a temporary file already written completely (``temporary_file``, synced by its writer): it is renamed
+    with the others, so a file too large to hold in memory changes together with the rest."""
+    written: list[tuple[Path, Path]] = [(data, Path(path)) for path, data in contents.items() if isinstance(data, Path)]
     try:
         for path, data in contents.items():
+            if isinstance(data, Path):
+                continue
             tmp = _temporary(Path(path))
             written.append((tmp, Path(path)))
             _write_synced(tmp, data, Path(path))

@@ -179,7 +179,12 @@ def _run(spec: RecoverySpec, run_dir: Path, identity: dict) -> RecoveryResult | 
     if not trainer.is_global_zero:
         return None
     requested_m = [op.m for op in operators]
-    merged = store.merge(lambda m, image_id: m in requested_m and image_id < source.count)
+    in_grids = min(cfg["save_images"], source.count)  # estimates kept in memory: those of the grids (all without
+    # ground truth: each is written as an image)
+    merged = store.merge(
+        lambda m, image_id: m in requested_m and image_id < source.count,
+        (lambda m, image_id: image_id < in_grids) if source.has_ground_truth else None,
+    )
     return RecoveryResult(
         run_dir,
         merged,

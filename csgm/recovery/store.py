@@ -30,6 +30,7 @@ from csgm.results import (
     tensor_bytes,
 )
 from csgm.measurement import MeasurementModel
+from csgm.recovery.stacked import StackedFile
 from csgm.recovery.verdicts import data_fit, verdicts
 from csgm.solvers import HealthLimits, SolverOutput
 
@@ -99,37 +100,24 @@ def result_rows(
 
 @dataclass
 class MergedResults:
-    """Every row of a run folder (sorted by (m, image id)), the summary of a request, the estimates."""
+    """Every row of a run folder (sorted by (m, image id)), the summary of a request, the estimates kept in memory
+    (those the merge was asked to keep: the ones shown in grids) and the stacked files already written beside the
+    run folder's tables under temporary names (``reconstructions.pt``, ``posterior.pt``: every estimate)."""
 
     rows: list[dict[str, Any]]
     summary: list[dict[str, Any]]
     x_hat: dict[tuple[int, int], torch.Tensor]
     posterior: dict[tuple[int, int], dict[str, torch.Tensor]] = field(default_factory=dict)  # samplers' samples, std
+    stacked: dict[str, Path] = field(default_factory=dict)  # file name -> its complete temporary file
 
-    def files(self, run_dir: Path) -> dict[Path, bytes]:
+    def files(self, run_dir: Path) -> dict[Path, bytes | Path]:
         """results.csv, summary.csv and reconstructions.pt (and posterior.pt for samplers: the kept samples
-        (N, S, C, H, W) and pixel std maps), to be written together."""
-        keys = sorted(self.x_hat)
-        stacked = torch.stack([self.x_hat[k] for k in keys]) if keys else torch.zeros(0)
-        files = {
+        (N, S, C, H, W) and pixel std maps), to be written together (``atomic_write_files``)."""
+        return {
             run_dir / "results.csv": csv_bytes(self.rows, RESULT_FIELDS),
             run_dir / "summary.csv": csv_bytes(self.summary, SUMMARY_FIELDS),
-            run_dir / "reconstructions.pt": tensor_bytes(
-                {"keys": torch.tensor(keys, dtype=torch.long).view(-1, 2), "x_hat": stacked}
-            ),
+            **{run_dir / name: path for name, path in self.stacked.items()},
         }
-        sampled = sorted(self.posterior)
-        if sampled:
-            files[run_dir / "posterior.pt"] = tensor_bytes(
-                {
-                    "keys": torch.tensor(sampled, dtype=torch.long).view(-1, 2),
-                    **{
-                        name: torch.stack([self.posterior[k][name] for k in sampled])
-                        for name in ("samples", "pixel_std")
-                    },
-                }
-            )
-        return files
 
 
 class ResultsStore:
@@ -164,8 +152,9 @@ class ResultsStore:
         return path
 
     def _read(self, path: Path) -> dict[str, Any] | None:
+        """A shard memory-mapped: its rows are read, its tensors only where they are used."""
         try:
-            shard = torch.load(path, weights_only=True)
+            shard = torch.load(path, weights_only=True, mmap=True)
             if not (isinstance(shard, dict) and len(shard["rows"]) == len(shard["x_hat"])):
                 raise ValueError("not a results shard")
             return shard
@@ -182,7 +171,7 @@ class ResultsStore:
             return None
 
     def shards(self) -> list[dict[str, Any]]:
-        """Every readable shard (temporary files of interrupted writes are skipped)."""
+        """Every readable shard, memory-mapped (temporary files of interrupted writes are skipped)."""
         paths = sorted(p for p in self.shard_dir.glob("*.pt") if not is_temporary(p))
         return [shard for shard in map(self._read, paths) if shard is not None]
 
@@ -195,18 +184,46 @@ class ResultsStore:
         merged = torch.load(self.run_dir / "reconstructions.pt", weights_only=True)
         return {tuple(key): x_hat for key, x_hat in zip(merged["keys"].tolist(), merged["x_hat"])}
 
-    def merge(self, requested: Callable[[int, int], bool] | None = None) -> MergedResults:
-        """All shards merged (one row per (m, image id), sorted); the summary covers the (m, image id)
-        pairs ``requested`` accepts (all if None). Nothing is written: see ``MergedResults.files``."""
+    def merge(
+        self,
+        requested: Callable[[int, int], bool] | None = None,
+        keep: Callable[[int, int], bool] | None = None,
+    ) -> MergedResults:
+        """All shards merged (one row per (m, image id), sorted; of duplicates the last shard's); the summary covers
+        the (m, image id) pairs ``requested`` accepts (all if None). Every shard is read once: its rows, then its
+        estimates copied straight into ``reconstructions.pt`` (and ``posterior.pt``), written under temporary names
+        (see ``MergedResults.files``); only the estimates ``keep`` accepts (all if None) stay in memory."""
+        shards = self.shards()
         rows: dict[tuple[int, int], dict[str, Any]] = {}
-        images: dict[tuple[int, int], torch.Tensor] = {}
-        posterior: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
-        for shard in self.shards():
-            for j, (row, x_hat) in enumerate(zip(shard["rows"], shard["x_hat"])):
+        source: dict[tuple[int, int], tuple[int, int]] = {}  # (m, image id) -> (shard, position in it)
+        for s, shard in enumerate(shards):
+            for j, row in enumerate(shard["rows"]):
                 key = (int(row["m"]), int(row["image_id"]))
-                rows[key], images[key] = row, x_hat
-                if "posterior" in shard:
-                    posterior[key] = {name: values[j] for name, values in shard["posterior"].items()}
+                rows[key], source[key] = row, (s, j)
         keys = sorted(rows)
         summary = summarise([rows[k] for k in keys if requested is None or requested(*k)])
-        return MergedResults([rows[k] for k in keys], summary, images, posterior)
+        reconstructions = StackedFile(self.run_dir / "reconstructions.pt", keys, {"x_hat": torch.zeros(0)})
+        sampled = sorted(k for k in keys if "posterior" in shards[source[k][0]])
+        posterior_file = StackedFile(self.run_dir / "posterior.pt", sampled)
+        slot = {key: n for n, key in enumerate(sampled)}
+        images: dict[tuple[int, int], torch.Tensor] = {}
+        posterior: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+        try:
+            for index, key in enumerate(keys):
+                shard, j = shards[source[key][0]], source[key][1]
+                reconstructions.put("x_hat", index, shard["x_hat"][j])
+                kept = keep is None or keep(*key)
+                if kept:
+                    images[key] = shard["x_hat"][j].clone()
+                if key in slot:
+                    for name in ("samples", "pixel_std"):
+                        posterior_file.put(name, slot[key], shard["posterior"][name][j])
+                    if kept:
+                        posterior[key] = {name: values[j].clone() for name, values in shard["posterior"].items()}
+            stacked = {"reconstructions.pt": reconstructions.finish()}
+            if sampled:
+                stacked["posterior.pt"] = posterior_file.finish()
+        finally:
+            reconstructions.discard()
+            posterior_file.discard()
+        return MergedResults([rows[k] for k in keys], summary, images, posterior, stacked)

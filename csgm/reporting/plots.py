@@ -176,32 +176,42 @@ def save_image_rows(
     return Path(path)
 
 
+def _strip(row: torch.Tensor, gap: int) -> torch.Tensor:
+    """The images of a row (N, C, H, W) side by side in one (H, N W + (N - 1) gap, C) array, white between them."""
+    images = row.detach().cpu().float().clamp(0, 1)
+    count, channels, height, _ = images.shape
+    white = torch.ones(count, channels, height, gap)
+    spaced = torch.cat((images, white), dim=3).permute(1, 2, 0, 3).flatten(2)  # (C, H, N (W + gap))
+    return spaced[..., : spaced.shape[-1] - gap].permute(1, 2, 0)
+
+
 def image_rows_png(
     rows: Sequence[torch.Tensor], labels: Sequence[str] | None = None, title: str | None = None
 ) -> bytes:
     """Equally long image rows (each (N, C, H, W) in [0, 1]), originals first, then one row per method; a label
-    left of every row, a title above; every image at least ``MIN_CELL_PIXELS`` wide. PNG bytes."""
+    left of every row, a title above; every image at least ``MIN_CELL_PIXELS`` wide. PNG bytes. Each row is one
+    picture of its images side by side (one axes per row, not per image: the cost grows with the rows only)."""
     plt = pyplot()
     count, (channels, height, width) = len(rows[0]), tuple(rows[0].shape[1:])
     cell = max(MIN_CELL_PIXELS, width) / 100.0  # inches at dpi 100; labels and title are added around the cells
     fig, axes = plt.subplots(
-        len(rows), count, squeeze=False, dpi=100, figsize=(count * cell, len(rows) * cell * height / width)
+        len(rows), 1, squeeze=False, dpi=100, figsize=(count * cell, len(rows) * cell * height / width)
     )
-    fig.subplots_adjust(left=0, right=1, bottom=0, top=1, wspace=0.04, hspace=0.04)
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=1, hspace=0.04)
+    gap = max(1, round(0.04 * width))
     for r, row in enumerate(rows):
-        for c in range(count):
-            ax = axes[r][c]
-            image = row[c].detach().cpu().float().clamp(0, 1)
-            if channels == 1:
-                ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            else:
-                ax.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+        ax = axes[r][0]
+        strip = _strip(row, gap)
+        if channels == 1:
+            ax.imshow(strip[..., 0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax.imshow(strip.numpy(), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
         if labels:
-            axes[r][0].set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=9, labelpad=6)
+            ax.set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=9, labelpad=6)
     if title:
         fig.suptitle(title, fontsize=10, y=1.0, va="bottom")
     return figure_png(fig)

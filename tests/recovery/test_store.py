@@ -122,3 +122,55 @@ def test_a_full_disk_changes_none_of_the_files_written_together(tmp_path, monkey
     ).read_bytes() == b"old grid"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png", "results.csv"]  # no temporary file left
     assert files.is_temporary(tmp_path / ".results.abc.csv")
+
+
+def test_merge_keeps_only_the_asked_estimates_in_memory_and_stacks_every_one_on_disk(tmp_path):
+    """reconstructions.pt holds every estimate in (m, image id) order (the last shard's of a duplicate), as
+    torch.stack of them would; the merge keeps in memory only those ``keep`` accepts; no temporary file is left."""
+    store = ResultsStore(tmp_path)
+    g = torch.Generator().manual_seed(0)
+    images = {(m, i): torch.rand(1, 3, 4, generator=g) for m in (20, 10) for i in range(5)}
+    for m in (20, 10):
+        for first in (3, 0):  # shards written out of order
+            ids = [i for i in range(first, first + 3) if i < 5]
+            store.write_shard([row(m, i) for i in ids], torch.stack([images[(m, i)] for i in ids]))
+    images[(10, 4)] = torch.full((1, 3, 4), 0.5)
+    store.write_shard([row(10, 4)], images[(10, 4)][None])  # a recomputed duplicate: its estimate wins
+    merged = store.merge(keep=lambda m, i: i < 2)
+    assert sorted(merged.x_hat) == [(10, 0), (10, 1), (20, 0), (20, 1)]
+    assert all(torch.equal(merged.x_hat[k], images[k]) for k in merged.x_hat)
+    atomic_write_files(merged.files(tmp_path))
+    saved = torch.load(tmp_path / "reconstructions.pt", weights_only=True)
+    keys = sorted(images)
+    assert saved["keys"].tolist() == [list(k) for k in keys]
+    assert torch.equal(saved["x_hat"], torch.stack([images[k] for k in keys]))
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_merge_stacks_posterior_samples_of_samplers(tmp_path):
+    store = ResultsStore(tmp_path)
+    samples, std = torch.rand(2, 3, 1, 2, 2), torch.rand(2, 1, 2, 2)
+    store.write_shard(
+        [row(10, 1), row(10, 0)], torch.zeros(2, 1, 2, 2), posterior={"samples": samples, "pixel_std": std}
+    )
+    merged = store.merge(keep=lambda m, i: i == 0)
+    assert list(merged.posterior) == [(10, 0)] and torch.equal(merged.posterior[(10, 0)]["samples"], samples[1])
+    atomic_write_files(merged.files(tmp_path))
+    saved = torch.load(tmp_path / "posterior.pt", weights_only=True)
+    assert saved["keys"].tolist() == [[10, 0], [10, 1]]
+    assert torch.equal(saved["samples"], samples.flip(0)) and torch.equal(saved["pixel_std"], std.flip(0))
+
+
+def test_an_empty_store_merges_to_empty_tables(tmp_path):
+    merged = ResultsStore(tmp_path).merge()
+    atomic_write_files(merged.files(tmp_path))
+    saved = torch.load(tmp_path / "reconstructions.pt", weights_only=True)
+    assert saved["keys"].shape == (0, 2) and saved["x_hat"].numel() == 0 and merged.rows == []
+
+
+def test_files_written_together_include_a_prepared_temporary_file(tmp_path):
+    prepared = files.temporary_file(tmp_path / "big.pt")
+    prepared.write_bytes(b"large")
+    atomic_write_files({tmp_path / "big.pt": prepared, tmp_path / "small.csv": b"rows"})
+    assert (tmp_path / "big.pt").read_bytes() == b"large" and (tmp_path / "small.csv").read_bytes() == b"rows"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.pt", "small.csv"]
