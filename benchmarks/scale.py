@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
 import subprocess
 import sys
@@ -194,12 +195,21 @@ def main() -> None:
         "--",
         *args.overrides,
     ]
+    load = [round(v, 2) for v in os.getloadavg()]  # other jobs on the machine slow every stage alike
     table = [_in_fresh_process(images, count, argv) for images, count in sizes]
     smallest = table[0]
     for row in table:
         work = row["images"] * row["m_values"] / (smallest["images"] * smallest["m_values"])
         row["growth"] = round(row["outside_seconds"] / smallest["outside_seconds"] / work, 3)
-    emit({"environment": environment(args.threads, "cpu"), "overrides": args.overrides, "table": table})
+    emit(
+        {
+            "environment": environment(args.threads, "cpu"),
+            "load_average_before": load,
+            "load_average_after": [round(v, 2) for v in os.getloadavg()],
+            "overrides": args.overrides,
+            "table": table,
+        }
+    )
 
 
 if __name__ == "__main__":
