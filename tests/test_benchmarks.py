@@ -165,6 +165,11 @@ def test_scale_benchmark(vae_checkpoint, tmp_path):
         assert 0 < stages["solver"] < row["total_seconds"] and stages["metrics"] >= stages["ssim"] > 0
         assert stages["shard_writes"] > 0 and stages["merge"] > 0
         assert row["outside_seconds"] == pytest.approx(row["total_seconds"] - stages["solver"], abs=2e-3)
+        # the merge holds the grids' estimates only (save_images=2 per m), not every (m, image) pair
+        assert row["merged_pairs"] == row["images"] * row["m_values"]
+        assert row["estimates_kept_in_memory"] == 2 * row["m_values"]
+        memory = row["memory_mib"]
+        assert memory["peak_rss"] >= memory["rss_before_job"] > 0 and memory["peak_anonymous"] > 0
 
 
 def test_lasso_speed_benchmark(vae_checkpoint, tmp_path):

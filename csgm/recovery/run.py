@@ -37,7 +37,13 @@ def recover(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     result = run(spec, run_dir)
     if result is None:
         return {}
-    paths = write_artifacts(spec.cfg, result)
+    try:
+        paths = write_artifacts(spec.cfg, result)
+    except BaseException:
+        for data in result.files.values():  # the merge's complete temporary files that never took their place
+            if isinstance(data, Path):
+                data.unlink(missing_ok=True)
+        raise
     return {"summary": result.merged.summary, "rows": len(result.merged.rows), "paths": paths}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -71,7 +71,12 @@ def result_rows(
     """The result rows of one solved batch (as dicts, the form shards store): each image's verdict and data fit
     (csgm.recovery.verdicts), no numbers for failed images; ``posterior`` holds sampler columns."""
     fits = data_fit(measurement, out.measurement_loss, measurement.operator.output_size)
-    diagnostics = {k: v for k, v in (out.diagnostics or {}).items() if k in ("rhat", "ess_bulk")}
+    diagnostics = {k: _listed(v) for k, v in (out.diagnostics or {}).items() if k in ("rhat", "ess_bulk")}
+    metric_values = {k: _listed(metrics[k]) for k in METRICS} if metrics is not None else None
+    posterior_values = {k: _listed(v) for k, v in (posterior or {}).items()}
+    losses, iterations = _listed(out.measurement_loss), _listed(out.iterations)
+    dropped, evaluations = _listed(out.dropped_restarts), _listed(out.generator_evaluations)
+    settings = json.dumps(params, sort_keys=True)
     rows = []
     for j, (image_id, verdict, fit) in enumerate(zip(ids, verdicts(out, limits), fits)):
         failed = verdict.status in FAILED_STATUSES
@@ -80,22 +85,27 @@ def result_rows(
             noise_std=measurement.noise.std,
             m=measurement.operator.m,
             image_id=image_id,
-            **{k: None if failed or metrics is None else float(metrics[k][j]) for k in METRICS},
-            measurement_loss=None if failed else float(out.measurement_loss[j]),
-            iterations=int(out.iterations[j]),
-            dropped_restarts=int(out.dropped_restarts[j]),
-            generator_evaluations=int(out.generator_evaluations[j]),
+            **{k: None if failed or metric_values is None else float(metric_values[k][j]) for k in METRICS},
+            measurement_loss=None if failed else float(losses[j]),
+            iterations=int(iterations[j]),
+            dropped_restarts=int(dropped[j]),
+            generator_evaluations=int(evaluations[j]),
             status=verdict.status,
             seconds=seconds,
-            params=json.dumps(params, sort_keys=True),
-            **{k: None if failed else float(v[j]) for k, v in (posterior or {}).items()},
+            params=settings,
+            **{k: None if failed else float(v[j]) for k, v in posterior_values.items()},
             reason=verdict.reason,
             standardised_residual=None if failed else fit.standardised_residual,
             data_fit="" if failed else fit.label,
             **{k: float(v[j]) for k, v in diagnostics.items()},
         )
-        rows.append(asdict(row))
+        rows.append({name: getattr(row, name) for name in RESULT_FIELDS})  # asdict without its deep copies
     return rows
+
+
+def _listed(values: Any) -> list:
+    """A tensor's (or array's) values as Python numbers, converted once rather than element by element."""
+    return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
 @dataclass
@@ -145,7 +155,7 @@ class ResultsStore:
         ids = ",".join(f"{r['m']}:{r['image_id']}" for r in rows)
         name = f"m{rows[0]['m']}_id{rows[0]['image_id']}_{hashlib.sha1(ids.encode()).hexdigest()[:10]}.pt"
         path = self.shard_dir / name
-        payload = {"rows": rows, "x_hat": x_hat.detach().cpu().float(), "rank": rank}
+        payload = {"rows": json.dumps(rows), "x_hat": x_hat.detach().cpu().float(), "rank": rank}  # JSON: fast to read
         if posterior:
             payload["posterior"] = {k: v.detach().cpu().float() for k, v in posterior.items()}
         atomic_write_bytes(path, tensor_bytes(payload))
@@ -155,6 +165,8 @@ class ResultsStore:
         """A shard memory-mapped: its rows are read, its tensors only where they are used."""
         try:
             shard = torch.load(path, weights_only=True, mmap=True)
+            if isinstance(shard, dict) and isinstance(shard.get("rows"), str):
+                shard["rows"] = json.loads(shard["rows"])  # rows of shards written before are a list already
             if not (isinstance(shard, dict) and len(shard["rows"]) == len(shard["x_hat"])):
                 raise ValueError("not a results shard")
             return shard
@@ -205,21 +217,25 @@ class ResultsStore:
         reconstructions = StackedFile(self.run_dir / "reconstructions.pt", keys, {"x_hat": torch.zeros(0)})
         sampled = sorted(k for k in keys if "posterior" in shards[source[k][0]])
         posterior_file = StackedFile(self.run_dir / "posterior.pt", sampled)
-        slot = {key: n for n, key in enumerate(sampled)}
+        sampled_slot = {key: n for n, key in enumerate(sampled)}
+        winners: dict[int, list[tuple[tuple[int, int], int, int]]] = {}  # shard -> [(key, slot, position)]
+        for index, key in enumerate(keys):
+            winners.setdefault(source[key][0], []).append((key, index, source[key][1]))
         images: dict[tuple[int, int], torch.Tensor] = {}
         posterior: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
         try:
-            for index, key in enumerate(keys):
-                shard, j = shards[source[key][0]], source[key][1]
-                reconstructions.put("x_hat", index, shard["x_hat"][j])
-                kept = keep is None or keep(*key)
-                if kept:
-                    images[key] = shard["x_hat"][j].clone()
-                if key in slot:
+            for s, found in winners.items():  # each shard's estimates copied in one step
+                shard, positions = shards[s], [j for _, _, j in found]
+                reconstructions.put("x_hat", [index for _, index, _ in found], shard["x_hat"][positions])
+                if "posterior" in shard:
                     for name in ("samples", "pixel_std"):
-                        posterior_file.put(name, slot[key], shard["posterior"][name][j])
-                    if kept:
-                        posterior[key] = {name: values[j].clone() for name, values in shard["posterior"].items()}
+                        values = shard["posterior"][name][positions]
+                        posterior_file.put(name, [sampled_slot[key] for key, _, _ in found], values)
+                for key, _, j in found:
+                    if keep is None or keep(*key):
+                        images[key] = shard["x_hat"][j].clone()
+                        if "posterior" in shard:
+                            posterior[key] = {name: values[j].clone() for name, values in shard["posterior"].items()}
             stacked = {"reconstructions.pt": reconstructions.finish()}
             if sampled:
                 stacked["posterior.pt"] = posterior_file.finish()

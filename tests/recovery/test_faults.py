@@ -19,6 +19,7 @@ import torch
 
 from csgm.errors import CsgmError
 from csgm.recovery.run import recover
+from csgm.recovery.store import ResultsStore
 from tests.helpers import ROOT, TINY_RECOVER, compose_config, run_script
 
 
@@ -113,11 +114,7 @@ def test_two_identical_commands_at_once_do_the_work_once(vae_checkpoint, referen
     outputs = [p.communicate(timeout=300) for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
     run_dir = only_run(tmp_path)
-    shard_rows = [
-        (int(r["m"]), int(r["image_id"]))
-        for p in (run_dir / "shards").glob("*.pt")
-        for r in torch.load(p, weights_only=True)["rows"]
-    ]
+    shard_rows = [(int(r["m"]), int(r["image_id"])) for shard in ResultsStore(run_dir).shards() for r in shard["rows"]]
     assert sorted(shard_rows) == [(m, i) for m in (20, 40) for i in range(6)]  # every pair computed exactly once
     assert sum("is busy" in err for _, err in outputs) == 1
     assert_same_results(run_dir, reference)

@@ -38,6 +38,34 @@ def test_recover_writes_results_plot_and_grid(vae_checkpoint, tmp_path):
     assert [s["m"] for s in result["summary"]] == [20, 40]
 
 
+def test_the_merge_keeps_the_grids_estimates_in_memory_and_writes_every_one(vae_checkpoint, tmp_path, monkeypatch):
+    """With save_images=2 of 6 images the merge holds 2 estimates per m; reconstructions.pt has all 12, equal to
+    the shards' estimates, and no temporary file or buffer stays in the run folder."""
+    kept: dict = {}
+    merge = ResultsStore.merge
+
+    def spying_merge(store, *args, **kwargs):
+        merged = merge(store, *args, **kwargs)
+        kept.update(merged.x_hat)
+        return merged
+
+    monkeypatch.setattr(ResultsStore, "merge", spying_merge)
+    run_dir = tmp_path / "run"
+    recover(config(vae_checkpoint, tmp_path, "measurements=[20,40]", "save_images=2", "batch_size=4"), run_dir)
+    assert sorted(kept) == [(m, i) for m in (20, 40) for i in range(2)]
+    saved = torch.load(run_dir / "reconstructions.pt", weights_only=True)
+    keys = [(m, i) for m in (20, 40) for i in range(6)]
+    assert [tuple(k) for k in saved["keys"].tolist()] == keys
+    from_shards = {
+        (int(r["m"]), int(r["image_id"])): x
+        for s in ResultsStore(run_dir).shards()
+        for r, x in zip(s["rows"], s["x_hat"])
+    }
+    assert torch.equal(saved["x_hat"], torch.stack([from_shards[k] for k in keys]))
+    assert all(torch.equal(kept[k], from_shards[k]) for k in kept)
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".")) == [".lock"]
+
+
 def test_fixed_m_operator_and_gen_span_input(vae_checkpoint, tmp_path):
     result = recover(
         config(vae_checkpoint, tmp_path, "operator=superres", "input=gen_span", "noise=none"), tmp_path / "run"
@@ -196,7 +224,7 @@ def test_two_cpu_processes_match_one(vae_checkpoint, tmp_path):
 
 def assert_two_ranks_shared_the_work(run_dir: Path, pairs: list) -> None:
     """Both ranks wrote shards, and the shards (before any de-duplication) cover every (m, image) exactly once."""
-    shards = [torch.load(p, weights_only=True) for p in (run_dir / "shards").glob("*.pt")]
+    shards = ResultsStore(run_dir).shards()
     by_rank = {
         rank: [(int(r["m"]), int(r["image_id"])) for s in shards if s["rank"] == rank for r in s["rows"]]
         for rank in (0, 1)

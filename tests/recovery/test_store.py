@@ -12,6 +12,7 @@ import torch
 from csgm import files
 from csgm.files import atomic_write_bytes, atomic_write_files
 from csgm.recovery.store import ResultsStore, summarise
+from csgm.results import tensor_bytes
 
 
 def row(m, image_id, mse=0.1, status="ok"):
@@ -174,3 +175,16 @@ def test_files_written_together_include_a_prepared_temporary_file(tmp_path):
     atomic_write_files({tmp_path / "big.pt": prepared, tmp_path / "small.csv": b"rows"})
     assert (tmp_path / "big.pt").read_bytes() == b"large" and (tmp_path / "small.csv").read_bytes() == b"rows"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.pt", "small.csv"]
+
+
+def test_shards_written_before_rows_were_json_are_still_read(tmp_path):
+    """A folder begun by an earlier version (rows pickled as a list) resumes and merges with new shards."""
+    store = ResultsStore(tmp_path)
+    atomic_write_bytes(
+        tmp_path / "shards" / "m10_id0_old.pt",
+        tensor_bytes({"rows": [row(10, 0)], "x_hat": torch.zeros(1, 1, 2, 2), "rank": 0}),
+    )
+    store.write_shard([row(10, 1)], torch.ones(1, 1, 2, 2))
+    assert store.done() == {(10, 0), (10, 1)}
+    merged = store.merge()
+    assert [r["image_id"] for r in merged.rows] == [0, 1] and torch.equal(merged.x_hat[(10, 1)], torch.ones(1, 2, 2))
