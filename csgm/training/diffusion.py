@@ -88,7 +88,13 @@ class DiffusionModule(GeneratorModule):
         self._log("train", loss, len(x))
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+    def optimizer_step(self, *args, **kwargs) -> None:
+        """The optimiser's step, then the moving average's (before any callback saves a checkpoint of the batch)."""
+        super().optimizer_step(*args, **kwargs)
+        self.update_average()
+
+    def update_average(self) -> None:
+        """One step of the moving average towards the current weights."""
         if self.ema is None:
             return
         step = self.global_step

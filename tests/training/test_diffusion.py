@@ -45,7 +45,7 @@ def test_the_moving_average_is_the_saved_generator():
     with torch.no_grad():
         for p in module.generator.parameters():
             p.add_(1.0)
-    module.on_train_batch_end(None, None, 0)  # step 0: decay min(0.5, 1 / 10) = 0.1
+    module.update_average()  # step 0: decay min(0.5, 1 / 10) = 0.1
     for average, weight, first in zip(module.ema.parameters(), module.generator.parameters(), start):
         torch.testing.assert_close(average, 0.1 * first + 0.9 * weight)
     assert module.trained_generator() is module.ema and isinstance(module.ema, UNetDiffusion)
