@@ -167,7 +167,8 @@ class DiffusionGenerator(Generator):
 
 
 class UNetDiffusion(DiffusionGenerator):
-    """A diffusion prior whose network is diffusers' ``UNet2DModel`` (ResNet blocks, no attention by default)."""
+    """A diffusion prior whose network is diffusers' ``UNet2DModel``: ResNet blocks per level, self-attention in
+    the middle block (diffusers' default) and, with ``attention``, at the coarsest level too."""
 
     def __init__(
         self,
@@ -184,6 +185,7 @@ class UNetDiffusion(DiffusionGenerator):
         prediction: str = "epsilon",
     ) -> None:
         from diffusers import UNet2DModel
+        from diffusers.models.attention_processor import Attention, AttnProcessor
 
         super().__init__(image_shape, timesteps, beta_schedule, beta_start, beta_end, sample_steps, prediction)
         c, h, w = self.image_shape
@@ -215,6 +217,11 @@ class UNetDiffusion(DiffusionGenerator):
             up_block_types=tuple(up),
             norm_num_groups=int(norm_groups),
         )
+        # the plain attention processor (the middle block's self-attention): the same maps as PyTorch's fused
+        # attention, and it supports forward-mode derivatives (Jacobian-vector products through G)
+        for module in self.unet.modules():
+            if isinstance(module, Attention):
+                module.set_processor(AttnProcessor())
 
     def network(self, x_t: torch.Tensor, t: int) -> torch.Tensor:
         steps = torch.full((len(x_t),), int(t), dtype=torch.long, device=x_t.device)
