@@ -25,7 +25,10 @@ __all__ = [
     "UNetDiffusion",
 ]
 
-GENERATORS: dict[str, type[Generator]] = {"vae": VAEDecoder, "dcgan": DCGANGenerator, "flow": RealNVPFlow,
+GENERATORS: dict[str, type[Generator]] = {
+    "vae": VAEDecoder,
+    "dcgan": DCGANGenerator,
+    "flow": RealNVPFlow,
     "diffusion": UNetDiffusion,
 }
 GENERATOR = Group(

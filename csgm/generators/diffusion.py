@@ -68,6 +68,7 @@ class DiffusionGenerator(Generator):
         )
         self.register_buffer("alphas_cumprod", scheduler.alphas_cumprod.detach().clone().float(), persistent=False)
         self.timesteps, self.sample_steps, self.prediction = int(timesteps), int(sample_steps), prediction
+        self.clip = True  # G(z) in [0, 1] (see ``with_sample_steps``)
 
     # --- the network -------------------------------------------------------------------------------------------
     def network(self, x_t: torch.Tensor, t: int) -> torch.Tensor:  # pragma: no cover - abstract
@@ -142,11 +143,12 @@ class DiffusionGenerator(Generator):
         """Images in [0, 1] -> model scale."""
         return 2 * x - 1
 
-    def with_sample_steps(self, steps: int) -> DiffusionGenerator:
-        """This prior (sharing its network) whose G(z) takes ``steps`` DDIM steps."""
+    def with_sample_steps(self, steps: int, clip: bool = True) -> DiffusionGenerator:
+        """This prior (sharing its network) whose G(z) takes ``steps`` DDIM steps; ``clip=False``: G(z) = (u + 1) / 2
+        unclipped, so that pixels the map pushes outside [0, 1] keep their gradient (for latent searches)."""
         check_range("solver.ddim_steps", steps, 1, self.timesteps)
         view = object.__new__(type(self))
-        view.__dict__ = {**self.__dict__, "sample_steps": int(steps)}
+        view.__dict__ = {**self.__dict__, "sample_steps": int(steps), "clip": bool(clip)}
         return view
 
     def decoder_stages(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
@@ -157,7 +159,9 @@ class DiffusionGenerator(Generator):
     def _stage(self, index: int, t: int, t_prev: int, value: torch.Tensor) -> torch.Tensor:
         x_t = value.view(-1, *self.image_shape) if index == 0 else value
         out = self.ddim_step(x_t, t, t_prev, self.predict_noise(x_t, t))
-        return self.to_pixels(out) if t_prev < 0 else out
+        if t_prev >= 0:
+            return out
+        return self.to_pixels(out) if self.clip else (out + 1) / 2
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         value = z

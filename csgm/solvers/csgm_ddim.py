@@ -1,5 +1,6 @@
 """CSGM through a diffusion prior's sampler: the deterministic DDIM map with ``ddim_steps`` steps from x_T = z to
-an image is a generator G(z) with z of the image's size, and CSGM (restarts, halving, start banks, every option of
+an image is a generator G(z) with z of the image's size (its output unclipped during the search, so that pixels
+pushed outside [0, 1] keep their gradient; x_hat is clipped), and CSGM (restarts, halving, start banks, every option of
 csgm.solvers.csgm) optimises z through it unchanged. Each evaluation of G is ``ddim_steps`` network evaluations,
 each backward pass through G as many backward passes through the network: ``generator_evaluations`` and ``vjps``
 count network evaluations (NFEs).
@@ -42,7 +43,7 @@ class CSGMDDIMSolver(CSGMSolver):
         generator: Generator | None = None,
         seed: int = 0,
     ) -> SolverOutput:
-        sampler = require_diffusion(generator, self.label).with_sample_steps(self.ddim_steps)
+        sampler = require_diffusion(generator, self.label).with_sample_steps(self.ddim_steps, clip=False)
         out = super().solve(y, measurement, image_ids, sampler, seed)
         return dataclasses.replace(
             out, generator_evaluations=out.generator_evaluations * self.ddim_steps, vjps=out.vjps * self.ddim_steps
