@@ -42,11 +42,12 @@ def small_solver(option: str):
         ("draws", 20),
         ("mode_steps", 3),
         ("mode_starts", 4),
-        ("levels", 5),
         ("ddim_steps", 2),
     ):
         if key in cfg:
             cfg[key] = value
+    if solver.needs_diffusion and "levels" in cfg:  # annealing levels (lasso_wavelet's levels are wavelet levels)
+        cfg["levels"] = 5
     return build_solver(cfg)
 
 
