@@ -97,7 +97,7 @@ def test_discriminator_gives_one_logit_per_image():
 
 
 def test_unknown_generator_and_bad_arch_options():
-    with pytest.raises(CsgmError, match="unknown generator 'gan'; choose one of: dcgan, flow, vae"):
+    with pytest.raises(CsgmError, match="unknown generator 'gan'; choose one of: dcgan, diffusion, flow, vae"):
         build_generator("gan", {}, (1, 28, 28))
     with pytest.raises(
         CsgmError, match=r"unknown key generator.arch.layers \(value 3\); accepted keys: hidden_dims, latent_dim"
