@@ -45,6 +45,12 @@ TINY_GENERATORS = {
     "glo": ["generator.arch.hidden_dims=[32]"],
     "dcgan": ["generator.arch.base_channels=4", "generator.training.disc_base_channels=4"],
     "flow": ["generator.arch.coupling_layers=2", "generator.arch.hidden_channels=8"],
+    "diffusion": [
+        "generator.arch.channels=[8,8]",
+        "generator.arch.norm_groups=4",
+        "generator.arch.timesteps=50",
+        "generator.arch.sample_steps=3",
+    ],
 }
 TINY_RECOVER = [
     "trainer.enable_progress_bar=false",

@@ -444,3 +444,27 @@ def test_operator_quality_benchmark(tmp_path):
         assert row["mse_mean"] > 0 and row["ratio_to_gaussian"] == pytest.approx(
             row["mse_mean"] / rows[0]["mse_mean"], rel=0.01
         )
+
+
+def test_diffusion_benchmark(tmp_path):
+    from csgm.training.run import train
+    from tests.helpers import TINY_GENERATORS, TINY_TRAIN, compose_config
+
+    cfg = compose_config("train", [*TINY_TRAIN, "generator=diffusion", *TINY_GENERATORS["diffusion"]])
+    checkpoint = train(cfg, tmp_path / "train")["checkpoint"]
+    out = run_benchmark(
+        "diffusion.py",
+        f"--checkpoint={checkpoint}",
+        "--solvers=dps,diffusion_langevin",
+        "--measurements=25",
+        "--images=2",
+        f"--output-root={tmp_path / 'out'}",
+        cwd=tmp_path,
+    )
+    dps, langevin = out["curves"]["dps"]["points"][0], out["curves"]["diffusion_langevin"]["points"][0]
+    assert dps["m"] == 25 and dps["images"] == 2 and dps["nfe_per_image"] == 50  # min(100 steps, 50 timesteps)
+    assert json.loads(dps["params"])["weight"] in (0.1, 0.3, 1.0, 3.0)  # chosen on the validation split
+    assert langevin["nfe_per_image"] == 8 * 50 * 3 and 0 <= langevin["coverage90"] <= 1
+    (tmp_path / "d.json").write_text(json.dumps(out))
+    table = run_script("benchmarks/diffusion.py", f"--markdown={tmp_path / 'd.json'}", cwd=tmp_path).stdout
+    assert "| diffusion | dps | 25 |" in table and "| 50 |" in table

@@ -7,6 +7,7 @@ from typing import Sequence
 from csgm.components import Group
 from csgm.generators.base import Generator
 from csgm.generators.dcgan import DCGANDiscriminator, DCGANGenerator
+from csgm.generators.diffusion import DiffusionGenerator, UNetDiffusion
 from csgm.generators.flow import RealNVPFlow
 from csgm.generators.vae import VAEDecoder, VAEEncoder
 
@@ -20,9 +21,16 @@ __all__ = [
     "DCGANGenerator",
     "DCGANDiscriminator",
     "RealNVPFlow",
+    "DiffusionGenerator",
+    "UNetDiffusion",
 ]
 
-GENERATORS: dict[str, type[Generator]] = {"vae": VAEDecoder, "dcgan": DCGANGenerator, "flow": RealNVPFlow}
+GENERATORS: dict[str, type[Generator]] = {
+    "vae": VAEDecoder,
+    "dcgan": DCGANGenerator,
+    "flow": RealNVPFlow,
+    "diffusion": UNetDiffusion,
+}
 GENERATOR = Group(
     "generator", GENERATORS, Generator, supplied={"image_shape": "the dataset's images"}, options_key="generator.arch"
 )

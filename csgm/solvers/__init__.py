@@ -6,7 +6,10 @@ from csgm.components import Group
 from csgm.solvers.base import HealthLimits, Solver, SolverOutput
 from csgm.solvers.biht import BIHTSolver
 from csgm.solvers.csgm import CSGMSolver
+from csgm.solvers.csgm_ddim import CSGMDDIMSolver
+from csgm.solvers.diffusion_langevin import DiffusionLangevinSolver
 from csgm.solvers.dip import DIPSolver
+from csgm.solvers.dps import DPSSolver
 from csgm.solvers.gauss_newton import GaussNewtonSolver
 from csgm.solvers.hmc import HMCSolver
 from csgm.solvers.ilo import ILOSolver
@@ -32,6 +35,9 @@ SOLVERS: dict[str, type[Solver]] = {
         DIPSolver,
         GaussNewtonSolver,
         HMCSolver,
+        DPSSolver,
+        DiffusionLangevinSolver,
+        CSGMDDIMSolver,
     )
 }
 

@@ -89,6 +89,9 @@ class Solver:
 
     name: str = "solver"
     needs_generator: bool = False
+    needs_diffusion: bool = (
+        False  # needs a diffusion prior (csgm.generators.diffusion): dps, diffusion_langevin, csgm_ddim
+    )
     needs_linear_operator: bool = False  # uses the adjoint A^T (proximal/sparse solvers)
     accepts_quantized: bool = True  # such a solver may use a quantiser's linear part (quantisation as noise)
     tunable: str | None = None  # the option that ``auto`` chooses on the validation split

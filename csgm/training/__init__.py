@@ -12,6 +12,7 @@ from csgm.components import Group
 from csgm.generators import GENERATOR
 from csgm.options import check_keys, check_value
 from csgm.training.base import GeneratorModule
+from csgm.training.diffusion import DiffusionModule
 from csgm.training.flow import FlowModule
 from csgm.training.gan import GANModule
 from csgm.training.glo import GLOModule
@@ -22,6 +23,7 @@ __all__ = [
     "VAEModule",
     "GLOModule",
     "FlowModule",
+    "DiffusionModule",
     "GeneratorModule",
     "TRAINING_METHODS",
     "TRAINING",
@@ -30,7 +32,7 @@ __all__ = [
 ]
 
 TRAINING_METHODS: dict[str, type[GeneratorModule]] = {
-    module.method: module for module in (VAEModule, GANModule, GLOModule, FlowModule)
+    module.method: module for module in (VAEModule, GANModule, GLOModule, FlowModule, DiffusionModule)
 }
 TRAINING = Group(
     "generator.training",

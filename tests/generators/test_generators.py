@@ -13,7 +13,13 @@ from csgm.generators.base import LatentGaussian
 from csgm.generators.dcgan import dcgan_layout
 
 
-TINY_ARCH = {"vae": {"latent_dim": 7}, "dcgan": {"latent_dim": 7}, "flow": {"coupling_layers": 2, "hidden_channels": 8}}
+TINY_ARCH = {
+    "vae": {"latent_dim": 7},
+    "dcgan": {"latent_dim": 7},
+    "flow": {"coupling_layers": 2, "hidden_channels": 8},
+    "diffusion": {"channels": [8, 8], "norm_groups": 4, "timesteps": 50, "sample_steps": 3},
+}
+FULL_DIMENSIONAL = ("flow", "diffusion")  # latent_dim = C*H*W
 
 
 def test_every_generator_has_a_tiny_architecture_here():
@@ -26,7 +32,7 @@ def test_every_generator_has_a_tiny_architecture_here():
 def test_generator_contract(name, shape, latent_map):
     generator = build_generator(name, TINY_ARCH[name], shape).eval()
     k = generator.latent_dim
-    assert generator.image_shape == shape and k == (7 if name != "flow" else math.prod(shape))
+    assert generator.image_shape == shape and k == (math.prod(shape) if name in FULL_DIMENSIONAL else 7)
     if latent_map:  # a generator trained on other latents (GLO) carries their Gaussian at its input
         generator.latent_map = LatentGaussian(torch.full((k,), 0.3), 0.5 * torch.eye(k))
     z = generator.sample_latents(5, torch.Generator().manual_seed(0))
@@ -91,7 +97,7 @@ def test_discriminator_gives_one_logit_per_image():
 
 
 def test_unknown_generator_and_bad_arch_options():
-    with pytest.raises(CsgmError, match="unknown generator 'gan'; choose one of: dcgan, flow, vae"):
+    with pytest.raises(CsgmError, match="unknown generator 'gan'; choose one of: dcgan, diffusion, flow, vae"):
         build_generator("gan", {}, (1, 28, 28))
     with pytest.raises(
         CsgmError, match=r"unknown key generator.arch.layers \(value 3\); accepted keys: hidden_dims, latent_dim"

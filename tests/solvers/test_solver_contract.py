@@ -42,16 +42,24 @@ def small_solver(option: str):
         ("draws", 20),
         ("mode_steps", 3),
         ("mode_starts", 4),
+        ("ddim_steps", 2),
     ):
         if key in cfg:
             cfg[key] = value
+    if solver.needs_diffusion and "levels" in cfg:  # annealing levels (lasso_wavelet's levels are wavelet levels)
+        cfg["levels"] = 5
     return build_solver(cfg)
 
 
 @pytest.fixture(scope="module")
-def generator():
+def generators():
+    """A tiny VAE, and a tiny diffusion prior for the solvers that need one (``Solver.needs_diffusion``)."""
     torch.manual_seed(0)
-    return build_generator("vae", {"latent_dim": 4, "hidden_dims": [32]}, SHAPE).eval().requires_grad_(False)
+    vae = build_generator("vae", {"latent_dim": 4, "hidden_dims": [32]}, SHAPE)
+    diffusion = build_generator(
+        "diffusion", {"channels": [8, 8], "norm_groups": 4, "timesteps": 100, "sample_steps": 3}, SHAPE
+    )
+    return {False: vae.eval().requires_grad_(False), True: diffusion.eval().requires_grad_(False)}
 
 
 def problem_for(solver):
@@ -70,8 +78,9 @@ def problem_for(solver):
 
 
 @pytest.mark.parametrize("option", conf_options("solver"))
-def test_solver_contract(option, generator):
+def test_solver_contract(option, generators):
     solver = small_solver(option)
+    generator = generators[solver.needs_diffusion]
     model, y, ids = problem_for(solver)
     out = solver.solve(y, model, ids, generator, seed=0)
     assert out.x_hat.shape == (3, *SHAPE)
@@ -105,9 +114,10 @@ def test_every_operator_is_accepted_or_refused_in_one_line(option):
 
 
 @pytest.mark.parametrize("option", conf_options("solver"))
-def test_every_solver_runs_in_bfloat16_autocast(option, generator):
+def test_every_solver_runs_in_bfloat16_autocast(option, generators):
     """trainer.precision=bf16-mixed runs the solver under autocast (csgm.precision): no dtype clash, finite estimates."""
     solver = small_solver(option)
+    generator = generators[solver.needs_diffusion]
     model, y, ids = problem_for(solver)
     with solver_arithmetic("bf16-mixed"):
         out = solver.solve(y, model, ids, generator, seed=0).floating_as(y.dtype)

@@ -83,7 +83,7 @@ def test_glo_training_lowers_the_reconstruction_loss(tmp_path):
         (["generator=vae", "generator/training=mle"], "generator.training.method=mle cannot train generator=vae"),
         (
             ["generator.training.method=vae"],
-            "unknown generator.training.method 'vae'; choose one of: adversarial, elbo, glo, mle",
+            "unknown generator.training.method 'vae'; choose one of: adversarial, denoising, elbo, glo, mle",
         ),
         (
             ["generator=glo", "generator.training.loss=l3"],

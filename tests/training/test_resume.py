@@ -20,7 +20,7 @@ import csgm.training.run as training_run
 from csgm.errors import CsgmError
 from csgm.training.checkpointing import AtomicCheckpointIO
 from csgm.training.run import train
-from tests.helpers import ROOT, compose_config, summary_lines
+from tests.helpers import ROOT, TINY_GENERATORS, compose_config, summary_lines
 
 TINY = [
     "trainer.limit_train_batches=3",
@@ -34,6 +34,7 @@ TINY = [
 GENERATORS = {
     "vae": ["generator.arch.hidden_dims=[32]"],
     "dcgan": ["generator=dcgan", "generator.arch.base_channels=4", "generator.training.disc_base_channels=4"],
+    "diffusion": ["generator=diffusion", *TINY_GENERATORS["diffusion"]],  # its moving average resumes too
 }
 
 
