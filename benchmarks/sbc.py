@@ -98,6 +98,7 @@ def calibrate(solver, generator, m: int, ids: list[int], noise_std: float, per_c
             "flagged_images": int(flagged.sum()),
         },
         "mean_acceptance": round(float(run.acceptance.mean()), 4),
+        "mean_jump_acceptance": round(float(run.jump_acceptance.mean()), 4),
         "step_size_median": round(float(run.step.median()), 4),
     }
 
