@@ -15,6 +15,11 @@ start, choice and step's draw is seeded by (seed, image id, start or chain), so 
    from here on), the step size adapted by dual averaging towards ``target_acceptance`` (one per image).
 4. **Sampling**: ``draws`` transitions at the frozen step size and mass matrix (a valid MCMC kernel), the
    latent kept every step for the diagnostics, the image every ``thin`` steps.
+5. **Mode jumps** (``jumps`` per transition, in warm-up and sampling): independence Metropolis-Hastings moves
+   whose proposal is the image's mixture of the Laplace Gaussians N(mode, ``jump_scale``^2 H^-1) of all its
+   starts' modes, weighted as in 2. Each is exact whatever the mixture's quality (a poor one is only rejected
+   more often), and lets every chain move between modes that the Hamiltonian steps never cross, so the chains
+   agree (R-hat) even when the posterior is multimodal. One generator evaluation each.
 
 One leapfrog step is preconditioned MALA. ArviZ's R-hat and bulk/tail ESS of the latent coordinates are
 returned per image (``SolverOutput.diagnostics``); an image whose worst R-hat exceeds ``max_rhat`` or whose
