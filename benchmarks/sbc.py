@@ -108,25 +108,64 @@ def calibrate(solver, generator, m: int, ids: list[int], noise_std: float, per_c
     }
 
 
+def by_image(row: dict, key: str) -> str:
+    """The by-image p-value of ``key`` (latent, functionals) as printed, or a dash in JSON written without it."""
+    test = row.get(f"{key}_by_image")
+    return f"{test['p_value']:.3g}" if test else "—"
+
+
 def markdown_table(result: dict) -> str:
     """The RESULTS.md table: per m, the chi-square p-values and what the run cost."""
     lines = [
         "| m | latent coordinates: by image p (pooled χ² p) | smallest of 20 per-coordinate p | pixel functionals: "
-        "by image p (pooled χ² p) | chains' final states: χ² p | R-hat max (median) | rows over max_rhat | "
+        "by image p (pooled χ² p) | chains' final states: χ² p | R-hat max (median) | images flagged (R-hat, ESS) | "
         "bulk ESS min | generator evaluations per image | seconds |",
         "| ---: | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for row in result["table"]:
         d = row["diagnostics"]
         lines.append(
-            f"| {row['m']} | {row['latent_by_image']['p_value']:.3g} ({row['latent_pooled']['p_value']:.3g}) | "
+            f"| {row['m']} | {by_image(row, 'latent')} ({row['latent_pooled']['p_value']:.3g}) | "
             f"{row['latent_per_coordinate_p']['min']:.3g} | "
-            f"{row['functionals_by_image']['p_value']:.3g} ({row['functionals_pooled']['p_value']:.3g}) | "
+            f"{by_image(row, 'functionals')} ({row['functionals_pooled']['p_value']:.3g}) | "
             f"{row['chains_final_states']['p_value']:.3g} | {d['rhat_max']:.3f} ({d['rhat_median']:.3f}) | "
             f"{d['flagged_images']} | {d['ess_bulk_min']:.0f} | "
             f"{row['generator_evaluations_per_image']:,} | {row['seconds']:.0f} |"
         )
     return "\n".join(lines)
+
+
+def write_figure(result: dict, path: Path) -> None:
+    """The pooled rank histograms of every m (latent coordinates, pixel functionals) as a PNG."""
+    from csgm.reporting.plots import figure_png, pyplot
+
+    table = result["table"]
+    figure, axes = pyplot().subplots(len(table), 2, figsize=(9, 2.6 * len(table)), dpi=120, squeeze=False)
+    for row, entry in zip(axes, table):
+        for axis, key, what in zip(row, ("latent", "functionals"), ("latent coordinates", "pixel functionals")):
+            test = entry[f"{key}_pooled"]
+            by_image = entry.get(f"{key}_by_image", {}).get("p_value", float("nan"))
+            axis.bar(range(len(test["histogram"])), test["histogram"], color="tab:green")
+            axis.step(
+                range(len(test["expected"])),
+                test["expected"],
+                where="mid",
+                color="black",
+                linestyle="--",
+                label="uniform",
+            )
+            axis.set_title(
+                f"m = {entry['m']}: {what}, p = {by_image:.2g} by image ({test['p_value']:.2g} pooled)", fontsize=9
+            )
+            axis.set_xlabel(f"rank bin (rank of the truth among {entry['draws_per_image']} draws)", fontsize=8)
+            axis.set_ylabel("count")
+    axes[0][0].legend()
+    figure.suptitle(
+        f"SBC of {result['solver']['label']} on G's own images ({result['protocol']['images']} images, "
+        f"noise {result['protocol']['noise_std']})"
+    )
+    figure.tight_layout()
+    atomic_write_bytes(path, figure_png(figure))
 
 
 def main() -> None:
@@ -142,7 +181,10 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="solver overrides, e.g. solver.draws=1000")
     args = parser.parse_args()
     if args.markdown:
-        print(markdown_table(json.load(args.markdown)))
+        result = json.load(args.markdown)
+        print(markdown_table(result))
+        if args.figure:
+            write_figure(result, Path(args.figure))
         return
     torch.set_num_threads(args.threads)
     solver_cfg, solver, generator = solver_and_generator(args.solver, args.overrides, args.checkpoint)
@@ -151,48 +193,22 @@ def main() -> None:
     for m in map(int, args.m.split(",")):
         table.append(calibrate(solver, generator, m, ids, args.noise_std, args.per_chain, args.bins))
         print(f"m = {m} done", file=sys.stderr, flush=True)
-    emit(
-        {
-            "environment": environment(args.threads, "cpu"),
-            "protocol": {
-                "images": args.images,
-                "noise_std": args.noise_std,
-                "chains": solver.chains,
-                "per_chain": args.per_chain,
-                "latent_dim": generator.latent_dim,
-                "bins": args.bins,
-            },
-            "solver": solver_cfg,
-            "table": table,
-        }
-    )
+    result = {
+        "environment": environment(args.threads, "cpu"),
+        "protocol": {
+            "images": args.images,
+            "noise_std": args.noise_std,
+            "chains": solver.chains,
+            "per_chain": args.per_chain,
+            "latent_dim": generator.latent_dim,
+            "bins": args.bins,
+        },
+        "solver": solver_cfg,
+        "table": table,
+    }
+    emit(result)
     if args.figure:
-        from csgm.reporting.plots import figure_png, pyplot
-
-        figure, axes = pyplot().subplots(len(table), 2, figsize=(9, 2.6 * len(table)), dpi=120, squeeze=False)
-        for row, result in zip(axes, table):
-            for axis, key, what in zip(
-                row, ("latent_pooled", "functionals_pooled"), ("latent coordinates", "pixel functionals")
-            ):
-                test = result[key]
-                axis.bar(range(len(test["histogram"])), test["histogram"], color="tab:green")
-                axis.step(
-                    range(len(test["expected"])),
-                    test["expected"],
-                    where="mid",
-                    color="black",
-                    linestyle="--",
-                    label="uniform",
-                )
-                axis.set_title(f"m = {result['m']}: {what}, chi2 p = {test['p_value']:.2g}", fontsize=9)
-                axis.set_xlabel(f"rank bin (rank of the truth among {result['draws_per_image']} draws)", fontsize=8)
-                axis.set_ylabel("count")
-        axes[0][0].legend()
-        figure.suptitle(
-            f"SBC of {solver_cfg['label']} on G's own images ({args.images} images, noise {args.noise_std})"
-        )
-        figure.tight_layout()
-        atomic_write_bytes(Path(args.figure), figure_png(figure))
+        write_figure(result, Path(args.figure))
 
 
 if __name__ == "__main__":
