@@ -20,28 +20,11 @@ from pathlib import Path
 import torch
 
 from common import emit, environment, solver_and_generator, run_entry
+from csgm.evaluation.rank_tests import rank_uniformity
 from csgm.files import atomic_write_bytes
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_operator
 from csgm.recovery.module import gen_span_latents
-
-
-def uniformity(ranks: torch.Tensor, count: int, bins: int) -> dict:
-    """Histogram of ranks in {0..count} over ``bins`` bins of (nearly) equal width and Pearson's chi-square test of
-    uniformity, each bin's expected count from the number of rank values it holds."""
-    edges = torch.linspace(0, count + 1, bins + 1).double()
-    histogram = torch.histogram(ranks.double().flatten() + 0.5, bins=edges).hist
-    values_per_bin = torch.diff(torch.ceil(edges - 0.5))  # how many rank values r (r + 0.5 in the bin) each bin holds
-    expected_counts = ranks.numel() * values_per_bin / (count + 1)
-    statistic = float(((histogram - expected_counts) ** 2 / expected_counts).sum())
-    p_value = float(torch.special.gammaincc(torch.tensor((bins - 1) / 2), torch.tensor(statistic / 2)))
-    return {
-        "histogram": histogram.long().tolist(),
-        "expected": [round(float(v), 2) for v in expected_counts],
-        "chi_square": round(statistic, 2),
-        "degrees_of_freedom": bins - 1,
-        "p_value": p_value,
-    }
 
 
 def main() -> None:
@@ -73,8 +56,8 @@ def main() -> None:
     chains = solver.chains
     final = latents[:, -chains:]  # the last recorded state of every chain
     results = {
-        "thinned": uniformity((latents < z_true[:, None, :]).sum(1), latents.shape[1], args.bins),
-        "chains": uniformity((final < z_true[:, None, :]).sum(1), chains, chains + 1),
+        "thinned": rank_uniformity((latents < z_true[:, None, :]).sum(1), latents.shape[1], args.bins),
+        "chains": rank_uniformity((final < z_true[:, None, :]).sum(1), chains, chains + 1),
     }
     emit(
         {

@@ -2,7 +2,7 @@
 
     python benchmarks/coverage.py --checkpoint CKPT [--val-images 30] [--test-images 30] [--m 25,100,400]
                                   [--write-tau TAU.pt] [--figure-prefix docs/img/coverage]
-    python benchmarks/coverage.py --markdown docs/coverage.json  # the RESULTS.md table
+    python benchmarks/coverage.py --markdown docs/coverage.json [--figure-prefix P]  # the RESULTS.md table (figures)
 
 Everything chosen is chosen on the validation split (its own measurement noise); the test digits are only
 scored. Per m, on the paper's Gaussian measurements (noise 0.1):
@@ -171,7 +171,10 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="hmc solver overrides, e.g. solver.draws=600")
     args = parser.parse_args()
     if args.markdown:
-        print(markdown_table(json.load(args.markdown)))
+        result = json.load(args.markdown)
+        print(markdown_table(result))
+        if args.figure_prefix:
+            write_figures(result["table"], args.figure_prefix)
         return
     torch.set_num_threads(args.threads)
     checkpoint = resolve_checkpoint(args.checkpoint, ROOT / "outputs")

@@ -11,7 +11,9 @@ independent, the rank of z*_j among the L draws is uniform on {0..L}, and so is 
 z*, here pixel functionals of G(z*): the mean intensity, the centre pixel, the upper-minus-lower half mass and
 the squared norm. Prints JSON per m: rank histograms (pooled over the latent coordinates; pooled over the
 functionals and per functional), Pearson chi-square p-values of uniformity, per-coordinate p-values, the
-R-hat/ESS summary, acceptance, step size, generator evaluations per image and seconds.
+by-image tests (csgm.evaluation.rank_tests.clustered_rank_uniformity: the ranks of one image's coordinates are
+dependent, which the pooled chi-square ignores), the ranks themselves, the R-hat/ESS summary, acceptance, the
+jumps' acceptance, step size, generator evaluations per image and seconds.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from calibration import uniformity
 from common import benchmark_parser, emit, environment, solver_and_generator, run_entry
+from csgm.evaluation.rank_tests import clustered_rank_uniformity, rank_uniformity
 from csgm.files import atomic_write_bytes
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_operator
@@ -72,7 +74,7 @@ def calibrate(solver, generator, m: int, ids: list[int], noise_std: float, per_c
     functional_ranks = {
         name: (values.view(len(ids), count) < truth[name][:, None]).sum(1) for name, values in sampled.items()
     }
-    per_coordinate = [uniformity(latent_ranks[:, j], count, bins)["p_value"] for j in range(latent_ranks.shape[1])]
+    per_coordinate = [rank_uniformity(latent_ranks[:, j], count, bins)["p_value"] for j in range(latent_ranks.shape[1])]
     final = run.latents[:, :, -1]
     diagnostics = chain_diagnostics(run.latents)
     flagged = (diagnostics["rhat"] > solver.max_rhat) | (diagnostics["ess_bulk"] < solver.min_ess)
@@ -81,15 +83,18 @@ def calibrate(solver, generator, m: int, ids: list[int], noise_std: float, per_c
         "draws_per_image": count,
         "seconds": round(seconds, 1),
         "generator_evaluations_per_image": run.evaluations,
-        "latent_pooled": uniformity(latent_ranks, count, bins),
+        "latent_pooled": rank_uniformity(latent_ranks, count, bins),
+        "latent_by_image": clustered_rank_uniformity(latent_ranks, count, bins),
         "latent_per_coordinate_p": {
             "min": min(per_coordinate),
             "below_0.01": sum(p < 0.01 for p in per_coordinate),
             "values": [round(p, 4) for p in per_coordinate],
         },
-        "chains_final_states": uniformity((final < z_true[:, None, :]).sum(1), solver.chains, solver.chains + 1),
-        "functionals_pooled": uniformity(torch.stack(list(functional_ranks.values())), count, bins),
-        "functionals": {name: uniformity(ranks, count, 5) for name, ranks in functional_ranks.items()},
+        "chains_final_states": rank_uniformity((final < z_true[:, None, :]).sum(1), solver.chains, solver.chains + 1),
+        "functionals_pooled": rank_uniformity(torch.stack(list(functional_ranks.values())), count, bins),
+        "functionals_by_image": clustered_rank_uniformity(torch.stack(list(functional_ranks.values()), 1), count, bins),
+        "latent_ranks": latent_ranks.tolist(),
+        "functionals": {name: rank_uniformity(ranks, count, 5) for name, ranks in functional_ranks.items()},
         "diagnostics": {
             "rhat_max": round(float(diagnostics["rhat"].max()), 4),
             "rhat_median": round(float(diagnostics["rhat"].median()), 4),
@@ -98,26 +103,69 @@ def calibrate(solver, generator, m: int, ids: list[int], noise_std: float, per_c
             "flagged_images": int(flagged.sum()),
         },
         "mean_acceptance": round(float(run.acceptance.mean()), 4),
+        "mean_jump_acceptance": round(float(run.jump_acceptance.mean()), 4),
         "step_size_median": round(float(run.step.median()), 4),
     }
+
+
+def by_image(row: dict, key: str) -> str:
+    """The by-image p-value of ``key`` (latent, functionals) as printed, or a dash in JSON written without it."""
+    test = row.get(f"{key}_by_image")
+    return f"{test['p_value']:.3g}" if test else "—"
 
 
 def markdown_table(result: dict) -> str:
     """The RESULTS.md table: per m, the chi-square p-values and what the run cost."""
     lines = [
-        "| m | latent coordinates: χ² p (pooled) | smallest of 20 per-coordinate p | pixel functionals: χ² p | "
-        "chains' final states: χ² p | R-hat max (median) | bulk ESS min | generator evaluations per image | seconds |",
-        "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        "| m | latent coordinates: by image p (pooled χ² p) | smallest of 20 per-coordinate p | pixel functionals: "
+        "by image p (pooled χ² p) | chains' final states: χ² p | R-hat max (median) | images flagged (R-hat, ESS) | "
+        "bulk ESS min | generator evaluations per image | seconds |",
+        "| ---: | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for row in result["table"]:
         d = row["diagnostics"]
         lines.append(
-            f"| {row['m']} | {row['latent_pooled']['p_value']:.3g} | {row['latent_per_coordinate_p']['min']:.3g} | "
-            f"{row['functionals_pooled']['p_value']:.3g} | {row['chains_final_states']['p_value']:.3g} | "
-            f"{d['rhat_max']:.3f} ({d['rhat_median']:.3f}) | {d['ess_bulk_min']:.0f} | "
+            f"| {row['m']} | {by_image(row, 'latent')} ({row['latent_pooled']['p_value']:.3g}) | "
+            f"{row['latent_per_coordinate_p']['min']:.3g} | "
+            f"{by_image(row, 'functionals')} ({row['functionals_pooled']['p_value']:.3g}) | "
+            f"{row['chains_final_states']['p_value']:.3g} | {d['rhat_max']:.3f} ({d['rhat_median']:.3f}) | "
+            f"{d['flagged_images']} | {d['ess_bulk_min']:.0f} | "
             f"{row['generator_evaluations_per_image']:,} | {row['seconds']:.0f} |"
         )
     return "\n".join(lines)
+
+
+def write_figure(result: dict, path: Path) -> None:
+    """The pooled rank histograms of every m (latent coordinates, pixel functionals) as a PNG."""
+    from csgm.reporting.plots import figure_png, pyplot
+
+    table = result["table"]
+    figure, axes = pyplot().subplots(len(table), 2, figsize=(9, 2.6 * len(table)), dpi=120, squeeze=False)
+    for row, entry in zip(axes, table):
+        for axis, key, what in zip(row, ("latent", "functionals"), ("latent coordinates", "pixel functionals")):
+            test = entry[f"{key}_pooled"]
+            by_image = entry.get(f"{key}_by_image", {}).get("p_value", float("nan"))
+            axis.bar(range(len(test["histogram"])), test["histogram"], color="tab:green")
+            axis.step(
+                range(len(test["expected"])),
+                test["expected"],
+                where="mid",
+                color="black",
+                linestyle="--",
+                label="uniform",
+            )
+            axis.set_title(
+                f"m = {entry['m']}: {what}, p = {by_image:.2g} by image ({test['p_value']:.2g} pooled)", fontsize=9
+            )
+            axis.set_xlabel(f"rank bin (rank of the truth among {entry['draws_per_image']} draws)", fontsize=8)
+            axis.set_ylabel("count")
+    axes[0][0].legend()
+    figure.suptitle(
+        f"SBC of {result['solver']['label']} on G's own images ({result['protocol']['images']} images, "
+        f"noise {result['protocol']['noise_std']})"
+    )
+    figure.tight_layout()
+    atomic_write_bytes(path, figure_png(figure))
 
 
 def main() -> None:
@@ -133,7 +181,10 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="solver overrides, e.g. solver.draws=1000")
     args = parser.parse_args()
     if args.markdown:
-        print(markdown_table(json.load(args.markdown)))
+        result = json.load(args.markdown)
+        print(markdown_table(result))
+        if args.figure:
+            write_figure(result, Path(args.figure))
         return
     torch.set_num_threads(args.threads)
     solver_cfg, solver, generator = solver_and_generator(args.solver, args.overrides, args.checkpoint)
@@ -142,48 +193,22 @@ def main() -> None:
     for m in map(int, args.m.split(",")):
         table.append(calibrate(solver, generator, m, ids, args.noise_std, args.per_chain, args.bins))
         print(f"m = {m} done", file=sys.stderr, flush=True)
-    emit(
-        {
-            "environment": environment(args.threads, "cpu"),
-            "protocol": {
-                "images": args.images,
-                "noise_std": args.noise_std,
-                "chains": solver.chains,
-                "per_chain": args.per_chain,
-                "latent_dim": generator.latent_dim,
-                "bins": args.bins,
-            },
-            "solver": solver_cfg,
-            "table": table,
-        }
-    )
+    result = {
+        "environment": environment(args.threads, "cpu"),
+        "protocol": {
+            "images": args.images,
+            "noise_std": args.noise_std,
+            "chains": solver.chains,
+            "per_chain": args.per_chain,
+            "latent_dim": generator.latent_dim,
+            "bins": args.bins,
+        },
+        "solver": solver_cfg,
+        "table": table,
+    }
+    emit(result)
     if args.figure:
-        from csgm.reporting.plots import figure_png, pyplot
-
-        figure, axes = pyplot().subplots(len(table), 2, figsize=(9, 2.6 * len(table)), dpi=120, squeeze=False)
-        for row, result in zip(axes, table):
-            for axis, key, what in zip(
-                row, ("latent_pooled", "functionals_pooled"), ("latent coordinates", "pixel functionals")
-            ):
-                test = result[key]
-                axis.bar(range(len(test["histogram"])), test["histogram"], color="tab:green")
-                axis.step(
-                    range(len(test["expected"])),
-                    test["expected"],
-                    where="mid",
-                    color="black",
-                    linestyle="--",
-                    label="uniform",
-                )
-                axis.set_title(f"m = {result['m']}: {what}, chi2 p = {test['p_value']:.2g}", fontsize=9)
-                axis.set_xlabel(f"rank bin (rank of the truth among {result['draws_per_image']} draws)", fontsize=8)
-                axis.set_ylabel("count")
-        axes[0][0].legend()
-        figure.suptitle(
-            f"SBC of {solver_cfg['label']} on G's own images ({args.images} images, noise {args.noise_std})"
-        )
-        figure.tight_layout()
-        atomic_write_bytes(Path(args.figure), figure_png(figure))
+        write_figure(result, Path(args.figure))
 
 
 if __name__ == "__main__":

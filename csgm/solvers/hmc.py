@@ -15,6 +15,11 @@ start, choice and step's draw is seeded by (seed, image id, start or chain), so 
    from here on), the step size adapted by dual averaging towards ``target_acceptance`` (one per image).
 4. **Sampling**: ``draws`` transitions at the frozen step size and mass matrix (a valid MCMC kernel), the
    latent kept every step for the diagnostics, the image every ``thin`` steps.
+5. **Mode jumps** (``jumps`` per transition, in warm-up and sampling): independence Metropolis-Hastings moves
+   whose proposal is the image's mixture of the Laplace Gaussians N(mode, ``jump_scale``^2 H^-1) of all its
+   starts' modes, weighted as in 2. Each is exact whatever the mixture's quality (a poor one is only rejected
+   more often), and lets every chain move between modes that the Hamiltonian steps never cross, so the chains
+   agree (R-hat) even when the posterior is multimodal. One generator evaluation each.
 
 One leapfrog step is preconditioned MALA. ArviZ's R-hat and bulk/tail ESS of the latent coordinates are
 returned per image (``SolverOutput.diagnostics``); an image whose worst R-hat exceeds ``max_rhat`` or whose
@@ -42,7 +47,13 @@ from csgm.operators import GaussianNoise, Operator
 from csgm.seeding import seeded_rng
 from csgm.solvers.base import HealthLimits, Solver, SolverOutput
 from csgm.solvers.langevin import central_intervals
-from csgm.solvers.mcmc import DualAveraging, chain_diagnostics, hamiltonian_transition
+from csgm.solvers.mcmc import (
+    DualAveraging,
+    ModeMixture,
+    chain_diagnostics,
+    hamiltonian_transition,
+    independence_transition,
+)
 from csgm.progress import report_steps
 
 __all__ = ["ChainRun", "HMCSolver", "LatentPosterior"]
@@ -125,6 +136,7 @@ class ChainRun:
         step: torch.Tensor,
         evaluations: int,
         start_loss: torch.Tensor,
+        jump_acceptance: torch.Tensor,
     ) -> None:
         self.latents = latents  # (B, K, draws, k): every post-warm-up state
         self.images = images  # (B, S, C, H, W): pixel samples every ``thin`` steps (S = K draws / thin)
@@ -133,6 +145,7 @@ class ChainRun:
         self.step = step  # (B,) frozen step size
         self.evaluations = evaluations  # generator evaluations per image (a Jacobian counts k)
         self.start_loss = start_loss  # (B,) mean data term of the image's starts (before the mode search)
+        self.jump_acceptance = jump_acceptance  # (B,) mean acceptance probability of the mode jumps (0 without)
 
 
 class HMCSolver(Solver):
@@ -151,7 +164,7 @@ class HMCSolver(Solver):
         initial_temperature: float = 100.0,
         resample_modes: bool = True,
         warmup: int = 150,
-        draws: int = 300,
+        draws: int = 600,
         thin: int = 5,
         leapfrog_steps: int = 4,
         initial_step: float = 0.5,
@@ -160,6 +173,8 @@ class HMCSolver(Solver):
         min_ess: float = 100.0,
         mismatch: float | str = 0.0,
         keep_samples: int = 4,
+        jumps: int = 4,
+        jump_scale: float = 1.0,
         label: str | None = None,
     ) -> None:
         check_range("solver.chains", chains, 2)
@@ -171,7 +186,13 @@ class HMCSolver(Solver):
             ("init_scale", init_scale),
         ):
             check_range(f"solver.{key}", value, 0, low_open=True)
-        for key, value in (("mode_steps", mode_steps), ("warmup", warmup), ("min_ess", min_ess)):
+        check_range("solver.jump_scale", jump_scale, 0, low_open=True)
+        for key, value in (
+            ("mode_steps", mode_steps),
+            ("warmup", warmup),
+            ("min_ess", min_ess),
+            ("jumps", jumps),
+        ):
             check_range(f"solver.{key}", value, 0)
         check_range("solver.target_acceptance", target_acceptance, 0, 0.99, low_open=True)
         check_range("solver.max_rhat", max_rhat, 1)
@@ -195,6 +216,7 @@ class HMCSolver(Solver):
         self.target_acceptance, self.max_rhat, self.min_ess = float(target_acceptance), float(max_rhat), float(min_ess)
         self.mismatch = mismatch
         self.keep_samples = int(keep_samples)
+        self.jumps, self.jump_scale = int(jumps), float(jump_scale)
         self.label = label or self.name
 
     @classmethod
@@ -251,24 +273,31 @@ class HMCSolver(Solver):
             damping = torch.where(better, damping / 3, damping * 3).clamp(1e-8, 1e8)
         return z, target.gauss_newton(z), self.mode_steps * (k + 1) + 1 + k
 
+    def mode_log_weights(
+        self, z: torch.Tensor, hessian: torch.Tensor, target: LatentPosterior, batch: int
+    ) -> torch.Tensor:
+        """Per image (B, S), each start's share of the Laplace mass exp(-U) det(H)^-1/2 of the mode it reached: starts
+        closer than 2 in the H-metric are at one mode, which they share equally (unnormalised log weights)."""
+        starts, k = self.mode_starts, z.shape[1]
+        value = target(z)[0].double()
+        log_mass = -value - 0.5 * torch.linalg.slogdet(hessian)[1]
+        z_img, h_img = z.view(batch, starts, k).double(), hessian.view(batch, starts, k, k)
+        difference = z_img[:, :, None] - z_img[:, None, :]  # (B, S, S, k): z_i - z_j
+        distance = torch.einsum("bijk,bikl,bijl->bij", difference, h_img, difference)
+        duplicates = (distance < 4.0).sum(2).double()  # starts at the same mode as start i (itself included)
+        return log_mass.view(batch, starts) - duplicates.log()
+
     def redraw_among_modes(
-        self, z: torch.Tensor, hessian: torch.Tensor, target: LatentPosterior, image_ids: Sequence[int], seed: int
+        self, z: torch.Tensor, hessian: torch.Tensor, log_weights: torch.Tensor, image_ids: Sequence[int], seed: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per image, its K chains drawn among the distinct modes its starts found with probability proportional to
-        each mode's Laplace mass exp(-U) det(H)^-1/2 (modes closer than 2 in the H-metric count once); without
+        """Per image, its K chains drawn among its starts' modes by ``log_weights`` (B, S); without
         ``resample_modes``, chain c keeps the mode of start c."""
-        batch, starts, chains, k = len(image_ids), self.mode_starts, self.chains, z.shape[1]
+        batch, starts, chains = len(image_ids), self.mode_starts, self.chains
         offsets = torch.arange(batch, device=z.device)[:, None] * starts
         if not self.resample_modes:
             picked = (torch.arange(chains, device=z.device)[None] + offsets).flatten()
             return z[picked], hessian[picked]
-        value = target(z)[0].double()
-        log_mass = -value - 0.5 * torch.linalg.slogdet(hessian)[1]
-        z_img, h_img = z.view(batch, starts, k).double(), hessian.view(batch, starts, k, k)
-        difference = z_img[:, :, None] - z_img[:, None, :]  # (B, K, K, k): z_i - z_j
-        distance = torch.einsum("bijk,bikl,bijl->bij", difference, h_img, difference)
-        duplicates = (distance < 4.0).sum(2).double()  # chains at the same mode as chain i (itself included)
-        weight = torch.softmax(log_mass.view(batch, starts) - duplicates.log(), dim=1)
+        weight = torch.softmax(log_weights, dim=1)
         uniforms = torch.stack(
             [
                 torch.rand(chains, generator=seeded_rng("hmc-modes", seed, int(i)), dtype=torch.float64)
@@ -278,6 +307,17 @@ class HMCSolver(Solver):
         choice = torch.searchsorted(weight.cumsum(1), uniforms).clamp(max=starts - 1)  # (B, K)
         picked = (choice + offsets).flatten()
         return z[picked], hessian[picked]
+
+    def mode_mixture(self, z: torch.Tensor, hessian: torch.Tensor, log_weights: torch.Tensor) -> ModeMixture:
+        """The jump proposal of every chain: its image's mixture over the modes, covariance ``jump_scale``^2 H^-1."""
+        batch, starts, k = log_weights.shape[0], self.mode_starts, z.shape[1]
+        per_chain = self.chains
+        return ModeMixture(
+            z.view(batch, starts, k).repeat_interleave(per_chain, dim=0),
+            hessian.view(batch, starts, k, k).repeat_interleave(per_chain, dim=0),
+            log_weights.repeat_interleave(per_chain, dim=0),
+            self.jump_scale,
+        )
 
     @torch.no_grad()
     def sample(
@@ -299,11 +339,14 @@ class HMCSolver(Solver):
             device=y.device, dtype=y.dtype
         )
         start_loss = measurement.loss(generator(z), search.y).view(batch, self.mode_starts).mean(1)
-        z, hessian, evaluations = self.find_modes(z, search)
-        z, hessian = self.redraw_among_modes(z, hessian, search, image_ids, seed)
+        modes, hessians, evaluations = self.find_modes(z, search)
+        log_weights = self.mode_log_weights(modes, hessians, search, batch)
+        z, hessian = self.redraw_among_modes(modes, hessians, log_weights, image_ids, seed)
+        mixture = self.mode_mixture(modes, hessians, log_weights) if self.jumps else None
         evaluations = (evaluations + 2) * self.mode_starts // chains  # per chain, with the starts' data term
         target = LatentPosterior(generator, measurement, y.repeat_interleave(chains, dim=0), tau2)
         streams = [seeded_rng("hmc", seed, int(i), c) for i in image_ids for c in range(chains)]
+        jump_streams = [seeded_rng("hmc-jump", seed, int(i), c) for i in image_ids for c in range(chains)]
         mass = hessian.view(batch, chains, k, k).mean(1)
         cholesky = torch.linalg.cholesky(mass).repeat_interleave(chains, dim=0)
         adaptation = DualAveraging(
@@ -312,6 +355,7 @@ class HMCSolver(Solver):
         state = target(z)
         latents, images = [], []
         acceptance = torch.zeros(len(z), dtype=torch.float64, device=y.device)
+        jump_acceptance, jump_count = torch.zeros(len(z), dtype=torch.float64, device=y.device), 0
         for t in range(self.warmup + self.draws):
             report_steps(t, self.warmup + self.draws)
             step = (adaptation.step if t < self.warmup else adaptation.final).repeat_interleave(chains).to(y.dtype)
@@ -324,6 +368,12 @@ class HMCSolver(Solver):
             accept = torch.log(uniform) < log_ratio
             z = torch.where(accept[:, None], proposal, z)
             state = tuple(torch.where(accept.view(-1, *[1] * (a.ndim - 1)), b, a) for a, b in zip(state, new))
+            for _ in range(self.jumps):
+                uniforms = torch.stack([torch.rand(2, generator=g) for g in jump_streams])
+                normals = torch.stack([torch.randn(k, generator=g) for g in jump_streams])
+                jump_draws = torch.cat([uniforms[:, :1], normals, uniforms[:, 1:]], 1).to(y.device)
+                z, state, jump_probability = independence_transition(z, state, target, mixture, jump_draws)
+                jump_acceptance, jump_count = jump_acceptance + jump_probability, jump_count + 1
             if t < self.warmup:
                 adaptation.update(probability.view(batch, chains).mean(1))
                 continue
@@ -331,7 +381,7 @@ class HMCSolver(Solver):
             latents.append(z.view(batch, chains, k))
             if (t - self.warmup) % self.thin == self.thin - 1:
                 images.append(state[2])
-        evaluations += (self.warmup + self.draws) * self.leapfrog_steps + 1
+        evaluations += (self.warmup + self.draws) * self.leapfrog_steps + 1 + jump_count
         pixels = torch.stack(images, dim=1)  # (N, S_chain, C, H, W)
         if tau2 is not None:
             pixels = pixels + self.mismatch_draws(pixels, target, streams)
@@ -344,6 +394,7 @@ class HMCSolver(Solver):
             step=adaptation.final.float().cpu(),
             evaluations=evaluations * chains,
             start_loss=start_loss,
+            jump_acceptance=(jump_acceptance / max(jump_count, 1)).view(batch, chains).mean(1).cpu(),
         )
 
     @staticmethod
@@ -370,6 +421,7 @@ class HMCSolver(Solver):
             **chain_diagnostics(run.latents),
             "draws": torch.full((batch,), float(self.draws), dtype=torch.float64),
             "step_size": run.step.double(),
+            "jump_acceptance": run.jump_acceptance.double(),
         }
         return SolverOutput(
             x_hat=x_hat,

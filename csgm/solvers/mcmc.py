@@ -1,5 +1,7 @@
 """Building blocks of gradient-based MCMC: dual-averaging step-size adaptation, one Hamiltonian transition with a
-per-row mass matrix, and ArviZ convergence diagnostics (R-hat, bulk and tail ESS) per image.
+per-row mass matrix, an independence Metropolis-Hastings move from a Gaussian mixture over known modes (so chains
+can jump between modes that gradient steps never cross), and ArviZ convergence diagnostics (R-hat, bulk and tail
+ESS) per image.
 
 These are independent of the model: the target is given as an ``energy`` function returning, per row,
 U(z) = -log p(z) + const and its gradient.
@@ -12,7 +14,14 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["DualAveraging", "Energy", "chain_diagnostics", "hamiltonian_transition"]
+__all__ = [
+    "DualAveraging",
+    "Energy",
+    "ModeMixture",
+    "chain_diagnostics",
+    "hamiltonian_transition",
+    "independence_transition",
+]
 
 MCMC_DIAGNOSTICS = ("rhat", "ess_bulk", "ess_tail")
 Energy = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # z -> (U, grad U, G(z))
@@ -83,6 +92,63 @@ def hamiltonian_transition(
     new_kinetic = 0.5 * (p * velocity(p)).sum(1)
     log_ratio = torch.nan_to_num(value + kinetic - new[0] - new_kinetic, nan=-torch.inf)
     return proposal, new, log_ratio
+
+
+class ModeMixture:
+    """Per row, a Gaussian mixture q(z) = sum_j w_j N(z; mu_j, scale^2 H_j^-1) over S modes mu_j (N, S, k) with
+    precision matrices H_j (N, S, k, k) and log weights (N, S) (normalised here): the proposal of an independence
+    Metropolis-Hastings move. Computed in float64."""
+
+    def __init__(
+        self, modes: torch.Tensor, precisions: torch.Tensor, log_weights: torch.Tensor, scale: float = 1.0
+    ) -> None:
+        self.modes = modes.double()
+        self.cholesky = torch.linalg.cholesky(precisions.double())  # H_j = L_j L_j^T
+        self.log_weights = torch.log_softmax(log_weights.double(), dim=1)
+        self.scale = float(scale)
+        k = modes.shape[-1]
+        log_det = 2 * self.cholesky.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # log det H_j
+        self.log_normaliser = 0.5 * log_det - k * math.log(self.scale) - 0.5 * k * math.log(2 * math.pi)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q(z) per row of z (N, k), float64 (N,)."""
+        difference = z.double()[:, None, :] - self.modes  # (N, S, k)
+        whitened = (self.cholesky.transpose(-2, -1) @ difference[..., None])[..., 0]  # L_j^T (z - mu_j)
+        quadratic = whitened.pow(2).sum(-1) / self.scale**2
+        return torch.logsumexp(self.log_weights + self.log_normaliser - 0.5 * quadratic, dim=1)
+
+    def draw(self, uniform: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
+        """z ~ q per row from a U(0, 1) (N,) that picks the component and standard normals (N, k), float64."""
+        cumulative = self.log_weights.exp().cumsum(1)
+        component = torch.searchsorted(cumulative, uniform.double()[:, None]).clamp(max=self.modes.shape[1] - 1)
+        rows = torch.arange(len(uniform), device=uniform.device)
+        factor = self.cholesky[rows, component[:, 0]]
+        offset = torch.linalg.solve_triangular(factor.transpose(-2, -1), normal.double()[:, :, None], upper=True)
+        return self.modes[rows, component[:, 0]] + self.scale * offset[:, :, 0]
+
+
+def independence_transition(
+    z: torch.Tensor,
+    energy: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    target: Energy,
+    proposal_density: ModeMixture,
+    draws: torch.Tensor,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """One independence Metropolis-Hastings step per row: z' ~ q, accepted with probability
+    min(1, p(z') q(z) / (p(z) q(z'))), from ``draws`` (N, k + 2): U(0, 1) for the component, k normals and
+    U(0, 1) for the acceptance. Leaves p invariant whatever q is. Returns (the new state, its (U, grad U, G(z)),
+    the acceptance probability (N,) float64)."""
+    k = z.shape[1]
+    proposal = proposal_density.draw(draws[:, 0], draws[:, 1 : k + 1]).to(z.dtype)
+    new = target(proposal)
+    log_ratio = (
+        energy[0].double() - new[0].double() + proposal_density.log_prob(z) - proposal_density.log_prob(proposal)
+    )
+    log_ratio = torch.nan_to_num(log_ratio, nan=-torch.inf)
+    accept = torch.log(draws[:, k + 1].double()) < log_ratio
+    z = torch.where(accept[:, None], proposal, z)
+    state = tuple(torch.where(accept.view(-1, *[1] * (a.ndim - 1)), b, a) for a, b in zip(energy, new))
+    return z, state, log_ratio.clamp(max=0).exp()
 
 
 def chain_diagnostics(draws: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -20,12 +20,22 @@ SAMPLER = [
     "solver.keep_samples=2",
 ]
 
+HMC = [
+    "solver=hmc",
+    "solver.mode_starts=4",
+    "solver.mode_steps=2",
+    "solver.warmup=4",
+    "solver.draws=10",
+    "solver.thin=5",
+    "solver.keep_samples=2",
+]
 
-def run(checkpoint, root, *extra):
+
+def run(checkpoint, root, *extra, sampler=SAMPLER):
     tiny = [t for t in TINY_RECOVER if not t.startswith("solver.")]
     cfg = compose_config(
         "recover",
-        [*tiny, f"checkpoint={checkpoint}", f"paths.output_root={root}", *SAMPLER, "measurements=[50]", *extra],
+        [*tiny, f"checkpoint={checkpoint}", f"paths.output_root={root}", *sampler, "measurements=[50]", *extra],
     )
     result = recover(cfg, root / "run")
     with open(root / "run" / "results.csv", newline="") as handle:
@@ -53,11 +63,13 @@ def test_sampler_rows_samples_and_std_maps(vae_checkpoint, tmp_path):
         assert covered == sorted(covered), covered
 
 
-def test_samples_do_not_depend_on_the_batch_size(vae_checkpoint, tmp_path):
-    """Same chains, same noise draws: equal up to float32 summation order in batched products (which can flip
-    a rare Metropolis decision whose log ratio sits at the threshold, hence the tolerance on the numbers)."""
-    _, one = run(vae_checkpoint, tmp_path / "a", "batch_size=1")
-    _, all_at_once = run(vae_checkpoint, tmp_path / "b", "batch_size=6")
+@pytest.mark.parametrize("sampler", [SAMPLER, HMC], ids=["mala", "hmc"])
+def test_samples_do_not_depend_on_the_batch_size(vae_checkpoint, tmp_path, sampler):
+    """Same chains, same noise draws (hmc: its mode jumps too): equal up to float32 summation order in batched
+    products (which can flip a rare Metropolis decision whose log ratio sits at the threshold, hence the tolerance
+    on the numbers)."""
+    _, one = run(vae_checkpoint, tmp_path / "a", "batch_size=1", sampler=sampler)
+    _, all_at_once = run(vae_checkpoint, tmp_path / "b", "batch_size=6", sampler=sampler)
     for a, b in zip(one, all_at_once):
         assert (a["image_id"], a["status"], a["params"]) == (b["image_id"], b["status"], b["params"])
         for column in ("mse", "sample_mse", "pixel_std", "coverage90", "measurement_loss"):

@@ -1,5 +1,7 @@
 """The preconditioned latent sampler (solver=hmc) against closed forms: a linear G makes p(z | y) Gaussian, one
-MALA step's acceptance ratio is a ratio of Gaussian densities, and dual averaging meets its target on a Gaussian."""
+MALA step's acceptance ratio is a ratio of Gaussian densities, dual averaging meets its target on a Gaussian, the
+jumps' mixture proposal is the mixture density, and on a posterior with two symmetric modes the jumps give each
+mode half of every chain's draws."""
 
 from __future__ import annotations
 
@@ -11,7 +13,14 @@ from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_operator
 from csgm.recovery.verdicts import Verdict, verdicts
 from csgm.solvers import build_solver
-from csgm.solvers.mcmc import DualAveraging, chain_diagnostics, hamiltonian_transition
+from csgm.generators import Generator
+from csgm.solvers.mcmc import (
+    DualAveraging,
+    ModeMixture,
+    chain_diagnostics,
+    hamiltonian_transition,
+    independence_transition,
+)
 from tests.solvers.test_langevin import SHAPE, LinearGenerator, closed_form
 
 FAST = {"name": "hmc", "mode_starts": 8, "mode_steps": 5, "warmup": 50, "draws": 150, "thin": 1}
@@ -181,3 +190,85 @@ def test_bad_mismatch_settings_are_refused_in_one_line(problem, tmp_path):
         build_solver({**FAST, "mismatch": str(tmp_path / "tau.pt")}).solve(
             y, MeasurementModel(A, Noise("gaussian", 0.02)), [0], generator
         )
+
+
+class SquareGenerator(Generator):
+    """G(z) = w z^2 + 1/2 with a one-dimensional latent: p(z | y) is symmetric in z, two modes of equal mass."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__(1, SHAPE)
+        self.register_buffer("weight", weight)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return (z.pow(2) * self.weight + 0.5).view(-1, *SHAPE)
+
+
+def test_mode_mixture_is_the_gaussian_mixture_density_and_draws_from_it():
+    g = torch.Generator().manual_seed(0)
+    modes = torch.randn(1, 3, 2, generator=g, dtype=torch.float64)
+    factors = torch.randn(1, 3, 2, 2, generator=g, dtype=torch.float64)
+    precisions = factors @ factors.transpose(-2, -1) + torch.eye(2, dtype=torch.float64)
+    log_weights = torch.tensor([[0.0, 1.0, -1.0]], dtype=torch.float64)
+    mixture = ModeMixture(modes, precisions, log_weights, scale=1.5)
+    components = torch.distributions.MultivariateNormal(modes[0], precision_matrix=precisions[0] / 1.5**2)
+    z = torch.randn(5, 2, generator=g, dtype=torch.float64)
+    expected = torch.logsumexp(torch.log_softmax(log_weights[0], 0) + components.log_prob(z[:, None]), dim=1)
+    rows = ModeMixture(modes.expand(5, -1, -1), precisions.expand(5, -1, -1, -1), log_weights.expand(5, -1), 1.5)
+    torch.testing.assert_close(rows.log_prob(z), expected)
+    count = 40_000
+    draws = ModeMixture(
+        modes.expand(count, -1, -1), precisions.expand(count, -1, -1, -1), log_weights.expand(count, -1), 1.5
+    ).draw(torch.rand(count, generator=g, dtype=torch.float64), torch.randn(count, 2, generator=g, dtype=torch.float64))
+    weights = torch.softmax(log_weights[0], 0)
+    mean = weights @ modes[0]
+    torch.testing.assert_close(draws.mean(0), mean, atol=0.03, rtol=0)
+    second = sum(w * (c + torch.outer(mu, mu)) for w, c, mu in zip(weights, components.covariance_matrix, modes[0]))
+    torch.testing.assert_close(torch.cov(draws.T), second - torch.outer(mean, mean), atol=0.05, rtol=0.05)
+    assert float(mixture.log_prob(modes[0, 1:2])) > float(mixture.log_prob(modes[0, 1:2] + 10))
+
+
+def test_independence_jumps_give_the_exact_mode_masses_from_wrong_proposal_weights():
+    """Target: N(-3, 0.5^2) with mass 0.8 and N(3, 0.5^2) with mass 0.2; proposal: the same modes weighted 1:1 and
+    too wide. Metropolis-Hastings corrects the weights: the chains spend 80% +- 3% of their time at -3."""
+    means, std, mass = torch.tensor([-3.0, 3.0], dtype=torch.float64), 0.5, torch.tensor([0.8, 0.2])
+
+    def energy(z):
+        log_density = torch.logsumexp(mass.log().double() - 0.5 * ((z - means) / std).pow(2), dim=1)
+        return -log_density, torch.zeros_like(z), z
+
+    rows = 200
+    proposal = ModeMixture(
+        means.view(1, 2, 1).expand(rows, -1, -1),
+        torch.full((rows, 2, 1, 1), 1 / 0.8**2, dtype=torch.float64),
+        torch.zeros(rows, 2, dtype=torch.float64),
+    )
+    g = torch.Generator().manual_seed(0)
+    z = torch.full((rows, 1), 3.0, dtype=torch.float64)
+    state, left = energy(z), []
+    for step in range(300):
+        draws = torch.cat(
+            [torch.rand(rows, 1, generator=g), torch.randn(rows, 1, generator=g), torch.rand(rows, 1, generator=g)], 1
+        )
+        z, state, _ = independence_transition(z, state, energy, proposal, draws.double())
+        if step >= 50:
+            left.append((z[:, 0] < 0).double().mean())
+    assert abs(float(torch.stack(left).mean()) - 0.8) < 0.03
+
+
+def test_jumps_let_every_chain_visit_both_symmetric_modes():
+    """G(z) = w z^2: the two modes +-z0 have equal mass and the barrier at 0 stops the Hamiltonian steps. With jumps
+    every chain spends 50% +- 15% of its draws at each mode and R-hat is small; without them every chain stays at
+    one mode."""
+    g = torch.Generator().manual_seed(0)
+    generator = SquareGenerator(0.2 * torch.rand(16, generator=g, dtype=torch.float64) + 0.1)
+    A = build_operator({"name": "gaussian", "normalize": True}, SHAPE, seed=0, m=6).double()
+    model = MeasurementModel(A, Noise("gaussian", 0.02), seed=0)
+    y = model.measure(generator(torch.full((1, 1), 1.5, dtype=torch.float64)), [0])
+    options = {**FAST, "draws": 300, "resample_modes": False}
+    run = build_solver(options).sample(y, model, [0], generator, seed=0)
+    positive = (run.latents[0, :, :, 0] > 0).double().mean(1)  # per chain
+    assert bool(((positive - 0.5).abs() < 0.15).all()), positive
+    assert float(chain_diagnostics(run.latents)["rhat"][0]) < 1.05
+    assert float(run.jump_acceptance[0]) > 0.3
+    stuck = build_solver({**options, "jumps": 0}).sample(y, model, [0], generator, seed=0)
+    assert set((stuck.latents[0, :, :, 0] > 0).double().mean(1).tolist()) <= {0.0, 1.0}
