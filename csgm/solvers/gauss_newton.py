@@ -16,7 +16,7 @@ pass (a finite difference along the step), used where it is small against the st
 
 With ``secant`` the Jacobian is formed once, at the start: its J^T W J + 2 lambda I is the first model Hessian B,
 and every later step updates B by BFGS from the change of the exact gradient (y = g(z + s) - g(z), one VJP at
-the accepted point; Powell's damping keeps B positive definite). When the residual is large (a generator's
+each trial point, accepted or not; Powell's damping keeps B positive definite). When the residual is large (a generator's
 representation error dominates ||A G(z) - y||), Gauss-Newton neglects the large term sum_i r_i Hess(r_i) and
 converges linearly; the secant updates learn it along the steps, and a step costs one forward and one VJP
 instead of k + 2 passes.
@@ -27,8 +27,7 @@ where the bank cannot tell which basin is right. Rows leave the batch when conve
 the objective below ``tol``, or a rejected step shorter than 1e-9 (1 + ||z||)), and per image the row with
 the lowest data term is kept. Work per image: ``generator_evaluations`` counts forward passes of G (trial
 points, acceleration probes, the primal of each Jacobian, the final image), ``jvps`` the forward-mode products
-(k per Jacobian), ``vjps`` the backward passes of the secant steps (one per row still stepping whenever a
-step is accepted somewhere in the batch). The bank's G evaluations are shared by the run, not counted.
+(k per Jacobian), ``vjps`` the backward passes of the secant steps (one per trial point). The bank's G evaluations are shared by the run, not counted.
 """
 
 from __future__ import annotations
@@ -244,17 +243,24 @@ class GaussNewtonSolver(Solver):
             short = ~good & (step.norm(dim=1) <= _STEP_TOL * (1 + z_a.double().norm(dim=1)))
             done = (good & (decrease <= self.tol * objective[active].double())) | short
             kept = active[good]
-            if self.secant and len(kept):
-                gradient_kept = self.secant_update(
-                    model_hessian, model_gradient, kept, good, z_a, z_trial, prediction_trial, gradient_trial
+            if self.secant:
+                trial_gradient = self.secant_update(
+                    model_hessian,
+                    active,
+                    z_a,
+                    z_trial,
+                    prediction_trial,
+                    gradient_trial,
+                    objective_trial,
+                    model_gradient,
                 )
-                vjps[active] += 1  # one backward pass through the whole active batch
+                vjps[active] += 1
             z_trial = z_trial.detach()
             z[kept], prediction[kept] = z_trial[good], prediction_trial.detach()[good]
             objective[kept], data[kept] = objective_trial[good], data_trial[good]
             gradient[kept], weights[kept] = gradient_trial[good], weights_trial[good]
-            if self.secant and len(kept):
-                model_gradient[kept] = gradient_kept
+            if self.secant:
+                model_gradient[kept] = trial_gradient[good]
             converged[active[done]] = True
             active = active[~done]
             renew = kept[~converged[kept]]
@@ -291,36 +297,38 @@ class GaussNewtonSolver(Solver):
     def secant_update(
         self,
         hessian: torch.Tensor,
-        gradient: torch.Tensor,
-        kept: torch.Tensor,
-        good: torch.Tensor,
+        active: torch.Tensor,
         z: torch.Tensor,
         z_trial: torch.Tensor,
         prediction_trial: torch.Tensor,
         data_gradient: torch.Tensor,
+        objective_trial: torch.Tensor,
+        gradient: torch.Tensor,
     ) -> torch.Tensor:
-        """The exact gradient at the accepted trial points (one VJP through the trial batch) and, in place, the
-        damped BFGS update of their rows of ``hessian`` (rows ``kept``; ``good`` marks them in the batch)."""
-        cotangent = torch.where(good[:, None], data_gradient, torch.zeros_like(data_gradient))
+        """The exact gradients at the trial points (one VJP through the trial batch) and, in place, the damped
+        BFGS update of the ``active`` rows of ``hessian`` from the secant pair (s, g(z + s) - g(z)), taken at
+        accepted and rejected trial points alike (where the trial objective is finite)."""
+        finite = torch.isfinite(objective_trial) & torch.isfinite(data_gradient).all(1)
+        cotangent = torch.where(finite[:, None], data_gradient, torch.zeros_like(data_gradient))
         (pulled,) = torch.autograd.grad(prediction_trial, z_trial, cotangent)
-        new_gradient = pulled[good].double() + 2 * self.lambda_z * z_trial.detach()[good].double()
-        s = (z_trial.detach()[good] - z[good]).double()
-        change = new_gradient - gradient[kept]
-        b = hessian[kept]
+        trial_gradient = pulled.double() + 2 * self.lambda_z * z_trial.detach().double()
+        s = (z_trial.detach() - z).double()
+        change = trial_gradient - gradient[active]
+        b = hessian[active]
         bs = (b @ s[..., None])[..., 0]
         sbs, sy = (s * bs).sum(1), (s * change).sum(1)
         # Powell's damping: y' = theta y + (1 - theta) B s with s^T y' >= 0.2 s^T B s > 0, so B stays positive definite
         theta = torch.where(sy >= 0.2 * sbs, torch.ones_like(sy), 0.8 * sbs / (sbs - sy).clamp_min(1e-300))
         damped = theta[:, None] * change + (1 - theta[:, None]) * bs
         curvature = (s * damped).sum(1)
-        update = sbs > 0
+        update = finite & (sbs > 0) & torch.isfinite(trial_gradient).all(1)
         b_new = (
             b
             - bs[:, :, None] * bs[:, None, :] / sbs.clamp_min(1e-300)[:, None, None]
             + damped[:, :, None] * damped[:, None, :] / curvature.clamp_min(1e-300)[:, None, None]
         )
-        hessian[kept] = torch.where(update[:, None, None], b_new, b)
-        return new_gradient
+        hessian[active] = torch.where(update[:, None, None], b_new, b)
+        return trial_gradient
 
     def accelerated(
         self,
