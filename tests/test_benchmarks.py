@@ -412,7 +412,7 @@ def test_peers_benchmark(vae_checkpoint, tmp_path):
     out = run_benchmark(
         "peers.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--calls=2", "--threads=1", cwd=tmp_path
     )
-    assert set(out["csgm_arms"]) == {"csgm", "csgm_bank", "csgm_gn"} and set(out["peer_arms"]) == {
+    assert set(out["csgm_arms"]) == {"csgm", "csgm_bank", "csgm_gn", "csgm_qn"} and set(out["peer_arms"]) == {
         "deepinv_defaults",
         "deepinv_paper_settings",
     }
