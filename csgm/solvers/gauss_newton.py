@@ -14,12 +14,12 @@ mu follows Nielsen's rule per row (shrink after a good step, double the growth a
 ``geodesic`` > 0 a step gains the second-order correction of Transtrum and Sethna (2012) from one extra forward
 pass (a finite difference along the step), used where it is small against the step.
 
-With ``secant`` the Jacobian is formed once, at the start: its J^T W J + 2 lambda I is the first model Hessian B,
-and every later step updates B by BFGS from the change of the exact gradient (y = g(z + s) - g(z), one VJP at
-each trial point, accepted or not; Powell's damping keeps B positive definite). When the residual is large (a generator's
-representation error dominates ||A G(z) - y||), Gauss-Newton neglects the large term sum_i r_i Hess(r_i) and
-converges linearly; the secant updates learn it along the steps, and a step costs one forward and one VJP
-instead of k + 2 passes.
+With ``secant`` the Jacobian is formed once, at the start: its J^T W J + 2 lambda I is the first model Hessian
+B, and every later step updates B by BFGS from the change of the exact gradient (y = g(z + s) - g(z), one VJP
+at each trial point, accepted or not; Powell's damping keeps B positive definite). When the residual is large
+(a generator's representation error dominates ||A G(z) - y||), Gauss-Newton neglects the large term
+sum_i r_i Hess(r_i) and converges linearly; the secant updates learn it along the steps, and a step costs one
+forward and one VJP instead of k + 2 passes.
 
 Starts come from the screened bank of ``csgm_bank`` (csgm.solvers.starts): each image's best bank latent, plus
 its next ``restarts`` - 1 only where their data term is within ``ambiguity`` (relative) of the best one, i.e.
@@ -27,7 +27,8 @@ where the bank cannot tell which basin is right. Rows leave the batch when conve
 the objective below ``tol``, or a rejected step shorter than 1e-9 (1 + ||z||)), and per image the row with
 the lowest data term is kept. Work per image: ``generator_evaluations`` counts forward passes of G (trial
 points, acceleration probes, the primal of each Jacobian, the final image), ``jvps`` the forward-mode products
-(k per Jacobian), ``vjps`` the backward passes of the secant steps (one per trial point). The bank's G evaluations are shared by the run, not counted.
+(k per Jacobian), ``vjps`` the backward passes of the secant steps (one per trial point). The bank's G
+evaluations are shared by the run, not counted.
 """
 
 from __future__ import annotations
