@@ -4,11 +4,11 @@
     python benchmarks/peers.py [--checkpoint latest] [--images 100] [--m 100] [--threads 2]
 
 CSGM: csgm's paper protocol (10 restarts x 1000 Adam steps, batched), its `csgm_bank` config and the second-order
-`csgm_gn` (Gauss-Newton from screened starts), against
+`csgm_gn` (Gauss-Newton from screened starts) and `csgm_qn` (BFGS-updated steps from one Gauss-Newton Jacobian), against
 deepinv's CSGMGenerator wrapping the same decoder: with its own defaults (one start from Unif[-1, 1], up to
 2500 Adam steps, relative-change stop 1e-4) and with the paper's settings (1000 steps, no early stop, called 10
 times per image, the call with the smallest measurement loss kept). Speed ratios at equal work (both 10 x 1000)
-and at equal quality (csgm_bank, and csgm_gn, against the peer's paper settings, when the arm's error is within 2%
+and at equal quality (csgm_bank, csgm_gn and csgm_qn, against the peer's paper settings, when the arm's error is within 2%
 of the peer's or lower). Lasso: csgm's batched FISTA against scikit-learn image by image (lasso_speed.py's comparison).
 """
 
@@ -28,7 +28,7 @@ from csgm.operators import Noise
 from csgm.solvers import build_solver
 from lasso_speed import compare_lasso
 
-CSGM_ARMS = ("csgm", "csgm_bank", "csgm_gn")
+CSGM_ARMS = ("csgm", "csgm_bank", "csgm_gn", "csgm_qn")
 
 
 class LatentImage(nn.Module):
@@ -94,6 +94,7 @@ def main() -> None:
             **error_entry(out.x_hat, x, seconds),
             "generator_evaluations_per_image": round(float(out.generator_evaluations.double().mean()), 1),
             "jvps_per_image": round(float(out.jvps.double().mean()), 1),
+            "vjps_per_image": round(float(out.vjps.double().mean()), 1),
         }
     x_hat, seconds = deepinv_arm(generator, operator, x, y, 1)
     arms["deepinv_defaults"] = error_entry(x_hat, x, seconds)
@@ -124,6 +125,7 @@ def main() -> None:
             "speed_ratio_equal_work": round(peer["seconds"] / arms["csgm"]["seconds"], 2),
             "speed_ratio_equal_quality": equal_quality_ratio("csgm_bank"),
             "speed_ratio_equal_quality_second_order": equal_quality_ratio("csgm_gn"),
+            "speed_ratio_equal_quality_quasi_newton": equal_quality_ratio("csgm_qn"),
             "lasso": compare_lasso(args.checkpoint, args.images, args.m, dataset),
         }
     )

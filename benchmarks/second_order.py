@@ -1,13 +1,15 @@
-"""Second-order latent steps (csgm_gn) against the paper's 10 x 1000 protocol and csgm_bank; prints JSON.
+"""Second-order latent steps (csgm_gn, csgm_qn) against the paper's 10 x 1000 protocol and csgm_bank; prints JSON.
 
     python benchmarks/second_order.py [--checkpoint latest] [--images 100] [--measurements 25,100,400] [--threads 1]
-                                      [--repeats 3] [--protocol-repeats 1] [--device cpu]
+                                      [--repeats 3] [--protocol-repeats 1] [--device cpu] [--split test|val]
+                                      [--arms csgm,csgm_bank,csgm_gn,csgm_gn_budget,csgm_qn]
     python benchmarks/second_order.py --markdown docs/second_order.json      # the RESULTS.md table
 
 For every m: the same generator, A, y (noise 0.1) and images for every arm; each arm is built afresh per timing
 (its start bank included) and the arms are timed interleaved, ``--repeats`` times (the protocol
 ``--protocol-repeats`` times); medians of the wall time and of the process's CPU time (``time.process_time``:
-less disturbed by other work on a shared machine). Work per image: forward passes of G (the start bank's shared
+less disturbed by other work on a shared machine). ``--split val`` runs the same on the validation digits (where
+options are chosen); ``--arms`` a subset of the arms (ratios against the protocol only when csgm is one of them). Work per image: forward passes of G (the start bank's shared
 forwards divided by the images), JVPs and VJPs; an evaluation-equivalent is the work of one CSGM generator
 evaluation, a forward pass plus a VJP, so each pass counts half (the protocol: 10,010 forwards + 10,000 VJPs =
 10,005 per image). The goals (issue 27): error within 2% of the protocol's with <= 100 equivalents per image and
@@ -45,6 +47,7 @@ ARMS = {
     "csgm_gn": [],
     # csgm_gn with the settings chosen on validation digits under the 100-equivalent budget
     "csgm_gn_budget": ["solver=csgm_gn", "solver.iterations=6", "solver.tol=0.01", "solver.ambiguity=0.04"],
+    "csgm_qn": [],  # one Jacobian per start, then BFGS-updated steps of one forward and one VJP each
 }
 
 
@@ -74,7 +77,12 @@ def run_arm(
 
 def measure_m(m: int, arms: dict[str, dict], args) -> dict:
     generator, operator, x, y, ids = mnist_problem(
-        args.checkpoint, args.images, m, device=args.device, dataset=dataset_config(args.dataset, args.dataset_option)
+        args.checkpoint,
+        args.images,
+        m,
+        split=args.split,
+        device=args.device,
+        dataset=dataset_config(args.dataset, args.dataset_option),
     )
     model = MeasurementModel(operator, Noise("gaussian", 0.1), seed=0)
     runs: dict[str, list[dict]] = {name: [] for name in arms}
@@ -94,9 +102,9 @@ def measure_m(m: int, arms: dict[str, dict], args) -> dict:
             "seconds_median": round(statistics.median(e["seconds"] for e in entries), 3),
             "cpu_seconds_median": round(statistics.median(e["cpu_seconds"] for e in entries), 3),
         }
-    protocol = row["csgm"]
+    protocol = row.get("csgm")
     for name in arms:
-        if name != "csgm":
+        if protocol is not None and name != "csgm":
             arm = row[name]
             arm["error_ratio"] = round(arm["mse_mean"] / protocol["mse_mean"], 4)
             arm["work_ratio"] = round(
@@ -122,10 +130,10 @@ def markdown_table(result: dict) -> str:
     for row in result["table"]:
         for name in result["solvers"]:
             arm = row[name]
-            ratio = "1" if name == "csgm" else f"{arm['error_ratio']:.3f}"
+            ratio = "1" if name == "csgm" else f"{arm['error_ratio']:.3f}" if "error_ratio" in arm else "–"
             work = f"{arm['forwards_per_image']:,.0f} + {arm['jvps_per_image']:,.0f} + {arm['vjps_per_image']:,.0f}"
-            wall = "1×" if name == "csgm" else f"{arm['wall_time_ratio']}×"
-            cpu = "1×" if name == "csgm" else f"{arm['cpu_time_ratio']}×"
+            wall = "1×" if name == "csgm" else f"{arm['wall_time_ratio']}×" if "wall_time_ratio" in arm else "–"
+            cpu = "1×" if name == "csgm" else f"{arm['cpu_time_ratio']}×" if "cpu_time_ratio" in arm else "–"
             lines.append(
                 f"| {row['m']} | {name} | {arm['mse_mean']:.5f} ± {arm['mse_ci95']:.5f} | {ratio} | {work} | "
                 f"{arm['evaluation_equivalents_per_image']:,.1f} | {arm['seconds_median']:.2f} | "
@@ -144,6 +152,10 @@ def main() -> None:
     parser.add_argument(
         "--protocol-repeats", type=int, default=1, help="timings of the 10 x 1000 protocol (<= repeats)"
     )
+    parser.add_argument(
+        "--split", default="test", choices=("test", "val"), help="the digits: test, or val to choose options"
+    )
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"a comma-separated subset of {', '.join(ARMS)}")
     add_dataset_options(parser)
     parser.add_argument("overrides", nargs="*", help="overrides of every arm, e.g. solver.iterations=4 (tests)")
     args = parser.parse_args()
@@ -151,9 +163,13 @@ def main() -> None:
         print(markdown_table(json.load(args.markdown)))
         return
     torch.set_num_threads(args.threads)
+    chosen = args.arms.split(",")
+    unknown = sorted(set(chosen) - set(ARMS))
+    if unknown:
+        raise SystemExit(f"--arms names unknown arms {unknown}; choose from {', '.join(ARMS)}")
     arms = {
-        name: plain(compose("recover", [*(options or [f"solver={name}"]), *args.overrides]))["solver"]
-        for name, options in ARMS.items()
+        name: plain(compose("recover", [*(ARMS[name] or [f"solver={name}"]), *args.overrides]))["solver"]
+        for name in chosen
     }
     table = [measure_m(int(m), arms, args) for m in args.measurements.split(",")]
     emit(
@@ -161,6 +177,7 @@ def main() -> None:
             "environment": environment(args.threads, args.device),
             "protocol": {
                 "images": args.images,
+                "split": args.split,
                 "noise_std": 0.1,
                 "operator": "gaussian",
                 "checkpoint": str(args.checkpoint),

@@ -116,12 +116,13 @@ def test_second_order_benchmark(vae_checkpoint, tmp_path):
         cwd=tmp_path,
     )
     (row,) = out["table"]
-    protocol, bank, gn = row["csgm"], row["csgm_bank"], row["csgm_gn"]
+    protocol, bank, gn, qn = row["csgm"], row["csgm_bank"], row["csgm_gn"], row["csgm_qn"]
     assert len(protocol["seconds"]) == 1 and len(gn["seconds"]) == len(bank["cpu_seconds"]) == 2  # protocol timed once
     assert protocol["forwards_per_image"] == 10 * (3 + 1) and protocol["vjps_per_image"] == 10 * 3  # restarts x steps
     assert bank["forwards_per_image"] == 2 * (3 + 1) + 4096 / 2  # the bank's forwards shared by the 2 images
     assert gn["vjps_per_image"] == 0 and gn["jvps_per_image"] > 0 and gn["forwards_per_image"] > 4096 / 2
-    for arm in (protocol, bank, gn):
+    assert qn["jvps_per_image"] <= gn["jvps_per_image"] and 0 < qn["vjps_per_image"] <= 3 * 2  # 3 steps, <= 2 starts
+    for arm in (protocol, bank, gn, qn):
         assert arm["evaluation_equivalents_per_image"] == pytest.approx(
             (arm["forwards_per_image"] + arm["jvps_per_image"] + arm["vjps_per_image"]) / 2, abs=0.01
         )
@@ -129,7 +130,9 @@ def test_second_order_benchmark(vae_checkpoint, tmp_path):
     table = tmp_path / "second_order.json"
     table.write_text(json.dumps(out))
     rendered = run_script("benchmarks/second_order.py", "--markdown", str(table), cwd=tmp_path)
-    assert rendered.returncode == 0 and rendered.stdout.count("| 20 |") == 4  # csgm, csgm_bank, csgm_gn, csgm_gn_budget
+    assert (
+        rendered.returncode == 0 and rendered.stdout.count("| 20 |") == 5
+    )  # csgm, csgm_bank, csgm_gn, csgm_gn_budget, csgm_qn
 
 
 def test_benchmarks_refuse_a_checkpoint_trained_on_another_dataset(vae_checkpoint, tmp_path):
@@ -414,7 +417,7 @@ def test_peers_benchmark(vae_checkpoint, tmp_path):
     out = run_benchmark(
         "peers.py", f"--checkpoint={vae_checkpoint}", "--images=2", "--calls=2", "--threads=1", cwd=tmp_path
     )
-    assert set(out["csgm_arms"]) == {"csgm", "csgm_bank", "csgm_gn"} and set(out["peer_arms"]) == {
+    assert set(out["csgm_arms"]) == {"csgm", "csgm_bank", "csgm_gn", "csgm_qn"} and set(out["peer_arms"]) == {
         "deepinv_defaults",
         "deepinv_paper_settings",
     }

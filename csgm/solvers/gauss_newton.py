@@ -14,13 +14,21 @@ mu follows Nielsen's rule per row (shrink after a good step, double the growth a
 ``geodesic`` > 0 a step gains the second-order correction of Transtrum and Sethna (2012) from one extra forward
 pass (a finite difference along the step), used where it is small against the step.
 
+With ``secant`` the Jacobian is formed once, at the start: its J^T W J + 2 lambda I is the first model Hessian
+B, and every later step updates B by BFGS from the change of the exact gradient (y = g(z + s) - g(z), one VJP
+at each trial point, accepted or not; Powell's damping keeps B positive definite). When the residual is large
+(a generator's representation error dominates ||A G(z) - y||), Gauss-Newton neglects the large term
+sum_i r_i Hess(r_i) and converges linearly; the secant updates learn it along the steps, and a step costs one
+forward and one VJP instead of k + 2 passes.
+
 Starts come from the screened bank of ``csgm_bank`` (csgm.solvers.starts): each image's best bank latent, plus
 its next ``restarts`` - 1 only where their data term is within ``ambiguity`` (relative) of the best one, i.e.
 where the bank cannot tell which basin is right. Rows leave the batch when converged (relative decrease of
 the objective below ``tol``, or a rejected step shorter than 1e-9 (1 + ||z||)), and per image the row with
 the lowest data term is kept. Work per image: ``generator_evaluations`` counts forward passes of G (trial
 points, acceleration probes, the primal of each Jacobian, the final image), ``jvps`` the forward-mode products
-(k per Jacobian); there are no backward passes. The bank's G evaluations are shared by the run, not counted.
+(k per Jacobian), ``vjps`` the backward passes of the secant steps (one per trial point). The bank's G
+evaluations are shared by the run, not counted.
 """
 
 from __future__ import annotations
@@ -73,6 +81,7 @@ class GaussNewtonSolver(Solver):
         accept: float = 1e-3,
         tol: float = 1e-3,
         geodesic: float = 0.75,
+        secant: bool = False,
         start_bank: int = 4096,
         jacobian_rows: int = 8192,
         flush_denormals: bool = True,
@@ -89,6 +98,12 @@ class GaussNewtonSolver(Solver):
             check_range(f"solver.{key}", value, 0)
         check_range("solver.accept", accept, 0, 1)
         check_range("solver.geodesic", geodesic, 0, 2)
+        self.secant = check_flag("solver.secant", secant)
+        if self.secant and geodesic:
+            raise CsgmError(
+                f"solver.geodesic={geodesic} corrects Gauss-Newton steps, which solver.secant=true does not take; "
+                "set solver.geodesic=0"
+            )
         if 0 < start_bank < restarts:
             raise CsgmError(
                 f"solver.start_bank={start_bank} must hold at least the {restarts} restarts it starts; "
@@ -180,22 +195,27 @@ class GaussNewtonSolver(Solver):
         objective, data, gradient, weights = self.terms(z, prediction, y_rows, measurement)
         long = dict(dtype=torch.long, device=z.device)
         forwards, jvps = torch.ones(rows_total, **long), torch.full((rows_total,), k, **long)
-        iterations = torch.zeros(rows_total, **long)
+        vjps, iterations = torch.zeros(rows_total, **long), torch.zeros(rows_total, **long)
         mu = torch.full((rows_total,), self.damping, dtype=torch.float64, device=z.device)
         growth = torch.full_like(mu, 2.0)
         converged = torch.zeros(rows_total, dtype=torch.bool, device=z.device)
         finite = torch.isfinite(objective) & torch.isfinite(jac).flatten(1).all(1)
         active = finite.nonzero().flatten()
         identity = torch.eye(k, dtype=torch.float64, device=z.device)
+        if self.secant:  # the model Hessian and the gradient, per row, carried from step to step
+            model_hessian = self.gauss_newton_hessian(jac.double(), weights.double())
+            model_gradient = self.gradient(jac.double(), gradient.double(), z)
         for iteration in range(self.iterations):
             if len(active) == 0:
                 break
             report_steps(iteration, self.iterations)
-            z_a, jac_a, w_a = z[active], jac[active].double(), weights[active].double()
-            grad = (jac_a.transpose(1, 2) @ gradient[active].double()[..., None])[
-                ..., 0
-            ] + 2 * self.lambda_z * z_a.double()
-            hessian = jac_a.transpose(1, 2) @ (w_a[..., None] * jac_a) + 2 * self.lambda_z * identity
+            z_a = z[active]
+            if self.secant:
+                grad, hessian = model_gradient[active], model_hessian[active]
+            else:
+                jac_a, w_a = jac[active].double(), weights[active].double()
+                grad = self.gradient(jac_a, gradient[active].double(), z_a)
+                hessian = self.gauss_newton_hessian(jac_a, w_a)
             factor, info = torch.linalg.cholesky_ex(hessian + mu[active, None, None] * identity)
             solvable = info == 0
             factor = torch.where(solvable[:, None, None], factor, identity)
@@ -206,12 +226,13 @@ class GaussNewtonSolver(Solver):
                 forwards[active] += 1
             predicted = -(grad * step).sum(1) - 0.5 * (step[:, None, :] @ hessian @ step[..., None]).view(-1)
             z_trial = z_a + step.to(z.dtype)
-            with torch.no_grad():
+            with torch.set_grad_enabled(self.secant):
+                z_trial = z_trial.detach().requires_grad_(self.secant)
                 prediction_trial = predict(z_trial)
             forwards[active] += 1
             iterations[active] += 1
             objective_trial, data_trial, gradient_trial, weights_trial = self.terms(
-                z_trial, prediction_trial, y_rows[active], measurement
+                z_trial.detach(), prediction_trial.detach(), y_rows[active], measurement
             )
             decrease = (objective[active] - objective_trial).double()
             gain = decrease / predicted.clamp_min(1e-300)
@@ -223,13 +244,28 @@ class GaussNewtonSolver(Solver):
             short = ~good & (step.norm(dim=1) <= _STEP_TOL * (1 + z_a.double().norm(dim=1)))
             done = (good & (decrease <= self.tol * objective[active].double())) | short
             kept = active[good]
-            z[kept], prediction[kept] = z_trial[good], prediction_trial[good]
+            if self.secant:
+                trial_gradient = self.secant_update(
+                    model_hessian,
+                    active,
+                    z_a,
+                    z_trial,
+                    prediction_trial,
+                    gradient_trial,
+                    objective_trial,
+                    model_gradient,
+                )
+                vjps[active] += 1
+            z_trial = z_trial.detach()
+            z[kept], prediction[kept] = z_trial[good], prediction_trial.detach()[good]
             objective[kept], data[kept] = objective_trial[good], data_trial[good]
             gradient[kept], weights[kept] = gradient_trial[good], weights_trial[good]
+            if self.secant:
+                model_gradient[kept] = trial_gradient[good]
             converged[active[done]] = True
             active = active[~done]
             renew = kept[~converged[kept]]
-            if len(renew) and iteration + 1 < self.iterations:  # a new Jacobian only for a further step
+            if not self.secant and len(renew) and iteration + 1 < self.iterations:  # a new Jacobian for a further step
                 with torch.no_grad():
                     prediction[renew], jac[renew] = self.jacobian(z[renew], predict)
                 forwards[renew] += 1
@@ -242,12 +278,58 @@ class GaussNewtonSolver(Solver):
             iterations,
             forwards,
             jvps,
+            vjps,
             image_of_row,
             restart_of_row,
             y,
             measurement,
             generator,
         )
+
+    def gradient(self, jac: torch.Tensor, data_gradient: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """(rows, k) gradient of the objective, J^T e + 2 lambda z, in the dtype of ``jac``."""
+        return (jac.transpose(1, 2) @ data_gradient[..., None])[..., 0] + 2 * self.lambda_z * z.to(jac.dtype)
+
+    def gauss_newton_hessian(self, jac: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """(rows, k, k) Gauss-Newton matrix of the objective, J^T W J + 2 lambda I."""
+        identity = torch.eye(jac.shape[2], dtype=jac.dtype, device=jac.device)
+        return jac.transpose(1, 2) @ (weights[..., None] * jac) + 2 * self.lambda_z * identity
+
+    def secant_update(
+        self,
+        hessian: torch.Tensor,
+        active: torch.Tensor,
+        z: torch.Tensor,
+        z_trial: torch.Tensor,
+        prediction_trial: torch.Tensor,
+        data_gradient: torch.Tensor,
+        objective_trial: torch.Tensor,
+        gradient: torch.Tensor,
+    ) -> torch.Tensor:
+        """The exact gradients at the trial points (one VJP through the trial batch) and, in place, the damped
+        BFGS update of the ``active`` rows of ``hessian`` from the secant pair (s, g(z + s) - g(z)), taken at
+        accepted and rejected trial points alike (where the trial objective is finite)."""
+        finite = torch.isfinite(objective_trial) & torch.isfinite(data_gradient).all(1)
+        cotangent = torch.where(finite[:, None], data_gradient, torch.zeros_like(data_gradient))
+        (pulled,) = torch.autograd.grad(prediction_trial, z_trial, cotangent)
+        trial_gradient = pulled.double() + 2 * self.lambda_z * z_trial.detach().double()
+        s = (z_trial.detach() - z).double()
+        change = trial_gradient - gradient[active]
+        b = hessian[active]
+        bs = (b @ s[..., None])[..., 0]
+        sbs, sy = (s * bs).sum(1), (s * change).sum(1)
+        # Powell's damping: y' = theta y + (1 - theta) B s with s^T y' >= 0.2 s^T B s > 0, so B stays positive definite
+        theta = torch.where(sy >= 0.2 * sbs, torch.ones_like(sy), 0.8 * sbs / (sbs - sy).clamp_min(1e-300))
+        damped = theta[:, None] * change + (1 - theta[:, None]) * bs
+        curvature = (s * damped).sum(1)
+        update = finite & (sbs > 0) & torch.isfinite(trial_gradient).all(1)
+        b_new = (
+            b
+            - bs[:, :, None] * bs[:, None, :] / sbs.clamp_min(1e-300)[:, None, None]
+            + damped[:, :, None] * damped[:, None, :] / curvature.clamp_min(1e-300)[:, None, None]
+        )
+        hessian[active] = torch.where(update[:, None, None], b_new, b)
+        return trial_gradient
 
     def accelerated(
         self,
@@ -278,6 +360,7 @@ class GaussNewtonSolver(Solver):
         iterations: torch.Tensor,
         forwards: torch.Tensor,
         jvps: torch.Tensor,
+        vjps: torch.Tensor,
         image_of_row: torch.Tensor,
         restart_of_row: torch.Tensor,
         y: torch.Tensor,
@@ -312,4 +395,5 @@ class GaussNewtonSolver(Solver):
             all_restarts_diverged=failed.cpu(),
             generator_evaluations=per_image(forwards) + 1,
             jvps=per_image(jvps),
+            vjps=per_image(vjps),
         )
