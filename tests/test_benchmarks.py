@@ -165,8 +165,9 @@ def test_scale_benchmark(vae_checkpoint, tmp_path):
     assert [(row["images"], row["m_values"]) for row in table] == [(4, 1), (8, 1), (4, 2)] and table[0]["growth"] == 1.0
     for row in table:
         stages = row["stages"]
-        assert 0 < stages["solver"] < row["total_seconds"] and stages["metrics"] >= stages["ssim"] > 0
-        assert stages["shard_writes"] > 0 and stages["merge"] > 0
+        # stage times are rounded to the millisecond: SSIM of 4 digits can take less
+        assert 0 < stages["solver"] < row["total_seconds"] and stages["metrics"] >= stages["ssim"] >= 0
+        assert stages["shard_writes"] >= 0 and stages["merge"] >= 0
         assert row["outside_seconds"] == pytest.approx(row["total_seconds"] - stages["solver"], abs=2e-3)
         # the merge holds the grids' estimates only (save_images=2 per m), not every (m, image) pair
         assert row["merged_pairs"] == row["images"] * row["m_values"]
