@@ -50,6 +50,7 @@ from csgm.solvers.langevin import central_intervals
 from csgm.solvers.mcmc import (
     DualAveraging,
     ModeMixture,
+    accepted_state,
     chain_diagnostics,
     hamiltonian_transition,
     independence_transition,
@@ -367,7 +368,7 @@ class HMCSolver(Solver):
             uniform = 0.5 * (1 + torch.erf(draws[:, k] / 2**0.5))  # the last draw as a U(0, 1)
             accept = torch.log(uniform) < log_ratio
             z = torch.where(accept[:, None], proposal, z)
-            state = tuple(torch.where(accept.view(-1, *[1] * (a.ndim - 1)), b, a) for a, b in zip(state, new))
+            state = accepted_state(accept, new, state)
             for _ in range(self.jumps):
                 uniforms = torch.stack([torch.rand(2, generator=g) for g in jump_streams])
                 normals = torch.stack([torch.randn(k, generator=g) for g in jump_streams])

@@ -18,6 +18,7 @@ __all__ = [
     "DualAveraging",
     "Energy",
     "ModeMixture",
+    "accepted_state",
     "chain_diagnostics",
     "hamiltonian_transition",
     "independence_transition",
@@ -127,6 +128,13 @@ class ModeMixture:
         return self.modes[rows, component[:, 0]] + self.scale * offset[:, :, 0]
 
 
+def accepted_state(
+    accept: torch.Tensor, new: tuple[torch.Tensor, ...], old: tuple[torch.Tensor, ...]
+) -> tuple[torch.Tensor, ...]:
+    """Per row, the proposal's (U, grad U, G(z)) where ``accept`` (N,) holds, the current one elsewhere."""
+    return tuple(torch.where(accept.view(-1, *[1] * (a.ndim - 1)), b, a) for a, b in zip(old, new))
+
+
 def independence_transition(
     z: torch.Tensor,
     energy: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
@@ -147,7 +155,7 @@ def independence_transition(
     log_ratio = torch.nan_to_num(log_ratio, nan=-torch.inf)
     accept = torch.log(draws[:, k + 1].double()) < log_ratio
     z = torch.where(accept[:, None], proposal, z)
-    state = tuple(torch.where(accept.view(-1, *[1] * (a.ndim - 1)), b, a) for a, b in zip(energy, new))
+    state = accepted_state(accept, new, energy)
     return z, state, log_ratio.clamp(max=0).exp()
 
 
