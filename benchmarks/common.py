@@ -118,5 +118,34 @@ def mnist_problem(
     return generator.to(device), operator.to(device), x.to(device), y.to(device), ids
 
 
+def curve_config(
+    experiment: str,
+    checkpoint: str,
+    solver: str,
+    measurements: Sequence[int],
+    images: int,
+    output_root: str,
+    extra: Sequence[str] = (),
+) -> tuple[Any, Path]:
+    """recover.py's config of one benchmark curve (the experiment's measurement model, the checkpoint's own
+    generator, ``solver`` at every m, no logger or progress bar) and its run folder under ``output_root``."""
+    cfg = compose(
+        "recover",
+        [
+            f"experiment={experiment}",
+            "~generator",  # the checkpoint brings its own generator (the experiment names the VAE)
+            f"checkpoint='{checkpoint}'",
+            f"solver={solver}",
+            f"measurements=[{','.join(map(str, measurements))}]",
+            f"num_images={images}",
+            f"paths.output_root={output_root}",
+            "trainer.enable_progress_bar=false",
+            "logger=none",
+            *extra,
+        ],
+    )
+    return cfg, Path(f"{output_root}/recover/{plain(cfg)['run_name']}")
+
+
 def emit(result: dict[str, Any]) -> None:
     print(json.dumps(result, indent=1))

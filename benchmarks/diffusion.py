@@ -3,12 +3,17 @@
     python train.py generator=diffusion                                     # the prior (about an hour on 2 cores)
     python benchmarks/diffusion.py --checkpoint RUN/checkpoints/last.ckpt --vae VAE.ckpt > docs/diffusion.json
     python benchmarks/diffusion.py --markdown docs/diffusion.json           # the RESULTS.md table
+    python benchmarks/diffusion.py --merge A.json B.json > C.json          # one JSON of runs of one protocol
+    python benchmarks/diffusion.py --markdown C.json --figure F.png --beside docs/generators.json  # one plot
 
-Gaussian A with N(0, 1) entries, noise std 0.1, the first --images test digits, m in --measurements, through
+Gaussian A with N(0, 1) entries, noise std 0.1 (``--experiment paper_mnist``), the first --images test digits, m in --measurements, through
 recover.py's own code (run folders under --output-root; ``auto`` options chosen on the validation split): the
 diffusion solvers dps, diffusion_langevin and csgm_ddim on the diffusion checkpoint, and --vae-solver (csgm_bank)
 on the VAE. Per curve point: the per-pixel error (mean, 95% interval), PSNR, network evaluations (NFEs; for the
 VAE, evaluations of G) and solver seconds per image (the mean over images of each batch's time per image).
+``--accelerator gpu`` runs recover.py on the GPU; ``--experiment paper_mnist_phase`` (or ``paper_mnist_one_bit``)
+takes that experiment's operator and noise instead (its m values and solvers are not used); ``--set KEY=VALUE``
+adds a recover.py override to every run.
 """
 
 from __future__ import annotations
@@ -18,35 +23,41 @@ import csv
 import json
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
-from common import emit, environment, run_entry
+from common import curve_config, emit, environment, run_entry
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.generators.checkpoint import checkpoint_digest
 from csgm.recovery.run import recover
+from csgm.reporting.plots import error_curves_png
+from csgm.files import atomic_write_bytes
 
 DIFFUSION_SOLVERS = ("dps", "diffusion_langevin", "csgm_ddim")
 
 
-def curve(checkpoint: str, solver: str, measurements: list[int], images: int, output_root: str) -> list[dict]:
+def curve(
+    checkpoint: str,
+    solver: str,
+    measurements: list[int],
+    images: int,
+    output_root: str,
+    accelerator: str = "cpu",
+    overrides: Sequence[str] = (),
+    experiment: str = "paper_mnist",
+) -> list[dict]:
     """One solver's curve points, from recover.py's summary and per-image rows."""
-    cfg = compose(
-        "recover",
-        [
-            "experiment=paper_mnist",
-            "~generator",  # the checkpoint brings its own generator
-            f"checkpoint='{checkpoint}'",
-            f"solver={solver}",
-            f"measurements=[{','.join(map(str, measurements))}]",
-            f"num_images={images}",
-            f"paths.output_root={output_root}",
-            "trainer.enable_progress_bar=false",
-            "logger=none",
-        ],
+    cfg, run_dir = curve_config(
+        experiment,
+        checkpoint,
+        solver,
+        measurements,
+        images,
+        output_root,
+        [f"trainer.accelerator={accelerator}", *overrides],
     )
-    run_dir = Path(f"{output_root}/recover/{plain(cfg)['run_name']}")
     result = recover(cfg, run_dir)
     with open(run_dir / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -86,9 +97,74 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def measurement_model(experiment: str, overrides: Sequence[str]) -> dict:
+    """The operator and noise of an experiment with these recover.py overrides."""
+    cfg = plain(compose("recover", [f"experiment={experiment}", *overrides]))
+    return {
+        "operator": cfg["operator"]["name"],
+        "noise": cfg["noise"]["name"],
+        "noise_std": cfg["noise"].get("std", 0.0),
+    }
+
+
+def merged(results: Sequence[dict]) -> dict:
+    """One result of runs of the same protocol (each solver's curve once), their seconds summed."""
+    protocols = {json.dumps(r["protocol"], sort_keys=True) for r in results}
+    if len(protocols) != 1:
+        raise SystemExit(
+            f"--merge: the JSON files have different protocols ({sorted(protocols)}); merge like with like"
+        )
+    curves: dict[str, dict] = {}
+    for result in results:
+        for label, entry in result["curves"].items():
+            if label in curves:
+                raise SystemExit(f"--merge: the solver {label!r} is in more than one file; keep one of its runs")
+            curves[label] = entry
+    return {
+        "environment": results[0]["environment"],
+        "protocol": results[0]["protocol"],
+        "curves": curves,
+        "seconds": round(sum(r["seconds"] for r in results), 1),
+    }
+
+
+def figure(result: dict, beside: dict | None) -> bytes:
+    """Error versus m of every curve of ``result`` and of ``beside`` (a generators.py JSON: its CSGM and Lasso
+    curves on the same protocol), one plot."""
+    protocol = result["protocol"]
+    rows = [
+        {
+            **point,
+            "solver": f"{label} ({entry['prior']})",
+            "operator": protocol["operator"],
+            "noise": protocol.get("noise", "gaussian"),
+            "noise_std": protocol["noise_std"],
+        }
+        for label, entry in result["curves"].items()
+        for point in entry["points"]
+    ]
+    for label, points in (beside or {}).get("curves", {}).items():
+        rows += [
+            {
+                **point,
+                "solver": label,
+                "operator": protocol["operator"],
+                "noise": protocol.get("noise", "gaussian"),
+                "noise_std": protocol["noise_std"],
+            }
+            for point in points
+        ]
+    return error_curves_png(rows, title=f"{protocol['images']} test digits, {protocol['operator']} A")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", type=argparse.FileType(), default=None, metavar="JSON")
+    parser.add_argument("--merge", nargs="+", type=argparse.FileType(), metavar="JSON", help="print them as one JSON")
+    parser.add_argument("--figure", metavar="PNG", help="with --markdown: also write the error curves here")
+    parser.add_argument(
+        "--beside", type=argparse.FileType(), metavar="JSON", help="with --figure: generators.py curves to add"
+    )
     parser.add_argument("--checkpoint", help="a generator=diffusion checkpoint")
     parser.add_argument("--vae", help="the paper's VAE checkpoint (its curve beside the diffusion prior's)")
     parser.add_argument("--vae-solver", default="csgm_bank")
@@ -97,9 +173,18 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output-root", default="outputs/benchmarks/diffusion")
+    parser.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu"))
+    parser.add_argument("--experiment", default="paper_mnist", help="paper_mnist_phase, paper_mnist_one_bit, ...")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recover.py override")
     args = parser.parse_args()
+    if args.merge:
+        emit(merged([json.load(handle) for handle in args.merge]))
+        return
     if args.markdown:
-        print(markdown(json.load(args.markdown)))
+        result = json.load(args.markdown)
+        print(markdown(result))
+        if args.figure:
+            atomic_write_bytes(Path(args.figure), figure(result, json.load(args.beside) if args.beside else None))
         return
     torch.set_num_threads(args.threads)
     measurements = [int(m) for m in args.measurements.split(",")]
@@ -110,7 +195,9 @@ def main() -> None:
     curves = {}
     for prior, checkpoint, solver in runs:
         begun = time.perf_counter()
-        points = curve(checkpoint, solver, measurements, args.images, args.output_root)
+        points = curve(
+            checkpoint, solver, measurements, args.images, args.output_root, args.accelerator, args.set, args.experiment
+        )
         curves[solver] = {
             "prior": prior,
             "checkpoint_digest": checkpoint_digest(checkpoint),
@@ -119,13 +206,14 @@ def main() -> None:
         }
     emit(
         {
-            "environment": environment(args.threads, "cpu"),
+            "environment": environment(args.threads, "cuda" if args.accelerator == "gpu" else "cpu"),
             "protocol": {
                 "dataset": "mnist10k",
-                "operator": "gaussian",
-                "noise_std": 0.1,
+                "experiment": args.experiment,
+                **measurement_model(args.experiment, args.set),
                 "measurements": measurements,
                 "images": args.images,
+                "overrides": args.set,
             },
             "curves": curves,
             "seconds": round(time.perf_counter() - start, 1),

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, emit, environment, run_entry
+from common import ROOT, curve_config, emit, environment, run_entry
 from quality import curves_cross
 from csgm.api import compose
-from csgm.cli import plain
 from csgm.evaluation.run import evaluate
 from csgm.files import atomic_write_bytes
 from csgm.generators.checkpoint import load_generator
@@ -96,22 +95,10 @@ def cs_rows(
     checkpoint: str, solver: str, measurements: list[int], images: int, output_root: str, dataset: str
 ) -> list[dict]:
     """recover.py's summary rows for one generator and solver on the paper's MNIST protocol."""
-    cfg = compose(
-        "recover",
-        [
-            "experiment=paper_mnist",
-            "~generator",  # each checkpoint brings its own generator (the experiment names the VAE)
-            f"dataset={dataset}",
-            f"checkpoint='{checkpoint}'",
-            f"solver={solver}",
-            f"measurements=[{','.join(map(str, measurements))}]",
-            f"num_images={images}",
-            f"paths.output_root={output_root}",
-            "trainer.enable_progress_bar=false",
-            "logger=none",
-        ],
+    cfg, run_dir = curve_config(
+        "paper_mnist", checkpoint, solver, measurements, images, output_root, [f"dataset={dataset}"]
     )
-    result = recover(cfg, f"{output_root}/recover/{plain(cfg)['run_name']}")
+    result = recover(cfg, run_dir)
     return [
         {
             "m": r["m"],

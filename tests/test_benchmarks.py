@@ -59,9 +59,12 @@ def test_speed_benchmark(vae_checkpoint, tmp_path):
     assert quality["start_bank"]["generator_evaluations"] == 4096 + 3 * 2 * (
         1 + 1
     )  # the bank, then 2 restarts x (1 step + final)
-    second_order = quality["second_order"]  # csgm_gn: its bank once, forwards and JVPs, no VJPs
-    assert second_order["generator_evaluations"] > 4096 and second_order["jvps"] > 0
-    assert second_order["evaluation_equivalents"] == (second_order["generator_evaluations"] + second_order["jvps"]) / 2
+    gauss_newton = quality["second_order"]  # csgm_gn: its bank once, forwards and JVPs, no VJPs
+    assert gauss_newton["generator_evaluations"] > 4096 and gauss_newton["jvps"] > 0 and gauss_newton["vjps"] == 0
+    secant = quality["second_order_secant"]  # csgm_qn: one Jacobian per start, then a forward + a VJP per step
+    assert secant["jvps"] > 0 and secant["vjps"] > 0
+    for arm in (gauss_newton, secant):
+        assert arm["evaluation_equivalents"] == (arm["generator_evaluations"] + arm["jvps"] + arm["vjps"]) / 2
     solvers = out["solvers"]
     assert set(solvers) == {"csgm", "langevin", "mala", "ilo"}
     for name in ("langevin", "mala", "ilo"):
@@ -450,25 +453,62 @@ def test_operator_quality_benchmark(tmp_path):
         )
 
 
-def test_diffusion_benchmark(tmp_path):
-    from csgm.training.run import train
-    from tests.helpers import TINY_GENERATORS, TINY_TRAIN, compose_config
-
-    cfg = compose_config("train", [*TINY_TRAIN, "generator=diffusion", *TINY_GENERATORS["diffusion"]])
-    checkpoint = train(cfg, tmp_path / "train")["checkpoint"]
+def test_diffusion_benchmark(diffusion_checkpoint, tmp_path):
     out = run_benchmark(
         "diffusion.py",
-        f"--checkpoint={checkpoint}",
+        f"--checkpoint={diffusion_checkpoint}",
         "--solvers=dps,diffusion_langevin",
         "--measurements=25",
         "--images=2",
         f"--output-root={tmp_path / 'out'}",
         cwd=tmp_path,
     )
+    assert out["protocol"]["operator"] == "gaussian" and out["protocol"]["noise_std"] == 0.1
     dps, langevin = out["curves"]["dps"]["points"][0], out["curves"]["diffusion_langevin"]["points"][0]
     assert dps["m"] == 25 and dps["images"] == 2 and dps["nfe_per_image"] == 50  # min(100 steps, 50 timesteps)
     assert json.loads(dps["params"])["weight"] in (0.1, 0.3, 1.0, 3.0)  # chosen on the validation split
     assert langevin["nfe_per_image"] == 8 * 50 * 3 and 0 <= langevin["coverage90"] <= 1
-    (tmp_path / "d.json").write_text(json.dumps(out))
-    table = run_script("benchmarks/diffusion.py", f"--markdown={tmp_path / 'd.json'}", cwd=tmp_path).stdout
+    for name in ("dps", "diffusion_langevin"):  # one file per solver, merged back into one
+        (tmp_path / f"{name}.json").write_text(json.dumps({**out, "curves": {name: out["curves"][name]}}))
+    merged = run_script(
+        "benchmarks/diffusion.py",
+        "--merge",
+        str(tmp_path / "dps.json"),
+        str(tmp_path / "diffusion_langevin.json"),
+        cwd=tmp_path,
+    )
+    assert json.loads(merged.stdout)["curves"] == out["curves"]
+    (tmp_path / "d.json").write_text(merged.stdout)
+    other = {**out, "protocol": {**out["protocol"], "images": 3}}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    refused = run_script(
+        "benchmarks/diffusion.py", "--merge", str(tmp_path / "dps.json"), str(tmp_path / "other.json"), cwd=tmp_path
+    )
+    assert refused.returncode != 0 and "different protocols" in refused.stderr
+    beside = {"curves": {"CSGM-VAE": [{**dps, "mse_mean": 2 * dps["mse_mean"]}]}}  # a generators.py-shaped file
+    (tmp_path / "beside.json").write_text(json.dumps(beside))
+    table = run_script(
+        "benchmarks/diffusion.py",
+        f"--markdown={tmp_path / 'd.json'}",
+        f"--figure={tmp_path / 'curves.png'}",
+        f"--beside={tmp_path / 'beside.json'}",
+        cwd=tmp_path,
+    ).stdout
     assert "| diffusion | dps | 25 |" in table and "| 50 |" in table
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_diffusion_benchmark_takes_another_measurement_model(diffusion_checkpoint, tmp_path):
+    out = run_benchmark(
+        "diffusion.py",
+        f"--checkpoint={diffusion_checkpoint}",
+        "--solvers=dps",
+        "--experiment=paper_mnist_phase",
+        "--measurements=30",
+        "--images=1",
+        f"--output-root={tmp_path / 'out'}",
+        cwd=tmp_path,
+    )
+    assert (out["protocol"]["operator"], out["protocol"]["noise"]) == ("phase_retrieval", "none")
+    (run,) = (tmp_path / "out" / "recover").iterdir()
+    assert "phase_retrieval" in run.name and out["curves"]["dps"]["points"][0]["images"] == 1
