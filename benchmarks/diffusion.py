@@ -4,7 +4,7 @@
     python benchmarks/diffusion.py --checkpoint RUN/checkpoints/last.ckpt --vae VAE.ckpt > docs/diffusion.json
     python benchmarks/diffusion.py --markdown docs/diffusion.json           # the RESULTS.md table
     python benchmarks/diffusion.py --merge A.json B.json > C.json          # one JSON of runs of one protocol
-    python benchmarks/diffusion.py --markdown C.json --figure F.png --beside docs/generators.json  # one plot
+    python benchmarks/diffusion.py --markdown C.json D.json --figure F.png --beside docs/generators.json  # one plot
 
 Gaussian A with N(0, 1) entries, noise std 0.1 (``--experiment paper_mnist``), the first --images test digits, m in --measurements, through
 recover.py's own code (run folders under --output-root; ``auto`` options chosen on the validation split): the
@@ -92,7 +92,7 @@ def markdown(result: dict) -> str:
         for p in entry["points"]:
             lines.append(
                 f"| {entry['prior']} | {label} | {p['m']} | {p['mse_mean']:.4f} ± {p['mse_ci95']:.4f} | "
-                f"{p['psnr_mean']:.1f} | {p['nfe_per_image']:.0f} | {p['seconds_per_image']:.2f} |"
+                f"{p['psnr_mean']:.1f} | {p['nfe_per_image']:.0f} | {p['seconds_per_image']:.3f} |"
             )
     return "\n".join(lines)
 
@@ -128,38 +128,24 @@ def merged(results: Sequence[dict]) -> dict:
     }
 
 
-def figure(result: dict, beside: dict | None) -> bytes:
-    """Error versus m of every curve of ``result`` and of ``beside`` (a generators.py JSON: its CSGM and Lasso
+def figure(results: Sequence[dict], beside: dict | None) -> bytes:
+    """Error versus m of every curve of ``results`` and of ``beside`` (a generators.py JSON: its CSGM and Lasso
     curves on the same protocol), one plot."""
-    protocol = result["protocol"]
-    rows = [
-        {
-            **point,
-            "solver": f"{label} ({entry['prior']})",
-            "operator": protocol["operator"],
-            "noise": protocol.get("noise", "gaussian"),
-            "noise_std": protocol["noise_std"],
-        }
-        for label, entry in result["curves"].items()
-        for point in entry["points"]
-    ]
-    for label, points in (beside or {}).get("curves", {}).items():
-        rows += [
-            {
-                **point,
-                "solver": label,
-                "operator": protocol["operator"],
-                "noise": protocol.get("noise", "gaussian"),
-                "noise_std": protocol["noise_std"],
-            }
-            for point in points
-        ]
+    protocol = results[0]["protocol"]
+    model = {
+        "operator": protocol["operator"],
+        "noise": protocol.get("noise", "gaussian"),
+        "noise_std": protocol["noise_std"],
+    }
+    curves = {f"{label} ({entry['prior']})": entry["points"] for r in results for label, entry in r["curves"].items()}
+    curves.update((beside or {}).get("curves", {}))
+    rows = [{**point, "solver": label, **model} for label, points in curves.items() for point in points]
     return error_curves_png(rows, title=f"{protocol['images']} test digits, {protocol['operator']} A")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--markdown", type=argparse.FileType(), default=None, metavar="JSON")
+    parser.add_argument("--markdown", nargs="+", type=argparse.FileType(), metavar="JSON", help="print the tables")
     parser.add_argument("--merge", nargs="+", type=argparse.FileType(), metavar="JSON", help="print them as one JSON")
     parser.add_argument("--figure", metavar="PNG", help="with --markdown: also write the error curves here")
     parser.add_argument(
@@ -181,10 +167,10 @@ def main() -> None:
         emit(merged([json.load(handle) for handle in args.merge]))
         return
     if args.markdown:
-        result = json.load(args.markdown)
-        print(markdown(result))
+        results = [json.load(handle) for handle in args.markdown]
+        print("\n\n".join(markdown(result) for result in results))
         if args.figure:
-            atomic_write_bytes(Path(args.figure), figure(result, json.load(args.beside) if args.beside else None))
+            atomic_write_bytes(Path(args.figure), figure(results, json.load(args.beside) if args.beside else None))
         return
     torch.set_num_threads(args.threads)
     measurements = [int(m) for m in args.measurements.split(",")]
