@@ -5,6 +5,7 @@
     python benchmarks/diffusion.py --markdown docs/diffusion.json           # the RESULTS.md table
     python benchmarks/diffusion.py --merge A.json B.json > C.json          # one JSON of runs of one protocol
     python benchmarks/diffusion.py --markdown C.json D.json --figure F.png --beside docs/generators.json  # one plot
+    python benchmarks/diffusion.py --markdown C.json --versus docs/coverage.json  # intervals beside hmc's
 
 Gaussian A with N(0, 1) entries, noise std 0.1 (``--experiment paper_mnist``), the first --images test digits, m in --measurements, through
 recover.py's own code (run folders under --output-root; ``auto`` options chosen on the validation split): the
@@ -32,6 +33,7 @@ from csgm.api import compose
 from csgm.cli import plain
 from csgm.generators.checkpoint import checkpoint_digest
 from csgm.recovery.run import recover
+from csgm.results import COVERAGE_LEVELS, coverage_column
 from csgm.reporting.plots import error_curves_png
 from csgm.files import atomic_write_bytes
 
@@ -75,9 +77,9 @@ def curve(
             "failed": summary["failed"],
             "params": summary["params"],
         }
-        if summary.get("coverage90_mean") not in (None, ""):
-            point["coverage90"] = round(float(summary["coverage90_mean"]), 4)
-            point["pixel_std"] = round(float(summary["pixel_std_mean"]), 4)
+        if summary.get("coverage90_mean") not in (None, ""):  # a sampler: its intervals and std map
+            for column in (*map(coverage_column, COVERAGE_LEVELS), "pixel_std", "std_error_correlation"):
+                point[column] = round(float(summary[f"{column}_mean"]), 4)
         points.append(point)
     return points
 
@@ -94,6 +96,37 @@ def markdown(result: dict) -> str:
                 f"| {entry['prior']} | {label} | {p['m']} | {p['mse_mean']:.4f} ± {p['mse_ci95']:.4f} | "
                 f"{p['psnr_mean']:.1f} | {p['nfe_per_image']:.0f} | {p['seconds_per_image']:.3f} |"
             )
+    return "\n".join(lines)
+
+
+def coverage_table(result: dict, latent: dict) -> str:
+    """The diffusion samplers' pixel intervals beside the latent sampler's (a coverage.py JSON: raw, with the
+    mismatch term, split-conformal) at the m values both measured: coverage per level, corr(std, |error|), error."""
+    levels = [str(level) for level in COVERAGE_LEVELS]
+    head = " | ".join(f"{round(100 * level)}%" for level in COVERAGE_LEVELS)
+    lines = [f"| m | sampler | {head} | corr(std, error) | error |", "|---:|---|" + "---:|" * (len(levels) + 2)]
+    latent_name = latent["solver"]["label"]
+    by_m = {entry["m"]: entry for entry in latent["table"]}
+    for label, entry in result["curves"].items():
+        for p in entry["points"]:
+            if "coverage90" not in p or p["m"] not in by_m:
+                continue
+            cells = " | ".join(f"{p[coverage_column(float(level))]:.3f}" for level in levels)
+            lines.append(
+                f"| {p['m']} | {label} ({entry['prior']}) | {cells} | {p['std_error_correlation']:.2f} | "
+                f"{p['mse_mean']:.4f} |"
+            )
+            row = by_m[p["m"]]
+            arms = {
+                f"{latent_name} (raw)": (row["raw"], True),
+                f"{latent_name} + mismatch": (row["mismatch"], True),
+                f"{latent_name} raw + split conformal": (row["raw"]["conformal"], False),
+            }
+            for name, (arm, has_own) in arms.items():
+                cells = " | ".join(f"{arm['coverage'][level][0]:.3f}" for level in levels)
+                corr = f"{arm['std_error_correlation'][0]:.2f}" if has_own else "—"
+                error = f"{arm['mse'][0]:.4f}" if has_own else "—"
+                lines.append(f"| {p['m']} | {name} (VAE) | {cells} | {corr} | {error} |")
     return "\n".join(lines)
 
 
@@ -147,6 +180,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", nargs="+", type=argparse.FileType(), metavar="JSON", help="print the tables")
     parser.add_argument("--merge", nargs="+", type=argparse.FileType(), metavar="JSON", help="print them as one JSON")
+    parser.add_argument(
+        "--versus", type=argparse.FileType(), metavar="JSON", help="with --markdown: a coverage.py JSON to compare"
+    )
     parser.add_argument("--figure", metavar="PNG", help="with --markdown: also write the error curves here")
     parser.add_argument(
         "--beside", type=argparse.FileType(), metavar="JSON", help="with --figure: generators.py curves to add"
@@ -169,6 +205,9 @@ def main() -> None:
     if args.markdown:
         results = [json.load(handle) for handle in args.markdown]
         print("\n\n".join(markdown(result) for result in results))
+        if args.versus:
+            latent = json.load(args.versus)
+            print("\n\n".join(["", *(coverage_table(result, latent) for result in results)]).rstrip())
         if args.figure:
             atomic_write_bytes(Path(args.figure), figure(results, json.load(args.beside) if args.beside else None))
         return

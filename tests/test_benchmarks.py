@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tests.helpers import requires_compiler, run_script
+from tests.helpers import ROOT, requires_compiler, run_script
 
 pytestmark = pytest.mark.slow  # runs the entry points in subprocesses
 
@@ -467,7 +467,8 @@ def test_diffusion_benchmark(diffusion_checkpoint, tmp_path):
     dps, langevin = out["curves"]["dps"]["points"][0], out["curves"]["diffusion_langevin"]["points"][0]
     assert dps["m"] == 25 and dps["images"] == 2 and dps["nfe_per_image"] == 50  # min(100 steps, 50 timesteps)
     assert json.loads(dps["params"])["weight"] in (0.1, 0.3, 1.0, 3.0)  # chosen on the validation split
-    assert langevin["nfe_per_image"] == 8 * 50 * 3 and 0 <= langevin["coverage90"] <= 1
+    assert langevin["nfe_per_image"] == 8 * 50 * 3 and 0 <= langevin["coverage50"] <= langevin["coverage90"] <= 1
+    assert -1 <= langevin["std_error_correlation"] <= 1 and langevin["pixel_std"] > 0
     for name in ("dps", "diffusion_langevin"):  # one file per solver, merged back into one
         (tmp_path / f"{name}.json").write_text(json.dumps({**out, "curves": {name: out["curves"][name]}}))
     merged = run_script(
@@ -496,6 +497,20 @@ def test_diffusion_benchmark(diffusion_checkpoint, tmp_path):
     ).stdout
     assert "| diffusion | dps | 25 |" in table and "| 50 |" in table
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+    versus = run_script(
+        "benchmarks/diffusion.py",
+        f"--markdown={tmp_path / 'd.json'}",
+        f"--versus={ROOT / 'docs' / 'coverage.json'}",  # hmc's intervals at m = 10 ... 750 (docs/RESULTS.md)
+        cwd=tmp_path,
+    ).stdout
+    coverage_rows = [line for line in versus.splitlines() if line.startswith("| 25 |")]
+    assert [line.split(" | ")[1] for line in coverage_rows] == [
+        "diffusion_langevin (diffusion)",
+        "hmc (raw) (VAE)",
+        "hmc + mismatch (VAE)",
+        "hmc raw + split conformal (VAE)",
+    ]
+    assert f"| {langevin['coverage90']:.3f} |" in coverage_rows[0]
 
 
 def test_diffusion_benchmark_takes_another_measurement_model(diffusion_checkpoint, tmp_path):
