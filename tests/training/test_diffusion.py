@@ -80,3 +80,25 @@ def test_train_diffusion_end_to_end(tmp_path):
     ema = {k[len("ema.") :]: v for k, v in saved["state_dict"].items() if k.startswith("ema.")}
     payload = saved[CHECKPOINT_KEY]["state_dict"]
     assert payload.keys() == ema.keys() and all(torch.equal(payload[k], ema[k]) for k in ema)  # the average is saved
+
+
+def test_train_diffusion_on_two_cpu_processes(tmp_path):
+    """DDP (gloo, 2 processes): both ranks step, rank 0 writes the moving average, and the test loss is the
+    held-out one of the checkpoint that rebuilds the prior alone."""
+    overrides = [o for o in TINY_TRAIN if not o.startswith("logger=")]
+    result = run_script(
+        "train.py",
+        *overrides,
+        "generator=diffusion",
+        *TINY_GENERATORS["diffusion"],
+        "trainer=ddp",
+        "logger=csv",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = summary_lines(result)
+    assert int(summary["world_size"]) == 2 and int(summary["global_step"]) == 4
+    assert 0 < float(summary["test/loss"]) < 2
+    generator, meta = load_generator(summary["checkpoint"])
+    assert isinstance(generator, UNetDiffusion) and meta["digest"] == checkpoint_digest(summary["checkpoint"])
