@@ -59,17 +59,23 @@ def test_held_out_draws_depend_on_the_image_id_only():
     assert int(t[2]) == int(t_alone[0]) and torch.equal(eps[2], eps_alone[0])
 
 
-def test_train_diffusion_end_to_end(tmp_path):
+def train_tiny_diffusion(tmp_path: Path, *extra: str):
+    """train.py on a tiny diffusion prior with a CSV logger; the finished process."""
     overrides = [o for o in TINY_TRAIN if not o.startswith("logger=")]
-    result = run_script(
+    return run_script(
         "train.py",
         *overrides,
         "generator=diffusion",
         *TINY_GENERATORS["diffusion"],
+        *extra,
         "logger=csv",
         f"paths.output_root={tmp_path}",
         cwd=tmp_path,
     )
+
+
+def test_train_diffusion_end_to_end(tmp_path):
+    result = train_tiny_diffusion(tmp_path)
     assert result.returncode == 0, result.stderr
     summary = summary_lines(result)
     assert Path(summary["samples"]).is_file() and 0 < float(summary["test/loss"]) < 2
@@ -85,17 +91,7 @@ def test_train_diffusion_end_to_end(tmp_path):
 def test_train_diffusion_on_two_cpu_processes(tmp_path):
     """DDP (gloo, 2 processes): both ranks step, rank 0 writes the moving average, and the test loss is the
     held-out one of the checkpoint that rebuilds the prior alone."""
-    overrides = [o for o in TINY_TRAIN if not o.startswith("logger=")]
-    result = run_script(
-        "train.py",
-        *overrides,
-        "generator=diffusion",
-        *TINY_GENERATORS["diffusion"],
-        "trainer=ddp",
-        "logger=csv",
-        f"paths.output_root={tmp_path}",
-        cwd=tmp_path,
-    )
+    result = train_tiny_diffusion(tmp_path, "trainer=ddp")
     assert result.returncode == 0, result.stderr
     summary = summary_lines(result)
     assert int(summary["world_size"]) == 2 and int(summary["global_step"]) == 4
