@@ -7,11 +7,12 @@
     python benchmarks/diffusion.py --markdown C.json D.json --figure F.png --beside docs/generators.json  # one plot
     python benchmarks/diffusion.py --markdown C.json --versus docs/coverage.json  # intervals beside hmc's
 
-Gaussian A with N(0, 1) entries, noise std 0.1 (``--experiment paper_mnist``), the first --images test digits, m in --measurements, through
-recover.py's own code (run folders under --output-root; ``auto`` options chosen on the validation split): the
-diffusion solvers dps, diffusion_langevin and csgm_ddim on the diffusion checkpoint, and --vae-solver (csgm_bank)
-on the VAE. Per curve point: the per-pixel error (mean, 95% interval), PSNR, network evaluations (NFEs; for the
-VAE, evaluations of G) and solver seconds per image (the mean over images of each batch's time per image).
+Gaussian A with N(0, 1) entries, noise std 0.1 (``--experiment paper_mnist``), the first --images test digits,
+m in --measurements, through recover.py's own code (run folders under --output-root; ``auto`` options chosen on
+the validation split): the diffusion solvers dps, diffusion_langevin and csgm_ddim on the diffusion checkpoint,
+and --vae-solver (csgm_bank) on the VAE. Per curve point: the per-pixel error (mean, 95% interval), PSNR, network
+evaluations (NFEs; for the VAE, evaluations of G) and solver seconds per image (the mean over images of each
+batch's time per image); for the samplers, their interval coverages, pixel std and corr(std, |error|).
 ``--accelerator gpu`` runs recover.py on the GPU; ``--experiment paper_mnist_phase`` (or ``paper_mnist_one_bit``)
 takes that experiment's operator and noise instead (its m values and solvers are not used); ``--set KEY=VALUE``
 adds a recover.py override to every run.
@@ -141,12 +142,11 @@ def measurement_model(experiment: str, overrides: Sequence[str]) -> dict:
 
 
 def merged(results: Sequence[dict]) -> dict:
-    """One result of runs of the same protocol (each solver's curve once), their seconds summed."""
-    protocols = {json.dumps(r["protocol"], sort_keys=True) for r in results}
-    if len(protocols) != 1:
-        raise SystemExit(
-            f"--merge: the JSON files have different protocols ({sorted(protocols)}); merge like with like"
-        )
+    """One result of runs of the same protocol on the same machine (each solver's curve once), seconds summed."""
+    for part in ("protocol", "environment"):
+        kinds = {json.dumps(r[part], sort_keys=True) for r in results}
+        if len(kinds) != 1:
+            raise SystemExit(f"--merge: the JSON files have different {part}s ({sorted(kinds)}); merge like with like")
     curves: dict[str, dict] = {}
     for result in results:
         for label, entry in result["curves"].items():
