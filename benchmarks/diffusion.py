@@ -207,7 +207,7 @@ def main() -> None:
         print("\n\n".join(markdown(result) for result in results))
         if args.versus:
             latent = json.load(args.versus)
-            print("\n\n".join(["", *(coverage_table(result, latent) for result in results)]).rstrip())
+            print("\n" + "\n\n".join(coverage_table(result, latent) for result in results))
         if args.figure:
             atomic_write_bytes(Path(args.figure), figure(results, json.load(args.beside) if args.beside else None))
         return
