@@ -30,7 +30,6 @@ from typing import Sequence
 import torch
 
 from common import curve_config, emit, environment, run_entry
-from csgm.api import compose
 from csgm.cli import plain
 from csgm.generators.checkpoint import checkpoint_digest
 from csgm.recovery.run import recover
@@ -50,8 +49,9 @@ def curve(
     accelerator: str = "cpu",
     overrides: Sequence[str] = (),
     experiment: str = "paper_mnist",
-) -> list[dict]:
-    """One solver's curve points, from recover.py's summary and per-image rows."""
+) -> tuple[list[dict], dict]:
+    """One solver's curve points, from recover.py's summary and per-image rows, and the run's measurement model
+    (operator, noise and its std)."""
     cfg, run_dir = curve_config(
         experiment,
         checkpoint,
@@ -82,7 +82,9 @@ def curve(
             for column in (*map(coverage_column, COVERAGE_LEVELS), "pixel_std", "std_error_correlation"):
                 point[column] = round(float(summary[f"{column}_mean"]), 4)
         points.append(point)
-    return points
+    noise = plain(cfg)["noise"]
+    model = {"operator": plain(cfg)["operator"]["name"], "noise": noise["name"], "noise_std": noise.get("std", 0.0)}
+    return points, model
 
 
 def markdown(result: dict) -> str:
@@ -129,16 +131,6 @@ def coverage_table(result: dict, latent: dict) -> str:
                 error = f"{arm['mse'][0]:.4f}" if has_own else "—"
                 lines.append(f"| {p['m']} | {name} (VAE) | {cells} | {corr} | {error} |")
     return "\n".join(lines)
-
-
-def measurement_model(experiment: str, overrides: Sequence[str]) -> dict:
-    """The operator and noise of an experiment with these recover.py overrides."""
-    cfg = plain(compose("recover", [f"experiment={experiment}", *overrides]))
-    return {
-        "operator": cfg["operator"]["name"],
-        "noise": cfg["noise"]["name"],
-        "noise_std": cfg["noise"].get("std", 0.0),
-    }
 
 
 def merged(results: Sequence[dict]) -> dict:
@@ -197,7 +189,13 @@ def main() -> None:
     parser.add_argument("--output-root", default="outputs/benchmarks/diffusion")
     parser.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu"))
     parser.add_argument("--experiment", default="paper_mnist", help="paper_mnist_phase, paper_mnist_one_bit, ...")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recover.py override")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recover.py override of every run (the VAE's too)",
+    )
     args = parser.parse_args()
     if args.merge:
         emit(merged([json.load(handle) for handle in args.merge]))
@@ -217,10 +215,12 @@ def main() -> None:
     runs = [("diffusion", args.checkpoint, s) for s in args.solvers.split(",") if s]
     if args.vae:
         runs.append(("VAE", args.vae, args.vae_solver))
+    if not runs:
+        raise SystemExit("diffusion.py: nothing to run; give --solvers (dps, diffusion_langevin, csgm_ddim) or --vae")
     curves = {}
     for prior, checkpoint, solver in runs:
         begun = time.perf_counter()
-        points = curve(
+        points, model = curve(
             checkpoint, solver, measurements, args.images, args.output_root, args.accelerator, args.set, args.experiment
         )
         curves[solver] = {
@@ -235,7 +235,7 @@ def main() -> None:
             "protocol": {
                 "dataset": "mnist10k",
                 "experiment": args.experiment,
-                **measurement_model(args.experiment, args.set),
+                **model,  # every run's: the experiment's, with the same overrides
                 "measurements": measurements,
                 "images": args.images,
                 "overrides": args.set,

@@ -519,6 +519,8 @@ def test_diffusion_benchmark_takes_another_measurement_model(diffusion_checkpoin
         f"--checkpoint={diffusion_checkpoint}",
         "--solvers=dps",
         "--experiment=paper_mnist_phase",
+        "--set",
+        "solver.weight_grid=[0.3]",  # a solver option: DPS's weight search has one candidate
         "--measurements=30",
         "--images=1",
         f"--output-root={tmp_path / 'out'}",
@@ -526,4 +528,6 @@ def test_diffusion_benchmark_takes_another_measurement_model(diffusion_checkpoin
     )
     assert (out["protocol"]["operator"], out["protocol"]["noise"]) == ("phase_retrieval", "none")
     (run,) = (tmp_path / "out" / "recover").iterdir()
-    assert "phase_retrieval" in run.name and out["curves"]["dps"]["points"][0]["images"] == 1
+    (point,) = out["curves"]["dps"]["points"]
+    assert "phase_retrieval" in run.name and point["images"] == 1 and json.loads(point["params"]) == {"weight": 0.3}
+    assert out["protocol"]["overrides"] == ["solver.weight_grid=[0.3]"]
