@@ -460,6 +460,8 @@ def test_diffusion_benchmark(diffusion_checkpoint, tmp_path):
         "--solvers=dps,diffusion_langevin",
         "--measurements=25",
         "--images=2",
+        "--set",
+        "tuning.num_images=4",  # DPS's weight search on 4 validation digits
         f"--output-root={tmp_path / 'out'}",
         cwd=tmp_path,
     )
@@ -488,21 +490,17 @@ def test_diffusion_benchmark(diffusion_checkpoint, tmp_path):
     assert refused.returncode != 0 and "different protocols" in refused.stderr
     beside = {"curves": {"CSGM-VAE": [{**dps, "mse_mean": 2 * dps["mse_mean"]}]}}  # a generators.py-shaped file
     (tmp_path / "beside.json").write_text(json.dumps(beside))
-    table = run_script(
+    tables = run_script(
         "benchmarks/diffusion.py",
         f"--markdown={tmp_path / 'd.json'}",
         f"--figure={tmp_path / 'curves.png'}",
         f"--beside={tmp_path / 'beside.json'}",
-        cwd=tmp_path,
-    ).stdout
-    assert "| diffusion | dps | 25 |" in table and "| 50 |" in table
-    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
-    versus = run_script(
-        "benchmarks/diffusion.py",
-        f"--markdown={tmp_path / 'd.json'}",
         f"--versus={ROOT / 'docs' / 'coverage.json'}",  # hmc's intervals at m = 10 ... 750 (docs/RESULTS.md)
         cwd=tmp_path,
     ).stdout
+    table, versus = tables.strip().split("\n\n")
+    assert "| diffusion | dps | 25 |" in table and "| 50 |" in table
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
     coverage_rows = [line for line in versus.splitlines() if line.startswith("| 25 |")]
     assert [line.split(" | ")[1] for line in coverage_rows] == [
         "diffusion_langevin (diffusion)",
