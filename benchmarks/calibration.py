@@ -76,7 +76,7 @@ def main() -> None:
         }
     )
     if args.figure:
-        from csgm.reporting.plots import figure_png, pyplot
+        from csgm.reporting.plots import figure_png, plot_rank_histogram, pyplot
 
         figure, axes = pyplot().subplots(1, 2, figsize=(9, 3), dpi=120)
         titles = {
@@ -84,17 +84,8 @@ def main() -> None:
             "chains": f"among the {chains} chains' final states",
         }
         for axis, (name, result) in zip(axes, results.items()):
-            axis.bar(range(len(result["histogram"])), result["histogram"], color="tab:blue")
-            axis.step(
-                range(len(result["expected"])),
-                result["expected"],
-                where="mid",
-                color="black",
-                linestyle="--",
-                label="uniform",
-            )
+            plot_rank_histogram(axis, result, "tab:blue")
             axis.set_xlabel(f"rank of z*_j {titles[name]}")
-            axis.set_ylabel("count")
             axis.set_title(f"chi2 p = {result['p_value']:.2g}")
             axis.legend()
         figure.suptitle(f"SBC of {solver_cfg['label']} on G's own images, m = {args.m}, noise {args.noise_std}")

@@ -137,7 +137,7 @@ def markdown_table(result: dict) -> str:
 
 def write_figure(result: dict, path: Path) -> None:
     """The pooled rank histograms of every m (latent coordinates, pixel functionals) as a PNG."""
-    from csgm.reporting.plots import figure_png, pyplot
+    from csgm.reporting.plots import figure_png, plot_rank_histogram, pyplot
 
     table = result["table"]
     figure, axes = pyplot().subplots(len(table), 2, figsize=(9, 2.6 * len(table)), dpi=120, squeeze=False)
@@ -145,20 +145,11 @@ def write_figure(result: dict, path: Path) -> None:
         for axis, key, what in zip(row, ("latent", "functionals"), ("latent coordinates", "pixel functionals")):
             test = entry[f"{key}_pooled"]
             by_image = entry.get(f"{key}_by_image", {}).get("p_value", float("nan"))
-            axis.bar(range(len(test["histogram"])), test["histogram"], color="tab:green")
-            axis.step(
-                range(len(test["expected"])),
-                test["expected"],
-                where="mid",
-                color="black",
-                linestyle="--",
-                label="uniform",
-            )
+            plot_rank_histogram(axis, test, "tab:green")
             axis.set_title(
                 f"m = {entry['m']}: {what}, p = {by_image:.2g} by image ({test['p_value']:.2g} pooled)", fontsize=9
             )
             axis.set_xlabel(f"rank bin (rank of the truth among {entry['draws_per_image']} draws)", fontsize=8)
-            axis.set_ylabel("count")
     axes[0][0].legend()
     figure.suptitle(
         f"SBC of {result['solver']['label']} on G's own images ({result['protocol']['images']} images, "

@@ -23,6 +23,7 @@ __all__ = [
     "figure_png",
     "band",
     "posterior_grid_png",
+    "plot_rank_histogram",
     "reliability_diagram_png",
     "METRIC_LABELS",
     "X_AXES",
@@ -267,6 +268,14 @@ def posterior_grid_png(
     if title:
         fig.suptitle(title, fontsize=10, y=1.0, va="bottom")
     return figure_png(fig)
+
+
+def plot_rank_histogram(ax, test: dict[str, Any], color: str) -> None:
+    """A rank-uniformity test's histogram (``csgm.evaluation.rank_tests.rank_uniformity``) as bars on ``ax``, with
+    the counts a uniform rank would give as a dashed step labelled "uniform"."""
+    ax.bar(range(len(test["histogram"])), test["histogram"], color=color)
+    ax.step(range(len(test["expected"])), test["expected"], where="mid", color="black", linestyle="--", label="uniform")
+    ax.set_ylabel("count")
 
 
 def reliability_diagram_png(curves: dict[str, Sequence[tuple[float, float]]], title: str | None = None) -> bytes:
