@@ -9,10 +9,10 @@ For every m: the same generator, A, y (noise 0.1) and images for every arm; each
 (its start bank included) and the arms are timed interleaved, ``--repeats`` times (the protocol
 ``--protocol-repeats`` times); medians of the wall time and of the process's CPU time (``time.process_time``:
 less disturbed by other work on a shared machine). ``--split val`` runs the same on the validation digits (where
-options are chosen); ``--arms`` a subset of the arms (ratios against the protocol only when csgm is one of them). Work per image: forward passes of G (the start bank's shared
-forwards divided by the images), JVPs and VJPs; an evaluation-equivalent is the work of one CSGM generator
-evaluation, a forward pass plus a VJP, so each pass counts half (the protocol: 10,010 forwards + 10,000 VJPs =
-10,005 per image). The goals (issue 27): error within 2% of the protocol's with <= 100 equivalents per image and
+options are chosen); ``--arms`` a subset of the arms (ratios against the protocol only when csgm is one of them).
+Work per image: forward passes of G (the start bank's shared forwards divided by the images), JVPs and VJPs; an
+evaluation-equivalent is the work of one CSGM generator evaluation, a forward pass plus a VJP, so each pass counts
+half (the protocol: 10,010 forwards + 10,000 VJPs = 10,005 per image). The goals (issue 27): error within 2% of the protocol's with <= 100 equivalents per image and
 >= 30x less wall time.
 """
 

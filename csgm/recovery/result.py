@@ -16,8 +16,9 @@ __all__ = ["RecoveryResult"]
 @dataclass(frozen=True)
 class RecoveryResult:
     """A finished run: ``files`` (results.csv, summary.csv, reconstructions.pt, not yet in place, so that reporting
-    puts them there together with its artifacts; a Path is a complete temporary file), the images' ``count``, the requested ``measurements`` (m per
-    operator, in grid order), the ground truth by ids (None for a user's own measurements) and the labels."""
+    puts them there together with its artifacts; a Path is a complete temporary file), the images' ``count``, the
+    requested ``measurements`` (m per operator, in grid order), the ground truth by ids (None for a user's own
+    measurements) and the labels."""
 
     run_dir: Path
     merged: MergedResults
