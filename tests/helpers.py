@@ -86,6 +86,22 @@ def run_script(script: str, *overrides: str, cwd: Path, timeout: float = 600) ->
     )
 
 
+def crash_on_solve(monkeypatch: pytest.MonkeyPatch, solver_class: type, call: int) -> dict[str, int]:
+    """Make ``solver_class.solve`` raise RuntimeError("simulated crash") on its ``call``-th call. Returns the call
+    counter ``{"count": calls so far}``: set it far below ``call`` to count later calls without a crash."""
+    calls = {"count": 0}
+    original_solve = solver_class.solve
+
+    def crashing_solve(self, *args, **kwargs):
+        calls["count"] += 1
+        if calls["count"] == call:
+            raise RuntimeError("simulated crash")
+        return original_solve(self, *args, **kwargs)
+
+    monkeypatch.setattr(solver_class, "solve", crashing_solve)
+    return calls
+
+
 def write_images(
     folder: Path, count: int, size: tuple[int, int], mode: str = "RGB", suffix: str = ".png", seed: int = 0
 ) -> list[Path]:

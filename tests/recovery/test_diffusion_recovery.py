@@ -11,7 +11,7 @@ import torch
 
 from csgm.recovery.run import recover
 from csgm.solvers.dps import DPSSolver
-from tests.helpers import compose_config, run_script
+from tests.helpers import compose_config, crash_on_solve, run_script
 from tests.recovery.test_recover import assert_two_ranks_shared_the_work
 
 SOLVERS = {
@@ -72,16 +72,7 @@ def test_a_crashed_dps_run_resumes_without_recomputing(diffusion_checkpoint, tmp
     extra = ("measurements=[20,40]", "batch_size=2")
     reference_cfg = compose_config("recover", overrides(diffusion_checkpoint, tmp_path, "dps", *extra))
     reference = recover(reference_cfg, tmp_path / "reference")
-    calls = {"count": 0}
-    original_solve = DPSSolver.solve
-
-    def crashing_solve(self, *args, **kwargs):
-        calls["count"] += 1
-        if calls["count"] == 3:
-            raise RuntimeError("simulated crash")
-        return original_solve(self, *args, **kwargs)
-
-    monkeypatch.setattr(DPSSolver, "solve", crashing_solve)
+    calls = crash_on_solve(monkeypatch, DPSSolver, 3)
     cfg = compose_config("recover", overrides(diffusion_checkpoint, tmp_path, "dps", *extra))
     with pytest.raises(RuntimeError, match="simulated crash"):
         recover(cfg, tmp_path / "run")

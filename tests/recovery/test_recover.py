@@ -13,7 +13,7 @@ from csgm.errors import CsgmError
 from csgm.recovery.run import recover
 from csgm.recovery.store import ResultsStore
 from csgm.solvers.csgm import CSGMSolver
-from tests.helpers import TINY_RECOVER, compose_config, requires_compiler, run_script, write_images
+from tests.helpers import TINY_RECOVER, compose_config, crash_on_solve, requires_compiler, run_script, write_images
 
 
 def read_rows(run_dir: Path) -> list[dict]:
@@ -78,16 +78,7 @@ def test_fixed_m_operator_and_gen_span_input(vae_checkpoint, tmp_path):
 def test_resume_after_a_crash_recomputes_nothing(vae_checkpoint, tmp_path, monkeypatch):
     extra = ("measurements=[20,40]", "batch_size=2")
     reference = recover(config(vae_checkpoint, tmp_path, *extra), tmp_path / "reference")
-    calls = {"count": 0}
-    original_solve = CSGMSolver.solve
-
-    def crashing_solve(self, *args, **kwargs):
-        calls["count"] += 1
-        if calls["count"] == 4:
-            raise RuntimeError("simulated crash")
-        return original_solve(self, *args, **kwargs)
-
-    monkeypatch.setattr(CSGMSolver, "solve", crashing_solve)
+    calls = crash_on_solve(monkeypatch, CSGMSolver, 4)
     with pytest.raises(RuntimeError, match="simulated crash"):
         recover(config(vae_checkpoint, tmp_path, *extra), tmp_path / "run")
     shards = sorted((tmp_path / "run" / "shards").glob("*.pt"))
