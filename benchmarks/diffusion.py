@@ -82,9 +82,13 @@ def curve(
             for column in (*map(coverage_column, COVERAGE_LEVELS), "pixel_std", "std_error_correlation"):
                 point[column] = round(float(summary[f"{column}_mean"]), 4)
         points.append(point)
-    noise = plain(cfg)["noise"]
-    model = {"operator": plain(cfg)["operator"]["name"], "noise": noise["name"], "noise_std": noise.get("std", 0.0)}
-    return points, model
+    settings = plain(cfg)
+    noise = settings["noise"]
+    return points, {
+        "operator": settings["operator"]["name"],
+        "noise": noise["name"],
+        "noise_std": noise.get("std", 0.0),
+    }
 
 
 def markdown(result: dict) -> str:
