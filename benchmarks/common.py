@@ -51,13 +51,27 @@ def timed(fn: Callable[[], Any], device: str) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
+def json_file(path: str) -> Any:
+    """An argparse type: the parsed content of the JSON file ``path`` (a benchmark's printed result); a file that
+    cannot be read or is not JSON is one usage line naming it."""
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"can't open {path!r}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(
+            f"{path!r} is not JSON ({exc}); pass the JSON a benchmark script printed"
+        ) from None
+
+
 def benchmark_parser(doc: str) -> argparse.ArgumentParser:
     """A benchmark's argument parser with the options the scripts share: ``--markdown JSON`` (print the RESULTS.md
     table of a result instead of measuring) and ``--checkpoint`` (a train.py checkpoint, or latest)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument(
         "--markdown",
-        type=argparse.FileType(),
+        type=json_file,
         default=None,
         metavar="JSON",
         help="print the RESULTS.md table of a JSON result instead of measuring",

@@ -21,7 +21,6 @@ reliability diagram per m.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -171,7 +170,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="hmc solver overrides, e.g. solver.draws=600")
     args = parser.parse_args()
     if args.markdown:
-        result = json.load(args.markdown)
+        result = args.markdown
         print(markdown_table(result))
         if args.figure_prefix:
             write_figures(result["table"], args.figure_prefix)

@@ -29,7 +29,7 @@ from typing import Sequence
 
 import torch
 
-from common import curve_config, emit, environment, run_entry
+from common import curve_config, emit, environment, json_file, run_entry
 from csgm.cli import plain
 from csgm.generators.checkpoint import checkpoint_digest
 from csgm.recovery.run import recover
@@ -174,15 +174,13 @@ def figure(results: Sequence[dict], beside: dict | None) -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--markdown", nargs="+", type=argparse.FileType(), metavar="JSON", help="print the tables")
-    parser.add_argument("--merge", nargs="+", type=argparse.FileType(), metavar="JSON", help="print them as one JSON")
+    parser.add_argument("--markdown", nargs="+", type=json_file, metavar="JSON", help="print the tables")
+    parser.add_argument("--merge", nargs="+", type=json_file, metavar="JSON", help="print them as one JSON")
     parser.add_argument(
-        "--versus", type=argparse.FileType(), metavar="JSON", help="with --markdown: a coverage.py JSON to compare"
+        "--versus", type=json_file, metavar="JSON", help="with --markdown: a coverage.py JSON to compare"
     )
     parser.add_argument("--figure", metavar="PNG", help="with --markdown: also write the error curves here")
-    parser.add_argument(
-        "--beside", type=argparse.FileType(), metavar="JSON", help="with --figure: generators.py curves to add"
-    )
+    parser.add_argument("--beside", type=json_file, metavar="JSON", help="with --figure: generators.py curves to add")
     parser.add_argument("--checkpoint", help="a generator=diffusion checkpoint")
     parser.add_argument("--vae", help="the paper's VAE checkpoint (its curve beside the diffusion prior's)")
     parser.add_argument("--vae-solver", default="csgm_bank")
@@ -202,16 +200,16 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.merge:
-        emit(merged([json.load(handle) for handle in args.merge]))
+        emit(merged(args.merge))
         return
     if args.markdown:
-        results = [json.load(handle) for handle in args.markdown]
+        results = args.markdown
         print("\n\n".join(markdown(result) for result in results))
         if args.versus:
-            latent = json.load(args.versus)
+            latent = args.versus
             print("\n" + "\n\n".join(coverage_table(result, latent) for result in results))
         if args.figure:
-            atomic_write_bytes(Path(args.figure), figure(results, json.load(args.beside) if args.beside else None))
+            atomic_write_bytes(Path(args.figure), figure(results, args.beside))
         return
     torch.set_num_threads(args.threads)
     measurements = [int(m) for m in args.measurements.split(",")]

@@ -16,14 +16,13 @@ digits, their Spearman rank correlations and a scatter plot (--plot).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
 
 import torch
 
-from common import ROOT, curve_config, emit, environment, run_entry
+from common import ROOT, curve_config, emit, environment, json_file, run_entry
 from quality import curves_cross
 from csgm.api import compose
 from csgm.evaluation.run import evaluate
@@ -203,7 +202,7 @@ def main() -> None:
     parser.add_argument(
         "--sweep", type=Path, help="the folder of `python train.py -m experiment=paper_mnist_generators`"
     )
-    parser.add_argument("--markdown", type=argparse.FileType(), default=None, metavar="JSON")
+    parser.add_argument("--markdown", type=json_file, default=None, metavar="JSON")
     parser.add_argument("--dataset", default="mnist10k", help="the dataset the sweep trained on (e.g. fashion_mnist)")
     parser.add_argument("--measurements", default="25,50,100,200,400,750")
     parser.add_argument("--images", type=int, default=100, help="test digits of the CS curves")
@@ -215,7 +214,7 @@ def main() -> None:
     parser.add_argument("--output-root", default=str(ROOT / "outputs"))
     args = parser.parse_args()
     if args.markdown:
-        print(markdown(json.load(args.markdown)))
+        print(markdown(args.markdown))
         return
     torch.set_num_threads(args.threads)
     measurements = [int(m) for m in args.measurements.split(",")]

@@ -22,7 +22,6 @@ protocol through the Lightning job, ``--images`` test digits in one batch, fresh
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 from contextlib import contextmanager, nullcontext
@@ -31,7 +30,17 @@ from typing import Iterator
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from common import ROOT, add_dataset_options, dataset_config, emit, environment, mnist_problem, timed, run_entry
+from common import (
+    ROOT,
+    add_dataset_options,
+    dataset_config,
+    emit,
+    environment,
+    json_file,
+    mnist_problem,
+    timed,
+    run_entry,
+)
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.metrics import per_pixel_error
@@ -212,7 +221,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--markdown",
-        type=argparse.FileType(),
+        type=json_file,
         default=None,
         metavar="JSON",
         help="print the RESULTS.md tables of a JSON result instead of measuring",
@@ -230,7 +239,7 @@ def main() -> None:
     add_dataset_options(parser)
     args = parser.parse_args()
     if args.markdown:
-        print(markdown_tables(json.load(args.markdown)))
+        print(markdown_tables(args.markdown))
         return
     torch.set_num_threads(args.threads)
     if args.checkpoint == "latest":

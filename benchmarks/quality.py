@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import time
 
 import torch
 
-from common import ROOT, emit, environment, run_entry
+from common import ROOT, emit, environment, json_file, run_entry
 from csgm.api import compose
 from csgm.cli import plain
 from csgm.recovery.run import recover
@@ -92,7 +91,7 @@ def main() -> None:
     parser.add_argument("--experiment", default="paper_mnist")
     parser.add_argument(
         "--markdown",
-        type=argparse.FileType(),
+        type=json_file,
         default=None,
         metavar="JSON",
         help="print the RESULTS.md table of a JSON file this script wrote, and stop",
@@ -107,7 +106,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="more recover.py overrides, e.g. solver.iterations=300")
     args = parser.parse_args()
     if args.markdown:
-        print(markdown_table(json.load(args.markdown)))
+        print(markdown_table(args.markdown))
         return
     torch.set_num_threads(args.threads)
     images = 1000 if args.full else args.images

@@ -18,7 +18,6 @@ jumps' acceptance, step size, generator evaluations per image and seconds.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -172,7 +171,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="solver overrides, e.g. solver.draws=1000")
     args = parser.parse_args()
     if args.markdown:
-        result = json.load(args.markdown)
+        result = args.markdown
         print(markdown_table(result))
         if args.figure:
             write_figure(result, Path(args.figure))

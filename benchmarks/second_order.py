@@ -18,7 +18,6 @@ half (the protocol: 10,010 forwards + 10,000 VJPs = 10,005 per image). The goals
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 
@@ -160,7 +159,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="overrides of every arm, e.g. solver.iterations=4 (tests)")
     args = parser.parse_args()
     if args.markdown:
-        print(markdown_table(json.load(args.markdown)))
+        print(markdown_table(args.markdown))
         return
     torch.set_num_threads(args.threads)
     chosen = args.arms.split(",")

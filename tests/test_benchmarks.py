@@ -529,3 +529,14 @@ def test_diffusion_benchmark_takes_another_measurement_model(diffusion_checkpoin
     (point,) = out["curves"]["dps"]["points"]
     assert "phase_retrieval" in run.name and point["images"] == 1 and json.loads(point["params"]) == {"weight": 0.3}
     assert out["protocol"]["overrides"] == ["solver.weight_grid=[0.3]"]
+
+
+@pytest.mark.parametrize("script", ["diffusion.py", "sbc.py"])  # its own parser; the shared benchmark_parser
+def test_a_result_file_that_is_missing_or_not_json_is_one_usage_line(script, tmp_path):
+    (tmp_path / "bad.json").write_text("not json")
+    bad, missing = tmp_path / "bad.json", tmp_path / "missing.json"
+    for path, message in ((bad, f"'{bad}' is not JSON"), (missing, f"can't open '{missing}'")):
+        result = run_script(f"benchmarks/{script}", "--markdown", str(path), cwd=tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        (line,) = [text for text in result.stderr.splitlines() if "error:" in text]
+        assert f"argument --markdown: {message}" in line
