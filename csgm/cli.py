@@ -37,6 +37,7 @@ __all__ = [
     "user_error_line",
     "hydra_run_dir",
     "quiet_third_party",
+    "route_lightning_logs",
     "FailedJobs",
 ]
 
@@ -55,9 +56,23 @@ class _DropAdverts(logging.Filter):
 def quiet_third_party() -> None:
     """Hide third-party noise that says nothing about the run (adverts, internal deprecations)."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")  # torch's own forward-mode AD
     warnings.filterwarnings("ignore", message=r".*no `validation_step`.*")  # GAN training has no validation loss
     warnings.filterwarnings("ignore", message=r"\s*Running Hydra app with --multirun")  # experiments set the mode
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropAdverts())
+
+
+def route_lightning_logs() -> None:
+    """Send Lightning's log records to the logging the job set up (Hydra's: stdout and the job's .log file).
+    Lightning gives its loggers a stderr handler of their own when it is imported before logging is set up
+    (by a plugin, or by the Python API in the same process), which would put its info lines on stderr."""
+    if not logging.getLogger().hasHandlers():
+        return
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
+            logger.removeHandler(handler)
+        logger.propagate = True
 
 
 def plain(cfg: DictConfig | dict | None) -> Any:
@@ -212,6 +227,7 @@ def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        route_lightning_logs()
         try:
             return fn(*args, **kwargs)
         except Exception as exc:

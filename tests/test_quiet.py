@@ -25,7 +25,7 @@ def test_a_sweep_and_a_training_run_write_nothing_to_stderr(vae_checkpoint, tmp_
     swept = _run(
         "recover.py",
         "-m",
-        "solver=csgm,csgm_reg",
+        "solver=csgm,csgm_reg,csgm_qn",  # csgm_qn: torch warns on its first forward-mode product
         *TINY_RECOVER,
         "num_images=2",
         "measurements=[20]",
