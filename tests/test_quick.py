@@ -29,10 +29,10 @@ def test_every_solver_config_shrinks_and_still_builds(solver):
     build_solver(shrunk["solver"])  # the shrunk options pass the solver's own checks
     assert cls.work_options, f"{solver} declares no work options"
     for key, least in cls.work_options.items():
-        before, after = full["solver"].get(key), shrunk["solver"][key]
-        if before is not None:
-            assert least <= after <= max(before, least), (key, before, after)
-    assert any(shrunk["solver"][k] < full["solver"].get(k, 0) for k in cls.work_options), solver
+        before, after = full["solver"].get(key), shrunk["solver"].get(key)
+        if before is not None:  # ilo_qn has no Adam iterations: its first stage shrinks (tests/solvers/test_ilo.py)
+            assert after is not None and least <= after <= max(before, least), (key, before, after)
+    assert any(shrunk["solver"].get(k, 0) < full["solver"].get(k, 0) for k in cls.work_options), solver
 
 
 @pytest.mark.parametrize("experiment", [e for e in conf_options("experiment") if e != "tune_csgm"])

@@ -7,21 +7,27 @@ Leaving range(G) by a bounded amount lets the estimate go below the generator's 
 (CSGM's plateau), while the ball keeps it near what the earlier layers can produce. A row whose search does not
 lower the data term keeps CSGM's estimate (``start_loss`` is CSGM's data term). ``radius: auto``
 chooses the radius per m on the validation split (one CSGM run serves every candidate radius).
+
+``first_stage`` (the options of ``csgm.solvers.gauss_newton``, e.g. ``csgm_qn``'s; conf/solver/ilo_qn.yaml)
+replaces the Adam search of the first stage by second-order latent steps from the screened start bank; the Adam
+options (``lr``, ``iterations``, ``restarts``, ...) then have no use and may not be given.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
-from csgm.errors import check_range
+from csgm.errors import CsgmError, check_range
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import Operator
-from csgm.solvers.base import SolverOutput
+from csgm.options import instantiate
+from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.csgm import CSGMSolver
+from csgm.solvers.gauss_newton import GaussNewtonSolver
 from csgm.solvers.latent_optim import LatentOptimizer
 from csgm.solvers.proximal import check_positive_lambda, require_resolved
 
@@ -41,6 +47,20 @@ def project_l1_ball(v: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
     return torch.where(inside, v, projected)
 
 
+def _second_order_stage(options: Mapping[str, Any], csgm_options: Mapping[str, Any]) -> GaussNewtonSolver:
+    """The second-order first stage of ``first_stage`` options; the Adam options it replaces may not be given."""
+    unused = sorted(k for k in csgm_options if k != "label")
+    if unused:
+        raise CsgmError(
+            f"solver.{unused[0]}={csgm_options[unused[0]]!r} sets the Adam first stage, which solver.first_stage "
+            "replaces; drop it"
+        )
+    name = options.get("name", GaussNewtonSolver.name)
+    if name != GaussNewtonSolver.name:
+        raise CsgmError(f"solver.first_stage.name={name!r} must be {GaussNewtonSolver.name!r} (second-order steps)")
+    return instantiate("solver.first_stage.", GaussNewtonSolver, {k: v for k, v in options.items() if k != "name"})
+
+
 class ILOSolver(CSGMSolver):
     """CSGM, then a bounded search over one intermediate layer's activations."""
 
@@ -56,15 +76,44 @@ class ILOSolver(CSGMSolver):
         radius_grid: Sequence[float] = (),
         layer_iterations: int = 300,
         layer_lr: float = 0.01,
+        first_stage: Mapping[str, Any] | None = None,
         **csgm_options,
     ) -> None:
-        super().__init__(**csgm_options)
+        super().__init__(**{k: v for k, v in csgm_options.items() if k == "label" or not first_stage})
+        self.first_stage = _second_order_stage(first_stage, csgm_options) if first_stage else None
         check_range("solver.layer", layer, 1)
         check_range("solver.layer_iterations", layer_iterations, 1)
         check_range("solver.layer_lr", layer_lr, 0, low_open=True)
         self.layer, self.layer_iterations, self.layer_lr = int(layer), int(layer_iterations), float(layer_lr)
         self.radius = check_positive_lambda("radius", radius)
         self.radius_grid = [check_positive_lambda("radius_grid", float(v)) for v in radius_grid]
+
+    @classmethod
+    def shrunk_options(cls, options: dict[str, Any], scale: float) -> dict[str, Any]:
+        """A smoke test's options: with a second-order ``first_stage``, that stage's work shrinks instead of the
+        unused Adam options."""
+        if not options.get("first_stage"):
+            return super().shrunk_options(options, scale)
+        shrunk = {**options, "first_stage": GaussNewtonSolver.shrunk_options(dict(options["first_stage"]), scale)}
+        shrunk["layer_iterations"] = max(1, round(options.get("layer_iterations", 300) * scale))
+        return shrunk
+
+    def search_copy(self, halving_every: int) -> Solver:
+        """The validation search's solver: a second-order first stage has no restarts to halve."""
+        return self if self.first_stage else super().search_copy(halving_every)
+
+    def first_stage_solve(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel,
+        image_ids: Sequence[int],
+        generator: Generator,
+        seed: int,
+    ) -> SolverOutput:
+        """The first stage's kept latents and estimates: the second-order ``first_stage``, else CSGM's Adam."""
+        if self.first_stage is not None:
+            return self.first_stage.solve(y, measurement, image_ids, generator, seed)
+        return CSGMSolver.solve(self, y, measurement, image_ids, generator, seed)
 
     def intermediate(
         self,
@@ -122,7 +171,7 @@ class ILOSolver(CSGMSolver):
         generator = self.require_generator(generator)
         generator.split(self.layer)  # an unsplittable generator or a bad layer fails here, in one line
         measurement = as_measurement(measurement)
-        out = super().solve(y, measurement, image_ids, generator, seed)
+        out = self.first_stage_solve(y, measurement, image_ids, generator, seed)
         x_hat = self.layer_estimate(out, y, measurement, generator, torch.full((len(y),), self.radius, device=y.device))
         return dataclasses.replace(
             out,
@@ -142,8 +191,9 @@ class ILOSolver(CSGMSolver):
         generator: Generator | None = None,
         seed: int = 0,
     ) -> list[torch.Tensor]:
-        """One CSGM run, then the layer search for every candidate radius at once (one row per (radius, image))."""
+        """One first-stage run, then the layer search for every candidate radius at once (one row per (radius,
+        image))."""
         measurement = as_measurement(measurement)
-        out = CSGMSolver.solve(self, y, measurement, image_ids, generator, seed)
+        out = self.first_stage_solve(y, measurement, image_ids, generator, seed)
         radius = torch.tensor([c["radius"] for c in candidates], device=y.device).repeat_interleave(len(y))
         return list(self.layer_estimate(out, y, measurement, generator, radius, copies=len(candidates)).split(len(y)))

@@ -9,7 +9,7 @@ from csgm.errors import CsgmError
 from csgm.generators import Generator, build_generator
 from csgm.measurement import MeasurementModel
 from csgm.operators import Noise, build_operator
-from csgm.solvers import build_solver
+from csgm.solvers import build_solver, solver_class
 from csgm.solvers.ilo import project_l1_ball
 
 SHAPE = (1, 8, 8)
@@ -62,3 +62,33 @@ def test_a_generator_without_layers_is_refused_in_one_line(problem):
 
     with pytest.raises(CsgmError, match="Opaque exposes no intermediate layers"):
         build_solver({"name": "ilo", "radius": 1.0}).solve(y, model, [0, 1], Opaque(3, SHAPE))
+
+
+def test_a_second_order_first_stage_starts_the_layer_search_from_its_estimate(problem):
+    """first_stage: the layer search starts from exactly csgm_qn's kept latents and data term, never ends above it,
+    and a tiny radius keeps csgm_qn's estimate; the unused Adam options and foreign stages are refused."""
+    generator, model, y = problem
+    stage = {"name": "gauss_newton", "iterations": 20, "restarts": 2, "secant": True, "geodesic": 0.0}
+    second_order = build_solver(stage).solve(y, model, [0, 1], generator)
+    common = {"name": "ilo", "first_stage": stage, "layer_iterations": 300, "layer_lr": 0.05}
+    free = build_solver({**common, "radius": 1e4}).solve(y, model, [0, 1], generator)
+    tiny = build_solver({**common, "radius": 1e-6}).solve(y, model, [0, 1], generator)
+    torch.testing.assert_close(free.start_loss, second_order.measurement_loss, rtol=0, atol=0)
+    torch.testing.assert_close(free.z, second_order.z, rtol=0, atol=0)
+    assert bool((free.measurement_loss < 0.5 * second_order.measurement_loss).all())
+    torch.testing.assert_close(tiny.x_hat, second_order.x_hat, atol=1e-4, rtol=0)
+    assert torch.equal(free.vjps, second_order.vjps + 300)
+    with pytest.raises(CsgmError, match=r"solver.lr=0.1 sets the Adam first stage, which solver.first_stage replaces"):
+        build_solver({**common, "radius": 1.0, "lr": 0.1})
+    with pytest.raises(CsgmError, match=r"solver.first_stage.name='csgm' must be 'gauss_newton'"):
+        build_solver({**common, "radius": 1.0, "first_stage": {"name": "csgm"}})
+    with pytest.raises(CsgmError, match=r"unknown key solver.first_stage.lr \(value 0.1\)"):
+        build_solver({**common, "radius": 1.0, "first_stage": {**stage, "lr": 0.1}})
+
+
+def test_a_smoke_test_shrinks_the_second_order_stage_not_the_unused_adam_options():
+    options = {"name": "ilo", "radius": 1.0, "first_stage": {"name": "gauss_newton", "iterations": 40, "restarts": 2}}
+    shrunk = solver_class(options).shrunk_options(options, 0.1)
+    assert shrunk["first_stage"] == {"name": "gauss_newton", "iterations": 4, "restarts": 1}
+    assert shrunk["layer_iterations"] == 30 and "iterations" not in shrunk and "restarts" not in shrunk
+    build_solver(shrunk)  # the shrunk options are accepted
