@@ -2,7 +2,8 @@
 
     python benchmarks/second_order.py [--checkpoint latest] [--images 100] [--measurements 25,100,400] [--threads 1]
                                       [--repeats 3] [--protocol-repeats 1] [--device cpu] [--split test|val]
-                                      [--arms csgm,csgm_bank,csgm_gn,csgm_gn_budget,csgm_qn]
+                                      [--arms csgm,csgm_bank,csgm_gn,csgm_gn_budget,csgm_qn] [--reference csgm]
+                                      [--dataset folder --dataset-option data_dir=DIR ...]
     python benchmarks/second_order.py --markdown docs/second_order.json      # the RESULTS.md table
 
 For every m: the same generator, A, y (noise 0.1) and images for every arm; each arm is built afresh per timing
@@ -10,6 +11,8 @@ For every m: the same generator, A, y (noise 0.1) and images for every arm; each
 ``--protocol-repeats`` times); medians of the wall time and of the process's CPU time (``time.process_time``:
 less disturbed by other work on a shared machine). ``--split val`` runs the same on the validation digits (where
 options are chosen); ``--arms`` a subset of the arms (ratios against the protocol only when csgm is one of them).
+``--reference csgm_dcgan`` takes the paper's DCGAN settings (2 x 500 Adam steps) as the protocol instead, for a
+DCGAN checkpoint; ``--dataset`` the images it was trained on.
 Work per image: forward passes of G (the start bank's shared forwards divided by the images), JVPs and VJPs; an
 evaluation-equivalent is the work of one CSGM generator evaluation, a forward pass plus a VJP, so each pass counts
 half (the protocol: 10,010 forwards + 10,000 VJPs = 10,005 per image). The goals (issue 27): error within 2% of the protocol's with <= 100 equivalents per image and
@@ -47,7 +50,9 @@ ARMS = {
     # csgm_gn with the settings chosen on validation digits under the 100-equivalent budget
     "csgm_gn_budget": ["solver=csgm_gn", "solver.iterations=6", "solver.tol=0.01", "solver.ambiguity=0.04"],
     "csgm_qn": [],  # one Jacobian per start, then BFGS-updated steps of one forward and one VJP each
+    "csgm_dcgan": [],  # the paper's DCGAN protocol (2 restarts x 500 Adam steps, lr 0.1): --reference for a DCGAN
 }
+DEFAULT_ARMS = "csgm,csgm_bank,csgm_gn,csgm_gn_budget,csgm_qn"
 
 
 def run_arm(
@@ -87,7 +92,7 @@ def measure_m(m: int, arms: dict[str, dict], args) -> dict:
     runs: dict[str, list[dict]] = {name: [] for name in arms}
     for repeat in range(args.repeats):
         for name, cfg in arms.items():
-            if name != "csgm" or repeat < args.protocol_repeats:
+            if name != args.reference or repeat < args.protocol_repeats:
                 runs[name].append(run_arm(cfg, generator, model, x, y, ids, args.device))
     row = {"m": m}
     for name, entries in runs.items():
@@ -101,9 +106,9 @@ def measure_m(m: int, arms: dict[str, dict], args) -> dict:
             "seconds_median": round(statistics.median(e["seconds"] for e in entries), 3),
             "cpu_seconds_median": round(statistics.median(e["cpu_seconds"] for e in entries), 3),
         }
-    protocol = row.get("csgm")
+    protocol = row.get(args.reference)
     for name in arms:
-        if protocol is not None and name != "csgm":
+        if protocol is not None and name != args.reference:
             arm = row[name]
             arm["error_ratio"] = round(arm["mse_mean"] / protocol["mse_mean"], 4)
             arm["work_ratio"] = round(
@@ -126,13 +131,14 @@ def markdown_table(result: dict) -> str:
         "wall s (median) | CPU s (median) | less wall time | less CPU time |",
         "| ---: | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
+    reference = result["protocol"].get("reference", "csgm")
     for row in result["table"]:
         for name in result["solvers"]:
             arm = row[name]
-            ratio = "1" if name == "csgm" else f"{arm['error_ratio']:.3f}" if "error_ratio" in arm else "–"
+            ratio = "1" if name == reference else f"{arm['error_ratio']:.3f}" if "error_ratio" in arm else "–"
             work = f"{arm['forwards_per_image']:,.0f} + {arm['jvps_per_image']:,.0f} + {arm['vjps_per_image']:,.0f}"
-            wall = "1×" if name == "csgm" else f"{arm['wall_time_ratio']}×" if "wall_time_ratio" in arm else "–"
-            cpu = "1×" if name == "csgm" else f"{arm['cpu_time_ratio']}×" if "cpu_time_ratio" in arm else "–"
+            wall = "1×" if name == reference else f"{arm['wall_time_ratio']}×" if "wall_time_ratio" in arm else "–"
+            cpu = "1×" if name == reference else f"{arm['cpu_time_ratio']}×" if "cpu_time_ratio" in arm else "–"
             lines.append(
                 f"| {row['m']} | {name} | {arm['mse_mean']:.5f} ± {arm['mse_ci95']:.5f} | {ratio} | {work} | "
                 f"{arm['evaluation_equivalents_per_image']:,.1f} | {arm['seconds_median']:.2f} | "
@@ -154,7 +160,8 @@ def main() -> None:
     parser.add_argument(
         "--split", default="test", choices=("test", "val"), help="the digits: test, or val to choose options"
     )
-    parser.add_argument("--arms", default=",".join(ARMS), help=f"a comma-separated subset of {', '.join(ARMS)}")
+    parser.add_argument("--arms", default=DEFAULT_ARMS, help=f"a comma-separated subset of {', '.join(ARMS)}")
+    parser.add_argument("--reference", default="csgm", help="the arm the others are compared with (csgm_dcgan)")
     add_dataset_options(parser)
     parser.add_argument("overrides", nargs="*", help="overrides of every arm, e.g. solver.iterations=4 (tests)")
     args = parser.parse_args()
@@ -182,6 +189,7 @@ def main() -> None:
                 "checkpoint": str(args.checkpoint),
                 "repeats": args.repeats,
                 "protocol_repeats": min(args.protocol_repeats, args.repeats),
+                "reference": args.reference,
             },
             "solvers": arms,
             "table": table,

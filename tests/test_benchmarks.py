@@ -138,6 +138,33 @@ def test_second_order_benchmark(vae_checkpoint, tmp_path):
     )  # csgm, csgm_bank, csgm_gn, csgm_gn_budget, csgm_qn
 
 
+def test_second_order_benchmark_against_another_reference(vae_checkpoint, tmp_path):
+    """--reference csgm_dcgan: the DCGAN protocol (2 x 500 Adam steps) is the arm the others are compared with."""
+    out = run_benchmark(
+        "second_order.py",
+        f"--checkpoint={vae_checkpoint}",
+        "--images=2",
+        "--measurements=20",
+        "--repeats=2",
+        "--arms=csgm_dcgan,csgm_qn",
+        "--reference=csgm_dcgan",
+        "solver.iterations=3",
+        cwd=tmp_path,
+    )
+    (row,) = out["table"]
+    reference, qn = row["csgm_dcgan"], row["csgm_qn"]
+    assert len(reference["seconds"]) == 1 and len(qn["seconds"]) == 2 and "error_ratio" not in reference
+    assert reference["forwards_per_image"] == 2 * (3 + 1) and reference["vjps_per_image"] == 2 * 3  # 2 restarts
+    assert qn["error_ratio"] == pytest.approx(qn["mse_mean"] / reference["mse_mean"], rel=1e-3)
+    assert qn["work_ratio"] == pytest.approx(
+        reference["evaluation_equivalents_per_image"] / qn["evaluation_equivalents_per_image"], abs=0.06
+    )
+    table = tmp_path / "second_order.json"
+    table.write_text(json.dumps(out))
+    rendered = run_script("benchmarks/second_order.py", "--markdown", str(table), cwd=tmp_path).stdout
+    assert "| 20 | csgm_dcgan | " in rendered and " | 1 | " in rendered.split("csgm_dcgan")[1].split("\n")[0]
+
+
 def test_benchmarks_refuse_a_checkpoint_trained_on_another_dataset(vae_checkpoint, tmp_path):
     result = run_script(
         "benchmarks/second_order.py",
