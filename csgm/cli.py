@@ -195,6 +195,12 @@ def user_error_line(exc: BaseException) -> str | None:
         return f"{exc.full_key} is required (it is ??? in the config); set {exc.full_key}=VALUE"
     if isinstance(exc, CsgmError):
         return str(exc).strip().splitlines()[-1]  # a DataLoader worker prepends its own lines
+    if isinstance(exc, OmegaConfBaseException):  # a CsgmError raised by a resolver, under OmegaConf's wrappers
+        inner: BaseException | None = exc
+        while isinstance(inner, OmegaConfBaseException):
+            inner = inner.__cause__ or inner.__context__
+        if isinstance(inner, CsgmError):
+            return user_error_line(inner)
     if isinstance(exc, OSError) and exc.errno is not None:
         return _os_error_line(exc)
     if isinstance(exc, OverrideParseException):

@@ -8,13 +8,35 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-__all__ = ["resume_run_dir", "register_train_resolvers"]
+from csgm.errors import CsgmError
+
+__all__ = ["resume_checkpoint", "resume_run_dir", "register_train_resolvers"]
+
+
+def resume_checkpoint(resume: str) -> Path:
+    """The checkpoint file ``resume`` names: a .ckpt itself, or a run folder's checkpoints/last.ckpt."""
+    path = Path(str(resume)).expanduser()
+    if path.suffix != ".ckpt":
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.parent.is_dir():
+        raise CsgmError(
+            f"resume={resume}: no training run there (no {path}); pass the folder train.py printed as "
+            "run_dir, or a .ckpt file inside its checkpoints/ folder"
+        )
+    if not path.is_file():
+        raise CsgmError(
+            f"resume={resume}: {path} does not exist (the run stopped before its first epoch ended); "
+            "start the run again without resume="
+        )
+    return path
 
 
 def resume_run_dir(resume: str | None, fresh: str) -> str:
-    """The run folder of ``resume`` (a run folder, or a .ckpt inside its checkpoints/ folder); ``fresh`` without."""
+    """The run folder of ``resume`` (a run folder, or a .ckpt inside its checkpoints/ folder); ``fresh`` without.
+    A ``resume`` that names no run fails here, before Hydra makes the folder or opens its log file in it."""
     if resume is None or str(resume) == "":
         return fresh
+    resume_checkpoint(str(resume))
     path = Path(str(resume)).expanduser()
     if path.suffix == ".ckpt":
         return str(path.parent.parent if path.parent.name == "checkpoints" else path.parent)

@@ -270,6 +270,7 @@ def test_recover_bad_solver_options_and_unwritable_output(files, tmp_path):
 
 def test_train_bad_inputs_fail_in_one_line(files, tmp_path):
     _check(_run_all("train.py", TINY_TRAIN, TRAIN_CASES, files, tmp_path))
+    assert not Path(files["dir"], "no_such_run").exists()  # a resume= that names no run makes no folder there
 
 
 def test_a_failed_job_does_not_stop_the_sweep(files, tmp_path):

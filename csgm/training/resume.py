@@ -17,6 +17,7 @@ from typing import Any
 from csgm.errors import CsgmError
 from csgm.files import atomic_write_bytes
 from csgm.generators.checkpoint import check_weights, read_checkpoint
+from csgm.run_folders import resume_checkpoint
 from csgm.training.checkpointing import RUN_KEY
 
 __all__ = [
@@ -24,7 +25,6 @@ __all__ = [
     "check_same_settings",
     "compose_resumed",
     "read_run_record",
-    "resume_checkpoint",
     "resumed_overrides",
     "trim_metrics",
 ]
@@ -40,24 +40,6 @@ RESUME_MAY_CHANGE = (
     "checkpoint_every",
     "range_error.",
 )
-
-
-def resume_checkpoint(resume: str) -> Path:
-    """The checkpoint file ``resume`` names: a .ckpt itself, or a run folder's checkpoints/last.ckpt."""
-    path = Path(str(resume)).expanduser()
-    if path.suffix != ".ckpt":
-        path = path / "checkpoints" / "last.ckpt"
-    if not path.parent.is_dir():
-        raise CsgmError(
-            f"resume={resume}: no training run there (no {path}); pass the folder train.py printed as "
-            "run_dir, or a .ckpt file inside its checkpoints/ folder"
-        )
-    if not path.is_file():
-        raise CsgmError(
-            f"resume={resume}: {path} does not exist (the run stopped before its first epoch ended); "
-            "start the run again without resume="
-        )
-    return path
 
 
 def read_run_record(path: Path) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from csgm.trainer import build_trainer
 from csgm.training import build_training_module
 from csgm.training.checkpointing import AtomicCheckpointIO, TrainingInterrupted, TrainingState
 from csgm.run_folders import resume_run_dir
-from csgm.training.resume import check_same_settings, read_run_record, resume_checkpoint, trim_metrics
+from csgm.run_folders import resume_checkpoint
+from csgm.training.resume import check_same_settings, read_run_record, trim_metrics
 from csgm.training.samples import SampleGrid
 
 __all__ = ["train"]

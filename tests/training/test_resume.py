@@ -18,6 +18,7 @@ import torch
 
 import csgm.training.run as training_run
 from csgm.errors import CsgmError
+from csgm.run_folders import resume_run_dir
 from csgm.training.checkpointing import AtomicCheckpointIO
 from csgm.training.run import train
 from tests.helpers import ROOT, TINY_GENERATORS, compose_config, summary_lines
@@ -215,3 +216,15 @@ def test_ctrl_c_on_train_py_then_resume_gives_the_uninterrupted_weights(tmp_path
     assert [(r["epoch"], "val/nelbo" in r) for r in metric_rows(run_dir)] == [
         (r["epoch"], "val/nelbo" in r) for r in metric_rows(tmp_path / "straight")
     ]
+
+
+def test_a_resume_that_names_no_run_fails_while_the_run_folder_is_resolved(tmp_path):
+    """Before Hydra makes the folder or opens its log file there: two such commands at once cannot race on it."""
+    (tmp_path / "started" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(CsgmError, match="no training run there"):
+        resume_run_dir(str(tmp_path / "missing"), "fresh")
+    with pytest.raises(CsgmError, match="no training run there"):
+        resume_run_dir(str(tmp_path / "missing" / "checkpoints" / "last.ckpt"), "fresh")
+    with pytest.raises(CsgmError, match="the run stopped before its first epoch ended"):
+        resume_run_dir(str(tmp_path / "started"), "fresh")
+    assert not (tmp_path / "missing").exists() and resume_run_dir(None, "fresh") == "fresh"
