@@ -108,16 +108,11 @@ def test_precision_benchmark(vae_checkpoint, tmp_path):
         assert arm["images"] == 3 and arm["seconds"] > 0 and math.isfinite(arm["mean_per_pixel_error"])
 
 
+SECOND_ORDER_TINY = ["--images=2", "--measurements=20", "--repeats=2", "solver.iterations=3"]
+
+
 def test_second_order_benchmark(vae_checkpoint, tmp_path):
-    out = run_benchmark(
-        "second_order.py",
-        f"--checkpoint={vae_checkpoint}",
-        "--images=2",
-        "--measurements=20",
-        "--repeats=2",
-        "solver.iterations=3",
-        cwd=tmp_path,
-    )
+    out = run_benchmark("second_order.py", f"--checkpoint={vae_checkpoint}", *SECOND_ORDER_TINY, cwd=tmp_path)
     (row,) = out["table"]
     protocol, bank, gn, qn = row["csgm"], row["csgm_bank"], row["csgm_gn"], row["csgm_qn"]
     assert len(protocol["seconds"]) == 1 and len(gn["seconds"]) == len(bank["cpu_seconds"]) == 2  # protocol timed once
@@ -143,12 +138,9 @@ def test_second_order_benchmark_against_another_reference(vae_checkpoint, tmp_pa
     out = run_benchmark(
         "second_order.py",
         f"--checkpoint={vae_checkpoint}",
-        "--images=2",
-        "--measurements=20",
-        "--repeats=2",
         "--arms=csgm_dcgan,csgm_qn",
         "--reference=csgm_dcgan",
-        "solver.iterations=3",
+        *SECOND_ORDER_TINY,
         cwd=tmp_path,
     )
     (row,) = out["table"]
