@@ -51,6 +51,8 @@ ARMS = {
     "csgm_gn_budget": ["solver=csgm_gn", "solver.iterations=6", "solver.tol=0.01", "solver.ambiguity=0.04"],
     "csgm_qn": [],  # one Jacobian per start, then BFGS-updated steps of one forward and one VJP each
     "csgm_dcgan": [],  # the paper's DCGAN protocol (2 restarts x 500 Adam steps, lr 0.1): --reference for a DCGAN
+    # csgm_qn with the step budget chosen on validation digits for the DCGAN (k = 100 needs more secant steps)
+    "csgm_qn_dcgan": ["solver=csgm_qn", "solver.iterations=150"],
 }
 DEFAULT_ARMS = "csgm,csgm_bank,csgm_gn,csgm_gn_budget,csgm_qn"
 
