@@ -2,11 +2,12 @@
 
 A *preloaded Python* is a ``python -m tests.preloaded`` process that imports the heavy modules once and then,
 for each request, forks a child that runs ``python SCRIPT ARGS...`` as a fresh interpreter would: its own argv,
-working folder, environment (plus what the imports set in it), fresh random entropy, stdin from /dev/null, stdout and stderr to files (with
-whatever the imports themselves printed in front) and its exit status. It shuts down as Python does (threads
-joined, garbage collected, atexit run, output flushed) except for the module teardown, which takes seconds with
-torch loaded. The server holds no threads when it forks (checked), so the child inherits no held lock.
-test_quiet.py, test_packaging.py and test_readme.py still run fresh interpreters, shutdown included.
+working folder, environment (plus what the imports set in it), fresh random entropy, stdin from /dev/null,
+stdout and stderr to files (with whatever the imports themselves printed in front) and its exit status. It shuts
+down as Python does (threading's exit hooks and joins, garbage collection, atexit, flushed output) except for the
+module teardown, which takes seconds with torch loaded. The server holds no threads when it forks (checked), so
+the child inherits no held lock. test_quiet.py, test_packaging.py and test_readme.py still run fresh
+interpreters, shutdown included.
 
 Import-time environment variables (``OMP_NUM_THREADS`` and the like) are read once, when a server starts, so
 the client keeps one pool of servers per environment (pytest's per-test PYTEST_CURRENT_TEST aside): a request
@@ -189,7 +190,6 @@ def _exit_code(code: object) -> int:
 def _shut_down(code: int) -> None:
     """Python's shutdown without its module teardown (seconds with torch loaded): join the other threads,
     collect garbage (finalizers run), run atexit, flush, exit."""
-    import atexit
     import gc
 
     threading._shutdown()  # what the interpreter runs first: threading's atexit hooks, then join the threads

@@ -19,8 +19,7 @@ from csgm.reporting.loggers import build_logger, finish_wandb, log_final_checkpo
 from csgm.trainer import build_trainer
 from csgm.training import build_training_module
 from csgm.training.checkpointing import AtomicCheckpointIO, TrainingInterrupted, TrainingState
-from csgm.run_folders import resume_run_dir
-from csgm.run_folders import resume_checkpoint
+from csgm.run_folders import resume_checkpoint, resume_run_dir
 from csgm.training.resume import check_same_settings, read_run_record, trim_metrics
 from csgm.training.samples import SampleGrid
 
