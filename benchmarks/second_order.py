@@ -10,13 +10,13 @@ For every m: the same generator, A, y (noise 0.1) and images for every arm; each
 (its start bank included) and the arms are timed interleaved, ``--repeats`` times (the protocol
 ``--protocol-repeats`` times); medians of the wall time and of the process's CPU time (``time.process_time``:
 less disturbed by other work on a shared machine). ``--split val`` runs the same on the validation digits (where
-options are chosen); ``--arms`` a subset of the arms (ratios against the protocol only when csgm is one of them).
-``--reference csgm_dcgan`` takes the paper's DCGAN settings (2 x 500 Adam steps) as the protocol instead, for a
-DCGAN checkpoint; ``--dataset`` the images it was trained on.
+options are chosen); ``--arms`` a subset of the arms (ratios against the reference only when it is one of them).
+``--reference csgm_dcgan`` takes the paper's DCGAN settings (2 x 500 Adam steps) as the protocol instead of csgm,
+for a DCGAN checkpoint; ``--dataset`` the images it was trained on.
 Work per image: forward passes of G (the start bank's shared forwards divided by the images), JVPs and VJPs; an
 evaluation-equivalent is the work of one CSGM generator evaluation, a forward pass plus a VJP, so each pass counts
-half (the protocol: 10,010 forwards + 10,000 VJPs = 10,005 per image). The goals (issue 27): error within 2% of the protocol's with <= 100 equivalents per image and
->= 30x less wall time.
+half (the protocol: 10,010 forwards + 10,000 VJPs = 10,005 per image). The goals (issue 27): error within 2% of
+the protocol's with <= 100 equivalents per image and >= 30x less wall time.
 """
 
 from __future__ import annotations
@@ -157,13 +157,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timings of csgm_bank and csgm_gn")
     parser.add_argument(
-        "--protocol-repeats", type=int, default=1, help="timings of the 10 x 1000 protocol (<= repeats)"
+        "--protocol-repeats", type=int, default=1, help="timings of the reference arm, the protocol (<= repeats)"
     )
     parser.add_argument(
         "--split", default="test", choices=("test", "val"), help="the digits: test, or val to choose options"
     )
     parser.add_argument("--arms", default=DEFAULT_ARMS, help=f"a comma-separated subset of {', '.join(ARMS)}")
-    parser.add_argument("--reference", default="csgm", help="the arm the others are compared with (csgm_dcgan)")
+    parser.add_argument(
+        "--reference", default="csgm", choices=list(ARMS), help="the arm the others are compared with (csgm_dcgan)"
+    )
     add_dataset_options(parser)
     parser.add_argument("overrides", nargs="*", help="overrides of every arm, e.g. solver.iterations=4 (tests)")
     args = parser.parse_args()
