@@ -118,6 +118,12 @@ SOLVER_CASES = [  # solvers whose options differ from CSGM's (no TINY_RECOVER so
     (["noise=poisson", "operator=identity", "noise.scale=0"], "noise.scale=0 must be > 0"),
     (["operator=quantize", "operator.bits=0"], "operator.bits=0 must be in [1, 16]"),
     (["operator=one_bit", "operator.dither=-1"], "operator.dither=-1 must be >= 0"),
+    (["solver=ilo_qn", "solver.first_stage.iterations=0"], "solver.first_stage.iterations=0 must be > 0"),
+    (
+        ["solver=ilo_qn", "solver.first_stage.geodesic=0.5"],
+        "solver.first_stage.geodesic=0.5 corrects Gauss-Newton steps, which solver.first_stage.secant=true does not take",
+    ),
+    (["solver=ilo_qn", "+solver.restarts=3"], "solver.restarts=3 sets the Adam first stage, which solver.first_stage"),
     (["solver=biht", "operator=one_bit", "solver.sparsity=0"], "solver.sparsity=0 must be an integer >= 1"),
     (
         ["solver=biht", "operator=one_bit", "solver.sparsity=1000"],

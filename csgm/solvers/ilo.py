@@ -16,6 +16,7 @@ options (``lr``, ``iterations``, ``restarts``, ...) then have no use and may not
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -53,12 +54,15 @@ def _second_order_stage(options: Mapping[str, Any], csgm_options: Mapping[str, A
     if unused:
         raise CsgmError(
             f"solver.{unused[0]}={csgm_options[unused[0]]!r} sets the Adam first stage, which solver.first_stage "
-            "replaces; drop it"
+            "replaces; drop it (solver=ilo_qn is ILO with a second-order first stage and no Adam options)"
         )
     name = options.get("name", GaussNewtonSolver.name)
     if name != GaussNewtonSolver.name:
         raise CsgmError(f"solver.first_stage.name={name!r} must be {GaussNewtonSolver.name!r} (second-order steps)")
-    return instantiate("solver.first_stage.", GaussNewtonSolver, {k: v for k, v in options.items() if k != "name"})
+    try:
+        return instantiate("solver.first_stage.", GaussNewtonSolver, {k: v for k, v in options.items() if k != "name"})
+    except CsgmError as exc:  # the stage's own checks name its keys solver.KEY: here they sit one level down
+        raise CsgmError(re.sub(r"\bsolver\.(?!first_stage\.)", "solver.first_stage.", str(exc))) from None
 
 
 class ILOSolver(CSGMSolver):
