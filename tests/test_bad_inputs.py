@@ -124,6 +124,8 @@ SOLVER_CASES = [  # solvers whose options differ from CSGM's (no TINY_RECOVER so
         "solver.first_stage.geodesic=0.5 corrects Gauss-Newton steps, which solver.first_stage.secant=true does not take",
     ),
     (["solver=ilo_qn", "+solver.restarts=3"], "solver.restarts=3 sets the Adam first stage, which solver.first_stage"),
+    (["solver=pgd_qn", "+solver.inner_iterations=5"], "solver.inner_iterations=5 sets the Adam projection"),
+    (["solver=pgd_qn", "solver.projection.tol=-1"], "solver.projection.tol=-1 must be >= 0"),
     (["solver=biht", "operator=one_bit", "solver.sparsity=0"], "solver.sparsity=0 must be an integer >= 1"),
     (
         ["solver=biht", "operator=one_bit", "solver.sparsity=1000"],

@@ -126,8 +126,14 @@ class Solver:
     def shrunk_options(cls, options: dict[str, Any], scale: float) -> dict[str, Any]:
         """The options of a smoke test (``debug=quick``): each of ``work_options`` (given or its default) times
         ``scale``, rounded, and at least its least value."""
+        return cls.shrunk_work(options, scale, cls.work_options)
+
+    @classmethod
+    def shrunk_work(cls, options: dict[str, Any], scale: float, work_options: dict[str, int]) -> dict[str, Any]:
+        """``options`` with each of ``work_options`` (given or its default) times ``scale``, rounded, and at least
+        its least value."""
         shrunk = dict(options)
-        for key, least in cls.work_options.items():
+        for key, least in work_options.items():
             value = options.get(key, default_of(cls, key))
             if isinstance(value, int) and not isinstance(value, bool):
                 shrunk[key] = max(least, round(value * scale))

@@ -130,6 +130,14 @@ class GaussNewtonSolver(Solver):
             z0, image_of_row, restart_of_row = self.starts(y, measurement, generator, image_ids, seed)
             return self._optimise(z0, image_of_row, restart_of_row, y, measurement, generator)
 
+    def refine(
+        self, z0: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel, generator: Generator
+    ) -> SolverOutput:
+        """The search from given starts ``z0`` (B, k), one per image (e.g. a warm start), instead of the bank's."""
+        rows = torch.arange(len(z0), device=z0.device)
+        with flush_denormals(self.flush_denormals):
+            return self._optimise(z0, rows, torch.zeros_like(rows), y, self.accepted(measurement), generator)
+
     def starts(
         self, y: torch.Tensor, measurement: MeasurementModel, generator: Generator, image_ids: Sequence[int], seed: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

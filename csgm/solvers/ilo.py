@@ -16,21 +16,19 @@ options (``lr``, ``iterations``, ``restarts``, ...) then have no use and may not
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any, Mapping, Sequence
 
 import torch
 
-from csgm.errors import CsgmError, check_range
+from csgm.errors import check_range
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import Operator
-from csgm.options import instantiate
 from csgm.solvers.base import Solver, SolverOutput
 from csgm.solvers.csgm import CSGMSolver
-from csgm.solvers.gauss_newton import GaussNewtonSolver
 from csgm.solvers.latent_optim import LatentOptimizer
 from csgm.solvers.proximal import check_positive_lambda, require_resolved
+from csgm.solvers.stages import second_order_stage, shrunk_with_stage
 
 __all__ = ["ILOSolver", "project_l1_ball"]
 
@@ -46,23 +44,6 @@ def project_l1_ball(v: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
     threshold = (cumulative.gather(1, support - 1) - radius) / support.to(v.dtype)
     projected = torch.sign(v) * (v.abs() - threshold).clamp_min(0)
     return torch.where(inside, v, projected)
-
-
-def _second_order_stage(options: Mapping[str, Any], csgm_options: Mapping[str, Any]) -> GaussNewtonSolver:
-    """The second-order first stage of ``first_stage`` options; the Adam options it replaces may not be given."""
-    unused = sorted(k for k in csgm_options if k != "label")
-    if unused:
-        raise CsgmError(
-            f"solver.{unused[0]}={csgm_options[unused[0]]!r} sets the Adam first stage, which solver.first_stage "
-            "replaces; drop it (solver=ilo_qn is ILO with a second-order first stage and no Adam options)"
-        )
-    name = options.get("name", GaussNewtonSolver.name)
-    if name != GaussNewtonSolver.name:
-        raise CsgmError(f"solver.first_stage.name={name!r} must be {GaussNewtonSolver.name!r} (second-order steps)")
-    try:
-        return instantiate("solver.first_stage.", GaussNewtonSolver, {k: v for k, v in options.items() if k != "name"})
-    except CsgmError as exc:  # the stage's own checks name its keys solver.KEY: here they sit one level down
-        raise CsgmError(re.sub(r"\bsolver\.(?!first_stage\.)", "solver.first_stage.", str(exc))) from None
 
 
 class ILOSolver(CSGMSolver):
@@ -84,7 +65,12 @@ class ILOSolver(CSGMSolver):
         **csgm_options,
     ) -> None:
         super().__init__(**{k: v for k, v in csgm_options.items() if k == "label" or not first_stage})
-        self.first_stage = _second_order_stage(first_stage, csgm_options) if first_stage else None
+        adam_options = {k: v for k, v in csgm_options.items() if k != "label"}
+        self.first_stage = (
+            second_order_stage("first_stage", first_stage, adam_options, "the Adam first stage", "ilo_qn")
+            if first_stage
+            else None
+        )
         check_range("solver.layer", layer, 1)
         check_range("solver.layer_iterations", layer_iterations, 1)
         check_range("solver.layer_lr", layer_lr, 0, low_open=True)
@@ -98,9 +84,7 @@ class ILOSolver(CSGMSolver):
         unused Adam options."""
         if not options.get("first_stage"):
             return super().shrunk_options(options, scale)
-        shrunk = {**options, "first_stage": GaussNewtonSolver.shrunk_options(dict(options["first_stage"]), scale)}
-        shrunk["layer_iterations"] = max(1, round(options.get("layer_iterations", 300) * scale))
-        return shrunk
+        return shrunk_with_stage(cls, options, scale, "first_stage", CSGMSolver.work_options)
 
     def search_copy(self, halving_every: int) -> Solver:
         """The validation search's solver: a second-order first stage has no restarts to halve."""

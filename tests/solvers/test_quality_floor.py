@@ -156,9 +156,12 @@ def case(option: str):
         generator, model, y, matrix = gaussian_problem(m=14)
         answer = layer_least_squares(generator, matrix, y)
         return capped(option, radius=1e4, layer_lr=0.05), model, y, generator, answer, 2e-3
-    if name == "pgd":
+    if name == "pgd":  # its fixed point is the least-squares fit in range(G) when the projection has no prior term
         generator, model, y, matrix = gaussian_problem()
-        return capped(option, step=1.0), model, y, generator, map_estimate(generator, matrix, y, 0.0), 3e-3
+        run = capped(option, step=1.0)
+        if "projection" in run:
+            run["projection"] = {**run["projection"], "lambda_z": 0.0}
+        return run, model, y, generator, map_estimate(generator, matrix, y, 0.0), 3e-3
     if name == "langevin":
         generator, model, y, matrix = gaussian_problem(std=0.05)
         run = capped(option, initial_temperature=1.0, thin=2)
