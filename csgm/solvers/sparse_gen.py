@@ -11,15 +11,22 @@ drops the G(z) term (x = nu, a Lasso with lambda_nu / 2); ``tune_generator: true
 search choose it per m together with lambda_nu. The validation search runs every lambda_nu in one batch:
 each (candidate, image, restart) is a row, and the last column of the deviation state holds the row's
 lambda_nu, so rows that the optimiser drops (diverged restarts) keep their own penalty.
+
+``first_stage`` (the options of ``csgm.solvers.gauss_newton``; conf/solver/sparse_gen_qn.yaml) replaces the joint
+Adam search by block-coordinate descent on the same objective: z by the second-order latent search (nu = 0), then
+``rounds`` times c by FISTA with z fixed and z by second-order steps from its last value with nu fixed (the target
+y - A nu), then the FISTA polish. Each block step lowers the objective (the latent steps keep only steps that lower
+it; FISTA minimises over c); ``rounds: 0`` is the latent search and the polish alone. The Adam options then have
+no use and may not be given.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
-from csgm.errors import CsgmError, check_flag
+from csgm.errors import CsgmError, check_flag, check_range
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import LinearOperator, Operator
@@ -27,6 +34,7 @@ from csgm.solvers.base import SolverOutput
 from csgm.solvers.csgm import CSGMSolver
 from csgm.solvers.lasso import fista
 from csgm.solvers.proximal import BasisCache, check_positive_lambda, require_resolved, soft_threshold
+from csgm.solvers.stages import second_order_stage, shrunk_with_stage
 
 __all__ = ["SparseGenSolver"]
 
@@ -50,11 +58,21 @@ class SparseGenSolver(CSGMSolver):
         lambda_grid: Sequence[float] = (),
         use_generator: bool = True,
         tune_generator: bool = False,
+        first_stage: Mapping[str, Any] | None = None,
+        rounds: int = 0,
         **csgm_options,
     ) -> None:
-        super().__init__(**csgm_options)
+        super().__init__(**{k: v for k, v in csgm_options.items() if k == "label" or not first_stage})
+        adam_options = {k: v for k, v in csgm_options.items() if k != "label"}
+        self.first_stage = (
+            second_order_stage("first_stage", first_stage, adam_options, "the Adam latent search", "sparse_gen_qn")
+            if first_stage
+            else None
+        )
         if self.l1_weight:
             raise CsgmError("sparse_gen uses the squared measurement loss only; set solver.l1_weight=0")
+        check_range("solver.rounds", rounds, 0)
+        self.rounds = int(rounds)
         self.lambda_nu = check_positive_lambda("lambda_nu", lambda_nu)
         self.bases = BasisCache(basis, wavelet, levels)
         self.polish_iterations = int(polish_iterations)
@@ -63,6 +81,18 @@ class SparseGenSolver(CSGMSolver):
         self.tune_generator = check_flag("solver.tune_generator", tune_generator)
         self._operator: LinearOperator | None = None
         self._image_lambdas: torch.Tensor | None = None  # per-image lambda_nu of a batched candidate search
+
+    @classmethod
+    def shrunk_options(cls, options: dict[str, Any], scale: float) -> dict[str, Any]:
+        """A smoke test's options: with a second-order ``first_stage``, that stage's work shrinks instead of the
+        unused Adam options."""
+        if not options.get("first_stage"):
+            return super().shrunk_options(options, scale)
+        return shrunk_with_stage(cls, options, scale, "first_stage", CSGMSolver.work_options)
+
+    def search_copy(self, halving_every: int) -> CSGMSolver:
+        """The validation search's solver: a second-order first stage has no restarts to halve."""
+        return self if self.first_stage else super().search_copy(halving_every)
 
     def label_tags(self) -> list[str]:
         """The sparsity basis where it is not the default one (``dct``, ``wavelet``)."""
@@ -95,7 +125,12 @@ class SparseGenSolver(CSGMSolver):
             solver._image_lambdas = torch.tensor(
                 [candidates[i]["lambda_nu"] for i in group], dtype=y.dtype, device=y.device
             ).repeat_interleave(len(y))
-            out = solver.solve(y.repeat(len(group), 1), measurement, list(image_ids) * len(group), generator, seed)
+            if on and self.first_stage is not None:  # one latent search serves every lambda_nu
+                squared = MeasurementModel(self.accepted(measurement).operator)
+                out = solver.second_order_solve(y, squared, image_ids, generator, seed, copies=len(group))
+            else:
+                repeated = list(image_ids) * len(group)
+                out = solver.solve(y.repeat(len(group), 1), measurement, repeated, generator, seed)
             estimates.update(zip(group, out.x_hat.split(len(y))))
         return [estimates[i] for i in range(len(candidates))]
 
@@ -115,6 +150,8 @@ class SparseGenSolver(CSGMSolver):
         seed: int = 0,
     ) -> SolverOutput:
         measurement = MeasurementModel(self.accepted(measurement).operator)  # the squared loss, whatever the noise
+        if self.use_generator and self.first_stage is not None:
+            return self.second_order_solve(y, measurement, image_ids, self.require_generator(generator), seed)
         if self.use_generator:
             return super().solve(y, measurement, image_ids, generator, seed)
         nu, iterations, converged = self.sparse_fit(y, measurement.operator)
@@ -125,6 +162,48 @@ class SparseGenSolver(CSGMSolver):
             iterations=iterations.cpu(),
             dropped_restarts=torch.zeros(len(y), dtype=torch.long),
             converged=converged.cpu(),
+        )
+
+    def second_order_solve(
+        self,
+        y: torch.Tensor,
+        measurement: MeasurementModel,
+        image_ids: Sequence[int],
+        generator: Generator,
+        seed: int,
+        copies: int = 1,
+    ) -> SolverOutput:
+        """z by the second-order ``first_stage`` (nu = 0), ``rounds`` of (c by FISTA with z fixed, z by second-order
+        steps with nu fixed), then the FISTA polish, for ``copies`` copies of the batch (one per lambda_nu of a
+        candidate search: the first latent search is run once); the work of every stage summed."""
+        operator = measurement.operator
+        first = self.first_stage.solve(y, measurement, image_ids, generator, seed)
+        y = y.repeat(copies, 1)
+        z, converged = first.z.repeat(copies, 1), first.converged.repeat(copies)
+        forwards = first.generator_evaluations.repeat(copies) + 1  # and G(z) of the polish
+        jvps, vjps = first.jvps.repeat(copies), first.vjps.repeat(copies)
+        for _ in range(self.rounds):
+            with torch.no_grad():
+                nu, _, _ = self.sparse_fit(y - operator(generator(z)), operator)
+                target = y - operator(nu)
+            out = self.first_stage.refine(z, target, measurement, generator)
+            z, converged = out.z, out.converged
+            forwards, jvps, vjps = forwards + out.generator_evaluations + 1, jvps + out.jvps, vjps + out.vjps
+        with torch.no_grad():
+            range_part = generator(z)
+            nu, _, polished = self.sparse_fit(y - operator(range_part), operator)
+            x_hat = (range_part + nu).clamp(0, 1)
+        return SolverOutput(
+            x_hat=x_hat,
+            measurement_loss=measurement.loss(x_hat, y),
+            iterations=first.iterations.repeat(copies),
+            dropped_restarts=first.dropped_restarts.repeat(copies),
+            z=z,
+            converged=converged & polished.cpu(),
+            all_restarts_diverged=first.all_restarts_diverged.repeat(copies),
+            generator_evaluations=forwards,
+            jvps=jvps,
+            vjps=vjps,
         )
 
     @torch.no_grad()

@@ -182,7 +182,10 @@ def case(option: str):
         z = torch.randn(2, 3, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
         x = generator(z) + deviation
         model = MeasurementModel(build_operator({"name": "gaussian"}, SPARSE, seed=2, m=48).double())
-        return capped(option, lambda_nu=1.0), model, model.measure(x, IDS), generator, x, 0.03
+        run = capped(option, lambda_nu=1.0)
+        if "first_stage" in run:  # the answer minimises the joint objective: block-coordinate rounds reach it
+            run["rounds"] = 4
+        return run, model, model.measure(x, IDS), generator, x, 0.03
     if name == "biht":
         x = sparse_signal("dct", {}, count=2)
         model = MeasurementModel(build_operator({"name": "one_bit"}, SPARSE, seed=2, m=512).double())

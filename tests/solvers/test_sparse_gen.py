@@ -114,3 +114,23 @@ def test_batched_candidate_search_equals_one_run_per_candidate(vae_checkpoint):
     for one, other in zip(batched, alone):
         torch.testing.assert_close(one, other, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(batched[0], batched[2], atol=1e-3)  # the candidates differ: the penalty reached each row
+
+
+def test_a_second_order_first_stage_serves_every_candidate_as_if_it_ran_alone(vae_checkpoint):
+    """sparse_gen_qn's candidate search runs the latent search once for every lambda_nu: each candidate's estimate
+    and work equal its own run's (in float64: FISTA stopped before convergence amplifies rounding); the Adam
+    options it replaces are refused."""
+    G, _ = load_generator(vae_checkpoint)
+    G = G.double()
+    A = build_operator({"name": "gaussian"}, G.image_shape, seed=0, m=200).double()
+    x = torch.rand(2, *G.image_shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    stage = {"name": "gauss_newton", "iterations": 10, "restarts": 2, "secant": True, "geodesic": 0.0}
+    solver = build_solver({"name": "sparse_gen", "lambda_nu": "auto", "first_stage": stage, "rounds": 1})
+    candidates = [{"lambda_nu": 1.0, "use_generator": True}, {"lambda_nu": 100.0, "use_generator": True}]
+    batched = solver.solve_candidates(candidates, A(x), A, [0, 1], G, seed=3)
+    for candidate, estimate in zip(candidates, batched):
+        alone = solver.with_options(**candidate).solve(A(x), A, [0, 1], G, seed=3)
+        torch.testing.assert_close(estimate, alone.x_hat, atol=1e-5, rtol=0)
+        assert bool((alone.jvps > 0).all()) and bool((alone.vjps > 0).all())
+    with pytest.raises(CsgmError, match=r"solver.lr=0.1 sets the Adam latent search, which solver.first_stage"):
+        build_solver({"name": "sparse_gen", "first_stage": stage, "lr": 0.1})
