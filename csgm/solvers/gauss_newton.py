@@ -128,15 +128,25 @@ class GaussNewtonSolver(Solver):
         measurement = self.accepted(measurement)
         with flush_denormals(self.flush_denormals):
             z0, image_of_row, restart_of_row = self.starts(y, measurement, generator, image_ids, seed)
-            return self._optimise(z0, image_of_row, restart_of_row, y, measurement, generator)
+            return self._optimise(z0, image_of_row, restart_of_row, y, measurement, generator)[0]
 
     def refine(
-        self, z0: torch.Tensor, y: torch.Tensor, measurement: MeasurementModel, generator: Generator
-    ) -> SolverOutput:
-        """The search from given starts ``z0`` (B, k), one per image (e.g. a warm start), instead of the bank's."""
+        self,
+        z0: torch.Tensor,
+        y: torch.Tensor,
+        measurement: MeasurementModel,
+        generator: Generator,
+        model_hessian: torch.Tensor | None = None,
+    ) -> tuple[SolverOutput, torch.Tensor | None]:
+        """The search from given starts ``z0`` (B, k), one per image (e.g. a warm start), instead of the bank's.
+        With ``secant``, a ``model_hessian`` (B, k, k) from an earlier search is the first model Hessian instead of
+        a Jacobian's (one VJP instead of k JVPs). Returns the output and every row's last model Hessian (None
+        without ``secant``)."""
         rows = torch.arange(len(z0), device=z0.device)
         with flush_denormals(self.flush_denormals):
-            return self._optimise(z0, rows, torch.zeros_like(rows), y, self.accepted(measurement), generator)
+            return self._optimise(
+                z0, rows, torch.zeros_like(rows), y, self.accepted(measurement), generator, model_hessian
+            )
 
     def starts(
         self, y: torch.Tensor, measurement: MeasurementModel, generator: Generator, image_ids: Sequence[int], seed: int
@@ -193,24 +203,35 @@ class GaussNewtonSolver(Solver):
         y: torch.Tensor,
         measurement: MeasurementModel,
         generator: Generator,
-    ) -> SolverOutput:
+        model_hessian: torch.Tensor | None = None,
+    ) -> tuple[SolverOutput, torch.Tensor | None]:
         rows_total, k = z0.shape
         y_rows = y[image_of_row]
         predict = self._predict(measurement, generator)
         z = z0.clone()
-        with torch.no_grad():
-            prediction, jac = self.jacobian(z, predict)
-        objective, data, gradient, weights = self.terms(z, prediction, y_rows, measurement)
+        warm = self.secant and model_hessian is not None
         long = dict(dtype=torch.long, device=z.device)
-        forwards, jvps = torch.ones(rows_total, **long), torch.full((rows_total,), k, **long)
-        vjps, iterations = torch.zeros(rows_total, **long), torch.zeros(rows_total, **long)
+        forwards, iterations = torch.ones(rows_total, **long), torch.zeros(rows_total, **long)
+        if warm:  # the carried model Hessian; the gradient from one VJP
+            with torch.enable_grad():
+                leaf = z.detach().requires_grad_(True)
+                primal = predict(leaf)
+            objective, data, gradient, weights = self.terms(z, primal.detach(), y_rows, measurement)
+            model_gradient = self.pulled_gradient(primal, leaf, gradient, objective)
+            prediction, jac, model_hessian = primal.detach(), None, model_hessian.double().clone()
+            finite = torch.isfinite(objective) & torch.isfinite(model_gradient).all(1)
+        else:
+            with torch.no_grad():
+                prediction, jac = self.jacobian(z, predict)
+            objective, data, gradient, weights = self.terms(z, prediction, y_rows, measurement)
+            finite = torch.isfinite(objective) & torch.isfinite(jac).flatten(1).all(1)
+        jvps, vjps = torch.full((rows_total,), 0 if warm else k, **long), torch.full((rows_total,), int(warm), **long)
         mu = torch.full((rows_total,), self.damping, dtype=torch.float64, device=z.device)
         growth = torch.full_like(mu, 2.0)
         converged = torch.zeros(rows_total, dtype=torch.bool, device=z.device)
-        finite = torch.isfinite(objective) & torch.isfinite(jac).flatten(1).all(1)
         active = finite.nonzero().flatten()
         identity = torch.eye(k, dtype=torch.float64, device=z.device)
-        if self.secant:  # the model Hessian and the gradient, per row, carried from step to step
+        if self.secant and not warm:  # the model Hessian and the gradient, per row, carried from step to step
             model_hessian = self.gauss_newton_hessian(jac.double(), weights.double())
             model_gradient = self.gradient(jac.double(), gradient.double(), z)
         for iteration in range(self.iterations):
@@ -278,7 +299,7 @@ class GaussNewtonSolver(Solver):
                     prediction[renew], jac[renew] = self.jacobian(z[renew], predict)
                 forwards[renew] += 1
                 jvps[renew] += k
-        return self.kept(
+        out = self.kept(
             z,
             data,
             finite,
@@ -293,6 +314,17 @@ class GaussNewtonSolver(Solver):
             measurement,
             generator,
         )
+        return out, model_hessian if self.secant else None
+
+    def pulled_gradient(
+        self, prediction: torch.Tensor, z: torch.Tensor, data_gradient: torch.Tensor, objective: torch.Tensor
+    ) -> torch.Tensor:
+        """(rows, k) float64 gradient of the objective at z by one VJP through ``prediction`` (built from the leaf
+        z with grad): J^T e + 2 lambda z, e taken as 0 in rows whose objective or e is not finite."""
+        finite = torch.isfinite(objective) & torch.isfinite(data_gradient).all(1)
+        cotangent = torch.where(finite[:, None], data_gradient, torch.zeros_like(data_gradient))
+        (pulled,) = torch.autograd.grad(prediction, z, cotangent)
+        return pulled.double() + 2 * self.lambda_z * z.detach().double()
 
     def gradient(self, jac: torch.Tensor, data_gradient: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """(rows, k) gradient of the objective, J^T e + 2 lambda z, in the dtype of ``jac``."""
@@ -318,9 +350,7 @@ class GaussNewtonSolver(Solver):
         BFGS update of the ``active`` rows of ``hessian`` from the secant pair (s, g(z + s) - g(z)), taken at
         accepted and rejected trial points alike (where the trial objective is finite)."""
         finite = torch.isfinite(objective_trial) & torch.isfinite(data_gradient).all(1)
-        cotangent = torch.where(finite[:, None], data_gradient, torch.zeros_like(data_gradient))
-        (pulled,) = torch.autograd.grad(prediction_trial, z_trial, cotangent)
-        trial_gradient = pulled.double() + 2 * self.lambda_z * z_trial.detach().double()
+        trial_gradient = self.pulled_gradient(prediction_trial, z_trial, data_gradient, objective_trial)
         s = (z_trial.detach() - z).double()
         change = trial_gradient - gradient[active]
         b = hessian[active]

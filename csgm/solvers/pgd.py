@@ -10,7 +10,9 @@ term, so iterating never makes it worse than the first projection (``start_loss`
 
 ``projection`` (the options of ``csgm.solvers.gauss_newton``; conf/solver/pgd_qn.yaml) makes each projection a
 second-order search on ||G(z) - v||^2 + lambda_z ||z||^2 from the same warm start instead of the Adam steps; the
-Adam options (``inner_iterations``, ``inner_lr``) then have no use and may not be given.
+Adam options (``inner_iterations``, ``inner_lr``) then have no use and may not be given. With secant steps a
+projection may start from the previous projection's model Hessian instead of a fresh Jacobian (k forward-mode
+products): ``jacobian_every`` n forms one every n-th projection (1: every projection; 0: the first only).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from csgm.errors import check_range
+from csgm.errors import CsgmError, check_range
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import IdentityOperator, Operator
@@ -52,6 +54,7 @@ class PGDSolver(Solver):
         inner_iterations: int | None = None,
         inner_lr: float | None = None,
         projection: Mapping[str, Any] | None = None,
+        jacobian_every: int = 1,
         label: str | None = None,
     ) -> None:
         adam = {k: v for k, v in (("inner_iterations", inner_iterations), ("inner_lr", inner_lr)) if v is not None}
@@ -63,7 +66,13 @@ class PGDSolver(Solver):
             check_range(f"solver.{key}", value, 0, low_open=True)
         self.step = check_positive_lambda("step", step)
         self.step_grid = [check_positive_lambda("step_grid", float(v)) for v in step_grid]
-        self.iterations = int(iterations)
+        check_range("solver.jacobian_every", jacobian_every, 0)
+        if jacobian_every != 1 and not self.projection:
+            raise CsgmError(
+                f"solver.jacobian_every={jacobian_every} sets the second-order projection's Jacobians, and this PGD "
+                "projects by Adam steps; drop it or use solver=pgd_qn"
+            )
+        self.iterations, self.jacobian_every = int(iterations), int(jacobian_every)
         self.inner_iterations, self.inner_lr = int(adam["inner_iterations"]), float(adam["inner_lr"])
         self.label = label or self.name
 
@@ -76,18 +85,25 @@ class PGDSolver(Solver):
         return super().shrunk_options({"inner_iterations": ADAM_PROJECTION["inner_iterations"], **options}, scale)
 
     def project(
-        self, v: torch.Tensor, z: torch.Tensor | None, generator: Generator, image_ids: Sequence[int], seed: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self,
+        v: torch.Tensor,
+        z: torch.Tensor | None,
+        generator: Generator,
+        image_ids: Sequence[int],
+        seed: int,
+        hessian: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(z near argmin ||G(z) - v||^2 from the warm start z, its work per image: (forwards, JVPs, VJPs) as a
-        (3, B) tensor): the second-order ``projection`` (z None: from its start bank's screened latents for v) or
-        ``inner_iterations`` Adam steps (z updated in place)."""
+        (3, B) tensor, the secant model Hessian to carry to the next projection or None): the second-order
+        ``projection`` (z None: from its start bank's screened latents for v; ``hessian``: its first model Hessian
+        instead of a Jacobian's) or ``inner_iterations`` Adam steps (z updated in place)."""
         if self.projection is not None:
             model = MeasurementModel(IdentityOperator(v.shape[1:]))
             if z is None:
-                out = self.projection.solve(v.flatten(1), model, image_ids, generator, seed)
+                out, hessian = self.projection.solve(v.flatten(1), model, image_ids, generator, seed), None
             else:
-                out = self.projection.refine(z, v.flatten(1), model, generator)
-            return out.z, torch.stack([out.generator_evaluations, out.jvps, out.vjps])
+                out, hessian = self.projection.refine(z, v.flatten(1), model, generator, hessian)
+            return out.z, torch.stack([out.generator_evaluations, out.jvps, out.vjps]), hessian
         optimizer = LatentOptimizer("adam", z)
         for _ in range(self.inner_iterations):
             with torch.enable_grad():
@@ -95,7 +111,7 @@ class PGDSolver(Solver):
                 (grad,) = torch.autograd.grad((generator(leaf) - v).pow(2).sum(), leaf)
             optimizer.step(z, None, grad, self.inner_lr)
         steps = self.inner_iterations
-        return z, torch.tensor([steps, 0, steps], dtype=torch.long)[:, None].expand(3, len(z))
+        return z, torch.tensor([steps, 0, steps], dtype=torch.long)[:, None].expand(3, len(z)), None
 
     @torch.no_grad()
     def solve(
@@ -117,9 +133,11 @@ class PGDSolver(Solver):
         best_x, best_z, first_loss = x, None, None
         best_loss = torch.full((len(y),), torch.inf, dtype=y.dtype, device=y.device)
         work = torch.zeros(3, len(y), dtype=torch.long)  # forwards, JVPs, VJPs per image
-        for _ in range(self.iterations):
+        hessian = None  # the secant model Hessian carried from projection to projection
+        for iteration in range(self.iterations):
             v = x + eta * operator.adjoint(target - operator(x))
-            z, projection_work = self.project(v, z, generator, image_ids, seed)
+            fresh = iteration % self.jacobian_every == 0 if self.jacobian_every else iteration == 0
+            z, projection_work, hessian = self.project(v, z, generator, image_ids, seed, None if fresh else hessian)
             work += projection_work
             x = generator(z)
             loss = measurement.loss(x.clamp(0, 1), y)

@@ -186,7 +186,7 @@ class SparseGenSolver(CSGMSolver):
             with torch.no_grad():
                 nu, _, _ = self.sparse_fit(y - operator(generator(z)), operator)
                 target = y - operator(nu)
-            out = self.first_stage.refine(z, target, measurement, generator)
+            out, _ = self.first_stage.refine(z, target, measurement, generator)
             z, converged = out.z, out.converged
             forwards, jvps, vjps = forwards + out.generator_evaluations + 1, jvps + out.jvps, vjps + out.vjps
         with torch.no_grad():
