@@ -126,6 +126,7 @@ SOLVER_CASES = [  # solvers whose options differ from CSGM's (no TINY_RECOVER so
     (["solver=ilo_qn", "+solver.restarts=3"], "solver.restarts=3 sets the Adam first stage, which solver.first_stage"),
     (["solver=pgd_qn", "+solver.inner_iterations=5"], "solver.inner_iterations=5 sets the Adam projection"),
     (["solver=pgd_qn", "solver.projection.tol=-1"], "solver.projection.tol=-1 must be >= 0"),
+    (["solver=pgd", "+solver.jacobian_every=0"], "solver.jacobian_every=0 sets the second-order projection's"),
     (["solver=biht", "operator=one_bit", "solver.sparsity=0"], "solver.sparsity=0 must be an integer >= 1"),
     (
         ["solver=biht", "operator=one_bit", "solver.sparsity=1000"],

@@ -24,11 +24,11 @@ from csgm.errors import check_range
 from csgm.generators import Generator
 from csgm.measurement import MeasurementModel, as_measurement
 from csgm.operators import Operator
-from csgm.solvers.base import Solver, SolverOutput
+from csgm.solvers.base import SolverOutput
 from csgm.solvers.csgm import CSGMSolver
 from csgm.solvers.latent_optim import LatentOptimizer
 from csgm.solvers.proximal import check_positive_lambda, require_resolved
-from csgm.solvers.stages import second_order_stage, shrunk_with_stage
+from csgm.solvers.stages import StagedCSGMSolver
 
 __all__ = ["ILOSolver", "project_l1_ball"]
 
@@ -46,10 +46,12 @@ def project_l1_ball(v: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
     return torch.where(inside, v, projected)
 
 
-class ILOSolver(CSGMSolver):
+class ILOSolver(StagedCSGMSolver):
     """CSGM, then a bounded search over one intermediate layer's activations."""
 
     name = "ilo"
+    replaced_search = "the Adam first stage"
+    staged_config = "ilo_qn"
     tunable = "radius"
     grid_option = "radius_grid"
     work_options = {**CSGMSolver.work_options, "layer_iterations": 1}
@@ -64,31 +66,13 @@ class ILOSolver(CSGMSolver):
         first_stage: Mapping[str, Any] | None = None,
         **csgm_options,
     ) -> None:
-        super().__init__(**{k: v for k, v in csgm_options.items() if k == "label" or not first_stage})
-        adam_options = {k: v for k, v in csgm_options.items() if k != "label"}
-        self.first_stage = (
-            second_order_stage("first_stage", first_stage, adam_options, "the Adam first stage", "ilo_qn")
-            if first_stage
-            else None
-        )
+        super().__init__(first_stage=first_stage, **csgm_options)
         check_range("solver.layer", layer, 1)
         check_range("solver.layer_iterations", layer_iterations, 1)
         check_range("solver.layer_lr", layer_lr, 0, low_open=True)
         self.layer, self.layer_iterations, self.layer_lr = int(layer), int(layer_iterations), float(layer_lr)
         self.radius = check_positive_lambda("radius", radius)
         self.radius_grid = [check_positive_lambda("radius_grid", float(v)) for v in radius_grid]
-
-    @classmethod
-    def shrunk_options(cls, options: dict[str, Any], scale: float) -> dict[str, Any]:
-        """A smoke test's options: with a second-order ``first_stage``, that stage's work shrinks instead of the
-        unused Adam options."""
-        if not options.get("first_stage"):
-            return super().shrunk_options(options, scale)
-        return shrunk_with_stage(cls, options, scale, "first_stage", CSGMSolver.work_options)
-
-    def search_copy(self, halving_every: int) -> Solver:
-        """The validation search's solver: a second-order first stage has no restarts to halve."""
-        return self if self.first_stage else super().search_copy(halving_every)
 
     def first_stage_solve(
         self,

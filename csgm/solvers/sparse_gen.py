@@ -34,15 +34,16 @@ from csgm.solvers.base import SolverOutput
 from csgm.solvers.csgm import CSGMSolver
 from csgm.solvers.lasso import fista
 from csgm.solvers.proximal import BasisCache, check_positive_lambda, require_resolved, soft_threshold
-from csgm.solvers.stages import second_order_stage, shrunk_with_stage
+from csgm.solvers.stages import StagedCSGMSolver
 
 __all__ = ["SparseGenSolver"]
 
 
-class SparseGenSolver(CSGMSolver):
+class SparseGenSolver(StagedCSGMSolver):
     """CSGM whose estimate may leave the range of G by a sparse deviation; keeps improving with m."""
 
     name = "sparse_gen"
+    staged_config = "sparse_gen_qn"
     work_options = {**CSGMSolver.work_options, "polish_iterations": 1}
     needs_linear_operator = True
     accepts_quantized = False  # the deviation's steps use A^T on the residual of the data term itself
@@ -62,13 +63,7 @@ class SparseGenSolver(CSGMSolver):
         rounds: int = 0,
         **csgm_options,
     ) -> None:
-        super().__init__(**{k: v for k, v in csgm_options.items() if k == "label" or not first_stage})
-        adam_options = {k: v for k, v in csgm_options.items() if k != "label"}
-        self.first_stage = (
-            second_order_stage("first_stage", first_stage, adam_options, "the Adam latent search", "sparse_gen_qn")
-            if first_stage
-            else None
-        )
+        super().__init__(first_stage=first_stage, **csgm_options)
         if self.l1_weight:
             raise CsgmError("sparse_gen uses the squared measurement loss only; set solver.l1_weight=0")
         check_range("solver.rounds", rounds, 0)
@@ -81,18 +76,6 @@ class SparseGenSolver(CSGMSolver):
         self.tune_generator = check_flag("solver.tune_generator", tune_generator)
         self._operator: LinearOperator | None = None
         self._image_lambdas: torch.Tensor | None = None  # per-image lambda_nu of a batched candidate search
-
-    @classmethod
-    def shrunk_options(cls, options: dict[str, Any], scale: float) -> dict[str, Any]:
-        """A smoke test's options: with a second-order ``first_stage``, that stage's work shrinks instead of the
-        unused Adam options."""
-        if not options.get("first_stage"):
-            return super().shrunk_options(options, scale)
-        return shrunk_with_stage(cls, options, scale, "first_stage", CSGMSolver.work_options)
-
-    def search_copy(self, halving_every: int) -> CSGMSolver:
-        """The validation search's solver: a second-order first stage has no restarts to halve."""
-        return self if self.first_stage else super().search_copy(halving_every)
 
     def label_tags(self) -> list[str]:
         """The sparsity basis where it is not the default one (``dct``, ``wavelet``)."""
