@@ -36,11 +36,8 @@ def resume_run_dir(resume: str | None, fresh: str) -> str:
     A ``resume`` that names no run fails here, before Hydra makes the folder or opens its log file in it."""
     if resume is None or str(resume) == "":
         return fresh
-    resume_checkpoint(str(resume))
-    path = Path(str(resume)).expanduser()
-    if path.suffix == ".ckpt":
-        return str(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
-    return str(path)
+    folder = resume_checkpoint(str(resume)).parent
+    return str(folder.parent if folder.name == "checkpoints" else folder)
 
 
 def _hydra_subdir(resume: str | None, time: str) -> str:

@@ -12,7 +12,8 @@ term, so iterating never makes it worse than the first projection (``start_loss`
 second-order search on ||G(z) - v||^2 + lambda_z ||z||^2 from the same warm start instead of the Adam steps; the
 Adam options (``inner_iterations``, ``inner_lr``) then have no use and may not be given. With secant steps a
 projection may start from the previous projection's model Hessian instead of a fresh Jacobian (k forward-mode
-products): ``jacobian_every`` n forms one every n-th projection (1: every projection; 0: the first only).
+products): ``jacobian_every`` n forms one every n-th projection (1: every projection; 0: only where no model
+Hessian is at hand, the first projection and, after a start-bank start, the second).
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ class SparseGenSolver(StagedCSGMSolver):
                 [candidates[i]["lambda_nu"] for i in group], dtype=y.dtype, device=y.device
             ).repeat_interleave(len(y))
             if on and self.first_stage is not None:  # one latent search serves every lambda_nu
-                squared = MeasurementModel(self.accepted(measurement).operator)
+                squared = self.squared_loss(measurement)
                 out = solver.second_order_solve(y, squared, image_ids, generator, seed, copies=len(group))
             else:
                 repeated = list(image_ids) * len(group)
@@ -132,7 +132,7 @@ class SparseGenSolver(StagedCSGMSolver):
         generator: Generator | None = None,
         seed: int = 0,
     ) -> SolverOutput:
-        measurement = MeasurementModel(self.accepted(measurement).operator)  # the squared loss, whatever the noise
+        measurement = self.squared_loss(measurement)
         if self.use_generator and self.first_stage is not None:
             return self.second_order_solve(y, measurement, image_ids, self.require_generator(generator), seed)
         if self.use_generator:
@@ -146,6 +146,10 @@ class SparseGenSolver(StagedCSGMSolver):
             dropped_restarts=torch.zeros(len(y), dtype=torch.long),
             converged=converged.cpu(),
         )
+
+    def squared_loss(self, measurement: MeasurementModel | Operator) -> MeasurementModel:
+        """The accepted operator's noise-free model: Sparse-Gen's squared loss, whatever the noise."""
+        return MeasurementModel(self.accepted(measurement).operator)
 
     def second_order_solve(
         self,

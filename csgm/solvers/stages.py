@@ -1,6 +1,6 @@
 """Second-order stages inside other solvers: the options of ``csgm.solvers.gauss_newton`` nested under one key
-(ILO's ``first_stage``, PGD's ``projection``) in place of an Adam latent search, whose options may then not be
-given."""
+(ILO's and Sparse-Gen's ``first_stage``, PGD's ``projection``) in place of an Adam latent search, whose options
+may then not be given."""
 
 from __future__ import annotations
 
